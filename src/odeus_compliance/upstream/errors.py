@@ -73,3 +73,8 @@ class DownloadIncomplete(UpstreamError):
 class MalformedExport(UpstreamError):
     """The export file is not the CSV the contract describes (bad quoting, a cell that is not its type,
     a header without the columns every export starts with)."""
+
+
+class DownloadExpired(UpstreamForbidden):
+    """The storage host refused the signed download URL (it lives about 15 minutes): request the export
+    again for a fresh URL."""

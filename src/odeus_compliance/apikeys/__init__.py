@@ -1,0 +1,1 @@
+"""API keys for the HTTP API: issue, authenticate, revoke."""

@@ -1,0 +1,132 @@
+"""The app factory: ``create_app(settings)`` builds the whole Litestar app; there are no module globals.
+
+Engines and sessions live in the lifespan (created on start-up, disposed on shutdown), so each app (a test,
+a replica, the demo) owns its own. Logging is configured by the caller (``serve``), not here, so building an
+app in a test leaves the test runner's logging alone.
+
+To add a route: write it in ``<domain>/controllers.py`` with ``opt=requires_role(...)`` (or ``opt=public()``),
+add it to :data:`ROUTE_HANDLERS`, and add a row to the table in ``tests/integration/test_role_matrix.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.app import ExperimentalFeatures
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ControllerRouterHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from odeus_compliance import __version__
+from odeus_compliance.apikeys.controllers import whoami
+from odeus_compliance.apikeys.service import SessionAuthenticator
+from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.errors import exception_handlers
+from odeus_compliance.health.controllers import HealthController
+from odeus_compliance.policy.controllers import list_policies
+from odeus_compliance.request_log import install_request_log
+from odeus_compliance.security import (
+    AUTH_EXCLUDED_PATHS,
+    AUTH_STATE_KEY,
+    OPENAPI_PATH,
+    PUBLIC_OPT,
+    ApiKeyAuthenticationMiddleware,
+    ApiKeyPepper,
+    check_routes_declare_access,
+    role_guard,
+)
+from odeus_compliance.settings import Settings
+from odeus_compliance.state_keys import ENGINE_KEY, SESSIONS_KEY, SETTINGS_KEY
+
+__all__ = ["ROUTE_HANDLERS", "create_app", "provide_db_session"]
+
+ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = (HealthController, whoami, list_policies)
+"""Every controller and route of the service. Each must declare its roles (see ``security``)."""
+
+BEARER_SCHEME = "ApiKey"
+_DESCRIPTION = (
+    "Privacy-compliance reporting for the Odeus AI workspace. Authenticate with an API key "
+    "(`Authorization: Bearer oc_...`; issue one with `odeus-compliance apikey create`). Each key has one "
+    "role: officer, auditor or admin. Errors are RFC 9457 problem documents (`application/problem+json`)."
+)
+
+
+async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
+    """A session for one request, closed afterwards. Controllers pass it to service functions, which own the
+    transaction (commit or roll back); a controller never runs a query itself."""
+    async with state[SESSIONS_KEY]() as session:
+        yield session
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="odeus-compliance",
+        version=__version__,
+        description=_DESCRIPTION,
+        path=OPENAPI_PATH,
+        security=[{BEARER_SCHEME: []}],
+        components=Components(
+            security_schemes={
+                BEARER_SCHEME: SecurityScheme(
+                    type="http", scheme="bearer", description="An odeus-compliance API key (oc_<role>_...)."
+                )
+            }
+        ),
+    )
+
+
+def create_app(
+    settings: Settings, *, extra_route_handlers: Sequence[ControllerRouterHandler] = ()
+) -> Litestar:
+    """Build the app for ``settings``. Raises ``ConfigurationError`` without a master key or when a route
+    declares neither roles nor ``public`` (``extra_route_handlers`` lets tests add routes)."""
+    pepper = ApiKeyPepper.from_master_key(settings.require_master_key())
+
+    @asynccontextmanager
+    async def database(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine_for(settings)
+        sessions = session_factory(engine)
+        app.state[ENGINE_KEY] = engine
+        app.state[SESSIONS_KEY] = sessions
+        app.state[AUTH_STATE_KEY] = SessionAuthenticator(sessions=sessions, pepper=pepper)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    def provide_settings() -> Settings:
+        return settings
+
+    dependencies: dict[str, Any] = {
+        "settings": Provide(provide_settings, sync_to_thread=False, use_cache=True),
+        "db_session": Provide(provide_db_session),
+    }
+    app = Litestar(
+        route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
+        lifespan=[database],
+        middleware=[
+            DefineMiddleware(
+                ApiKeyAuthenticationMiddleware,
+                exclude=list(AUTH_EXCLUDED_PATHS),
+                exclude_from_auth_key=PUBLIC_OPT,
+            )
+        ],
+        guards=[role_guard],
+        dependencies=dependencies,
+        exception_handlers=exception_handlers(),
+        openapi_config=_openapi_config(),
+        state=State({SETTINGS_KEY: settings}),
+        logging_config=None,
+        debug=False,
+        experimental_features=list[ExperimentalFeatures](),
+    )
+    check_routes_declare_access(app)
+    install_request_log(app)
+    return app

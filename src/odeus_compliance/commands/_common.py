@@ -1,0 +1,66 @@
+"""Helpers shared by the CLI commands: settings with a clean error, async bodies, one-line failures.
+
+Every failure leaves as one line on stderr and exit code 1 (click itself uses 2 for bad usage); never a
+traceback, because a traceback can quote data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from odeus_compliance.db.engine import create_engine_for
+from odeus_compliance.db.migrate import schema_status
+from odeus_compliance.errors import OdeusComplianceError
+from odeus_compliance.settings import Settings, load_environment
+
+__all__ = ["ensure_schema_at_head", "load_settings", "run_async"]
+
+T = TypeVar("T")
+
+
+def load_settings(*, demo: bool = False) -> Settings:
+    """Settings from the environment and ``./.env``; a configuration problem becomes a one-line exit 1."""
+    try:
+        return Settings.from_env(load_environment(), demo=demo)
+    except OdeusComplianceError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion; known failures become one-line ``ClickException``s (exit 1)."""
+    try:
+        return asyncio.run(coro)
+    except click.ClickException:
+        raise
+    except OdeusComplianceError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (OperationalError, DBAPIError, OSError) as exc:
+        # driver messages can repeat statement parameters: name only the kind of failure
+        raise click.ClickException(
+            f"the database is not reachable or refused the operation ({type(exc).__name__})"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - the CLI's promise: no traceback, ever
+        raise click.ClickException(
+            f"unexpected failure ({type(exc).__name__}); run again with care"
+        ) from None
+
+
+async def ensure_schema_at_head(settings: Settings) -> None:
+    """Fail with a hint to run ``db upgrade`` unless the database schema is at the code's head revision."""
+    engine = create_engine_for(settings)
+    try:
+        status = await schema_status(engine)
+    finally:
+        await engine.dispose()
+    if not status.at_head:
+        current = status.current or "empty"
+        msg = (
+            f"the database schema is at revision {current}, this version needs {status.head}; "
+            "run 'odeus-compliance db upgrade' first"
+        )
+        raise click.ClickException(msg)

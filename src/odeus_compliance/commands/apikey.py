@@ -1,0 +1,104 @@
+"""``odeus-compliance apikey ...``: issue, list and revoke API keys for the HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+
+import click
+
+from odeus_compliance.apikeys.service import create_api_key, list_api_keys, revoke_api_key
+from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.security import ApiKeyPepper, Role
+from odeus_compliance.settings import Settings
+
+__all__ = ["apikey"]
+
+
+@click.group()
+def apikey() -> None:
+    """Manage API keys for the HTTP API (each key has one role: officer, auditor or admin)."""
+
+
+async def _create(settings: Settings, role: Role, name: str) -> tuple[str, str]:
+    await ensure_schema_at_head(settings)
+    pepper = ApiKeyPepper.from_master_key(settings.require_master_key())
+    engine = create_engine_for(settings)
+    try:
+        async with session_factory(engine)() as session:
+            record, plaintext = await create_api_key(session=session, pepper=pepper, name=name, role=role)
+            return str(record.id), plaintext
+    finally:
+        await engine.dispose()
+
+
+@apikey.command()
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice([r.value for r in Role]),
+    help="officer: request and download reports; auditor: review the audit log; "
+    "admin: keys, schedules, policies.",
+)
+@click.option(
+    "--name", required=True, help="Who or what the key is for (shown in key lists and audit records)."
+)
+def create(role: str, name: str) -> None:
+    """Issue a new API key and print it ONCE on stdout (its id and a warning go to stderr).
+
+    Only a keyed hash is stored: the key cannot be shown again. Use it as 'Authorization: Bearer <key>'.
+    """
+    if not name.strip() or len(name.strip()) > 200:
+        raise click.BadParameter("must be 1 to 200 characters", param_hint="--name")
+    settings = load_settings()
+    key_id, plaintext = run_async(_create(settings, Role(role), name))
+    click.echo(plaintext)
+    click.echo(f"key id: {key_id} (role {role})", err=True)
+    click.echo("warning: store this key now; it is not stored and will not be shown again", err=True)
+
+
+async def _list(settings: Settings) -> list[str]:
+    await ensure_schema_at_head(settings)
+    engine = create_engine_for(settings)
+    try:
+        async with session_factory(engine)() as session:
+            records = await list_api_keys(session=session)
+    finally:
+        await engine.dispose()
+    return [
+        "\t".join(
+            [
+                str(r.id),
+                r.role,
+                r.created_at.isoformat(timespec="seconds"),
+                f"revoked {r.revoked_at.isoformat(timespec='seconds')}" if r.revoked_at else "active",
+                r.name,
+            ]
+        )
+        for r in records
+    ]
+
+
+@apikey.command(name="list")
+def list_() -> None:
+    """List keys: id, role, created, status, name (tab-separated; never the keys themselves)."""
+    for line in run_async(_list(load_settings())):
+        click.echo(line)
+
+
+async def _revoke(settings: Settings, key_id: uuid.UUID) -> None:
+    await ensure_schema_at_head(settings)
+    engine = create_engine_for(settings)
+    try:
+        async with session_factory(engine)() as session:
+            await revoke_api_key(session=session, key_id=key_id)
+    finally:
+        await engine.dispose()
+
+
+@apikey.command()
+@click.argument("key_id", type=click.UUID)
+def revoke(key_id: uuid.UUID) -> None:
+    """Revoke the key with id KEY_ID (from 'apikey list'); it is refused from the next request on."""
+    run_async(_revoke(load_settings(), key_id))
+    click.echo(f"revoked {key_id}", err=True)

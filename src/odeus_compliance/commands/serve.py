@@ -1,0 +1,45 @@
+"""``odeus-compliance serve``: run the HTTP service from configuration."""
+
+from __future__ import annotations
+
+import click
+
+from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.errors import OdeusComplianceError
+from odeus_compliance.logging_setup import configure_logging
+
+__all__ = ["serve"]
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port to listen on."
+)
+def serve(host: str, port: int) -> None:
+    """Run the HTTP service (Litestar on uvicorn) from the environment's configuration.
+
+    Refuses to start without ODEUS_COMPLIANCE_MASTER_KEY (or ..._MASTER_KEY_FILE) and ODEUS_API_KEY, or when
+    the database schema is not current ('odeus-compliance db upgrade'). Logs are JSON lines on stderr.
+    """
+    import uvicorn  # noqa: PLC0415 - keep --help fast
+
+    from odeus_compliance.app import create_app  # noqa: PLC0415
+
+    settings = load_settings()
+    run_async(ensure_schema_at_head(settings))
+    configure_logging(settings.log_level)
+    try:
+        app = create_app(settings)
+    except OdeusComplianceError as exc:
+        raise click.ClickException(f"cannot build the app: {exc}") from None
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        lifespan="on",
+    )

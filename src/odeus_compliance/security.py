@@ -1,0 +1,210 @@
+"""API-key authentication, roles and the guard that enforces them.
+
+How a route declares who may call it (required: ``create_app`` refuses to build an app with a route that
+declares neither, so a new route cannot silently be open or silently be closed)::
+
+    @get("/api/v1/reports", opt=requires_role(Role.OFFICER, Role.AUDITOR))
+    @get("/health/live", opt=public())
+
+The authentication middleware answers 401 (problem+json) for a request without a valid key unless the route
+is public (``opt["public"]``) or the path is excluded (``/health/``, ``/schema``); :func:`role_guard`,
+installed once for the whole app, answers 403 for a role the route does not list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import hmac
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.routes import HTTPRoute
+
+from odeus_compliance.errors import ConfigurationError, NotAuthenticated, PermissionDenied
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+__all__ = [
+    "ALL_ROLES",
+    "AUTH_EXCLUDED_PATHS",
+    "AUTH_STATE_KEY",
+    "PUBLIC_OPT",
+    "ROLES_OPT",
+    "ApiKeyAuthenticationMiddleware",
+    "ApiKeyIdentity",
+    "ApiKeyPepper",
+    "Authenticator",
+    "Role",
+    "check_routes_declare_access",
+    "iter_http_routes",
+    "public",
+    "requires_role",
+    "role_guard",
+]
+
+PUBLIC_OPT: Final = "public"
+"""``opt`` key marking a route open to everyone (also skips authentication)."""
+ROLES_OPT: Final = "roles"
+"""``opt`` key listing the roles that may call a route."""
+AUTH_STATE_KEY: Final = "authenticator"
+"""``app.state`` key of the :class:`Authenticator` the lifespan installs."""
+AUTH_EXCLUDED_PATHS: Final = ("^/health/", "^/schema(?:/|$)")
+"""Paths that never need a key: probes and the OpenAPI document."""
+OPENAPI_PATH: Final = "/schema"
+_BEARER: Final = "bearer "
+_MAX_KEY_LENGTH: Final = 200
+
+
+class Role(enum.StrEnum):
+    """The one role an API key has."""
+
+    OFFICER = "officer"
+    """Compliance officer: requests and downloads reports."""
+    AUDITOR = "auditor"
+    """Auditor: reviews and verifies the audit log and the reports."""
+    ADMIN = "admin"
+    """Admin: manages keys, schedules and policies."""
+
+
+ALL_ROLES: Final = tuple(Role)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiKeyIdentity:
+    """Who is calling: the key's id, name and role (never the key itself). ``request.user`` holds it."""
+
+    key_id: str
+    name: str
+    role: Role
+
+
+class ApiKeyPepper:
+    """The HMAC key for API-key hashes, derived from the master key with HKDF (its own purpose label).
+
+    Deriving it keeps the master key itself out of this use; note that replacing the master key therefore
+    invalidates every API key (issue new ones after a master-key change).
+    """
+
+    __slots__ = ("_key",)
+    _INFO: Final = b"odeus-compliance/api-key-pepper/v1"
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def from_master_key(cls, master_key: bytes) -> ApiKeyPepper:
+        """Derive the pepper from the 32-byte master key."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=cls._INFO)
+        return cls(hkdf.derive(master_key))
+
+    def digest(self, presented: str) -> str:
+        """HMAC-SHA-256 of a presented key, as hex."""
+        return hmac.new(self._key, presented.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return "ApiKeyPepper('**********')"
+
+
+class Authenticator(Protocol):
+    """Resolves a presented key to an identity (``None``: unknown or revoked)."""
+
+    async def __call__(self, presented: str) -> ApiKeyIdentity | None:
+        """Look the key up."""
+        ...
+
+
+def requires_role(*roles: Role | str) -> dict[str, Any]:
+    """``opt`` for a route callable by ``roles`` only: ``@get(..., opt=requires_role(Role.AUDITOR))``."""
+    if not roles:
+        msg = "requires_role() needs at least one role"
+        raise ValueError(msg)
+    return {ROLES_OPT: tuple(Role(r) for r in roles)}
+
+
+def public() -> dict[str, Any]:
+    """``opt`` for a route without authentication (probes only; think twice)."""
+    return {PUBLIC_OPT: True}
+
+
+class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    """Reads ``Authorization: Bearer <key>`` and puts the key's :class:`ApiKeyIdentity` on the connection."""
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        """401 without a valid, unrevoked key; the key is never logged or echoed."""
+        header = connection.headers.get("authorization", "")
+        if not header[: len(_BEARER)].lower() == _BEARER:
+            raise NotAuthenticated("Send an API key as 'Authorization: Bearer <key>'.")
+        presented = header[len(_BEARER) :].strip()
+        if not presented or len(presented) > _MAX_KEY_LENGTH:
+            raise NotAuthenticated("The API key is not valid.")
+        authenticator: Authenticator = connection.app.state[AUTH_STATE_KEY]
+        identity = await authenticator(presented)
+        if identity is None:
+            raise NotAuthenticated("The API key is not valid.")
+        return AuthenticationResult(user=identity, auth=None)
+
+
+def role_guard(connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler) -> None:
+    """App-wide guard: public routes pass; others need an identity whose role the route lists."""
+    opt = route_handler.opt
+    if opt.get(PUBLIC_OPT) is True:
+        return
+    if _is_openapi(str(connection.scope.get("path_template", ""))) or _is_automatic_options(route_handler):
+        return
+    roles = opt.get(ROLES_OPT) or ()
+    user = connection.scope.get("user")
+    if not isinstance(user, ApiKeyIdentity):
+        raise NotAuthenticated("Send an API key as 'Authorization: Bearer <key>'.")
+    if user.role not in roles:
+        raise PermissionDenied(f"This needs the role {' or '.join(sorted(str(r) for r in roles))}.")
+
+
+def _is_openapi(path: str) -> bool:
+    """The OpenAPI document and its renderers are Litestar's routes, public by design."""
+    return path == OPENAPI_PATH or path.startswith(OPENAPI_PATH + "/")
+
+
+def _is_automatic_options(handler: BaseRouteHandler) -> bool:
+    """Litestar adds an ``OPTIONS`` handler to each path that answers 204 with an ``Allow`` header; it
+    reveals only the method list and carries no ``opt``, so it counts as public."""
+    fn = getattr(handler, "fn", None)
+    return getattr(fn, "__qualname__", "").startswith("HTTPRoute.create_options_handler")
+
+
+def iter_http_routes(app: Litestar) -> Iterator[tuple[str, str, HTTPRouteHandler]]:
+    """Every (method, path template, handler) of ``app``; the OpenAPI routes and Litestar's automatic
+    ``OPTIONS`` handlers are left out."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        if _is_openapi(route.path):
+            continue
+        for handler in route.route_handlers:
+            if _is_automatic_options(handler):
+                continue
+            for method in sorted(handler.http_methods):
+                yield method, route.path, handler
+
+
+def check_routes_declare_access(app: Litestar) -> None:
+    """Refuse an app with a route that declares neither ``public`` nor a non-empty ``roles``."""
+    for method, path, handler in iter_http_routes(app):
+        is_public = handler.opt.get(PUBLIC_OPT) is True
+        roles = handler.opt.get(ROLES_OPT) or ()
+        has_roles = bool(roles) and all(isinstance(r, Role) for r in roles)
+        if is_public == has_roles:
+            msg = (
+                f"route {method} {path} must declare exactly one of opt=requires_role(...) or opt=public() "
+                "(see odeus_compliance.security)"
+            )
+            raise ConfigurationError(msg)

@@ -1,0 +1,290 @@
+"""Typed, frozen settings read from the environment (and an optional ``.env``).
+
+Why frozen and passed around explicitly: the app factory, the CLI and the tests each build their own
+``Settings`` and hand it down; nothing reads ``os.environ`` after start-up and no module holds config.
+
+Closed by default: a missing or malformed secret outside the demo is refused with one line that names the
+variable and never repeats its value. Secret values are wrapped in :class:`Secret`, whose ``repr``/``str``
+show only asterisks, so a settings object can be logged or shown in a traceback without leaking anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Final, Generic, TypeVar
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from odeus_compliance.errors import ConfigurationError
+
+__all__ = [
+    "ENV_PREFIX",
+    "Secret",
+    "Settings",
+    "load_environment",
+    "shipped_dir",
+]
+
+T = TypeVar("T")
+
+ENV_PREFIX: Final = "ODEUS_COMPLIANCE_"
+MASTER_KEY_VAR: Final = "ODEUS_COMPLIANCE_MASTER_KEY"
+MASTER_KEY_FILE_VAR: Final = "ODEUS_COMPLIANCE_MASTER_KEY_FILE"
+MASTER_KEY_BYTES: Final = 32
+DEFAULT_BASE_URL: Final = "https://api.odeus.ai"
+LOG_LEVELS: Final = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+SQLITE_FILE_NAME: Final = "odeus-compliance.sqlite3"
+_GENERATE_HINT: Final = (
+    'generate one with: python -c "import os,base64;print(base64.b64encode(os.urandom(32)).decode())"'
+)
+
+
+class Secret(Generic[T]):
+    """A value that must not be shown: ``repr`` and ``str`` print asterisks; read it with :meth:`reveal`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+
+    def reveal(self) -> T:
+        """The wrapped value. Call it only where the secret is used, never to log or print it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        a, b = self._value, other._value
+        if isinstance(a, bytes | str) and isinstance(b, bytes | str) and type(a) is type(b):
+            return secrets.compare_digest(a, b)  # type: ignore[arg-type]
+        return bool(a == b)
+
+    def __hash__(self) -> int:
+        return hash((Secret, type(self._value)))
+
+
+def shipped_dir(name: str) -> Path:
+    """Where the shipped ``policies``/``report_templates`` folder is.
+
+    In a wheel, hatch's ``force-include`` puts them at ``odeus_compliance/_shipped/<name>``; in an editable
+    install (the source tree) they are the repository's top-level folders.
+    """
+    packaged = resources.files("odeus_compliance").joinpath("_shipped", name)
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / name
+
+
+def load_environment(
+    dotenv_path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The process environment overlaid on an optional ``.env`` file (real variables win).
+
+    The ``.env`` is read without touching ``os.environ``, so nothing else in the process sees its secrets.
+    """
+    from dotenv import dotenv_values  # noqa: PLC0415 - only the CLI needs it
+
+    path = Path(".env") if dotenv_path is None else dotenv_path
+    merged: dict[str, str] = {}
+    if path.is_file():
+        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def _decode_master_key(raw: str, variable: str) -> Secret[bytes]:
+    text = raw.strip()
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            key = base64.urlsafe_b64decode(text)
+        except (binascii.Error, ValueError):
+            raise ConfigurationError(f"{variable} is not valid base64; {_GENERATE_HINT}") from None
+    if len(key) != MASTER_KEY_BYTES:
+        raise ConfigurationError(
+            f"{variable} must decode to exactly {MASTER_KEY_BYTES} bytes (got {len(key)}); {_GENERATE_HINT}"
+        )
+    return Secret(key)
+
+
+def _read_master_key(env: Mapping[str, str], *, required: bool) -> Secret[bytes] | None:
+    value = env.get(MASTER_KEY_VAR, "")
+    file_name = env.get(MASTER_KEY_FILE_VAR, "")
+    if value and file_name:
+        raise ConfigurationError(f"set only one of {MASTER_KEY_VAR} and {MASTER_KEY_FILE_VAR}, not both")
+    if file_name:
+        try:
+            content = Path(file_name).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                f"{MASTER_KEY_FILE_VAR} names a file that cannot be read ({type(exc).__name__})"
+            ) from None
+        return _decode_master_key(content, MASTER_KEY_FILE_VAR)
+    if value:
+        return _decode_master_key(value, MASTER_KEY_VAR)
+    if required:
+        raise ConfigurationError(
+            f"{MASTER_KEY_VAR} (or {MASTER_KEY_FILE_VAR}) is required: 32 random bytes, base64; "
+            f"{_GENERATE_HINT}"
+        )
+    return None
+
+
+def _normalise_database_url(raw: str) -> str:
+    """Accept the async drivers we ship (aiosqlite, asyncpg); map the plain scheme names onto them."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigurationError("ODEUS_COMPLIANCE_DATABASE_URL is not a valid SQLAlchemy URL") from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql":
+        url = url.set(drivername="postgresql+asyncpg")
+    else:
+        raise ConfigurationError(
+            "ODEUS_COMPLIANCE_DATABASE_URL must be sqlite+aiosqlite:///... or postgresql+asyncpg://..."
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def _https_or_http_url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    value = env.get(name, "").strip() or default
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise ConfigurationError(f"{name} must be an http(s) URL")
+    return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class Settings:
+    """Everything the service reads from its environment, validated once.
+
+    Build it with :meth:`from_env` (the CLI) or directly / with :meth:`for_tests` (tests, the demo).
+    """
+
+    data_dir: Path
+    """Where the SQLite file, the key ring and the artifacts live (``ODEUS_COMPLIANCE_DATA_DIR``)."""
+    database_url: str
+    """SQLAlchemy async URL (``ODEUS_COMPLIANCE_DATABASE_URL``); may hold a password, masked in ``repr``."""
+    master_key: Secret[bytes] | None
+    """The 32-byte key-encryption key; ``None`` only in the demo before it makes its own."""
+    odeus_base_url: str = DEFAULT_BASE_URL
+    """The upstream Odeus API (``ODEUS_BASE_URL``)."""
+    odeus_api_key: Secret[str] | None = None
+    """The upstream API key (``ODEUS_API_KEY``); required outside the demo."""
+    signing_key_file: Path | None = None
+    """PEM private key for report signatures (``ODEUS_COMPLIANCE_SIGNING_KEY_FILE``)."""
+    signing_cert_file: Path | None = None
+    """PEM certificate (chain) matching the signing key (``ODEUS_COMPLIANCE_SIGNING_CERT_FILE``)."""
+    signing_pkcs12_file: Path | None = None
+    """Alternatively a PKCS#12 bundle (``ODEUS_COMPLIANCE_SIGNING_PKCS12_FILE``)."""
+    signing_pkcs12_password: Secret[str] | None = None
+    """Its password (``ODEUS_COMPLIANCE_SIGNING_PKCS12_PASSWORD``)."""
+    tsa_url: str | None = None
+    """RFC 3161 time-stamp authority (``ODEUS_COMPLIANCE_TSA_URL``); none means PAdES B-B."""
+    policy_dir: Path = dataclasses.field(default_factory=lambda: shipped_dir("policies"))
+    """Policy files (``ODEUS_COMPLIANCE_POLICY_DIR``), the shipped ones by default."""
+    template_dir: Path = dataclasses.field(default_factory=lambda: shipped_dir("report_templates"))
+    """Report templates (``ODEUS_COMPLIANCE_TEMPLATE_DIR``), the shipped ones by default."""
+    download_hosts: frozenset[str] = frozenset()
+    """Hosts allowed to serve export downloads over plain http (``ODEUS_COMPLIANCE_DOWNLOAD_HOSTS``,
+    comma-separated); empty means https only. The simulator on loopback needs ``127.0.0.1`` here."""
+    log_level: str = "INFO"
+    """``ODEUS_COMPLIANCE_LOG_LEVEL``: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    demo: bool = False
+    """Built for the ``demo`` command: secrets may be absent (the demo makes its own)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, demo: bool = False) -> Settings:
+        """Read and validate every variable; raise :class:`ConfigurationError` (one line) on a problem."""
+        env = environ
+        data_dir = Path(env.get("ODEUS_COMPLIANCE_DATA_DIR", "").strip() or "./data").expanduser()
+        raw_url = env.get("ODEUS_COMPLIANCE_DATABASE_URL", "").strip()
+        database_url = _normalise_database_url(raw_url) if raw_url else default_sqlite_url(data_dir)
+        api_key = env.get("ODEUS_API_KEY", "").strip()
+        if not api_key and not demo:
+            raise ConfigurationError("ODEUS_API_KEY is required: the Odeus Usage Export API key")
+        log_level = env.get("ODEUS_COMPLIANCE_LOG_LEVEL", "").strip().upper() or "INFO"
+        if log_level not in LOG_LEVELS:
+            raise ConfigurationError(
+                f"ODEUS_COMPLIANCE_LOG_LEVEL must be one of {', '.join(sorted(LOG_LEVELS))}"
+            )
+        password = env.get("ODEUS_COMPLIANCE_SIGNING_PKCS12_PASSWORD", "")
+        hosts = env.get("ODEUS_COMPLIANCE_DOWNLOAD_HOSTS", "")
+        overrides: dict[str, Path] = {}
+        for field, var in (("policy_dir", "POLICY_DIR"), ("template_dir", "TEMPLATE_DIR")):
+            if (path := _optional_path(env, ENV_PREFIX + var)) is not None:
+                overrides[field] = path
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            master_key=_read_master_key(env, required=not demo),
+            odeus_base_url=_https_or_http_url(env, "ODEUS_BASE_URL", DEFAULT_BASE_URL) or DEFAULT_BASE_URL,
+            odeus_api_key=Secret(api_key) if api_key else None,
+            signing_key_file=_optional_path(env, "ODEUS_COMPLIANCE_SIGNING_KEY_FILE"),
+            signing_cert_file=_optional_path(env, "ODEUS_COMPLIANCE_SIGNING_CERT_FILE"),
+            signing_pkcs12_file=_optional_path(env, "ODEUS_COMPLIANCE_SIGNING_PKCS12_FILE"),
+            signing_pkcs12_password=Secret(password) if password else None,
+            tsa_url=_https_or_http_url(env, "ODEUS_COMPLIANCE_TSA_URL", None),
+            download_hosts=frozenset(h.strip().lower() for h in hosts.split(",") if h.strip()),
+            log_level=log_level,
+            demo=demo,
+            **overrides,
+        )
+
+    @classmethod
+    def for_tests(cls, data_dir: Path, *, database_url: str | None = None, **changes: object) -> Settings:
+        """Settings for a test or the demo: a fresh random master key, SQLite in ``data_dir`` by default."""
+        base = cls(
+            data_dir=data_dir,
+            database_url=database_url or default_sqlite_url(data_dir),
+            master_key=Secret(secrets.token_bytes(MASTER_KEY_BYTES)),
+            odeus_api_key=Secret("test-upstream-key"),
+        )
+        return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+    def require_master_key(self) -> bytes:
+        """The master key's bytes, or a :class:`ConfigurationError` naming the variable."""
+        if self.master_key is None:
+            raise ConfigurationError(f"{MASTER_KEY_VAR} (or {MASTER_KEY_FILE_VAR}) is required")
+        return self.master_key.reveal()
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file (single process) rather than PostgreSQL."""
+        return self.database_url.startswith("sqlite")
+
+    def __repr__(self) -> str:
+        fields = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "database_url":
+                value = make_url(value).render_as_string(hide_password=True)
+            fields.append(f"{field.name}={value!r}")
+        return f"Settings({', '.join(fields)})"
+
+    __str__ = __repr__
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    """The embedded default: a SQLite file in the data dir (absolute, so a ``chdir`` cannot move it)."""
+    return f"sqlite+aiosqlite:///{(data_dir / SQLITE_FILE_NAME).resolve()}"

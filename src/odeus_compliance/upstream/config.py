@@ -1,0 +1,60 @@
+"""Configuration of the Odeus client: where Odeus is, how long to wait, how hard to retry, how fast to go.
+
+One frozen object, built by the caller (from settings or a test), so no module holds configuration and two
+clients in one process can talk to two workspaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from odeus_compliance.upstream.backoff import RetryPolicy
+
+DEFAULT_BASE_URL = "https://api.odeus.ai"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds to wait for each phase of one HTTP exchange.
+
+    ``read`` bounds the gap between two chunks of a download, not the whole download, so a large export
+    over a slow line is fine as long as bytes keep arriving.
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+    write: float = 30.0
+    pool: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class OdeusClientConfig:
+    """Everything the client needs to know about one Odeus workspace.
+
+    ``download_hosts`` lists hosts whose signed download URLs may be fetched over plain ``http`` (tests use
+    ``127.0.0.1`` and ``localhost``); any other host must be ``https``. ``requests_per_minute`` stays under
+    Odeus's published 500 so bursts from several coroutines never earn a 429.
+    """
+
+    api_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    download_hosts: frozenset[str] = frozenset()
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+    requests_per_minute: int = 450
+    block_bytes: int = 4 << 20
+
+    def __post_init__(self) -> None:
+        if not self.api_key:
+            msg = "an Odeus API key is required"
+            raise ValueError(msg)
+        if not self.base_url.startswith(("https://", "http://")):
+            msg = "the Odeus base URL must be an http(s) URL"
+            raise ValueError(msg)
+        if not 0 < self.requests_per_minute < 500:
+            msg = "requests_per_minute must be between 1 and 499 (Odeus allows 500 a minute)"
+            raise ValueError(msg)
+        if self.block_bytes < 1 << 16:
+            msg = "block_bytes must be at least 64 KiB"
+            raise ValueError(msg)
+        object.__setattr__(self, "download_hosts", frozenset(h.lower() for h in self.download_hosts))

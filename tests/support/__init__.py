@@ -1,0 +1,1 @@
+"""Reusable test helpers: a real uvicorn server on loopback, PostgreSQL scratch databases."""

@@ -1,0 +1,86 @@
+"""A real uvicorn server on a loopback port, in a thread: integration tests talk HTTP to it with httpx.
+
+Why real: middleware order, lifespan, problem+json headers and logs are only what they are in production
+when a real ASGI server drives the app (the test client skips parts of that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from litestar import Litestar
+
+from odeus_compliance.apikeys.service import create_api_key
+from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.security import ApiKeyPepper, Role
+from odeus_compliance.settings import Settings
+
+__all__ = ["LiveServer", "issue_keys", "run_server"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveServer:
+    """A running server: its base URL, settings and one API key per role (``keys[Role.OFFICER]``)."""
+
+    base_url: str
+    settings: Settings
+    keys: dict[Role, str]
+
+    def auth(self, role: Role) -> dict[str, str]:
+        """The ``Authorization`` header for ``role``'s key."""
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+@contextmanager
+def run_server(app: Litestar, *, startup_timeout: float = 15.0) -> Iterator[str]:
+    """Serve ``app`` on ``127.0.0.1:<free port>`` until the block ends; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            msg = "the test server did not start"
+            raise RuntimeError(msg)
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def issue_keys(settings: Settings) -> dict[Role, str]:
+    """Create one API key per role in the (migrated) database of ``settings``."""
+
+    async def _issue() -> dict[Role, str]:
+        pepper = ApiKeyPepper.from_master_key(settings.require_master_key())
+        engine = create_engine_for(settings)
+        keys: dict[Role, str] = {}
+        try:
+            async with session_factory(engine)() as session:
+                for role in Role:
+                    _record, plaintext = await create_api_key(
+                        session=session, pepper=pepper, name=f"test {role}", role=role
+                    )
+                    keys[role] = plaintext
+        finally:
+            await engine.dispose()
+        return keys
+
+    return asyncio.run(_issue())
