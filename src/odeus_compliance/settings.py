@@ -220,6 +220,7 @@ class Settings:
         data_dir = Path(env.get("ODEUS_COMPLIANCE_DATA_DIR", "").strip() or "./data").expanduser()
         raw_url = env.get("ODEUS_COMPLIANCE_DATABASE_URL", "").strip()
         database_url = _normalise_database_url(raw_url) if raw_url else default_sqlite_url(data_dir)
+        master_key = _read_master_key(env, required=not demo)
         api_key = env.get("ODEUS_API_KEY", "").strip()
         if not api_key and not demo:
             raise ConfigurationError("ODEUS_API_KEY is required: the Odeus Usage Export API key")
@@ -237,7 +238,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=database_url,
-            master_key=_read_master_key(env, required=not demo),
+            master_key=master_key,
             odeus_base_url=_https_or_http_url(env, "ODEUS_BASE_URL", DEFAULT_BASE_URL) or DEFAULT_BASE_URL,
             odeus_api_key=Secret(api_key) if api_key else None,
             signing_key_file=_optional_path(env, "ODEUS_COMPLIANCE_SIGNING_KEY_FILE"),

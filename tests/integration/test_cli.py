@@ -28,7 +28,7 @@ from odeus_compliance.db.migrate import schema_status
 from odeus_compliance.security import ApiKeyIdentity, ApiKeyPepper, Role
 from odeus_compliance.settings import Settings
 
-CLI = "/tmp/oc-cli"
+CLI = str(Path(sys.executable).with_name("odeus-compliance"))
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
@@ -42,8 +42,10 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 
 def subprocess_env(settings: Settings | None) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ODEUS_", "CI"))}
-    return {**base, **(cli_env(settings) if settings else {})}
+    """The test process's environment without any ODEUS_* variable, plus ``settings``'s (or only an
+    upstream key, for the refusal tests)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ODEUS_")}
+    return {**base, **(cli_env(settings) if settings else {"ODEUS_API_KEY": "upstream-test-key"})}
 
 
 def lookup(settings: Settings, presented: str) -> ApiKeyIdentity | None:
@@ -210,8 +212,12 @@ def served(migrated_settings: Settings, tmp_path: Path) -> Iterator[tuple[str, s
                 time.sleep(0.1)
         yield base_url, process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(timeout=30)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
 
 
 def test_serve_serves_and_logs_json(served: tuple[str, subprocess.Popen[str]]) -> None:

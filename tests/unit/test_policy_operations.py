@@ -65,7 +65,12 @@ def test_generalize_date(value: object, level: DateLevel, expected: object) -> N
 
 @pytest.mark.parametrize(
     ("value", "level"),
-    [("2025-Q1", DateLevel.MONTH), ("2025", DateLevel.QUARTER), ("*", DateLevel.YEAR), ("14.02.2025", DateLevel.YEAR)],
+    [
+        ("2025-Q1", DateLevel.MONTH),
+        ("2025", DateLevel.QUARTER),
+        ("*", DateLevel.YEAR),
+        ("14.02.2025", DateLevel.YEAR),
+    ],
 )
 def test_generalize_date_refuses_what_it_cannot_do(value: str, level: DateLevel) -> None:
     with pytest.raises(OperationError) as info:
@@ -124,7 +129,10 @@ def test_pseudonymize_canonicalises_and_leaves_empty_cells(tokenizer: Tokenizer)
     token = pseudonymize("agent-1", domain=TokenDomain.AGENT, column="assistant_id", tokenizer=tokenizer)
     assert isinstance(token, str)
     assert re.fullmatch(r"a1_[a-z2-7]{26}", token)
-    assert pseudonymize(" agent-1 ", domain=TokenDomain.AGENT, column="assistant_id", tokenizer=tokenizer) == token
+    assert (
+        pseudonymize(" agent-1 ", domain=TokenDomain.AGENT, column="assistant_id", tokenizer=tokenizer)
+        == token
+    )
     assert pseudonymize(None, domain=TokenDomain.AGENT, column="x", tokenizer=tokenizer) is None
     assert pseudonymize("  ", domain=TokenDomain.AGENT, column="x", tokenizer=tokenizer) == "  "
 
@@ -143,7 +151,12 @@ def test_map_keys_keep_with_allow_merges_into_other(tokenizer: Tokenizer) -> Non
 
 def test_map_keys_pseudonymize_and_sum_duplicates(tokenizer: Tokenizer) -> None:
     rule = MapKeys(keys=KeyAction.PSEUDONYMIZE, domain=TokenDomain.AGENT)
-    text = map_keys('{"a-1": 2, " a-1": 3, "a-2": 1, "a-1": 4}', rule, column="assistants_to_messages", tokenizer=tokenizer)
+    text = map_keys(
+        '{"a-1": 2, " a-1": 3, "a-2": 1, "a-1": 4}',
+        rule,
+        column="assistants_to_messages",
+        tokenizer=tokenizer,
+    )
     assert isinstance(text, str)
     parsed = json.loads(text)
     assert sorted(parsed.values()) == [1, 9]
@@ -159,7 +172,8 @@ def test_map_keys_typed_in_typed_out(tokenizer: Tokenizer) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["[1, 2]", '{"a": -1}', '{"a": 1.5}', '{"a": "x"}', '{"a": true}', '{"a": {"b": 1}}', "not json", "3"]
+    "value",
+    ["[1, 2]", '{"a": -1}', '{"a": 1.5}', '{"a": "x"}', '{"a": true}', '{"a": {"b": 1}}', "not json", "3"],
 )
 def test_map_keys_refuses_what_is_not_a_count_map(value: str, tokenizer: Tokenizer) -> None:
     with pytest.raises(OperationError, match="action_to_messages"):
@@ -169,15 +183,24 @@ def test_map_keys_refuses_what_is_not_a_count_map(value: str, tokenizer: Tokeniz
 def test_apply_operation_dispatches_every_operation(tokenizer: Tokenizer) -> None:
     assert apply_operation(Keep(), "x", column="role", tokenizer=tokenizer) == "x"
     assert apply_operation(Mask(), "a@b.de", column="email", tokenizer=tokenizer) == "b.de"
-    assert apply_operation(GeneralizeDate(level=DateLevel.YEAR), "2025-01-02", column="d", tokenizer=tokenizer) == "2025"
-    assert apply_operation(GeneralizeNumber(round_to=Decimal(1)), "1.6", column="n", tokenizer=tokenizer) == "2"
-    token = apply_operation(Pseudonymize(domain=TokenDomain.PROJECT), "p", column="project_id", tokenizer=tokenizer)
+    assert (
+        apply_operation(GeneralizeDate(level=DateLevel.YEAR), "2025-01-02", column="d", tokenizer=tokenizer)
+        == "2025"
+    )
+    assert (
+        apply_operation(GeneralizeNumber(round_to=Decimal(1)), "1.6", column="n", tokenizer=tokenizer) == "2"
+    )
+    token = apply_operation(
+        Pseudonymize(domain=TokenDomain.PROJECT), "p", column="project_id", tokenizer=tokenizer
+    )
     assert isinstance(token, str)
     assert token.startswith("p1_")
     encrypted = apply_operation(Encrypt(), "secret", column="assistant_name", tokenizer=tokenizer)
     assert isinstance(encrypted, str)
     assert encrypted.startswith("e1_")
     assert "secret" not in encrypted
-    assert apply_operation(MapKeys(keys=KeyAction.KEEP), '{"a":1}', column="m", tokenizer=tokenizer) == '{"a":1}'
+    assert (
+        apply_operation(MapKeys(keys=KeyAction.KEEP), '{"a":1}', column="m", tokenizer=tokenizer) == '{"a":1}'
+    )
     with pytest.raises(OperationError):
         apply_operation(Drop(), "x", column="name", tokenizer=tokenizer)

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from typing import Final
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.db.models import ApiKey, utcnow
-from odeus_compliance.errors import NotFound
+from odeus_compliance.errors import NotFound, ServiceUnavailable
 from odeus_compliance.security import ApiKeyIdentity, ApiKeyPepper, Role
 
 __all__ = [
@@ -113,6 +114,12 @@ class SessionAuthenticator:
     pepper: ApiKeyPepper
 
     async def __call__(self, presented: str) -> ApiKeyIdentity | None:
-        """Look the key up in its own session (the request's session is not open yet)."""
-        async with self.sessions() as session:
-            return await authenticate(session=session, pepper=self.pepper, presented=presented)
+        """Look the key up in its own session (the request's session is not open yet).
+
+        A database failure is a 503, not a 401: the client's key may well be fine.
+        """
+        try:
+            async with self.sessions() as session:
+                return await authenticate(session=session, pepper=self.pepper, presented=presented)
+        except (SQLAlchemyError, OSError):
+            raise ServiceUnavailable("Cannot check the API key now: the database is not reachable.") from None

@@ -222,7 +222,9 @@ def _domain(ctx: _Context, params: dict[str, Any], default: TokenDomain) -> Toke
     if not isinstance(raw, str) or raw not in TokenDomain.__members__.values():
         word = raw if isinstance(raw, str) else ""
         ctx.fail(
-            "domain", f"unknown token domain {raw!r}", did_you_mean(word, list(TokenDomain), what="domains")
+            "domain",
+            f"unknown token domain {raw!r}",
+            did_you_mean(word, [d.value for d in TokenDomain], what="domains"),
         )
         return None
     domain = TokenDomain(raw)

@@ -318,8 +318,10 @@ class _Loader:
         if not isinstance(per_person, bool):
             self.problem((*base, "per_person_rows"), "per_person_rows must be true or false")
             per_person = None
-        qis = self.quasi_identifiers(data, exports)
-        hierarchy = self.hierarchy(data, qis, exports) if qis is not None else None
+        listed = self.quasi_identifiers(data)
+        hierarchy = self.hierarchy(data, listed, exports) if listed is not None else None
+        users = exports.get(ExportType.USERS)
+        qis = None if listed is None else tuple(q for q in listed if not _dropped(users, q))
         if k is None or limit is None or per_person is None or qis is None or hierarchy is None:
             return None
         return DisclosureSettings(
@@ -330,9 +332,7 @@ class _Loader:
             hierarchy=MappingProxyType(hierarchy),
         )
 
-    def quasi_identifiers(
-        self, data: dict[str, Any], exports: dict[ExportType, ExportRules]
-    ) -> tuple[str, ...] | None:
+    def quasi_identifiers(self, data: dict[str, Any]) -> tuple[str, ...] | None:
         path = ("disclosure", "quasi_identifiers")
         raw = data.get("quasi_identifiers", list(DEFAULT_QUASI_IDENTIFIERS))
         if not isinstance(raw, list) or not all(isinstance(q, str) for q in raw):
@@ -363,9 +363,7 @@ class _Loader:
             ok = False
         if not ok:
             return None
-        users = exports.get(ExportType.USERS)
-        kept = [q for q in raw if users is None or not isinstance(users.columns.get(q), Drop)]
-        return tuple(kept)
+        return tuple(raw)
 
     def hierarchy(
         self, data: dict[str, Any], qis: tuple[str, ...], exports: dict[ExportType, ExportRules]
@@ -383,11 +381,13 @@ class _Loader:
             if name not in qis:
                 self.problem(
                     (*base, name),
-                    f"hierarchy names {name!r}, which is not a kept quasi-identifier",
+                    f"hierarchy names {name!r}, which is not a quasi-identifier",
                     did_you_mean(name, qis, what="quasi-identifiers") if qis else "remove it",
                 )
                 ok = False
         for name in qis:
+            if _dropped(users, name):
+                continue  # a dropped column is not in the output: nothing to generalise
             rule = users.columns.get(name) if users is not None else None
             floor = _current_level(rule, known[name].kind)
             if name not in raw:
@@ -419,6 +419,10 @@ class _Loader:
             self.problem(path, "each hierarchy step must be coarser than the one before", f"e.g. {allowed!r}")
             return None
         return tuple(steps)
+
+
+def _dropped(users: ExportRules | None, column: str) -> bool:
+    return users is not None and isinstance(users.columns.get(column), Drop)
 
 
 def _current_level(rule: Operation | None, kind: Kind) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -74,7 +75,9 @@ class AnonymisationTracker:
 
     def report(self) -> tuple[ColumnAnonymisation, ...]:
         """Every privacy column that arrived anonymised, removed ones first."""
-        found = [ColumnAnonymisation(name, Anonymisation.REMOVED, self._rows, self._rows) for name in self._removed]
+        found = [
+            ColumnAnonymisation(name, Anonymisation.REMOVED, self._rows, self._rows) for name in self._removed
+        ]
         for name in self._watched:
             counts = self._counts[name]
             cells = sum(counts.values())

@@ -50,11 +50,11 @@ class RetryPolicy:
 
     def backoff_cap(self, attempt: int) -> float:
         """The upper bound of the wait after failed attempt number ``attempt`` (1-based)."""
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return float(min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1)))
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """A full-jitter wait after failed attempt ``attempt``: uniform in ``[0, backoff_cap(attempt)]``."""
-        return rng.uniform(0.0, self.backoff_cap(attempt))
+        return float(rng.uniform(0.0, self.backoff_cap(attempt)))
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:

@@ -54,7 +54,7 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
     return pa.schema([pa.field(c.name, ARROW_TYPES[c.kind]) for c in columns])
 
 
-def map_array(values: Sequence[JsonMap | None]) -> pa.MapArray:
+def map_array(values: Sequence[JsonMap | None]) -> pa.MapArray[Any, Any]:
     """An Arrow ``map<string, int64>`` array from decoded JSON maps (``None`` stays null)."""
     offsets: list[int | None] = [0]
     keys: list[str] = []
@@ -77,15 +77,18 @@ def map_array(values: Sequence[JsonMap | None]) -> pa.MapArray:
             mask.append(offset is None)
             last = last if offset is None else offset
             filled.append(last)
-        return pa.MapArray.from_arrays(
-            pa.array(filled, pa.int32()),
-            pa.array(keys, pa.string()),
-            pa.array(counts, pa.int64()),
-            mask=pa.array(mask[1:], pa.bool_()),
-        )
-    return pa.MapArray.from_arrays(
-        pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(counts, pa.int64())
+        return _map_from(filled, keys, counts, pa.array(mask[1:], pa.bool_()))
+    return _map_from(offsets, keys, counts, None)
+
+
+def _map_from(
+    offsets: Sequence[int | None], keys: list[str], counts: list[int], mask: Any
+) -> pa.MapArray[Any, Any]:
+    build: Any = pa.MapArray.from_arrays  # the stubs know only int64 offsets; Arrow takes int32
+    result: pa.MapArray[Any, Any] = build(
+        pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(counts, pa.int64()), mask=mask
     )
+    return result
 
 
 class ExportBatch:
@@ -172,6 +175,7 @@ class ExportBatch:
 
 # "12.340000" -> "12.34", "100.000" -> "100": Arrow prints every place of the scale.
 _TRAILING_ZEROS = r"\.0+$|(\.[0-9]*?[1-9])0+$"
+_ZERO_EXPONENT = r"^-?0E-[0-9]+$"  # Arrow prints a zero decimal as "0E-18"
 
 
 def to_python(array: pa.Array[Any]) -> list[Any]:
@@ -179,6 +183,7 @@ def to_python(array: pa.Array[Any]) -> list[Any]:
     than Arrow's per-value object conversion and gives decimals without padding zeros."""
     if pa.types.is_decimal(array.type):
         text = pc.replace_substring_regex(pc.cast(array, pa.string()), _TRAILING_ZEROS, r"\1")
+        text = pc.replace_substring_regex(text, _ZERO_EXPONENT, "0")
         return _mapped(Decimal, text.to_pylist(), array.null_count)
     if pa.types.is_date32(array.type):
         return _mapped(date.fromisoformat, pc.cast(array, pa.string()).to_pylist(), array.null_count)

@@ -1,4 +1,4 @@
-"""The Odeus Usage Export client: one :class:`OdeusClient` per workspace, one :class:`ExportStream` per export.
+"""The Odeus Usage Export client: an :class:`OdeusClient` per workspace, an :class:`ExportStream` per export.
 
 Consumers must treat an export stream as a transaction::
 
@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
+
 import httpx
 
 from odeus_compliance.upstream.anonymisation import AnonymisationTracker
@@ -97,7 +98,9 @@ class OdeusClient:
         self.wall_clock = wall_clock
         self.limiter = RateLimiter(config.requests_per_minute, clock=clock, sleep=sleep)
         self.retrier = Retrier(
-            config.retry, sleep=sleep, rng=rng or random.Random(), clock=clock, wall_clock=wall_clock
+            config.retry,
+            sleep=sleep,
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography clock=clock, wall_clock=wall_clock
         )
 
     async def __aenter__(self) -> OdeusClient:
@@ -351,15 +354,13 @@ class ExportStream:
             return
         envelope = self._envelope
         assert envelope is not None
-        if envelope.rows is not None:
-            source = self._json_batches(envelope)
-        else:
-            source = self._csv_batches()
+        source = self._json_batches(envelope) if envelope.rows is not None else self._csv_batches()
         async for batch in source:
             yield batch
         schema = self._schema
         tracker = self._tracker
-        assert schema is not None and tracker is not None
+        assert schema is not None
+        assert tracker is not None
         self._report = ExportReport(schema.names, schema.unknown, tracker.report(), self._rows)
         logger.info(
             "odeus.export.complete",
@@ -394,7 +395,9 @@ class ExportStream:
 
     async def _csv_batches(self) -> AsyncIterator[ExportBatch]:
         client, request, envelope = self._client, self._request, self._envelope
-        assert client is not None and request is not None and envelope is not None
+        assert client is not None
+        assert request is not None
+        assert envelope is not None
         retrier = client.retrier
         started = retrier.clock()
         attempt = 1
@@ -426,7 +429,10 @@ class ExportStream:
                     raise DownloadIncomplete(msg, status=error.status) from None
                 elapsed = retrier.clock() - started
                 delay = retrier.delay_for(error, attempt)
-                if attempt >= retrier.policy.max_attempts or elapsed + delay > retrier.policy.max_total_seconds:
+                if (
+                    attempt >= retrier.policy.max_attempts
+                    or elapsed + delay > retrier.policy.max_total_seconds
+                ):
                     error.message = f"{error.message} (gave up after {attempt} download attempt(s))"
                     error.args = (error.message,)
                     raise
@@ -438,7 +444,8 @@ class ExportStream:
         """One GET of the signed URL, parsed as it arrives; each batch is held back until the next one
         (or the verified end of the file) is in hand."""
         client = self._client
-        assert client is not None and envelope.download_url is not None
+        assert client is not None
+        assert envelope.download_url is not None
         info = envelope.info
         request = download_request(client.config, envelope.download_url)
         host = request.url.host

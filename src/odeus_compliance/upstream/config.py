@@ -39,8 +39,8 @@ class OdeusClientConfig:
     api_key: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
     download_hosts: frozenset[str] = frozenset()
-    timeouts: Timeouts = Timeouts()
-    retry: RetryPolicy = RetryPolicy()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     requests_per_minute: int = 450
     block_bytes: int = 4 << 20
 

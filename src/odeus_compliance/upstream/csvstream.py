@@ -24,6 +24,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import msgspec
 import pyarrow as pa
@@ -33,7 +34,7 @@ import pyarrow.csv as pa_csv
 from odeus_compliance.upstream.batches import DECIMAL_TYPE, ExportBatch, JsonMap, arrow_schema
 from odeus_compliance.upstream.columns import ExportType, Kind
 from odeus_compliance.upstream.errors import DownloadIncomplete, MalformedExport
-from odeus_compliance.upstream.schema import ExportSchema
+from odeus_compliance.upstream.schema import REQUIRED_COLUMNS, ExportSchema
 
 DEFAULT_BLOCK_BYTES = 4 << 20
 DEFAULT_MAX_RECORD_BYTES = 16 << 20
@@ -93,9 +94,7 @@ class RecordSplitter:
         if self._header is None and not self._take_header():
             return
         if self._pending_len >= self._block_bytes:
-            block = self._cut()
-            if block:
-                yield block
+            yield from self._cut()
 
     def finish(self) -> Iterator[bytes]:
         """The stream ended: yield the last block, or raise if the stream did not end on a record."""
@@ -113,7 +112,7 @@ class RecordSplitter:
         if not rest:
             return
         if not rest.endswith(b"\n"):
-            msg = "the export file ended in the middle of a line (no final line end): the download was cut short"
+            msg = "the export file ended in the middle of a line (no final line end): the download was cut"
             raise DownloadIncomplete(msg)
         if rest.count(b'"') % 2:
             self._raise_unterminated("last record")
@@ -147,16 +146,22 @@ class RecordSplitter:
         self._keep(data[end:])
         return True
 
-    def _cut(self) -> bytes:
+    def _cut(self) -> Iterator[bytes]:
+        """Blocks of about ``block_bytes`` of whole records; the partial record at the end stays pending."""
         data = self._joined()
-        cut = _last_boundary(data)
-        if cut is None:
-            self._keep(data)
-            if len(data) > self._max_record_bytes:
-                self._raise_unterminated("record")
-            return b""
-        self._keep(data[cut:])
-        return data[:cut]
+        offset = 0
+        while len(data) - offset >= self._block_bytes:
+            cut = _last_boundary(data, offset, offset + self._block_bytes)
+            if cut is None:  # one record longer than a block: take it whole
+                cut = _first_boundary(data, offset)
+            if cut is None:
+                break
+            yield data[offset:cut]
+            offset = cut
+        rest = data[offset:]
+        self._keep(rest)
+        if len(rest) > self._max_record_bytes:
+            self._raise_unterminated("record")
 
     def _raise_unterminated(self, what: str) -> None:
         msg = (
@@ -166,9 +171,8 @@ class RecordSplitter:
         raise MalformedExport(msg)
 
 
-def _first_boundary(data: bytes) -> int | None:
-    """Offset just past the first line end outside quotes, or ``None``."""
-    start = 0
+def _first_boundary(data: bytes, start: int = 0) -> int | None:
+    """Offset just past the first line end outside quotes at or after ``start`` (a record start)."""
     quotes = 0
     while True:
         newline = data.find(b"\n", start)
@@ -180,13 +184,12 @@ def _first_boundary(data: bytes) -> int | None:
         start = newline + 1
 
 
-def _last_boundary(data: bytes) -> int | None:
-    """Offset just past the last line end outside quotes (the data starts on a record), or ``None``."""
-    total = data.count(b'"')
-    end = len(data)
+def _last_boundary(data: bytes, start: int, end: int) -> int | None:
+    """Offset just past the last line end outside quotes in ``data[start:end]`` (``start`` begins a record)."""
+    total = data.count(b'"', start, end)
     tail_quotes = 0
     while True:
-        newline = data.rfind(b"\n", 0, end)
+        newline = data.rfind(b"\n", start, end)
         if newline < 0:
             return None
         tail_quotes += data.count(b'"', newline, end)
@@ -228,7 +231,7 @@ class BlockDecoder:
             raise MalformedExport(msg)
         try:
             table = pa_csv.read_csv(
-                pa.BufferReader(block),
+                cast("Any", pa.BufferReader(block)),
                 read_options=self._read_options,
                 parse_options=self._parse_options,
                 convert_options=self._convert_options,
@@ -238,16 +241,22 @@ class BlockDecoder:
         arrays: dict[str, pa.Array[Any]] = {}
         maps: dict[str, list[JsonMap | None]] = {}
         for index, column in enumerate(self.schema.columns):
-            chunked = table.column(index)
-            array = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
+            chunked: Any = table.column(index)
+            array: pa.Array[Any] = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
             if column.kind is Kind.INT:
                 try:
-                    array = pc.cast(array, pa.int64())
+                    array = cast("Any", pc.cast(array, pa.int64()))
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     raise self._bad_cell(column.name, column.kind, first_row) from None
             elif column.kind is Kind.JSON_MAP:
                 maps[column.name] = self._decode_maps(array, column.name, first_row)
                 continue
+            if array.null_count and column.name in REQUIRED_COLUMNS:
+                msg = (
+                    f"a row of the {self.schema.export_type.value} export has no {column.name} (an empty "
+                    f"line?) at or after data row {first_row}"
+                )
+                raise MalformedExport(msg)
             arrays[column.name] = array
         self.rows_decoded += table.num_rows
         return ExportBatch(self.schema.columns, arrays, maps, table.num_rows)
@@ -256,10 +265,11 @@ class BlockDecoder:
         # One msgspec call per column and block: join the cells into a JSON array, nulls as ``null``.
         if len(array) == 0:
             return []
-        cells = pc.fill_null(array, "null")
-        as_list = pa.ListArray.from_arrays(pa.array([0, len(cells)], pa.int32()), cells)
-        joined = pc.binary_join(as_list, ",")[0].as_buffer()
-        payload = b"[" + (joined.to_pybytes() if joined is not None else b"") + b"]"
+        cells: Any = pc.fill_null(cast("Any", array), "null")
+        as_list = pa.ListArray.from_arrays([0, len(array)], cells)
+        joined: Any = pc.binary_join(cast("Any", as_list), ",")
+        buffer = joined[0].as_buffer()
+        payload = b"[" + (buffer.to_pybytes() if buffer is not None else b"") + b"]"
         try:
             decoded = _MAP_LIST.decode(payload)
         except (msgspec.ValidationError, msgspec.DecodeError):
@@ -289,7 +299,9 @@ class BlockDecoder:
         if index and int(index.group(1)) < len(self.schema.columns):
             column = self.schema.columns[int(index.group(1))]
             return self._bad_cell(column.name, column.kind, first_row)
-        msg = f"the {self.schema.export_type.value} export is not valid CSV (at or after data row {first_row})"
+        msg = (
+            f"the {self.schema.export_type.value} export is not valid CSV (at or after data row {first_row})"
+        )
         return MalformedExport(msg)
 
 

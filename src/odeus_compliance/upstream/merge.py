@@ -197,7 +197,9 @@ class ExportMerger:
                 counts = row.get(source)
                 row[count] = None if counts is None else sum(1 for v in counts.values() if v > 0)
             if plan.utilisation:
-                row[UTILISATION] = utilisation_pct(row["payg_consumption_in_period"], row["payg_limit_current"])
+                row[UTILISATION] = utilisation_pct(
+                    row["payg_consumption_in_period"], row["payg_limit_current"]
+                )
         for rank, figure in plan.ranks:
             assign_competition_ranks(rows, figure, rank)
         order = [c.name for c in self.columns]

@@ -17,8 +17,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 
+EDGE_MARGIN = 0.001
+
+
 class RateLimiter:
-    """At most ``limit`` acquisitions in any ``period``-second window, shared by all coroutines of one loop."""
+    """At most ``limit`` acquisitions in any ``period``-second window, for all coroutines of one loop."""
 
     def __init__(
         self,
@@ -43,7 +46,10 @@ class RateLimiter:
         horizon = now - self._period
         while self._slots and self._slots[0] <= horizon:
             self._slots.popleft()
-        slot = now if len(self._slots) < self._limit else max(now, self._slots[-self._limit] + self._period)
+        if len(self._slots) < self._limit:
+            slot = now
+        else:  # a millisecond of margin: the upstream may count its window's edges inclusively
+            slot = max(now, self._slots[-self._limit] + self._period + EDGE_MARGIN)
         self._slots.append(slot)
         return slot - now
 

@@ -114,7 +114,9 @@ def connection_error(error: Exception, *, where: str) -> UpstreamUnavailable:
     return UpstreamUnavailable(f"{where}: {type(error).__name__} (connection refused, dropped or timed out)")
 
 
-async def error_for_api_response(response: httpx.Response, *, now: Any) -> UpstreamError:
+async def error_for_api_response(  # noqa: PLR0911 - one return per status of the contract
+    response: httpx.Response, *, now: Any
+) -> UpstreamError:
     """The typed error for a non-2xx answer of the export API (reads at most a small error body)."""
     status = response.status_code
     body = await _error_body(response)
@@ -162,12 +164,18 @@ def error_for_download_response(response: httpx.Response, *, now: Any) -> Upstre
         return DownloadExpired(msg, status=status)
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
-        return UpstreamRateLimited(f"the storage host {host!r} rate-limited the download (429)", retry_after=retry_after)
+        return UpstreamRateLimited(
+            f"the storage host {host!r} rate-limited the download (429)", retry_after=retry_after
+        )
     if status >= 500:
         return UpstreamUnavailable(f"the storage host {host!r} is unavailable ({status})", status=status)
     if status == 404:
-        return DownloadIncomplete(f"the storage host {host!r} does not have the export file (404)", status=status)
-    return UpstreamProtocolError(f"the storage host {host!r} answered with unexpected status {status}", status=status)
+        return DownloadIncomplete(
+            f"the storage host {host!r} does not have the export file (404)", status=status
+        )
+    return UpstreamProtocolError(
+        f"the storage host {host!r} answered with unexpected status {status}", status=status
+    )
 
 
 async def _error_body(response: httpx.Response) -> _ErrorBody:

@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Litestar, Request, get, post
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
+from litestar.params import FromPath
 from litestar.response import Response
 
 from odeus_compliance.upstream.columns import ExportType
@@ -93,13 +94,13 @@ def create_api_app(sim: Simulator) -> Litestar:
         return Response(body, media_type=JSON)
 
     @post("/export/{export_type:str}", status_code=200, operation_id="exportCsv")
-    async def export_bare(request: Request[Any, Any, Any], export_type: str) -> Response[Any]:
+    async def export_bare(request: Request[Any, Any, Any], export_type: FromPath[str]) -> Response[Any]:
         """An export as CSV (the bare route behaves like ``/csv``)."""
         return await answer(request, export_type, "csv")
 
     @post("/export/{export_type:str}/{export_format:str}", status_code=200, operation_id="exportFormat")
     async def export_format(
-        request: Request[Any, Any, Any], export_type: str, export_format: str
+        request: Request[Any, Any, Any], export_type: FromPath[str], export_format: FromPath[str]
     ) -> Response[Any]:
         """An export as CSV (a signed download URL) or JSON (the rows inline)."""
         return await answer(request, export_type, export_format)

@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Litestar, Request, get
 from litestar.middleware import DefineMiddleware
+from litestar.params import FromPath
 from litestar.response import Response, Stream
 
 from odeus_compliance.upstream.simulator.errors import OdeusError
@@ -67,7 +68,7 @@ def create_storage_app(
     """The storage app: ``GET /files/{path}?expires=...&signature=...``."""
 
     @get("/files/{file_path:path}", operation_id="downloadExport", sync_to_thread=False)
-    def download(request: Request[Any, Any, Any], file_path: str) -> Response[Any] | Stream:
+    def download(request: Request[Any, Any, Any], file_path: FromPath[str]) -> Response[Any] | Stream:
         """Stream one export file (CSV) to the holder of a valid signed URL."""
         path = file_path.lstrip("/")
         verdict = signer.check(

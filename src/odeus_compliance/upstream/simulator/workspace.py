@@ -239,9 +239,9 @@ def _departments(rng: random.Random, count: int) -> list[str]:
 
 
 def _cumulative(rng: random.Random, created: date, days: int) -> tuple[tuple[tuple[int, ...], ...], ...]:
-    workday = (0, 1, 1, 2, 2, 3)
-    weekend = (0, 0, 0, 0, 1)
-    anyday = (0, 1, 1, 2)
+    workday = (0, 0, 1, 1, 2, 3)
+    weekend = (0, 0, 0, 0, 0, 1)
+    anyday = (0, 0, 0, 1, 1, 2)
     patterns = []
     for pattern in range(PATTERNS):
         groups = []
