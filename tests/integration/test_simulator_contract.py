@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs installed; only safe_load is used
 
 from odeus_compliance.upstream.columns import (
     ALLOWED_GROUP_BY,
@@ -73,7 +73,8 @@ def check_schema(value: Any, schema: dict[str, Any], where: str = "$") -> None:
         if schema.get("format") == "uri":
             assert httpx.URL(value).scheme in {"http", "https"}, f"{where}: not a URL"
     elif kind == "integer":
-        assert isinstance(value, int) and not isinstance(value, bool), f"{where}: not an integer"
+        assert isinstance(value, int), f"{where}: not an integer"
+        assert not isinstance(value, bool), f"{where}: a boolean, not an integer"
     elif kind == "boolean":
         assert isinstance(value, bool), f"{where}: not a boolean"
     if "enum" in schema:
@@ -82,7 +83,7 @@ def check_schema(value: Any, schema: dict[str, Any], where: str = "$") -> None:
 
 def json_route_schema() -> dict[str, Any]:
     """The seed response schema as the JSON route answers: ``rows`` instead of filePath/downloadUrl."""
-    schema = copy.deepcopy(SCHEMAS["UsageExportResponse"])
+    schema: dict[str, Any] = copy.deepcopy(SCHEMAS["UsageExportResponse"])
     data = schema["properties"]["data"]
     data["required"] = [r for r in data["required"] if r not in {"filePath", "downloadUrl"}] + ["rows"]
     data["properties"]["rows"] = {"type": "array", "items": {"type": "object"}}
@@ -93,7 +94,7 @@ def check_error(response: httpx.Response, status: int, error: str | None = None)
     """An Odeus error: the status, a JSON body of exactly ``error`` and ``message``."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
+    body: dict[str, Any] = response.json()
     check_schema(body, SCHEMAS["UsageExportError"])
     assert set(body) == {"error", "message"}
     if error is not None:
@@ -272,7 +273,8 @@ def test_every_export_matches_the_contract(
     assert data["dateRange"] == {"from": "2026-09-30T22:00:00.000Z", "to": "2026-10-31T22:59:59.999Z"}
     if fmt == "/json":
         check_schema(response, json_route_schema())
-        assert "filePath" not in data and "downloadUrl" not in data
+        assert "filePath" not in data
+        assert "downloadUrl" not in data
         rows = data["rows"]
         assert len(rows) == data["recordCount"]
         assert all(list(row) == [c.name for c in expected] for row in rows)
@@ -299,7 +301,8 @@ def test_every_export_matches_the_contract(
     assert typed_rows, "every export of a month in the history has rows"
     for row in typed_rows:
         cells = dict(zip([c.name for c in expected], row, strict=True))
-        assert cells["period_start"] == "2026-10-01" and cells["period_end"] == "2026-10-31"
+        assert cells["period_start"] == "2026-10-01"
+        assert cells["period_end"] == "2026-10-31"
         assert cells["org_id"] == sim.workspace.org_id
         _check_row_rules(export_type, cells, private=private)
 
@@ -319,13 +322,17 @@ def _check_row_rules(export_type: ExportType, cells: dict[str, Any], *, private:
         assert Decimal(cells["payg_utilization_pct_current"]) == expected
         if private:
             assert cells["user_id"].startswith("anon_")
-            assert cells["name"] in {None, ""} and cells["email"] in {None, ""}
+            assert cells["name"] in {None, ""}
+            assert cells["email"] in {None, ""}
         else:
-            assert cells["user_id"].startswith("usr_") and "@" in cells["email"]
+            assert cells["user_id"].startswith("usr_")
+            assert "@" in cells["email"]
     if export_type.canonical is ExportType.ASSISTANTS:
         assert cells["active_users"] <= cells["unique_users"]
         if cells["unique_users"]:
-            expected_ratio = (Decimal(cells["messages"]) / cells["unique_users"]).quantize(CENT, ROUND_HALF_UP)
+            expected_ratio = (Decimal(cells["messages"]) / cells["unique_users"]).quantize(
+                CENT, ROUND_HALF_UP
+            )
             assert Decimal(cells["messages_per_user"]) == expected_ratio
 
 
@@ -391,7 +398,8 @@ def test_unsupported_group_by_is_400(sim: RunningSimulator, path: str, group_by:
 def test_deployment_grouping_needs_byok(sims: dict[str, RunningSimulator]) -> None:
     payload = {**OCTOBER, "group_by": "deployment"}
     rows = dicts(sims["byok"], "/export/models", payload)
-    assert rows and {r["deployment"] for r in rows} >= {"eu-west"}
+    assert rows
+    assert {r["deployment"] for r in rows} >= {"eu-west"}
     with client(sims["plain"]) as c:
         check_error(c.post("/export/models", json=payload), 400)
 
@@ -432,13 +440,15 @@ def test_export_too_large_names_the_row_count() -> None:
         whole = c.post("/export/users", json={**OCTOBER, "group_by": "model"})
         error = check_error(whole, 400, "Export too large")
         rows = int(re.search(r"(\d+) rows", error["message"]).group(1))  # type: ignore[union-attr]
-        assert rows > 250 and "narrow" in error["message"]
+        assert rows > 250
+        assert "narrow" in error["message"]
         # A shorter period has fewer rows (users without activity in it have no model rows): a Saturday.
         part = c.post(
             "/export/users/json",
             json={**body("2026-10-03T00:00:00Z", "2026-10-03T23:59:59.999Z"), "group_by": "model"},
         )
-        assert part.status_code == 200 and part.json()["data"]["recordCount"] <= 250
+        assert part.status_code == 200
+        assert part.json()["data"]["recordCount"] <= 250
 
 
 # --- rate limit and signed URLs ------------------------------------------------------------------------
@@ -490,7 +500,8 @@ def test_csv_bytes_follow_the_contract(sims: dict[str, RunningSimulator]) -> Non
     data = export(sims["byok"], "/export/users", OCTOBER)["data"]
     raw = download(data).content
     assert not raw.startswith(b"\xef\xbb\xbf")
-    assert b"\r" not in raw and raw.endswith(b"\n")
+    assert b"\r" not in raw
+    assert raw.endswith(b"\n")
     text = raw.decode("utf-8")
     rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     # RFC 4180 with minimal quoting: writing the parsed rows again gives the same bytes.
@@ -527,7 +538,8 @@ def test_user_level_data_off_anonymises_in_each_upstream_way(sims: dict[str, Run
     private = sims["private"]
     first = dicts(private, "/export/users", OCTOBER)
     second = dicts(private, "/export/users", month(2026, 9))
-    assert {r["name"] for r in first} == {""} and {r["email"] for r in first} == {""}
+    assert {r["name"] for r in first} == {""}
+    assert {r["email"] for r in first} == {""}
     assert {r["user_id"] for r in first} & {r["user_id"] for r in second}, "anon ids are stable"
     assert all(re.fullmatch(r"anon_[0-9a-f]{16}", r["user_id"]) for r in first)
     projects = dicts(private, "/export/projects", OCTOBER)
@@ -537,7 +549,9 @@ def test_user_level_data_off_anonymises_in_each_upstream_way(sims: dict[str, Run
     assert not {"assistant_description", "assistant_url", "assistant_owner_id"} & set(agents[0])
     with start(user_level_data=False, anonymisation="removed") as sim:
         header, _ = csv_rows(sim, "/export/users", OCTOBER)
-        assert "name" not in header and "email" not in header and "user_id" in header
+        assert "name" not in header
+        assert "email" not in header
+        assert "user_id" in header
     with start(user_level_data=False, anonymisation="placeholder") as sim:
         rows = dicts(sim, "/export/users", OCTOBER)
         assert {r["name"] for r in rows} == {"Anonymous"} == {r["email"] for r in rows}
@@ -553,8 +567,9 @@ def test_variants_the_client_must_tolerate() -> None:
             "from": "2026-10-01T01:00:00.000+01:00",
             "to": "2026-11-01T00:59:59.999+01:00",
         }
-        header, rows = csv_rows(sim, "/export/users", OCTOBER)
-        assert header[:3] == expected[:3] and header != [*expected, "odeus_beta_signal"]
+        header, _rows = csv_rows(sim, "/export/users", OCTOBER)
+        assert header[:3] == expected[:3]
+        assert header != [*expected, "odeus_beta_signal"]
         assert sorted(header) == sorted([*expected, "odeus_beta_signal"])
     with start(variant_numbers="float") as sim:
         rows_float = dicts(sim, "/export/users", OCTOBER)
@@ -713,7 +728,8 @@ def test_faults_in_process() -> None:
             httpx.get(data["downloadUrl"])
         sim.faults.truncate_next_download(content_length=False)
         cut = httpx.get(data["downloadUrl"])
-        assert cut.status_code == 200 and "content-length" not in cut.headers
+        assert cut.status_code == 200
+        assert "content-length" not in cut.headers
         assert cut.content.endswith(b"\n")
         assert len(list(csv.reader(io.StringIO(cut.text, newline="")))) - 1 < data["recordCount"]
         assert download(data).content.count(b"\n") - 1 == data["recordCount"]
@@ -724,7 +740,8 @@ def test_faults_over_the_admin_route() -> None:
         check_error(httpx.post(f"{sim.base_url}/_simulator/faults", json={"action": "fail"}), 401)
         check_error(c.post("/_simulator/faults", json={"action": "explode"}), 400)
         queued = c.post("/_simulator/faults", json={"action": "fail", "count": 2, "status": 500})
-        assert queued.status_code == 200 and len(queued.json()["pending"]["api"]) == 2
+        assert queued.status_code == 200
+        assert len(queued.json()["pending"]["api"]) == 2
         check_error(c.post("/export/projects", json=OCTOBER), 500)
         check_error(c.post("/export/projects", json=OCTOBER), 500)
         assert c.post("/export/projects", json=OCTOBER).status_code == 200

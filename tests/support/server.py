@@ -17,9 +17,8 @@ from contextlib import contextmanager
 import uvicorn
 from litestar import Litestar
 
-from odeus_compliance.apikeys.service import create_api_key
-from odeus_compliance.db.engine import create_engine_for, session_factory
-from odeus_compliance.security import ApiKeyPepper, Role
+from odeus_compliance.apikeys.bootstrap import issue_role_keys
+from odeus_compliance.security import Role
 from odeus_compliance.settings import Settings
 
 __all__ = ["LiveServer", "issue_keys", "run_server"]
@@ -67,20 +66,4 @@ def run_server(app: Litestar, *, startup_timeout: float = 15.0) -> Iterator[str]
 
 def issue_keys(settings: Settings) -> dict[Role, str]:
     """Create one API key per role in the (migrated) database of ``settings``."""
-
-    async def _issue() -> dict[Role, str]:
-        pepper = ApiKeyPepper.from_master_key(settings.require_master_key())
-        engine = create_engine_for(settings)
-        keys: dict[Role, str] = {}
-        try:
-            async with session_factory(engine)() as session:
-                for role in Role:
-                    _record, plaintext = await create_api_key(
-                        session=session, pepper=pepper, name=f"test {role}", role=role
-                    )
-                    keys[role] = plaintext
-        finally:
-            await engine.dispose()
-        return keys
-
-    return asyncio.run(_issue())
+    return asyncio.run(issue_role_keys(settings, label="test"))

@@ -232,8 +232,8 @@ class OdeusClient:
         for part in halves:
             try:
                 envelope = await self.request_export(part)
-            except UpstreamTooLarge:
-                await self._fold(part, state, why)
+            except UpstreamTooLarge as error:
+                await self._fold(part, state, error.message)
                 continue
             except UpstreamNoData:
                 continue
