@@ -10,7 +10,8 @@ whole period would have given. The rules, shared with the simulator so both comp
   zero activity there.
 * Counts, tokens and money are summed (exactly: ints and Decimals). A cell missing in every part stays
   missing.
-* ``period_start`` is the earliest and ``period_end`` the latest of the parts.
+* ``period_start`` is the earliest and ``period_end`` the latest of all parts, on every row (a row absent
+  from some parts still covers the whole period, as in the unsplit export).
 * JSON maps (``*_to_messages*``) are merged by key, counts added.
 * Distinct counts are recounted from the merged maps: ``assistants_messaged`` = keys with a count above 0
   in ``assistants_to_messages``; ``projects_messaged`` likewise from ``projects_to_messages`` and
@@ -156,6 +157,8 @@ class ExportMerger:
         refuse_unmergeable(export_type, [c.name for c in self.columns], why_split="the export is too large")
         self._plan = _plan(export_type, self.columns)
         self._rows: dict[tuple[Any, ...], Row] = {}
+        self._start: Any = None
+        self._end: Any = None
         self.parts = 0
 
     def add_part(self, columns: Sequence[Column], rows: Iterable[Row]) -> None:
@@ -174,13 +177,13 @@ class ExportMerger:
             raise UpstreamProtocolError(msg)
         plan = self._plan
         for row in rows:
+            self._start = _least(self._start, row.get("period_start"))
+            self._end = _greatest(self._end, row.get("period_end"))
             key = tuple(row[name] for name in plan.key)
             merged = self._rows.get(key)
             if merged is None:
                 self._rows[key] = {name: _copy(value) for name, value in row.items()}
                 continue
-            merged["period_start"] = _least(merged.get("period_start"), row.get("period_start"))
-            merged["period_end"] = _greatest(merged.get("period_end"), row.get("period_end"))
             for name in plan.sums:
                 merged[name] = _add(merged.get(name), row.get(name))
             for name in plan.maps:
@@ -193,6 +196,7 @@ class ExportMerger:
         plan = self._plan
         rows = list(self._rows.values())
         for row in rows:
+            row["period_start"], row["period_end"] = self._start, self._end
             for count, source in plan.distinct:
                 counts = row.get(source)
                 row[count] = None if counts is None else sum(1 for v in counts.values() if v > 0)

@@ -83,7 +83,8 @@ def _sum_decimal(array: pa.Array[Any]) -> Decimal:
 
 
 def _count_positive(array: pa.Array[Any]) -> int:
-    value = pc.sum(pc.greater(array, 0)).as_py()
+    positive: Any = pc.greater(array, pa.scalar(0, array.type))
+    value = pc.sum(positive).as_py()
     return int(value) if value is not None else 0
 
 
@@ -96,12 +97,6 @@ def _map_totals(array: pa.Array[Any]) -> Counter[str]:
     if len(keys) == 0:
         return Counter()
     grouped = pa.table({"key": keys, "count": counts}).group_by("key").aggregate([("count", "sum")])
-    return Counter(
-        {
-            key: total
-            for key, total in zip(
-                grouped.column("key").to_pylist(), grouped.column("count_sum").to_pylist(), strict=True
-            )
-            if total
-        }
-    )
+    names: list[Any] = grouped.column("key").to_pylist()
+    totals: list[Any] = grouped.column("count_sum").to_pylist()
+    return Counter({key: total for key, total in zip(names, totals, strict=True) if total})

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from odeus_compliance.upstream.columns import Column, ExportType, GroupBy, columns_for
 from odeus_compliance.upstream.simulator.workspace import (
@@ -79,8 +80,7 @@ class Table:
     rows: list[list[Value]]
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
+class Slot(NamedTuple):
     """One strand of one user's messages in the period."""
 
     kind: int
@@ -122,10 +122,6 @@ def _intensity(
     return cumulative[hi + 1] - cumulative[lo] if hi >= lo else 0
 
 
-def _conversations(unit: int) -> int:
-    return max(1, unit // 3) if unit > 0 else 0
-
-
 class _Usage:
     """Period usage of one workspace, computed slot by slot from the cumulative intensity tables."""
 
@@ -134,12 +130,12 @@ class _Usage:
         self.period = period
         self.rel_from = period.start_ms - ws.created_ms
         self.rel_to = period.end_ms - ws.created_ms
-        self.deployments = [m.deployments for m in ws.models]
 
     def joined(self, user: int) -> bool:
         return self.ws.users.join_day[user] * DAY_MS <= self.rel_to
 
     def user_slots(self, i: int) -> list[Slot]:
+        """The user's slots with messages in the period."""
         u = self.ws.users
         cum = self.ws.cumulative
         group, offset, first = u.group[i], u.offset_ms[i], u.join_day[i]
@@ -147,35 +143,15 @@ class _Usage:
         k1 = _intensity(cum[1][group], first, offset, self.rel_from, self.rel_to)
         if k0 == 0 and k1 == 0:
             return []
-        agents = self.ws.agents
-        # (kind, target, model, intensity, unit, action, action unit) of each of the user's slots
-        strands = [
-            (CHAT, -1, u.chat_model[i], k0, u.chat_unit[i], u.action[i], u.action_unit[i]),
-            (CHAT, -1, u.chat2_model[i], k1, u.chat2_unit[i], -1, 0),
-        ]
-        if u.agent_a_unit[i]:
-            models = agents[u.agent_a[i]].models
-            strands.append((ASSISTANT, u.agent_a[i], models[i % len(models)], k0, u.agent_a_unit[i], -1, 0))
-        if u.agent_b_unit[i]:
-            models = agents[u.agent_b[i]].models
-            strands.append(
-                (ASSISTANT, u.agent_b[i], models[(i + 1) % len(models)], k1, u.agent_b_unit[i], -1, 0)
-            )
-        strands.append((PROJECT, u.project[i], u.chat2_model[i], k1, u.project_unit[i], -1, 0))
         slots: list[Slot] = []
-        for number, (kind, target, model, k, unit, action, action_unit) in enumerate(strands):
-            if k and unit:
-                deployments = self.deployments[model]
+        for kind, target, model, deployment, pattern, unit, conversations, action, action_unit in u.strands[
+            i
+        ]:
+            k = k1 if pattern else k0
+            if k:
                 slots.append(
                     Slot(
-                        kind,
-                        target,
-                        model,
-                        deployments[(i + number) % len(deployments)],
-                        k * unit,
-                        k * _conversations(unit),
-                        action,
-                        k * action_unit,
+                        kind, target, model, deployment, k * unit, k * conversations, action, k * action_unit
                     )
                 )
         return slots

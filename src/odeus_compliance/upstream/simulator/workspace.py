@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from itertools import accumulate
+from typing import NamedTuple
 
 from odeus_compliance.upstream.simulator import names
 
@@ -111,6 +112,20 @@ class ApiKey:
     units: tuple[int, ...]
 
 
+class Strand(NamedTuple):
+    """One of a user's usage slots, fixed for the workspace: what a unit of intensity produces."""
+
+    kind: int
+    target: int  # agent or project index, -1 for chat
+    model: int
+    deployment: str
+    pattern: int
+    unit: int  # messages per unit of intensity
+    conversations: int  # conversations per unit of intensity
+    action: int  # -1: none
+    action_unit: int  # messages with an action per unit of intensity
+
+
 @dataclass(frozen=True, slots=True)
 class Users:
     """All users, column-wise; index ``i`` of every list describes user ``i``.
@@ -144,6 +159,7 @@ class Users:
     project_unit: list[int]
     action: list[int]
     action_unit: list[int]
+    strands: list[tuple[Strand, ...]] = field(default_factory=list)  # per user, the slots with a unit > 0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -318,6 +334,35 @@ def _users(rng: random.Random, count: int, days: int, agents: int, projects: int
     )
 
 
+def _strands(u: Users, agents: tuple[Agent, ...]) -> list[tuple[Strand, ...]]:
+    """Each user's slots with a unit > 0, computed once so that period sums only multiply."""
+    every = []
+    for i in range(len(u.ids)):
+        raw = [
+            (CHAT, -1, u.chat_model[i], 0, u.chat_unit[i], u.action[i], u.action_unit[i]),
+            (CHAT, -1, u.chat2_model[i], 1, u.chat2_unit[i], -1, 0),
+            (ASSISTANT, u.agent_a[i], _agent_model(agents, u.agent_a[i], i), 0, u.agent_a_unit[i], -1, 0),
+            (ASSISTANT, u.agent_b[i], _agent_model(agents, u.agent_b[i], i + 1), 1, u.agent_b_unit[i], -1, 0),
+            (PROJECT, u.project[i], u.chat2_model[i], 1, u.project_unit[i], -1, 0),
+        ]
+        mine = []
+        for number, (kind, target, model, pattern, unit, action, action_unit) in enumerate(raw):
+            if unit:
+                deployments = MODELS[model].deployments
+                deployment = deployments[(i + number) % len(deployments)]
+                conversations = max(1, unit // 3)
+                mine.append(
+                    Strand(kind, target, model, deployment, pattern, unit, conversations, action, action_unit)
+                )
+        every.append(tuple(mine))
+    return every
+
+
+def _agent_model(agents: tuple[Agent, ...], agent: int, salt: int) -> int:
+    models = agents[agent].models
+    return models[salt % len(models)]
+
+
 def _named(topics: tuple[str, ...], i: int) -> str:
     topic = topics[i % len(topics)]
     return topic if i < len(topics) else f"{topic} {i // len(topics) + 1}"
@@ -364,6 +409,7 @@ def generate_workspace(*, users: int, seed: int, today: date, age_days: int) -> 
                 units=tuple(rng.choice((5, 20, 60, 150)) for _ in key_models),
             )
         )
+    user_table = replace(user_table, strands=_strands(user_table, agents))
     return Workspace(
         seed=seed,
         workspace_id=f"ws-{ident[:12]}",
