@@ -247,36 +247,42 @@ async def test_a_truncated_download_raises_and_hands_nothing_on(
             sim.base_url, sim.api_key, fake_time, retry=RetryPolicy(max_attempts=2)
         ) as client:
             sim.faults.truncate_next_download(5, keep_fraction=0.6, content_length=content_length)
-            with pytest.raises(DownloadIncomplete):
-                async with client.open_export(MARCH) as export:
-                    async for batch in export.batches():
-                        handed.append(batch)  # noqa: PERF401 - the point is what reaches the loop
-            assert not export.complete
-            with pytest.raises(RuntimeError, match="not complete"):
-                _ = export.report
+            async with client.open_export(MARCH) as export:
+                with pytest.raises(DownloadIncomplete):
+                    await _drain(export.batches(), handed)
+                assert not export.complete
+                with pytest.raises(RuntimeError, match="not complete"):
+                    _ = export.report
     assert handed == []
+
+
+async def _drain(batches: AsyncIterator[ExportBatch], sink: list[ExportBatch]) -> None:
+    """What a consumer does: take every batch the stream hands on."""
+    async for batch in batches:
+        sink.append(batch)  # noqa: PERF401 - the point is what reaches the loop
 
 
 async def test_a_truncated_large_download_after_batches_were_handed_on_is_not_retried(
     fake_time: FakeTime,
 ) -> None:
-    handed = 0
+    handed: list[ExportBatch] = []
     with simulator(fake_time, users=3000) as sim:
         async with client_for(sim.base_url, sim.api_key, fake_time, block_bytes=1 << 16) as client:
             sim.faults.truncate_next_download(1, keep_fraction=0.9, content_length=True)
-            with pytest.raises(DownloadIncomplete, match="cannot be retried|announced"):
-                async with client.open_export(MARCH) as export:
-                    async for batch in export.batches():
-                        handed += batch.num_rows
-    assert 0 < handed < 3000
+            async with client.open_export(MARCH) as export:
+                with pytest.raises(DownloadIncomplete, match=r"cannot be retried|announced"):
+                    await _drain(export.batches(), handed)
+    assert 0 < sum(batch.num_rows for batch in handed) < 3000
 
 
 async def test_an_expired_download_url_is_fetched_again_once(fake_time: FakeTime) -> None:
     with simulator(fake_time, url_ttl_seconds=60) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
-            async with client.open_export(MARCH) as export:
-                fake_time.now += 3600  # the URL expired before we started downloading
-                rows = sum([batch.num_rows async for batch in export.batches()])
+        async with (
+            client_for(sim.base_url, sim.api_key, fake_time) as client,
+            client.open_export(MARCH) as export,
+        ):
+            fake_time.now += 3600  # the URL expired before we started downloading
+            rows = sum([batch.num_rows async for batch in export.batches()])
     assert rows == export.info.record_count
 
 
@@ -418,7 +424,7 @@ def recording_server(recorder: Recorder) -> Iterator[str]:
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     recorder.download_host = recorder.download_host or base
     server = uvicorn.Server(
-        uvicorn.Config(recorder, lifespan="off", access_log=False, log_config=None, ws="none")  # type: ignore[arg-type]
+        uvicorn.Config(recorder, lifespan="off", access_log=False, log_config=None, ws="none")
     )
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()

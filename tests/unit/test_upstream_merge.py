@@ -123,7 +123,7 @@ def test_grouped_rows_are_keyed_by_user_and_model() -> None:
     merger = ExportMerger(ExportType.USERS, columns)
 
     def row(model: str, messages: int) -> dict[str, Any]:
-        r = {c.name: None for c in columns}
+        r: dict[str, Any] = {c.name: None for c in columns}
         r.update(
             user_id="u1",
             model=model,

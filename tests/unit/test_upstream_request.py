@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -11,8 +12,10 @@ from odeus_compliance.upstream.request import ExportRequest, PeriodEnd
 from odeus_compliance.upstream.split import split_request
 
 
-def _utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def _utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +77,7 @@ def test_split_across_the_october_change_and_down_to_single_days() -> None:
     oct_25 = days[24]
     assert oct_25.body()["from"]["date"] == "2026-10-25T00:00:00.000"
     assert (oct_25.end.instant - oct_25.start.instant).total_seconds() == 25 * 3600 - 0.001
-    for earlier, later in zip(days, days[1:], strict=False):
+    for earlier, later in itertools.pairwise(days):
         assert (later.start.instant - earlier.end.instant).total_seconds() == 0.001
 
 

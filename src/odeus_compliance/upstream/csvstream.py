@@ -185,7 +185,7 @@ def _first_boundary(data: bytes, start: int = 0) -> int | None:
 
 
 def _last_boundary(data: bytes, start: int, end: int) -> int | None:
-    """Offset just past the last line end outside quotes in ``data[start:end]`` (``start`` begins a record)."""
+    """Offset just past the last line end outside quotes in ``data[start:end]``; ``start`` begins a record."""
     total = data.count(b'"', start, end)
     tail_quotes = 0
     while True:

@@ -16,7 +16,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-
 EDGE_MARGIN = 0.001
 
 

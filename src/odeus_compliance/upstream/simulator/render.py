@@ -58,6 +58,8 @@ def select(table: Table, columns: tuple[Column, ...]) -> Rendered:
     names = [c.name for c in table.columns]
     extra_at = next((n for n, c in enumerate(columns) if c is EXTRA_COLUMN), None)
     positions = [names.index(c.name) for c in columns if c is not EXTRA_COLUMN]
+    if extra_at is None and positions == list(range(len(names))):
+        return Rendered(columns, table.rows)  # the usual case: nothing to move
     getter = itemgetter(*positions)
     rows: list[list[Value]] = []
     for number, row in enumerate(table.rows):

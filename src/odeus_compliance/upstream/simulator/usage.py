@@ -191,6 +191,20 @@ class _Builder:
         self.privacy = privacy
         self.prefix: list[Value] = [period.start_date.isoformat(), period.end_date.isoformat(), ws.org_id]
         self._money: dict[int, Decimal] = {}
+        self._dates: dict[int, str] = {}
+        self.lookups = (
+            [a.id for a in ws.agents],
+            [p.id for p in ws.projects],
+            [m.name for m in ws.models],
+            [m.cents_per_message for m in ws.models],
+        )
+
+    def date_of(self, day: int) -> str:
+        """The ISO date of a day number, cached."""
+        text = self._dates.get(day)
+        if text is None:
+            text = self._dates[day] = self.ws.date_of(day).isoformat()
+        return text
 
     def money(self, cents: int) -> Decimal:
         """``money`` with a cache: many users share the same amounts."""
@@ -209,34 +223,34 @@ class _Builder:
 
     # users ---------------------------------------------------------------------------------------------
     def _user_figures(self, user: int, slots: list[Slot]) -> list[Value]:
-        ws = self.ws
-        u = ws.users
+        u = self.ws.users
+        agent_ids, project_ids, model_names, cents_per_message = self.lookups
         chat = assistants = projects = cents = 0
         tok = [0, 0, 0, 0, 0]
         to_agents: dict[str, int] = {}
         to_projects: dict[str, int] = {}
         to_models: dict[str, int] = {}
         to_actions: dict[str, int] = {}
-        for s in slots:
-            if s.kind == CHAT:
-                chat += s.count
-            elif s.kind == ASSISTANT:
-                assistants += s.count
-                key = ws.agents[s.target].id
-                to_agents[key] = to_agents.get(key, 0) + s.count
+        for kind, target, model, _, count, _, action, action_count in slots:
+            if kind == CHAT:
+                chat += count
+            elif kind == ASSISTANT:
+                assistants += count
+                key = agent_ids[target]
+                to_agents[key] = to_agents.get(key, 0) + count
             else:
-                projects += s.count
-                key = ws.projects[s.target].id
-                to_projects[key] = to_projects.get(key, 0) + s.count
-            name = ws.models[s.model].name
-            to_models[name] = to_models.get(name, 0) + s.count
-            if s.action_count:
-                action = ws.actions[s.action]
-                to_actions[action] = to_actions.get(action, 0) + s.action_count
-            cents += s.count * ws.models[s.model].cents_per_message
+                projects += count
+                key = project_ids[target]
+                to_projects[key] = to_projects.get(key, 0) + count
+            name = model_names[model]
+            to_models[name] = to_models.get(name, 0) + count
+            if action_count:
+                action_id = self.ws.actions[action]
+                to_actions[action_id] = to_actions.get(action_id, 0) + action_count
+            cents += count * cents_per_message[model]
             if self.byok:
-                for n, per_message in enumerate(self.usage.tokens(user, s.kind, s.model)):
-                    tok[n] += s.count * per_message
+                for n, per_message in enumerate(self.usage.tokens(user, kind, model)):
+                    tok[n] += count * per_message
         limit = u.payg_limit_cents[user]
         row: list[Value] = [
             self.money(limit),
@@ -274,7 +288,7 @@ class _Builder:
                 self.identifying(u.names[i]),
                 self.identifying(u.emails[i]),
                 u.roles[i],
-                self.ws.date_of(u.join_day[i]).isoformat(),
+                self.date_of(u.join_day[i]),
                 u.departments[i],
                 u.companies[i],
                 u.licenses[i],
