@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import click
 
 from odeus_compliance.upstream.simulator.config import DEFAULT_API_KEY, SimulatorConfig
@@ -96,9 +99,14 @@ def simulator(  # noqa: PLR0917 - click passes options as arguments
         click.echo(f"  ODEUS_API_KEY={running.api_key}   (a simulator key, not a secret)")
         click.echo("Press Ctrl-C to stop.")
 
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly under a process manager too
     try:
         serve_simulator_forever(config, ready)
     except KeyboardInterrupt:
         click.echo("Simulator stopped.")
     except OSError as exc:
         raise click.ClickException(f"cannot start the simulator: {exc.strerror or exc}") from None
+
+
+def _interrupt(_signal: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -87,7 +87,7 @@ class Slot(NamedTuple):
     target: int  # agent or project index, -1 for chat
     model: int
     deployment: str
-    count: int
+    messages: int
     conversations: int
     action: int  # -1: none
     action_count: int
@@ -315,23 +315,23 @@ class _Builder:
             a = acc.get(key)
             if a is None:
                 acc[key] = [
-                    s.count,
+                    s.messages,
                     s.conversations,
-                    s.count * prompt,
-                    s.count * completion,
+                    s.messages * prompt,
+                    s.messages * completion,
                     prompt,
                     prompt,
                     completion,
                     completion,
                 ]
             else:
-                a[0] += s.count
+                a[0] += s.messages
                 a[1] += s.conversations
-                a[2] += s.count * prompt
-                a[3] += s.count * completion
+                a[2] += s.messages * prompt
+                a[3] += s.messages * completion
                 a[4], a[5] = min(a[4], prompt), max(a[5], prompt)
                 a[6], a[7] = min(a[6], completion), max(a[7], completion)
-            per_user[key][user] += s.count
+            per_user[key][user] += s.messages
         keys = sorted(acc) if group_by is not None else [(n, -1) for n in range(len(ws.agents))]
         rows: list[list[Value]] = []
         for key in keys:
@@ -377,7 +377,7 @@ class _Builder:
         messages = [0] * len(ws.projects)
         for _, s in self.usage.all_slots():
             if s.kind == PROJECT:
-                messages[s.target] += s.count
+                messages[s.target] += s.messages
         return [
             [
                 *self.prefix,
@@ -446,14 +446,14 @@ class _Builder:
             else:
                 label = ""
             a = acc.setdefault((s.model, label), [0, 0, 0, 0, 0, 0, 0])
-            a[0] += s.count
+            a[0] += s.messages
             prompt, completion, cached, creation, no_cache = self.usage.tokens(user, s.kind, s.model)
-            a[1] += s.count * prompt
-            a[2] += s.count * completion
-            a[3] += s.count * cached
-            a[4] += s.count * creation
-            a[5] += s.count * no_cache
-            a[6] += s.count * ws.models[s.model].cents_per_message
+            a[1] += s.messages * prompt
+            a[2] += s.messages * completion
+            a[3] += s.messages * cached
+            a[4] += s.messages * creation
+            a[5] += s.messages * no_cache
+            a[6] += s.messages * ws.models[s.model].cents_per_message
         keys = sorted(acc) if group_by is not None else [(n, "") for n in range(len(ws.models))]
         rows: list[list[Value]] = []
         for key in keys:
