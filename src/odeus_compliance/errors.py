@@ -77,7 +77,7 @@ class AppError(OdeusComplianceError):
         super().__init__(self.detail)
 
 
-class NotAuthenticated(AppError):  # noqa: N818 - HTTP-status names read better at raise sites
+class NotAuthenticated(AppError):
     """No API key, or one that is unknown or revoked."""
 
     status = 401
@@ -89,7 +89,7 @@ class NotAuthenticated(AppError):  # noqa: N818 - HTTP-status names read better 
         self.headers.setdefault("WWW-Authenticate", 'Bearer realm="odeus-compliance"')
 
 
-class PermissionDenied(AppError):  # noqa: N818 - HTTP-status names read better at raise sites
+class PermissionDenied(AppError):
     """The key is valid but its role may not do this."""
 
     status = 403
@@ -97,7 +97,7 @@ class PermissionDenied(AppError):  # noqa: N818 - HTTP-status names read better 
     title = "Permission denied"
 
 
-class NotFound(AppError):  # noqa: N818 - HTTP-status names read better at raise sites
+class NotFound(AppError):
     """The resource does not exist (or the caller may not know that it does)."""
 
     status = 404
@@ -105,7 +105,7 @@ class NotFound(AppError):  # noqa: N818 - HTTP-status names read better at raise
     title = "Not found"
 
 
-class Conflict(AppError):  # noqa: N818 - HTTP-status names read better at raise sites
+class Conflict(AppError):
     """The request conflicts with the current state (a duplicate, a job already running)."""
 
     status = 409
@@ -113,7 +113,7 @@ class Conflict(AppError):  # noqa: N818 - HTTP-status names read better at raise
     title = "Conflict"
 
 
-class ValidationFailed(AppError):  # noqa: N818 - HTTP-status names read better at raise sites
+class ValidationFailed(AppError):
     """The request is well-formed but its content is not acceptable (a bad month, an unknown policy)."""
 
     status = 400
@@ -121,7 +121,7 @@ class ValidationFailed(AppError):  # noqa: N818 - HTTP-status names read better 
     title = "Request is not valid"
 
 
-class PayloadTooLarge(AppError):  # noqa: N818 - HTTP-status names read better at raise sites
+class PayloadTooLarge(AppError):
     """The request body is larger than the route accepts."""
 
     status = 413
@@ -129,7 +129,7 @@ class PayloadTooLarge(AppError):  # noqa: N818 - HTTP-status names read better a
     title = "Payload too large"
 
 
-class ServiceUnavailable(AppError):  # noqa: N818 - HTTP-status names read better at raise sites
+class ServiceUnavailable(AppError):
     """A dependency (database, upstream, key ring) is not available right now; retrying may help."""
 
     status = 503

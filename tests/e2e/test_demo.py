@@ -33,7 +33,7 @@ def _run_demo(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 def _reference_rows() -> tuple[list[dict[str, Any]], list[str]]:
-    """The same month's rows from the simulator's JSON route, and every identifying string of the workspace."""
+    """The month's rows from the simulator's JSON route, and every identifying string of the workspace."""
     year, month = last_month(ZONE)
     request = ExportRequest.for_month(ExportType.USERS, year, month, ZONE, export_format=ExportFormat.JSON)
     with run_simulator(SimulatorConfig(users=USERS, seed=SEED)) as sim:

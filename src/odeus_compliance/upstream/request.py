@@ -94,7 +94,7 @@ class ExportRequest:
         group_by: GroupBy | None = None,
         export_format: ExportFormat = ExportFormat.CSV,
     ) -> ExportRequest:
-        """The calendar month in ``timezone``: from the 1st at 00:00:00.000 to the last day at 23:59:59.999."""
+        """The calendar month in ``timezone``: the 1st at 00:00:00.000 to the last day at 23:59:59.999."""
         first = date(year, month, 1)
         next_first = date(year + month // 12, month % 12 + 1, 1)
         start = datetime.combine(first, datetime.min.time())
