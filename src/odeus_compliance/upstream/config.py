@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from odeus_compliance.upstream.backoff import RetryPolicy
+from odeus_compliance.upstream.csvstream import DEFAULT_BLOCK_BYTES
 
 DEFAULT_BASE_URL = "https://api.odeus.ai"
 
@@ -42,7 +43,7 @@ class OdeusClientConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     requests_per_minute: int = 450
-    block_bytes: int = 4 << 20
+    block_bytes: int = DEFAULT_BLOCK_BYTES
 
     def __post_init__(self) -> None:
         if not self.api_key:

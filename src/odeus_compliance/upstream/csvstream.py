@@ -36,7 +36,13 @@ from odeus_compliance.upstream.columns import ExportType, Kind
 from odeus_compliance.upstream.errors import DownloadIncomplete, MalformedExport
 from odeus_compliance.upstream.schema import REQUIRED_COLUMNS, ExportSchema
 
-DEFAULT_BLOCK_BYTES = 4 << 20
+# 1 MiB blocks: measured on a 100,000-user export, parsing is as fast as with 4 MiB (within noise) and peak
+# RSS is ~70 MB lower; Arrow's own threads are off because the download already runs beside the parse and
+# single-threaded parsing measured no slower on two cores.
+DEFAULT_BLOCK_BYTES = 1 << 20
+# Arrow's default pool (mimalloc) keeps freed block buffers for reuse, which costs ~50 MB of peak RSS on a
+# large export for no speed gain here: the parse buffers of a block are short-lived.
+_POOL = pa.system_memory_pool()
 DEFAULT_MAX_RECORD_BYTES = 16 << 20
 
 # A quote with an ordinary character on both sides is never valid RFC 4180: inside a quoted cell quotes come
@@ -212,7 +218,7 @@ class BlockDecoder:
                 read_types[column.name] = pa.string()
             else:
                 read_types[column.name] = self._target.field(column.name).type
-        self._read_options = pa_csv.ReadOptions(column_names=list(schema.names), use_threads=True)
+        self._read_options = pa_csv.ReadOptions(column_names=list(schema.names), use_threads=False)
         self._parse_options = pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
         self._convert_options = pa_csv.ConvertOptions(
             column_types=read_types,
@@ -235,6 +241,7 @@ class BlockDecoder:
                 read_options=self._read_options,
                 parse_options=self._parse_options,
                 convert_options=self._convert_options,
+                memory_pool=_POOL,
             )
         except pa.ArrowInvalid as error:
             raise self._explain(error, first_row) from None
