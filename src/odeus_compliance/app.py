@@ -30,7 +30,7 @@ from odeus_compliance.apikeys.service import SessionAuthenticator
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.errors import exception_handlers
 from odeus_compliance.health.controllers import HealthController
-from odeus_compliance.policy.controllers import list_policies
+from odeus_compliance.policy.controllers import get_policy, list_policies
 from odeus_compliance.request_log import install_request_log
 from odeus_compliance.security import (
     AUTH_EXCLUDED_PATHS,
@@ -47,7 +47,7 @@ from odeus_compliance.state_keys import ENGINE_KEY, SESSIONS_KEY, SETTINGS_KEY
 
 __all__ = ["ROUTE_HANDLERS", "create_app", "provide_db_session"]
 
-ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = (HealthController, whoami, list_policies)
+ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = (HealthController, whoami, list_policies, get_policy)
 """Every controller and route of the service. Each must declare its roles (see ``security``)."""
 
 BEARER_SCHEME = "ApiKey"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import hashlib
 import io
 import json
 import logging
@@ -21,6 +20,8 @@ from litestar.params import FromQuery, JSONBody
 from odeus_compliance.app import create_app
 from odeus_compliance.db.migrate import downgrade
 from odeus_compliance.logging_setup import configure_logging
+from odeus_compliance.policy.canonical import policy_hash
+from odeus_compliance.policy.loader import load_policy
 from odeus_compliance.security import ALL_ROLES, Role, requires_role
 from odeus_compliance.settings import Settings
 from tests.support.server import LiveServer, issue_keys, run_server
@@ -65,20 +66,37 @@ def test_whoami_and_policies(live_server: LiveServer, tmp_path: Path) -> None:
         assert isinstance(policies.json()["policies"], list)
 
 
-def test_policies_lists_files_with_hashes(migrated_settings: Settings, tmp_path: Path) -> None:
+def test_policies_are_validated_and_cited_by_canonical_hash(
+    migrated_settings: Settings, tmp_path: Path
+) -> None:
     policy_dir = tmp_path / "policies"
     policy_dir.mkdir()
-    (policy_dir / "default.toml").write_bytes(b"a = 1\n")
-    (policy_dir / "notes.txt").write_bytes(b"ignored")
+    shipped = (migrated_settings.policy_dir / "default.toml").read_text("utf-8")
+    # the same policy with other comments and spacing: the canonical hash must not change
+    (policy_dir / "default.toml").write_text("# reformatted\n" + shipped.replace(" = ", "="), "utf-8")
+    (policy_dir / "broken.toml").write_text("[policy]\nname = 'broken'\nsurprise = 1\n", "utf-8")
+    (policy_dir / "notes.txt").write_text("not a policy", "utf-8")
     settings = dataclasses.replace(migrated_settings, policy_dir=policy_dir)
+    expected_hash = policy_hash(load_policy(migrated_settings.policy_dir / "default.toml"))
     keys = issue_keys(settings)
-    with run_server(create_app(settings)) as base_url:
-        body = httpx.get(
-            f"{base_url}/api/v1/policies", headers={"Authorization": f"Bearer {keys[Role.ADMIN]}"}
-        )
-    assert body.json() == {
-        "policies": [{"name": "default", "sha256": hashlib.sha256(b"a = 1\n").hexdigest(), "size_bytes": 6}]
-    }
+    auth = {"Authorization": f"Bearer {keys[Role.ADMIN]}"}
+    with run_server(create_app(settings)) as base_url, httpx.Client(base_url=base_url) as client:
+        listing = client.get("/api/v1/policies", headers=auth).json()["policies"]
+        detail = client.get("/api/v1/policies/default", headers=auth).json()
+        broken = client.get("/api/v1/policies/broken", headers=auth).json()
+        missing = client.get("/api/v1/policies/nope", headers=auth)
+        traversal = client.get("/api/v1/policies/..%2Fsecrets", headers=auth)
+
+    assert [(p["name"], p["valid"]) for p in listing] == [("broken", False), ("default", True)]
+    assert listing[1]["hash"] == expected_hash
+    assert listing[1]["exports"] == ["api-keys", "assistants", "models", "projects", "users"]
+    assert detail["summary"]["hash"] == expected_hash
+    assert detail["canonical"]["columns"]["users"]["email"]["op"] == "drop"
+    assert broken["summary"]["problems"] == len(broken["problems"]) > 0
+    assert broken["canonical"] is None
+    assert any("surprise" in p["message"] for p in broken["problems"])
+    assert_problem(missing, 404)
+    assert traversal.status_code == 404
 
 
 def test_problem_documents(live_server: LiveServer) -> None:

@@ -42,6 +42,7 @@ ROUTES: Final[dict[tuple[str, str], Case]] = {
     ("GET", "/health/ready"): Case(PUBLIC, "/health/ready"),
     ("GET", "/api/v1/whoami"): Case(ALL, "/api/v1/whoami"),
     ("GET", "/api/v1/policies"): Case(ALL, "/api/v1/policies"),
+    ("GET", "/api/v1/policies/{name:str}"): Case(ALL, "/api/v1/policies/default"),
 }
 
 
