@@ -71,6 +71,7 @@ def _openapi_config() -> OpenAPIConfig:
         version=__version__,
         description=_DESCRIPTION,
         path=OPENAPI_PATH,
+        use_handler_docstrings=True,  # each route's docstring is its OpenAPI description
         security=[{BEARER_SCHEME: []}],
         components=Components(
             security_schemes={

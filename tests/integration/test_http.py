@@ -53,6 +53,14 @@ def test_health_and_schema(live_server: LiveServer) -> None:
         assert doc["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
         assert "/api/v1/whoami" in doc["paths"]
         assert doc["paths"]["/api/v1/whoami"]["get"]["operationId"] == "whoami"
+        # every operation is documented: an operationId and a description a reader can rely on
+        undocumented = [
+            f"{method.upper()} {path}"
+            for path, operations in doc["paths"].items()
+            for method, operation in operations.items()
+            if not operation.get("operationId") or len(operation.get("description") or "") < 20
+        ]
+        assert undocumented == []
 
 
 def test_whoami_and_policies(live_server: LiveServer, tmp_path: Path) -> None:
