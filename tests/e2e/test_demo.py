@@ -6,10 +6,13 @@ workspace and month, and its output is searched for every name and e-mail of tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -82,3 +85,49 @@ def test_demo_refuses_an_unknown_time_zone_with_one_line(tmp_path: Path) -> None
     assert "Mars/Olympus_Mons" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_demo_serve_keeps_the_service_up_with_one_working_key_per_role(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable,
+        "-m",
+        "odeus_compliance",
+        "demo",
+        "--out",
+        str(tmp_path / "out"),
+        "--users",
+        "40",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODEUS")}
+    process = subprocess.Popen(
+        [*command, "--serve", "--port", str(port)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert process.stdout is not None
+        keys: dict[str, str] = {}
+        for line in process.stdout:
+            fields = line.split()
+            if len(fields) == 2 and fields[0] in {"officer", "auditor", "admin"}:
+                keys[fields[0]] = fields[1]
+            if len(keys) == 3:
+                break
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):  # the server starts right after the keys are printed
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(base + "/health/live", timeout=1)
+                break
+            time.sleep(0.1)
+        for role, key in keys.items():
+            me = httpx.get(base + "/api/v1/whoami", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+            assert me.status_code == 200
+            assert me.json()["role"] == role
+        assert httpx.get(base + "/api/v1/whoami", timeout=5).status_code == 401
+    finally:
+        process.terminate()
+        process.wait(15)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert sorted(keys) == ["admin", "auditor", "officer"]

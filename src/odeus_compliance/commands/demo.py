@@ -116,6 +116,7 @@ def _serve(simulator: RunningSimulator, out_dir: Path, port: int) -> None:
     from odeus_compliance.apikeys.bootstrap import issue_role_keys  # noqa: PLC0415
     from odeus_compliance.app import create_app  # noqa: PLC0415
     from odeus_compliance.db.migrate import upgrade  # noqa: PLC0415
+    from odeus_compliance.logging_setup import configure_logging  # noqa: PLC0415
     from odeus_compliance.settings import Secret, default_sqlite_url  # noqa: PLC0415
 
     data_dir = (out_dir / "data").resolve()
@@ -134,4 +135,5 @@ def _serve(simulator: RunningSimulator, out_dir: Path, port: int) -> None:
     click.echo("Demo API keys (shown once; send as 'Authorization: Bearer KEY'):")
     for role, key in keys.items():
         click.echo(f"  {role.value:<8} {key}")
+    configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False)
