@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Response, Router
 from litestar.config.app import ExperimentalFeatures
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.status_codes import HTTP_404_NOT_FOUND
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,18 +29,18 @@ from odeus_compliance import __version__
 from odeus_compliance.apikeys.controllers import whoami
 from odeus_compliance.apikeys.service import SessionAuthenticator
 from odeus_compliance.db.engine import create_engine_for, session_factory
-from odeus_compliance.errors import exception_handlers
+from odeus_compliance.errors import exception_handlers, problem_response
 from odeus_compliance.health.controllers import HealthController
 from odeus_compliance.policy.controllers import get_policy, list_policies
 from odeus_compliance.request_log import install_request_log
 from odeus_compliance.security import (
-    AUTH_EXCLUDED_PATHS,
     AUTH_STATE_KEY,
     OPENAPI_PATH,
     PUBLIC_OPT,
     ApiKeyAuthenticationMiddleware,
     ApiKeyPepper,
     check_routes_declare_access,
+    public,
     role_guard,
 )
 from odeus_compliance.settings import Settings
@@ -65,12 +66,32 @@ async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def _openapi_not_found_as_problem(response: Response[Any]) -> Response[Any]:
+    """Litestar answers an unknown ``/schema/...`` path with an HTML page; our errors are problem+json."""
+    if response.status_code == HTTP_404_NOT_FOUND:
+        return problem_response(status=404, code=None, title="Not Found", detail="Not Found")
+    return response
+
+
+def _openapi_router() -> Router:
+    """The router Litestar adds the OpenAPI routes to: public by its ``opt`` (not by a path exemption, which
+    would also open any other route under ``/schema``)."""
+    return Router(
+        OPENAPI_PATH,
+        route_handlers=[],
+        include_in_schema=False,
+        opt=public(),
+        after_request=_openapi_not_found_as_problem,
+    )
+
+
 def _openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="odeus-compliance",
         version=__version__,
         description=_DESCRIPTION,
         path=OPENAPI_PATH,
+        openapi_router=_openapi_router(),
         use_handler_docstrings=True,  # each route's docstring is its OpenAPI description
         security=[{BEARER_SCHEME: []}],
         components=Components(
@@ -113,11 +134,8 @@ def create_app(
         route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
         lifespan=[database],
         middleware=[
-            DefineMiddleware(
-                ApiKeyAuthenticationMiddleware,
-                exclude=list(AUTH_EXCLUDED_PATHS),
-                exclude_from_auth_key=PUBLIC_OPT,
-            )
+            # no path exemptions: public routes say so in their opt (see odeus_compliance.security)
+            DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude_from_auth_key=PUBLIC_OPT)
         ],
         guards=[role_guard],
         dependencies=dependencies,

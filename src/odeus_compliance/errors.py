@@ -14,6 +14,7 @@ from __future__ import annotations
 import http
 import logging
 import re
+import traceback
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
@@ -212,7 +213,25 @@ def _http_exception_handler(_request: Request[Any, Any, Any], exc: HTTPException
     )
 
 
+def _is_undecodable_request(exc: Exception) -> bool:
+    """A request body that is not UTF-8: msgspec raises ``UnicodeDecodeError`` (not a ``DecodeError``) and
+    Litestar's body parsing lets it through. Only when it comes out of Litestar itself is it the client's
+    fault; the same error from our own code is a bug (500)."""
+    if not isinstance(exc, UnicodeDecodeError):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "/litestar/" in frames[-1].filename.replace("\\", "/")
+
+
 def _unhandled_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if _is_undecodable_request(exc):
+        return problem_response(
+            status=400,
+            code="validation-failed",
+            title="Request is not valid",
+            detail="The request body is not valid UTF-8.",
+            extra={"errors": [{"key": "body", "source": "body", "message": "not valid UTF-8"}]},
+        )
     # logged with its frames but without its message (see logging_setup)
     _log.error("unhandled_error", exc_info=exc, extra={"oc_fields": {"error_type": type(exc).__name__}})
     return problem_response(

@@ -3,8 +3,12 @@
 Why allow-listed fields: logs leave the process (journald, a log shipper) and are read by people who are not
 allowed to see usage data. Our code logs an *event name* plus keyword fields through :func:`log_event`; any
 field whose name is not in :data:`ALLOWED_FIELDS` is dropped, so a careless call cannot ship a user's name.
-Foreign loggers (uvicorn, SQLAlchemy, alembic) keep their message, but an exception is rendered as its type
-and stack frames only: exception messages can quote data (a failed INSERT repeats its parameters).
+Foreign loggers (uvicorn, SQLAlchemy, alembic) keep their message with every quoted part replaced by
+``<redacted>`` (reprs of values, of exceptions and of statement parameters are quoted), and an exception is
+rendered as its type and stack frames only: exception messages can quote data (a failed INSERT repeats its
+parameters). The database drivers log every statement with its parameters at DEBUG, so they are held at
+WARNING whatever the configured level. Our own records show their event name only if it looks like one
+(a fixed name, not a sentence built from data).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import re
 import sys
 import traceback
 from typing import Any, Final
@@ -57,6 +62,18 @@ ALLOWED_FIELDS: Final = frozenset(
 
 _OWN_PREFIX: Final = "odeus_compliance"
 _FIELDS_ATTR: Final = "oc_fields"
+_EVENT_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_. -]{0,79}")
+_QUOTED: Final = re.compile(r"'[^']*'|\"[^\"]*\"")
+QUIET_LOGGERS: Final = (
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy",
+    "httpx",
+    "httpcore",
+    "multipart",
+    "python_multipart",
+)
+"""Foreign loggers held at WARNING: below it they print statement parameters, request URLs or form fields."""
 
 
 def current_request_id() -> str | None:
@@ -79,6 +96,13 @@ def _frames_only(exc_info: Any) -> dict[str, Any]:
     return {"error_type": getattr(exc_type, "__qualname__", str(exc_type)), "frames": frames[-15:]}
 
 
+def _foreign_message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # noqa: BLE001 - a broken format call must not lose the record (or show its args)
+        return str(record.msg)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, event/message, request_id and safe fields."""
 
@@ -90,13 +114,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
         }
         if record.name.startswith(_OWN_PREFIX):
-            # the format string itself is the event name; arguments are never interpolated
-            out["event"] = str(record.msg)
+            # the format string itself is the event name; arguments are never interpolated, and a message
+            # that is not a plain name (an f-string with data in it) is not shown at all
+            event = str(record.msg)
+            out["event"] = event if _EVENT_NAME.fullmatch(event) else "unnamed_event"
             fields = getattr(record, _FIELDS_ATTR, None)
             if isinstance(fields, dict):
                 out.update({k: v for k, v in fields.items() if k in ALLOWED_FIELDS})
         else:
-            out["message"] = record.getMessage()
+            out["message"] = _QUOTED.sub("<redacted>", _foreign_message(record))
         if (request_id := request_id_var.get()) is not None:
             out["request_id"] = request_id
         if record.exc_info and record.exc_info[0] is not None:
@@ -121,10 +147,10 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    for name in ("httpx", "httpcore"):
-        # httpx logs every request URL at INFO: upstream query strings and signed download URLs (bearer
-        # credentials) must not reach the log
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in QUIET_LOGGERS:
+        # httpx logs every request URL at INFO (upstream query strings, signed download URLs that are bearer
+        # credentials); aiosqlite, asyncpg and SQLAlchemy's engine log statements with their parameters
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False

@@ -7,8 +7,16 @@ declares neither, so a new route cannot silently be open or silently be closed):
     @get("/health/live", opt=public())
 
 The authentication middleware answers 401 (problem+json) for a request without a valid key unless the route
-is public (``opt["public"]``) or the path is excluded (``/health/``, ``/schema``); :func:`role_guard`,
-installed once for the whole app, answers 403 for a role the route does not list.
+is public (``opt["public"]``); :func:`role_guard`, installed once for the whole app, answers 403 for a role
+the route does not list. Nothing is exempt by *path*: the probes are public through their controller's
+``opt`` and the OpenAPI routes through the router ``create_app`` hands to Litestar, so a route that declares
+roles is protected wherever it lives (a path-prefix exemption would open ``/schema/anything`` to everyone).
+
+Two things are open to everyone on purpose: Litestar's automatic ``OPTIONS`` answer (204 and an ``Allow``
+header, for CORS preflights) and the routing decision itself: an unknown path is a 404 and a wrong method a
+405 whether or not a key is sent, because routing runs before authentication. That tells an anonymous caller
+only which routes exist, which the public OpenAPI document at ``/schema`` says anyway; whether a *resource*
+exists (``/api/v1/reports/{id}``) is never answered before the key and role are checked.
 """
 
 from __future__ import annotations
@@ -34,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_ROLES",
-    "AUTH_EXCLUDED_PATHS",
     "AUTH_STATE_KEY",
     "PUBLIC_OPT",
     "ROLES_OPT",
@@ -56,9 +63,8 @@ ROLES_OPT: Final = "roles"
 """``opt`` key listing the roles that may call a route."""
 AUTH_STATE_KEY: Final = "authenticator"
 """``app.state`` key of the :class:`Authenticator` the lifespan installs."""
-AUTH_EXCLUDED_PATHS: Final = ("^/health/", "^/schema(?:/|$)")
-"""Paths that never need a key: probes and the OpenAPI document."""
 OPENAPI_PATH: Final = "/schema"
+"""Where the OpenAPI document and its renderers are served (public, through their router's ``opt``)."""
 _BEARER: Final = "bearer "
 _MAX_KEY_LENGTH: Final = 200
 
@@ -141,7 +147,11 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         """401 without a valid, unrevoked key; the key is never logged or echoed."""
-        header = connection.headers.get("authorization", "")
+        values = connection.headers.getall("authorization", [])
+        if len(values) > 1:
+            # which one counts would depend on the proxy chain: refuse rather than pick
+            raise NotAuthenticated("Send exactly one 'Authorization: Bearer <key>' header.")
+        header = values[0] if values else ""
         if not header[: len(_BEARER)].lower() == _BEARER:
             raise NotAuthenticated("Send an API key as 'Authorization: Bearer <key>'.")
         presented = header[len(_BEARER) :].strip()
@@ -159,7 +169,7 @@ def role_guard(connection: ASGIConnection[Any, Any, Any, Any], route_handler: Ba
     opt = route_handler.opt
     if opt.get(PUBLIC_OPT) is True:
         return
-    if _is_openapi(str(connection.scope.get("path_template", ""))) or _is_automatic_options(route_handler):
+    if _is_automatic_options(route_handler):
         return
     roles = opt.get(ROLES_OPT) or ()
     user = connection.scope.get("user")
@@ -169,11 +179,6 @@ def role_guard(connection: ASGIConnection[Any, Any, Any, Any], route_handler: Ba
         raise PermissionDenied(f"This needs the role {' or '.join(sorted(str(r) for r in roles))}.")
 
 
-def _is_openapi(path: str) -> bool:
-    """The OpenAPI document and its renderers are Litestar's routes, public by design."""
-    return path == OPENAPI_PATH or path.startswith(OPENAPI_PATH + "/")
-
-
 def _is_automatic_options(handler: BaseRouteHandler) -> bool:
     """Litestar adds an ``OPTIONS`` handler to each path that answers 204 with an ``Allow`` header; it
     reveals only the method list and carries no ``opt``, so it counts as public."""
@@ -181,16 +186,16 @@ def _is_automatic_options(handler: BaseRouteHandler) -> bool:
     return getattr(fn, "__qualname__", "").startswith("HTTPRoute.create_options_handler")
 
 
-def iter_http_routes(app: Litestar) -> Iterator[tuple[str, str, HTTPRouteHandler]]:
-    """Every (method, path template, handler) of ``app``; the OpenAPI routes and Litestar's automatic
-    ``OPTIONS`` handlers are left out."""
+def iter_http_routes(
+    app: Litestar, *, automatic_options: bool = False
+) -> Iterator[tuple[str, str, HTTPRouteHandler]]:
+    """Every (method, path template, handler) of ``app``, the OpenAPI routes included; Litestar's automatic
+    ``OPTIONS`` handlers only with ``automatic_options=True``."""
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
-        if _is_openapi(route.path):
-            continue
         for handler in route.route_handlers:
-            if _is_automatic_options(handler):
+            if _is_automatic_options(handler) and not automatic_options:
                 continue
             for method in sorted(handler.http_methods):
                 yield method, route.path, handler

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import io
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from importlib import resources
@@ -42,6 +44,8 @@ MASTER_KEY_BYTES: Final = 32
 DEFAULT_BASE_URL: Final = "https://api.odeus.ai"
 LOG_LEVELS: Final = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 SQLITE_FILE_NAME: Final = "odeus-compliance.sqlite3"
+_BASE64: Final = re.compile(r"(?:[A-Za-z0-9+/]+|[A-Za-z0-9_-]+)={0,2}")
+_POSTGRES_SCHEMES: Final = frozenset({"postgres", "postgresql"})
 _GENERATE_HINT: Final = (
     'generate one with: python -c "import os,base64;print(base64.b64encode(os.urandom(32)).decode())"'
 )
@@ -94,26 +98,42 @@ def load_environment(
     """The process environment overlaid on an optional ``.env`` file (real variables win).
 
     The ``.env`` is read without touching ``os.environ``, so nothing else in the process sees its secrets.
+    A ``.env`` that cannot be read or parsed is refused (one line naming the line number, never its content):
+    silently skipping a line could drop a setting, and the parser's own warning is a second line on stderr.
     """
     from dotenv import dotenv_values  # noqa: PLC0415 - only the CLI needs it
+    from dotenv.parser import parse_stream  # noqa: PLC0415
 
     path = Path(".env") if dotenv_path is None else dotenv_path
     merged: dict[str, str] = {}
     if path.is_file():
-        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"{path} cannot be read as UTF-8 text ({type(exc).__name__})") from None
+        for binding in parse_stream(io.StringIO(text)):
+            if binding.error:
+                raise ConfigurationError(f"{path} line {binding.original.line} cannot be parsed")
+        values = dotenv_values(stream=io.StringIO(text))
+        merged.update({k: v for k, v in values.items() if v is not None})
     merged.update(os.environ if environ is None else environ)
     return merged
 
 
 def _decode_master_key(raw: str, variable: str) -> Secret[bytes]:
-    text = raw.strip()
+    """Standard or URL-safe base64, padding optional, whitespace ignored; anything else is refused.
+
+    Strict on purpose: a lenient decoder skips stray characters, so a damaged key (a pasted quote, a
+    truncated line) could decode to some other 32 bytes instead of being refused.
+    """
+    text = "".join(raw.split())
+    if not _BASE64.fullmatch(text):
+        raise ConfigurationError(f"{variable} is not valid base64; {_GENERATE_HINT}")
+    text = text.rstrip("=").replace("-", "+").replace("_", "/")
     try:
-        key = base64.b64decode(text, validate=True)
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        try:
-            key = base64.urlsafe_b64decode(text)
-        except (binascii.Error, ValueError):
-            raise ConfigurationError(f"{variable} is not valid base64; {_GENERATE_HINT}") from None
+        raise ConfigurationError(f"{variable} is not valid base64; {_GENERATE_HINT}") from None
     if len(key) != MASTER_KEY_BYTES:
         raise ConfigurationError(
             f"{variable} must decode to exactly {MASTER_KEY_BYTES} bytes (got {len(key)}); {_GENERATE_HINT}"
@@ -148,13 +168,18 @@ def _normalise_database_url(raw: str) -> str:
     """Accept the async drivers we ship (aiosqlite, asyncpg); map the plain scheme names onto them."""
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ConfigurationError("ODEUS_COMPLIANCE_DATABASE_URL is not a valid SQLAlchemy URL") from None
     backend = url.get_backend_name()
     if backend == "sqlite":
         url = url.set(drivername="sqlite+aiosqlite")
-    elif backend == "postgresql":
+    elif backend in _POSTGRES_SCHEMES:  # postgres:// is what Heroku, Render and psql print
         url = url.set(drivername="postgresql+asyncpg")
+        if "sslmode" in url.query:  # libpq's name; asyncpg takes the same values as "ssl"
+            sslmode = url.query["sslmode"]
+            url = url.difference_update_query(["sslmode"])
+            if "ssl" not in url.query:
+                url = url.update_query_dict({"ssl": sslmode})
     else:
         raise ConfigurationError(
             "ODEUS_COMPLIANCE_DATABASE_URL must be sqlite+aiosqlite:///... or postgresql+asyncpg://..."

@@ -229,3 +229,50 @@ def test_serve_serves_and_logs_json(served: tuple[str, subprocess.Popen[str]]) -
     assert "jane@example.com" not in err
     assert '"event": "request"' in err
     assert '"route": "/api/v1/whoami"' in err
+
+
+@pytest.mark.parametrize("name", ["ops\tteam", "ops\nfake-row", "bell\x07"])
+def test_apikey_name_with_control_characters_is_bad_usage(
+    settings: Settings, in_tmp: Path, name: str
+) -> None:
+    result = CliRunner().invoke(apikey, ["create", "--role", "admin", "--name", name], env=cli_env(settings))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+
+
+def test_a_broken_dotenv_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"ODEUS_API_KEY=\xff\xfe\n")
+    result = run_cli("db", "upgrade", settings=None, cwd=tmp_path)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    (tmp_path / ".env").write_text('ODEUS_COMPLIANCE_MASTER_KEY="unterminated\n')
+    result = run_cli("db", "upgrade", settings=None, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["Error: .env line 1 cannot be parsed"]
+
+
+def test_every_command_has_help_as_a_subprocess(tmp_path: Path) -> None:
+    commands = [
+        [],
+        ["serve"],
+        ["db"],
+        ["db", "upgrade"],
+        ["apikey"],
+        ["apikey", "create"],
+        ["apikey", "list"],
+    ]
+    commands += [["apikey", "revoke"], ["simulator"], ["policy"], ["demo"]]
+    for command in commands:
+        result = run_cli(*command, "--help", settings=None, cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+        assert result.stdout.startswith("Usage: odeus-compliance"), command
+    for bad in (
+        ["nosuch"],
+        ["db", "nosuch"],
+        ["apikey", "create", "--role", "officer"],
+        ["serve", "--port", "0"],
+    ):
+        result = run_cli(*bad, settings=None, cwd=tmp_path)
+        assert result.returncode == 2, (bad, result.stderr)
+        assert "Traceback" not in result.stderr

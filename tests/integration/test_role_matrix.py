@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import pytest
+from litestar import get
 
 from odeus_compliance.app import create_app
-from odeus_compliance.security import PUBLIC_OPT, ROLES_OPT, Role, iter_http_routes
+from odeus_compliance.errors import ConfigurationError
+from odeus_compliance.security import PUBLIC_OPT, ROLES_OPT, Role, iter_http_routes, requires_role
 from odeus_compliance.settings import Settings
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, issue_keys, run_server
 
 PUBLIC: Final = frozenset[Role]()
 ALL: Final = frozenset(Role)
@@ -43,6 +46,17 @@ ROUTES: Final[dict[tuple[str, str], Case]] = {
     ("GET", "/api/v1/whoami"): Case(ALL, "/api/v1/whoami"),
     ("GET", "/api/v1/policies"): Case(ALL, "/api/v1/policies"),
     ("GET", "/api/v1/policies/{name:str}"): Case(ALL, "/api/v1/policies/default"),
+    # the OpenAPI document and its renderers (Litestar's, public through their router's opt)
+    ("GET", "/schema"): Case(PUBLIC, "/schema"),
+    ("GET", "/schema/openapi.json"): Case(PUBLIC, "/schema/openapi.json"),
+    ("GET", "/schema/openapi.yaml"): Case(PUBLIC, "/schema/openapi.yaml"),
+    ("GET", "/schema/openapi.yml"): Case(PUBLIC, "/schema/openapi.yml"),
+    ("GET", "/schema/swagger"): Case(PUBLIC, "/schema/swagger"),
+    ("GET", "/schema/oauth2-redirect.html"): Case(PUBLIC, "/schema/oauth2-redirect.html"),
+    ("GET", "/schema/redoc"): Case(PUBLIC, "/schema/redoc"),
+    ("GET", "/schema/rapidoc"): Case(PUBLIC, "/schema/rapidoc"),
+    ("GET", "/schema/elements"): Case(PUBLIC, "/schema/elements"),
+    ("GET", "/schema/{path:str}"): Case(PUBLIC, "/schema/no-such-page"),
 }
 
 
@@ -84,3 +98,60 @@ def test_role_matrix_over_http(live_server: LiveServer) -> None:
                 if not allowed and status != 403:
                     failures.append(f"{method} {template}: {role} not allowed but got {status}, expected 403")
     assert not failures, "\n".join(failures)
+
+
+def concrete(template: str) -> str:
+    """A request path for a route template: each ``{name:type}`` filled with a sample value."""
+    samples = {case.path for (_method, t), case in ROUTES.items() if t == template}
+    return next(iter(samples)) if samples else template
+
+
+def test_automatic_options_and_head_reveal_nothing(live_server: LiveServer) -> None:
+    """Litestar answers ``OPTIONS`` on every path by itself (204 and ``Allow``, no key needed: CORS
+    preflights) and has no automatic ``HEAD``. Neither may run a handler or return data without a key."""
+    app = create_app(live_server.settings)
+    automatic = [(m, p) for m, p, h in iter_http_routes(app, automatic_options=True) if not h.opt]
+    paths = sorted({path for _method, path, _handler in iter_http_routes(app, automatic_options=True)})
+    assert {p for _m, p in automatic} <= set(paths)
+    failures: list[str] = []
+    with httpx.Client(base_url=live_server.base_url, timeout=30) as client:
+        for template in paths:
+            options = client.options(concrete(template))
+            if options.status_code != 204 or options.content or "GET" not in options.headers.get("allow", ""):
+                failures.append(f"OPTIONS {template}: {options.status_code} {options.content[:60]!r}")
+            head = client.head(concrete(template))
+            public = all(case.roles == PUBLIC for (_m, t), case in ROUTES.items() if t == template)
+            if not public and head.status_code < 400:
+                failures.append(f"HEAD {template}: {head.status_code} without a key")
+    assert not failures, "\n".join(failures)
+
+
+def test_access_is_decided_by_declaration_not_by_path(migrated_settings: Settings) -> None:
+    """A route that declares roles stays closed under ``/schema/`` and ``/health/`` (no path exemptions)."""
+
+    @get("/schema/admin-notes", opt=requires_role(ADMIN), sync_to_thread=False)
+    def schema_notes() -> str:
+        return "admin notes"
+
+    @get("/health/admin-notes", opt=requires_role(ADMIN), sync_to_thread=False)
+    def health_notes() -> str:
+        return "admin notes"
+
+    keys = issue_keys(migrated_settings)
+    app = create_app(migrated_settings, extra_route_handlers=[schema_notes, health_notes])
+    with run_server(app) as base_url, httpx.Client(base_url=base_url) as client:
+        for path in ("/schema/admin-notes", "/health/admin-notes"):
+            assert client.get(path).status_code == 401, path
+            officer = {"Authorization": f"Bearer {keys[OFFICER]}"}
+            assert client.get(path, headers=officer).status_code == 403, path
+            admin = {"Authorization": f"Bearer {keys[ADMIN]}"}
+            assert client.get(path, headers=admin).text == "admin notes"
+
+
+def test_an_undeclared_route_under_schema_is_refused(tmp_path: Path) -> None:
+    @get("/schema/extra", sync_to_thread=False)
+    def extra() -> str:
+        return "?"
+
+    with pytest.raises(ConfigurationError, match="must declare exactly one"):
+        create_app(Settings.for_tests(tmp_path), extra_route_handlers=[extra])

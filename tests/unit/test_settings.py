@@ -143,3 +143,94 @@ def test_dotenv_does_not_override_real_variables(tmp_path: Path) -> None:
     assert merged["ODEUS_API_KEY"] == "from-env"
     assert merged["ODEUS_COMPLIANCE_LOG_LEVEL"] == "DEBUG"
     assert "ODEUS_API_KEY" not in os.environ or os.environ["ODEUS_API_KEY"] != "from-dotenv"
+
+
+RAW = b"\xfb\xff" * 16  # base64 "+//7...": holds both characters the URL-safe alphabet replaces
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        base64.b64encode(RAW).decode(),
+        base64.urlsafe_b64encode(RAW).decode(),
+        base64.b64encode(RAW).decode().rstrip("="),
+        base64.urlsafe_b64encode(RAW).decode().rstrip("="),
+        "  " + base64.b64encode(RAW).decode()[:20] + "\n" + base64.b64encode(RAW).decode()[20:] + "\n",
+    ],
+)
+def test_master_key_forms_that_decode_to_the_key(text: str) -> None:
+    s = Settings.from_env({"ODEUS_API_KEY": "x", "ODEUS_COMPLIANCE_MASTER_KEY": text})
+    assert s.require_master_key() == RAW
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        base64.b64encode(RAW).decode() + "!!",  # stray characters were skipped before
+        base64.b64encode(RAW).decode()[:-1] + "#=",
+        '"' + base64.b64encode(RAW).decode() + '"',  # pasted with its quotes
+        base64.b64encode(RAW).decode().replace("+", "-", 1),  # mixed alphabets
+        "=" + base64.b64encode(RAW).decode(),
+        "   ",
+        RAW.hex(),
+    ],
+)
+def test_damaged_master_key_is_refused(text: str) -> None:
+    with pytest.raises(ConfigurationError, match="ODEUS_COMPLIANCE_MASTER_KEY") as info:
+        Settings.from_env({"ODEUS_API_KEY": "x", "ODEUS_COMPLIANCE_MASTER_KEY": text})
+    if text.strip():
+        assert text.strip() not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:pw@db:5432/x", "postgresql+asyncpg://u:pw@db:5432/x"),
+        ("postgresql://u:pw@db/x", "postgresql+asyncpg://u:pw@db/x"),
+        ("postgresql+asyncpg://u:pw@db/x", "postgresql+asyncpg://u:pw@db/x"),
+        ("postgresql+psycopg://u:pw@db/x", "postgresql+asyncpg://u:pw@db/x"),
+        ("postgres://u:p%40w@db/x?sslmode=require", "postgresql+asyncpg://u:p%40w@db/x?ssl=require"),
+        ("sqlite:////srv/oc.sqlite3", "sqlite+aiosqlite:////srv/oc.sqlite3"),
+    ],
+)
+def test_database_url_forms_are_normalised(url: str, expected: str) -> None:
+    assert Settings.from_env(env(ODEUS_COMPLIANCE_DATABASE_URL=url)).database_url == expected
+
+
+def test_master_key_file_forms(tmp_path: Path) -> None:
+    key_file = tmp_path / "master.key"
+    key_file.write_text(base64.urlsafe_b64encode(RAW).decode().rstrip("=") + "\r\n")
+    s = Settings.from_env({"ODEUS_API_KEY": "x", "ODEUS_COMPLIANCE_MASTER_KEY_FILE": str(key_file)})
+    assert s.require_master_key() == RAW
+    key_file.write_bytes(b"\xff" * 44)
+    with pytest.raises(ConfigurationError, match="ODEUS_COMPLIANCE_MASTER_KEY_FILE"):
+        Settings.from_env({"ODEUS_API_KEY": "x", "ODEUS_COMPLIANCE_MASTER_KEY_FILE": str(key_file)})
+    with pytest.raises(ConfigurationError, match="ODEUS_COMPLIANCE_MASTER_KEY_FILE"):
+        Settings.from_env({"ODEUS_API_KEY": "x", "ODEUS_COMPLIANCE_MASTER_KEY_FILE": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"ODEUS_API_KEY=\xff\xfe-secret\n", "cannot be read as UTF-8"),
+        (b'ODEUS_API_KEY=k\nODEUS_COMPLIANCE_MASTER_KEY="unterminated-secret\n', "line 2 cannot be parsed"),
+    ],
+)
+def test_a_broken_dotenv_is_refused_in_one_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(content)
+    with pytest.raises(ConfigurationError, match=expected) as info:
+        load_environment(dotenv, {})
+    assert "\n" not in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+def test_errors_and_settings_never_show_secrets_in_repr(tmp_path: Path) -> None:
+    s = Settings.from_env(env(ODEUS_COMPLIANCE_DATABASE_URL="postgres://u:db-password-xyz@db/x"))
+    assert "db-password-xyz" not in repr(s)
+    assert KEY not in repr(s)
+    assert "db-password-xyz" not in str(s)
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env(env(ODEUS_COMPLIANCE_DATABASE_URL="mysql://u:db-password-xyz@db/x"))
+    assert "db-password-xyz" not in repr(info.value)
+    assert "db-password-xyz" not in str(info.value)

@@ -31,8 +31,8 @@ def test_berlin_dst_months_have_wall_clock_bodies_and_the_right_instants(
     request = ExportRequest.for_month(ExportType.USERS, 2026, month, "Europe/Berlin")
     last = 31
     assert request.body() == {
-        "from": {"date": f"2026-{month:02d}-01T00:00:00.000", "timezone": "Europe/Berlin"},
-        "to": {"date": f"2026-{month:02d}-{last}T23:59:59.999", "timezone": "Europe/Berlin"},
+        "from": {"date": f"2026-{month:02d}-01T00:00:00.000Z", "timezone": "Europe/Berlin"},
+        "to": {"date": f"2026-{month:02d}-{last}T23:59:59.999Z", "timezone": "Europe/Berlin"},
     }
     assert request.start.instant == start_utc
     assert request.end.instant == end_utc
@@ -45,7 +45,7 @@ def test_each_end_keeps_its_own_zone() -> None:
         PeriodEnd(datetime(2026, 3, 31, 23, 59, 59, 999000), "America/New_York"),  # noqa: DTZ001
     )
     assert request.body()["from"]["timezone"] == "Europe/Berlin"
-    assert request.body()["to"] == {"date": "2026-03-31T23:59:59.999", "timezone": "America/New_York"}
+    assert request.body()["to"] == {"date": "2026-03-31T23:59:59.999Z", "timezone": "America/New_York"}
     assert request.end.instant == _utc(2026, 4, 1, 3, 59, 59, 999000)  # EDT, UTC-4
 
 
@@ -56,8 +56,8 @@ def test_split_a_berlin_march_at_a_local_midnight_keeps_every_instant() -> None:
     left, right = halves
     assert left.start == request.start
     assert right.end == request.end
-    assert left.body()["to"] == {"date": "2026-03-15T23:59:59.999", "timezone": "Europe/Berlin"}
-    assert right.body()["from"] == {"date": "2026-03-16T00:00:00.000", "timezone": "Europe/Berlin"}
+    assert left.body()["to"] == {"date": "2026-03-15T23:59:59.999Z", "timezone": "Europe/Berlin"}
+    assert right.body()["from"] == {"date": "2026-03-16T00:00:00.000Z", "timezone": "Europe/Berlin"}
     assert (right.start.instant - left.end.instant).total_seconds() == 0.001
 
 
@@ -75,7 +75,7 @@ def test_split_across_the_october_change_and_down_to_single_days() -> None:
     assert len(days) == 31
     days.sort(key=lambda p: p.start.instant)
     oct_25 = days[24]
-    assert oct_25.body()["from"]["date"] == "2026-10-25T00:00:00.000"
+    assert oct_25.body()["from"]["date"] == "2026-10-25T00:00:00.000Z"
     assert (oct_25.end.instant - oct_25.start.instant).total_seconds() == 25 * 3600 - 0.001
     for earlier, later in itertools.pairwise(days):
         assert (later.start.instant - earlier.end.instant).total_seconds() == 0.001

@@ -51,8 +51,8 @@ async def create_api_key(
     """Issue a key; returns the stored record and the plaintext key, which exists nowhere else afterwards."""
     role = Role(role)
     name = name.strip()
-    if not name or len(name) > _MAX_NAME_LENGTH:
-        msg = f"the key name must be 1 to {_MAX_NAME_LENGTH} characters"
+    if not name or len(name) > _MAX_NAME_LENGTH or not name.isprintable():
+        msg = f"the key name must be 1 to {_MAX_NAME_LENGTH} printable characters (no tabs or line breaks)"
         raise ValueError(msg)
     random_part = secrets.token_urlsafe(_RANDOM_BYTES)
     plaintext = f"oc_{role.value}_{random_part}"

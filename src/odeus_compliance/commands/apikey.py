@@ -48,8 +48,12 @@ def create(role: str, name: str) -> None:
 
     Only a keyed hash is stored: the key cannot be shown again. Use it as 'Authorization: Bearer <key>'.
     """
-    if not name.strip() or len(name.strip()) > 200:
-        raise click.BadParameter("must be 1 to 200 characters", param_hint="--name")
+    stripped = name.strip()
+    if not stripped or len(stripped) > 200 or not stripped.isprintable():
+        # a tab or line break would forge rows in 'apikey list' (tab-separated, one key a line)
+        raise click.BadParameter(
+            "must be 1 to 200 printable characters (no tabs or line breaks)", param_hint="--name"
+        )
     settings = load_settings()
     key_id, plaintext = run_async(_create(settings, Role(role), name))
     click.echo(plaintext)

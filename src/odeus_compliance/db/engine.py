@@ -7,6 +7,8 @@ replica survives a database restart.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import event
@@ -31,14 +33,28 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _create_private_sqlite_file(database: str) -> None:
+    """Create the database's folder (``0700``) and an empty database file (``0600``) if they are missing.
+
+    SQLite would create the file with the process umask (usually world-readable), and its ``-wal`` and
+    ``-shm`` files copy the main file's mode; the file holds key hashes and, later, pseudonymised data.
+    An existing file or folder is left as the operator made it.
+    """
+    path = Path(database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)  # an empty file is an empty SQLite database
+
+
 def create_engine_from_url(database_url: str, **kwargs: Any) -> AsyncEngine:
-    """An engine for ``database_url`` (SQLite: creates the parent folder of the database file)."""
+    """An engine for ``database_url`` (SQLite: creates the database file and its folder, private to us)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            from pathlib import Path  # noqa: PLC0415
-
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+            _create_private_sqlite_file(url.database)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine

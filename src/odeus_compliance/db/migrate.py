@@ -19,10 +19,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from odeus_compliance.db.engine import create_engine_for
+from odeus_compliance.errors import OdeusComplianceError
 from odeus_compliance.settings import Settings
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "MigrationError",
     "SchemaStatus",
     "alembic_config",
     "current_revision",
@@ -33,6 +35,10 @@ __all__ = [
 ]
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+
+
+class MigrationError(OdeusComplianceError):
+    """A migration finished but left the database inconsistent (the message holds no data)."""
 
 
 def alembic_config(database_url: str | None = None) -> Config:
@@ -64,9 +70,33 @@ def _run_command(connection: Connection, name: str, revision: str) -> None:
 
 
 async def _run(engine: AsyncEngine, name: str, revision: str) -> None:
+    """Run one Alembic command on one connection.
+
+    On SQLite, foreign keys are off while migrations run, as Alembic's batch mode needs: it rebuilds a table
+    by copy, drop and rename, and dropping a referenced table with enforcement on would delete (or refuse)
+    the rows that refer to it. Afterwards ``PRAGMA foreign_key_check`` must come back empty, and enforcement
+    is back on before the connection returns to the pool (or the connection is discarded).
+    """
     async with engine.connect() as connection:
-        await connection.run_sync(_run_command, name, revision)
-        await connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await connection.commit()
+        restored = False
+        try:
+            await connection.run_sync(_run_command, name, revision)
+            await connection.commit()
+            if sqlite:
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await connection.commit()
+                restored = True
+                if broken:
+                    msg = f"the migration left {len(broken)} rows whose foreign keys point nowhere"
+                    raise MigrationError(msg)
+        finally:
+            if sqlite and not restored:
+                await connection.invalidate()
 
 
 async def upgrade(settings: Settings, revision: str = "head", *, engine: AsyncEngine | None = None) -> None:

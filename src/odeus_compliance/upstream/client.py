@@ -60,6 +60,7 @@ from odeus_compliance.upstream.transport import (
     download_request,
     error_for_api_response,
     error_for_download_response,
+    redact_http_library_logs,
 )
 
 logger = logging.getLogger("odeus_compliance.upstream.client")
@@ -93,6 +94,7 @@ class OdeusClient:
         wall_clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.config = config
+        redact_http_library_logs()  # httpx logs request URLs: a signed download URL is a credential
         self._http = http
         self._owns_http = False
         self.wall_clock = wall_clock
@@ -100,7 +102,9 @@ class OdeusClient:
         self.retrier = Retrier(
             config.retry,
             sleep=sleep,
-            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography clock=clock, wall_clock=wall_clock
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+            clock=clock,
+            wall_clock=wall_clock,
         )
 
     async def __aenter__(self) -> OdeusClient:
@@ -151,7 +155,9 @@ class OdeusClient:
                 },
             )
             if response.status_code != 200:
-                raise await error_for_api_response(response, now=self.wall_clock())
+                raise await error_for_api_response(
+                    response, now=self.wall_clock(), api_key=self.config.api_key
+                )
             body = await _read_body(response)
         except _CONNECTION_ERRORS as error:
             raise connection_error(error, where="the Odeus API answer") from None

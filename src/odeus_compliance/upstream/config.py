@@ -32,8 +32,9 @@ class Timeouts:
 class OdeusClientConfig:
     """Everything the client needs to know about one Odeus workspace.
 
-    ``download_hosts`` lists hosts whose signed download URLs may be fetched over plain ``http`` (tests use
-    ``127.0.0.1`` and ``localhost``); any other host must be ``https``. ``requests_per_minute`` stays under
+    ``download_hosts`` is the allow-list of storage hosts for signed download URLs. Empty: any host, ``https``
+    only. Non-empty: only the listed hosts (an entry starting with ``.`` also allows its sub-domains), over
+    ``https``, or over plain ``http`` (tests list ``127.0.0.1``). ``requests_per_minute`` stays under
     Odeus's published 500 so bursts from several coroutines never earn a 429.
     """
 

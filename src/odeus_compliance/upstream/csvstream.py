@@ -222,6 +222,10 @@ class BlockDecoder:
         self._parse_options = pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
         self._convert_options = pa_csv.ConvertOptions(
             column_types=read_types,
+            # Only an empty cell is a missing value. Arrow's default list also reads "NA", "N/A", "null",
+            # "NaN", "#N/A", ... as null, which would silently erase a department called "N/A" or turn a
+            # garbage number into "missing" instead of an error.
+            null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
             true_values=["true", "True", "TRUE", "1"],
@@ -235,10 +239,17 @@ class BlockDecoder:
         if _has_stray_quote(block):
             msg = f"the export has a badly quoted cell at or after data row {first_row}"
             raise MalformedExport(msg)
+        read_options = self._read_options
+        if len(block) >= (read_options.block_size or DEFAULT_BLOCK_BYTES):
+            # Arrow refuses a record longer than its block size ("straddling object"); a block holds whole
+            # records only, so reading it as one Arrow block is always right.
+            read_options = pa_csv.ReadOptions(
+                column_names=list(self.schema.names), use_threads=False, block_size=len(block) + 1
+            )
         try:
             table = pa_csv.read_csv(
                 cast("Any", pa.BufferReader(block)),
-                read_options=self._read_options,
+                read_options=read_options,
                 parse_options=self._parse_options,
                 convert_options=self._convert_options,
                 memory_pool=_POOL,

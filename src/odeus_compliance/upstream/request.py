@@ -1,8 +1,9 @@
 """What we ask Odeus for: an export type, a period whose two ends each carry their own time zone, a grouping.
 
-Odeus reads each end's date-time as wall-clock time in that end's IANA zone (a trailing ``Z`` is ignored),
-and the end is inclusive to the millisecond. ``ExportRequest.for_month`` builds the usual monthly period so
-that the daylight-saving change never shifts a month's boundary.
+Odeus reads each end's date-time as wall-clock time in that end's IANA zone (a trailing ``Z`` is ignored; the
+client sends one, as the contract's examples do), and the end is inclusive to the millisecond.
+``ExportRequest.for_month`` builds the usual monthly period so that the daylight-saving change never shifts a
+month's boundary.
 """
 
 from __future__ import annotations
@@ -54,8 +55,13 @@ class PeriodEnd:
         return self.wall_time.replace(tzinfo=zone(self.timezone)).astimezone(UTC)
 
     def to_wire(self) -> dict[str, str]:
-        """The ``{"date", "timezone"}`` object of the request body."""
-        stamp = self.wall_time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{self.wall_time.microsecond // 1000:03d}"
+        """The ``{"date", "timezone"}`` object of the request body.
+
+        The date is written exactly as the published contract shows it (``2024-01-01T00:00:00.000Z``, an
+        OpenAPI ``date-time``); Odeus strips the ``Z`` and reads the wall-clock time in ``timezone``. A
+        date without the ``Z`` is not an RFC 3339 date-time, which a validating upstream may refuse.
+        """
+        stamp = self.wall_time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{self.wall_time.microsecond // 1000:03d}Z"
         return {"date": stamp, "timezone": self.timezone}
 
     @classmethod

@@ -109,18 +109,70 @@ def _host_listed(host: str, allowed: frozenset[str]) -> bool:
     return host in allowed or any(entry.startswith(".") and host.endswith(entry) for entry in allowed)
 
 
-def connection_error(error: Exception, *, where: str) -> UpstreamUnavailable:
-    """A network failure as a retryable error that names only its kind."""
+def connection_error(error: Exception, *, where: str) -> UpstreamError:
+    """A network failure as a retryable error that names only its kind.
+
+    httpx reports a redirect whose ``Location`` is not a URL as a ``RemoteProtocolError`` even though it
+    follows no redirect; that is a contract breach of the answer, not connection trouble: not retried.
+    """
+    if isinstance(error, httpx.RemoteProtocolError) and "location header" in str(error).lower():
+        return UpstreamProtocolError(
+            f"{where}: a redirect with a malformed Location (redirects are not followed); refused"
+        )
     return UpstreamUnavailable(f"{where}: {type(error).__name__} (connection refused, dropped or timed out)")
 
 
+class RedactUrlQueries(logging.Filter):
+    """Rewrites log records of the HTTP libraries so that no URL keeps its query string.
+
+    httpx logs every request URL at INFO (``HTTP Request: GET https://...?...&signature=...``) and httpcore
+    logs response headers (a redirect's ``Location``) at DEBUG: a signed download URL is a bearer credential,
+    so whatever logging the embedding application configures, its query never reaches a log line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        redacted = _URL_QUERY.sub(r"\1?<redacted>", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_URL_QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#\"'<>]*)\?[^\s\"'<>]*")
+_HTTP_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+)
+
+
+def redact_http_library_logs() -> None:
+    """Install :class:`RedactUrlQueries` on the loggers of httpx and httpcore (once; idempotent).
+
+    A logger's filter sees only records logged on that very logger, so each httpcore module logger gets one.
+    """
+    for name in _HTTP_LOGGERS:
+        library_logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactUrlQueries) for f in library_logger.filters):
+            library_logger.addFilter(RedactUrlQueries())
+
+
 async def error_for_api_response(  # noqa: PLR0911 - one return per status of the contract
-    response: httpx.Response, *, now: Any
+    response: httpx.Response, *, now: Any, api_key: str = ""
 ) -> UpstreamError:
-    """The typed error for a non-2xx answer of the export API (reads at most a small error body)."""
+    """The typed error for a non-2xx answer of the export API (reads at most a small error body).
+
+    Odeus's own short ``error``/``message`` text is quoted, with ``api_key`` blanked out should it echo it.
+    """
     status = response.status_code
     body = await _error_body(response)
-    said = _said(body)
+    said = _said(body, api_key)
     if status == 400:
         if body.error.strip().lower() == "export too large":
             msg = f"Odeus refused the export as too large{said}"
@@ -143,7 +195,10 @@ async def error_for_api_response(  # noqa: PLR0911 - one return per status of th
     if status >= 500:
         return UpstreamUnavailable(f"Odeus is unavailable ({status})", status=status)
     if 300 <= status < 400:
-        location = httpx.URL(response.headers.get("Location", "")).host or "(unknown host)"
+        try:
+            location = httpx.URL(response.headers.get("Location", "")).host or "(unknown host)"
+        except httpx.InvalidURL:
+            location = "(not a URL)"
         msg = f"Odeus answered with a redirect ({status}) to host {location!r}; redirects are not followed"
         return UpstreamProtocolError(msg, status=status)
     return UpstreamProtocolError(f"Odeus answered with unexpected status {status}", status=status)
@@ -193,9 +248,10 @@ async def _error_body(response: httpx.Response) -> _ErrorBody:
         return _ErrorBody()
 
 
-def _said(body: _ErrorBody) -> str:
+def _said(body: _ErrorBody, api_key: str = "") -> str:
     parts = [text.strip()[:_TEXT_LIMIT] for text in (body.error, body.message) if text.strip()]
-    return f": {' - '.join(parts)}" if parts else ""
+    said = f": {' - '.join(parts)}" if parts else ""
+    return said.replace(api_key, "<redacted>") if api_key else said
 
 
 def _row_count(message: str) -> int | None:

@@ -22,6 +22,7 @@ from odeus_compliance.upstream.columns import ExportType
 from odeus_compliance.upstream.request import ExportFormat
 from odeus_compliance.upstream.simulator.errors import OdeusError
 from odeus_compliance.upstream.simulator.faults import FaultMiddleware
+from odeus_compliance.upstream.simulator.guard import BROWSER_ORIGIN, BrowserGuard
 from odeus_compliance.upstream.simulator.period import parse_body
 from odeus_compliance.upstream.simulator.service import Simulator
 
@@ -62,8 +63,8 @@ def _is(token: str, key: str) -> bool:
 def authorise(request: Request[Any, Any, Any], sim: Simulator) -> None:
     """Origin, key, scope and the workspace's request rate, in the order Odeus checks them."""
     config = sim.config
-    if "origin" in request.headers:
-        raise OdeusError(403, "Forbidden", "Requests from a browser origin are not allowed")
+    if "origin" in request.headers:  # BrowserGuard answers these first; kept for direct callers
+        raise BROWSER_ORIGIN
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -124,7 +125,10 @@ def create_api_app(sim: Simulator) -> Litestar:
 
     return Litestar(
         route_handlers=[export_bare, export_format, inject_fault, list_faults],
-        middleware=[DefineMiddleware(FaultMiddleware, injector=sim.faults, target="api")],
+        middleware=[
+            DefineMiddleware(BrowserGuard, target="api"),
+            DefineMiddleware(FaultMiddleware, injector=sim.faults, target="api"),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=None,
         logging_config=None,

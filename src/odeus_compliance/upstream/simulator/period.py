@@ -3,6 +3,11 @@
 Each end's ``date`` is wall-clock time in that end's IANA ``timezone``; a trailing ``Z`` is stripped (so
 ``...T00:00:00.000Z`` with ``Europe/Berlin`` is Berlin midnight). A date without a time means midnight. A
 wall time that a DST change skips or repeats takes Python's ``fold=0`` reading, like the client's model.
+
+Where the contract is silent: a date with a numeric UTC offset (``+02:00``, even ``+00:00``) is a 400
+``Invalid date range`` saying so. Ignoring the offset like the ``Z`` would silently shift the period of a
+caller who meant it; honouring it would contradict "wall-clock time in that zone". Milliseconds are optional
+(1 to 6 digits); a lower-case ``z`` is not accepted.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from odeus_compliance.upstream.simulator.usage import Period
 
 INVALID_RANGE = "Invalid date range"
 _DATE_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?Z?")
+# A date-time with a numeric offset (+02:00, -0500, +00:00): refused rather than read, see the module doc.
+_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?[+-]\d{2}(?::?\d{2})?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -34,6 +41,12 @@ class ExportQuery:
 
 
 def _wall_time(value: object, where: str) -> datetime:
+    if isinstance(value, str) and _OFFSET.fullmatch(value.strip()):
+        msg = (
+            f"{where}.date carries a UTC offset; give the wall-clock time in {where}.timezone "
+            "(YYYY-MM-DDTHH:MM:SS.sssZ, the Z is ignored)"
+        )
+        raise OdeusError(400, INVALID_RANGE, msg)
     if not isinstance(value, str) or (match := _DATE_TIME.fullmatch(value.strip())) is None:
         msg = f"{where}.date is not an ISO 8601 date-time (expected YYYY-MM-DDTHH:MM:SS.sssZ)"
         raise OdeusError(400, INVALID_RANGE, msg)
@@ -54,8 +67,10 @@ def _wall_time(value: object, where: str) -> datetime:
 
 
 def _zone(value: object, where: str) -> ZoneInfo:
-    if not isinstance(value, str) or not value:
+    if value is None or value == "":
         raise OdeusError(400, INVALID_RANGE, f"{where}.timezone is missing")
+    if not isinstance(value, str):
+        raise OdeusError(400, INVALID_RANGE, f"{where}.timezone is not a string (an IANA zone name)")
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):

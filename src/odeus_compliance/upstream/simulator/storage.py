@@ -1,6 +1,7 @@
 """The storage host: export files held in memory, served only through signed, unexpired URLs.
 
 It is a separate Litestar app on its own port, as Odeus's downloads come from a storage host, not the API.
+Like the API it refuses any request that carries an ``Origin`` header (403).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from litestar.response import Response, Stream
 
 from odeus_compliance.upstream.simulator.errors import OdeusError
 from odeus_compliance.upstream.simulator.faults import FaultInjector, FaultMiddleware
+from odeus_compliance.upstream.simulator.guard import BrowserGuard
 from odeus_compliance.upstream.simulator.signing import UrlSigner, Verdict
 
 CHUNK_BYTES = 256 * 1024
@@ -89,7 +91,10 @@ def create_storage_app(
 
     return Litestar(
         route_handlers=[download],
-        middleware=[DefineMiddleware(FaultMiddleware, injector=faults, target="storage")],
+        middleware=[
+            DefineMiddleware(BrowserGuard, target="storage"),
+            DefineMiddleware(FaultMiddleware, injector=faults, target="storage"),
+        ],
         exception_handlers=exception_handlers,
         openapi_config=None,
         logging_config=None,

@@ -1,0 +1,232 @@
+"""Leaf texts: each record encrypted (AES-256-GCM) and committed to (salted SHA-256), as DESIGN.md fixes.
+
+A leaf text is UTF-8 JSON with sorted keys and no whitespace::
+
+    {"ciphertext":b64,"commitment":b64,"key_id":str,"nonce":b64,"schema":1,"seq":int,"time":"...Z"}
+
+(b64 = standard base64 with padding.) Definitions, schema 1:
+
+- ``envelope = salt || plaintext``: a fresh 32-byte random ``salt`` followed by the record's canonical JSON
+  plaintext (:meth:`~odeus_compliance.audit.records.AuditRecord.plaintext`).
+- ``ciphertext = AES-256-GCM(data key, nonce, envelope, ad)`` with a fresh 12-byte random ``nonce``; the
+  16-byte tag is appended (as ``cryptography``'s ``AESGCM`` and most libraries do).
+- ``ad`` (associated data) = canonical JSON of ``{"key_id", "origin", "schema", "seq", "time"}``, i.e. exactly
+  ``{"key_id":"<key_id>","origin":"<origin>","schema":1,"seq":<seq>,"time":"<time>"}`` as UTF-8. It binds the
+  ciphertext to its log, its position, its key and its format: moved anywhere else it fails to decrypt.
+- ``commitment = SHA-256(salt || plaintext)``.
+
+Why the salt sits inside the ciphertext: a disclosed record must be checkable without any key (the bundle
+carries record and salt, and anyone recomputes the commitment), and shredding must be complete: destroying
+the epoch's data key destroys the salt with the plaintext, so the commitment can no longer be opened or
+brute-forced from a guessed record (records are small and guessable; the 256-bit salt is not).
+
+Why random nonces are fine: one data key per epoch and far fewer than 2^32 records per epoch (NIST SP
+800-38D's bound for random 96-bit nonces); the key ring rotates epochs long before that.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from odeus_compliance.audit.records import MAX_SAFE_INT, AuditRecord, RecordError, canonical_json, parse_time
+
+__all__ = [
+    "KEY_SIZE",
+    "NONCE_SIZE",
+    "SALT_SIZE",
+    "SCHEMA",
+    "DataKey",
+    "Leaf",
+    "LeafError",
+    "OpenedLeaf",
+    "associated_data",
+    "check_disclosure",
+    "commitment",
+    "leaf_seq",
+    "open_leaf",
+    "parse_leaf",
+    "seal_record",
+]
+
+SCHEMA: Final = 1
+KEY_SIZE: Final = 32
+NONCE_SIZE: Final = 12
+SALT_SIZE: Final = 32
+TAG_SIZE: Final = 16
+MAX_PLAINTEXT: Final = 64 * 1024
+"""Records are a few hundred bytes; the cap keeps a hostile leaf from costing more than a little work."""
+
+_KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_LEAF = re.compile(
+    rb'\{"ciphertext":"(?P<ciphertext>[A-Za-z0-9+/]{4,}={0,2})",'
+    rb'"commitment":"(?P<commitment>[A-Za-z0-9+/]{43}=)",'
+    rb'"key_id":"(?P<key_id>[A-Za-z0-9._:-]{1,64})",'
+    rb'"nonce":"(?P<nonce>[A-Za-z0-9+/]{16})",'
+    rb'"schema":1,'
+    rb'"seq":(?P<seq>0|[1-9][0-9]{0,15}),'
+    rb'"time":"(?P<time>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)"\}'
+)
+
+
+class LeafError(ValueError):
+    """A leaf text is malformed, or a leaf does not open: wrong key, wrong position, tampered, or shredded."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """An epoch's AES-256 data key as the key ring hands it out (unwrapped); never shown in ``repr``."""
+
+    key_id: str
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_id, str) or not _KEY_ID.fullmatch(self.key_id):
+            raise LeafError("key_id must be 1-64 characters from A-Z a-z 0-9 . _ : -")
+        if len(self.key) != KEY_SIZE:
+            raise LeafError("a data key is 32 bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A parsed leaf. :meth:`text` gives the exact bytes that are hashed into the tree."""
+
+    seq: int
+    time: str
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    commitment: bytes
+    schema: int = SCHEMA
+
+    def text(self) -> bytes:
+        """The canonical leaf text."""
+        return canonical_json(
+            {
+                "ciphertext": _b64(self.ciphertext),
+                "commitment": _b64(self.commitment),
+                "key_id": self.key_id,
+                "nonce": _b64(self.nonce),
+                "schema": self.schema,
+                "seq": self.seq,
+                "time": self.time,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedLeaf:
+    """A decrypted leaf: the record, its exact plaintext and its salt (what a bundle discloses)."""
+
+    record: AuditRecord
+    plaintext: bytes = field(repr=False)
+    salt: bytes = field(repr=False)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: bytes) -> bytes:
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw) != text:
+        raise LeafError("malformed leaf: non-canonical base64")
+    return raw
+
+
+def associated_data(*, origin: str, seq: int, key_id: str, time: str, schema: int = SCHEMA) -> bytes:
+    """The AES-GCM associated data: canonical JSON of ``{"key_id","origin","schema","seq","time"}``."""
+    return canonical_json({"key_id": key_id, "origin": origin, "schema": schema, "seq": seq, "time": time})
+
+
+def commitment(salt: bytes, plaintext: bytes) -> bytes:
+    """``SHA-256(salt || plaintext)``."""
+    return hashlib.sha256(salt + plaintext).digest()
+
+
+def leaf_seq(text: bytes) -> int | None:
+    """The sequence number of a leaf text in canonical schema-1 form, or ``None`` if it is not in that form.
+
+    One regular-expression match and no JSON parsing: the fast path of full-log verification. It checks the
+    shape (sorted keys, no whitespace, field formats) but not base64 canonicality; :func:`parse_leaf` does.
+    """
+    m = _LEAF.fullmatch(text)
+    return int(m["seq"]) if m else None
+
+
+def parse_leaf(text: bytes | str) -> Leaf:
+    """Parse a leaf text strictly: canonical form only, every field checked; raises :class:`LeafError`."""
+    if isinstance(text, str):
+        try:
+            text = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise LeafError("malformed leaf: not UTF-8") from exc
+    if not isinstance(text, bytes) or len(text) > 2 * MAX_PLAINTEXT:
+        raise LeafError("malformed leaf")
+    m = _LEAF.fullmatch(text)
+    if m is None:
+        raise LeafError("malformed leaf: not a canonical schema-1 leaf text")
+    try:
+        ciphertext, commit, nonce = _unb64(m["ciphertext"]), _unb64(m["commitment"]), _unb64(m["nonce"])
+        time = m["time"].decode("ascii")
+        parse_time(time)
+    except (binascii.Error, ValueError, RecordError) as exc:
+        raise LeafError(f"malformed leaf: {exc}") from exc
+    if not SALT_SIZE + TAG_SIZE < len(ciphertext) <= SALT_SIZE + MAX_PLAINTEXT + TAG_SIZE:
+        raise LeafError("malformed leaf: ciphertext length out of range")
+    seq = int(m["seq"])
+    if seq > MAX_SAFE_INT:
+        raise LeafError("malformed leaf: seq out of range")
+    return Leaf(seq, time, m["key_id"].decode("ascii"), nonce, ciphertext, commit)
+
+
+def seal_record(record: AuditRecord, *, origin: str, data_key: DataKey) -> Leaf:
+    """Encrypt and commit ``record`` under ``data_key`` for the log ``origin``: the leaf to append."""
+    plaintext = record.plaintext()
+    if len(plaintext) > MAX_PLAINTEXT:
+        raise LeafError("the record is too large")
+    salt = secrets.token_bytes(SALT_SIZE)
+    nonce = secrets.token_bytes(NONCE_SIZE)
+    time = record.time_text
+    ad = associated_data(origin=origin, seq=record.seq, key_id=data_key.key_id, time=time)
+    ciphertext = AESGCM(data_key.key).encrypt(nonce, salt + plaintext, ad)
+    return Leaf(record.seq, time, data_key.key_id, nonce, ciphertext, commitment(salt, plaintext))
+
+
+def open_leaf(leaf: Leaf, *, origin: str, data_key: DataKey) -> OpenedLeaf:
+    """Decrypt ``leaf`` and check everything it claims; raises :class:`LeafError` if anything is off.
+
+    Checks: the key id matches, the AES-GCM tag verifies under the associated data of *this* origin, seq,
+    key id and time, the commitment matches the salt and plaintext, and the plaintext is a valid canonical
+    record whose seq and time equal the leaf's.
+    """
+    if leaf.key_id != data_key.key_id:
+        raise LeafError("the leaf was sealed under another data key")
+    ad = associated_data(origin=origin, seq=leaf.seq, key_id=leaf.key_id, time=leaf.time, schema=leaf.schema)
+    try:
+        envelope = AESGCM(data_key.key).decrypt(leaf.nonce, leaf.ciphertext, ad)
+    except (InvalidTag, ValueError) as exc:
+        raise LeafError("the leaf does not decrypt: tampered, moved, or another log or key") from exc
+    salt, plaintext = envelope[:SALT_SIZE], envelope[SALT_SIZE:]
+    if not check_disclosure(leaf, plaintext, salt):
+        raise LeafError("the commitment does not match the decrypted record")
+    try:
+        record = AuditRecord.from_plaintext(plaintext)
+    except RecordError as exc:
+        raise LeafError(f"the decrypted record is invalid: {exc}") from exc
+    if record.seq != leaf.seq or record.time_text != leaf.time:
+        raise LeafError("the record's seq or time differs from its leaf")
+    return OpenedLeaf(record, plaintext, salt)
+
+
+def check_disclosure(leaf: Leaf, plaintext: bytes, salt: bytes) -> bool:
+    """True iff ``(plaintext, salt)`` opens the leaf's commitment: no key needed."""
+    return len(salt) == SALT_SIZE and secrets.compare_digest(commitment(salt, plaintext), leaf.commitment)

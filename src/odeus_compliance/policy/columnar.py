@@ -1,0 +1,403 @@
+"""One batch through one export's rules, column by column, with Arrow kernels where it pays.
+
+The same rules as :func:`odeus_compliance.policy.rows.transform_row`, computed per column: a dropped column
+is never read; a pure per-value operation (dates, numbers, masks, non-person tokens) runs once per distinct
+value of the batch and is spread back with ``take``; person columns get the row's subject token, one HMAC
+per distinct id; count maps go through :mod:`odeus_compliance.policy.countmaps`.
+
+Upstream anonymisation stays: in a privacy column a placeholder cell (``Anonymous``, ...) is written as it
+came, never tokenised (a token would pretend there was a person to link), and it never feeds a subject
+token; an empty cell stays empty. Opaque upstream ids (``anon_...``) are ids: pseudonymised like any id, so
+they become another opaque token, derived from the opaque id alone and never from an e-mail or a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from odeus_compliance.policy.countmaps import map_count_column
+from odeus_compliance.policy.model import (
+    Drop,
+    Encrypt,
+    GeneralizeDate,
+    GeneralizeNumber,
+    Keep,
+    KeyAction,
+    MapKeys,
+    Mask,
+    Pseudonymize,
+    TokenDomain,
+    UnknownColumn,
+)
+from odeus_compliance.policy.operations import (
+    ENCRYPT_LABEL,
+    OperationError,
+    generalize_date,
+    generalize_number,
+    is_empty,
+    mask_email,
+    pseudonymize,
+    token_label,
+)
+from odeus_compliance.policy.rows import UnknownColumnError
+from odeus_compliance.policy.subjects import SUBJECT_COLUMNS, SubjectColumns, canonical_id, subject_message
+from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
+from odeus_compliance.upstream.batches import DECIMAL_TYPE
+from odeus_compliance.upstream.cells import to_datetime
+from odeus_compliance.upstream.columns import ExportType, Kind
+from odeus_compliance.upstream.errors import MalformedExport
+from odeus_compliance.upstream.schema import privacy_columns
+
+if TYPE_CHECKING:
+    from odeus_compliance.policy.bulktokens import Base32Tokens
+    from odeus_compliance.policy.crypto import Tokenizer
+    from odeus_compliance.policy.model import Operation, Policy
+    from odeus_compliance.upstream.schema import ExportSchema
+
+_BLANK = r"^\s*$"
+_INT = r"^-?[0-9]{1,18}$"
+_DECIMAL = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TRUE = ("true", "True", "TRUE", "1")
+_BOOLS = ("true", "True", "TRUE", "1", "false", "False", "FALSE", "0")
+_NULL_TEXT = pa.scalar(None, pa.string())
+
+
+class CellRejected(ValueError):
+    """A cell a rule cannot transform, or that is not its column's type. Names column and row, no value."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputColumn:
+    """One column that reaches the output, and how it is treated."""
+
+    name: str
+    rule: Operation
+    kind: Kind
+    numeric: bool  # written as a number: validated, never neutralised against formulas
+    scanned: bool  # free text the leak scan must read
+    privacy: bool  # a column Odeus anonymises: placeholders pass through
+    subject: bool  # takes the row's subject token
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPlan:
+    """What happens to every column of an export file: written, dropped by the policy, unknown."""
+
+    export_type: ExportType
+    outputs: tuple[OutputColumn, ...]
+    dropped: tuple[str, ...]
+    unknown: tuple[str, ...]
+    identifying: tuple[str, ...]  # input columns whose values the leak scan looks for
+    subject: SubjectColumns | None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Output column names, in input order."""
+        return tuple(c.name for c in self.outputs)
+
+
+def plan_columns(policy: Policy, export_type: ExportType, schema: ExportSchema) -> ColumnPlan:
+    """The plan for a file with this header, or :class:`UnknownColumnError` under ``on_unknown_column = fail``."""
+    rules = policy.rules_for(export_type).columns
+    unknown = tuple(name for name in schema.names if name not in rules)
+    if unknown and policy.on_unknown_column is UnknownColumn.FAIL:
+        raise UnknownColumnError(frozenset(unknown))
+    privacy = frozenset(privacy_columns(export_type))
+    group = SUBJECT_COLUMNS.get(export_type)
+    members = group.members if group is not None else frozenset()
+    outputs: list[OutputColumn] = []
+    dropped: list[str] = []
+    identifying: list[str] = []
+    for column in schema.columns:
+        rule = rules.get(column.name)
+        if rule is None:
+            continue
+        kept_openly = isinstance(rule, Keep) and rule.allow_identifying
+        if column.identifying and not kept_openly:
+            identifying.append(column.name)
+        if isinstance(rule, Drop):
+            dropped.append(column.name)
+            continue
+        numeric = column.kind in (Kind.INT, Kind.DECIMAL) and (
+            isinstance(rule, Keep) or (isinstance(rule, GeneralizeNumber) and rule.buckets is None)
+        )
+        scanned = (isinstance(rule, Keep) and column.kind is Kind.STR) or isinstance(rule, Mask)
+        outputs.append(
+            OutputColumn(
+                name=column.name,
+                rule=rule,
+                kind=column.kind,
+                numeric=numeric,
+                scanned=scanned,
+                privacy=column.name in privacy,
+                subject=column.name in members and isinstance(rule, Pseudonymize),
+            )
+        )
+    return ColumnPlan(
+        export_type=export_type,
+        outputs=tuple(outputs),
+        dropped=tuple(dropped),
+        unknown=unknown,
+        identifying=tuple(identifying),
+        subject=group if any(c.subject for c in outputs) else None,
+    )
+
+
+@dataclass(slots=True)
+class ColumnCounts:
+    """What happened to one column's cells over the run (the manifest's per-column figures)."""
+
+    transformed: int = 0
+    kept: int = 0
+    empty: int = 0
+    upstream_anonymised: int = 0
+    suppressed: int = 0
+    dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TransformedBatch:
+    """A batch after the column rules: output columns as text, plus what the leak scan needs."""
+
+    data: pa.RecordBatch
+    map_keys: dict[str, dict[str, int]]  # per map column: output key -> first row (within the batch)
+
+
+class BatchTransformer:
+    """Applies a :class:`ColumnPlan` to text batches. One per run: it holds the run's keys and counters."""
+
+    def __init__(self, plan: ColumnPlan, tokenizer: Tokenizer, tokens: Base32Tokens) -> None:
+        self.plan = plan
+        self._tokenizer = tokenizer
+        self._tokens = tokens
+        self.counts: dict[str, ColumnCounts] = {c.name: ColumnCounts() for c in plan.outputs}
+        for name in plan.dropped:
+            self.counts[name] = ColumnCounts()
+        self._unknown_cells = 0
+
+    def transform(self, batch: pa.RecordBatch, *, row_offset: int) -> TransformedBatch:
+        """The batch's output columns, in input order. ``row_offset`` is the number of rows before it."""
+        rows = batch.num_rows
+        for name in self.plan.dropped:
+            self.counts[name].dropped += rows
+        placeholders = {
+            c.name: _placeholder_mask(batch.column(c.name)) for c in self.plan.outputs if c.privacy
+        }
+        subject = self._subject_tokens(batch, placeholders) if self.plan.subject is not None else None
+        arrays: list[pa.Array[Any]] = []
+        map_keys: dict[str, dict[str, int]] = {}
+        for column in self.plan.outputs:
+            raw: Any = batch.column(column.name)
+            placeholder = placeholders.get(column.name)
+            out = self._column(column, raw, subject, row_offset=row_offset, map_keys=map_keys)
+            counts = self.counts[column.name]
+            nulls = raw.null_count
+            counts.empty += nulls
+            held = 0
+            if placeholder is not None:
+                held = int(pc.sum(placeholder).as_py() or 0)
+                if held:
+                    out = pc.if_else(placeholder, raw, out)
+            counts.upstream_anonymised += held
+            if isinstance(column.rule, Keep):
+                counts.kept += rows - nulls - held
+            else:
+                counts.transformed += rows - nulls - held
+            arrays.append(cast("pa.Array[Any]", out))
+        data = pa.RecordBatch.from_arrays(arrays, names=list(self.plan.names))
+        return TransformedBatch(data, map_keys)
+
+    # --- one column ---------------------------------------------------------------------------------
+
+    def _column(
+        self,
+        column: OutputColumn,
+        raw: Any,
+        subject: Any,
+        *,
+        row_offset: int,
+        map_keys: dict[str, dict[str, int]],
+    ) -> Any:
+        rule = column.rule
+        name = column.name
+        if isinstance(rule, Keep):
+            return checked_kind(raw, column.kind, column=name, row_offset=row_offset)
+        if isinstance(rule, Pseudonymize):
+            if column.subject:
+                blank = _blank_mask(raw)
+                return pc.if_else(blank, raw, subject)
+            return self._tokens_of(raw, rule.domain, name)
+        if isinstance(rule, MapKeys):
+            mapped = map_count_column(raw, self._key_mapper(rule, name), column=name, row_offset=row_offset)
+            map_keys[name] = mapped.keys
+            return mapped.array
+        function = self._cell_function(rule, name)
+        return per_distinct(raw, function, column=name, row_offset=row_offset)
+
+    def _cell_function(self, rule: Operation, name: str) -> Callable[[str], Any]:
+        tokenizer = self._tokenizer
+        match rule:
+            case Encrypt():
+                return lambda v: tokenizer.encrypt(label=ENCRYPT_LABEL, column=name, plaintext=v)
+            case GeneralizeDate(level=level):
+                return lambda v: generalize_date(v, level, column=name)
+            case GeneralizeNumber():
+                return lambda v: generalize_number(v, rule, column=name)
+            case Mask():
+                return lambda v: mask_email(v, column=name)
+        raise OperationError(name, f"{rule.op} cannot be applied here")  # pragma: no cover
+
+    def _key_mapper(self, rule: MapKeys, column: str) -> Callable[[str], str]:
+        if rule.keys is KeyAction.KEEP:
+            allow = rule.allow
+            return lambda key: key if allow is None or key in allow else rule.other
+        domain = rule.domain if rule.domain is not None else TokenDomain.COLUMN
+        tokenizer = self._tokenizer
+
+        def mapped(key: str) -> str:
+            if is_empty(key):
+                return rule.other
+            return str(pseudonymize(key, domain=domain, column=column, tokenizer=tokenizer))
+
+        return mapped
+
+    def _tokens_of(self, raw: Any, domain: TokenDomain, column: str) -> Any:
+        """Non-person tokens, one HMAC per distinct value (blank cells stay as they are)."""
+        blank = _blank_mask(raw)
+        valid = pc.if_else(blank, _NULL_TEXT, raw)
+        encoded: Any = pc.dictionary_encode(valid)
+        mac = self._tokenizer.hmac_function(label=token_label(domain, column))
+        if domain is TokenDomain.SUBJECT:
+            macs = [mac(b"id\x00" + canonical_id(v).encode()) for v in encoded.dictionary.to_pylist()]
+        else:
+            macs = [mac(canonical_id(v).encode()) for v in encoded.dictionary.to_pylist()]
+        prefix = f"{domain.prefix}{self._tokenizer.epoch}_"
+        tokens = self._tokens.tokens(macs, prefix=prefix)
+        return pc.if_else(blank, raw, pc.take(tokens, encoded.indices))
+
+    def _subject_tokens(self, batch: pa.RecordBatch, placeholders: dict[str, Any]) -> Any:
+        """The row's subject token: from the id, else the e-mail, else the name (see ``subjects``)."""
+        group = self.plan.subject
+        assert group is not None  # noqa: S101 - only called with a subject group
+        names = set(batch.schema.names)
+
+        def usable(column: str | None) -> Any:
+            if column is None or column not in names:
+                return None
+            array: Any = batch.column(column)
+            hidden = _blank_mask(array)
+            mask = placeholders.get(column)
+            if mask is None:
+                mask = _placeholder_mask(array)
+            return pc.if_else(pc.or_(hidden, mask), _NULL_TEXT, array)
+
+        ids = usable(group.anchor)
+        rows = batch.num_rows
+        mac = self._tokenizer.hmac_function(label=TokenDomain.SUBJECT.value)
+        prefix = f"{TokenDomain.SUBJECT.prefix}{self._tokenizer.epoch}_"
+        if ids is None:
+            ids = pa.nulls(rows, pa.string())
+        encoded: Any = pc.dictionary_encode(ids)
+        macs = [mac(b"id\x00" + canonical_id(v).encode()) for v in encoded.dictionary.to_pylist()]
+        tokens: Any = pc.take(self._tokens.tokens(macs, prefix=prefix), encoded.indices)
+        if tokens.null_count == 0:
+            return tokens
+        emails, people = usable(group.email), usable(group.name)
+        if emails is None and people is None:
+            return tokens
+        missing = pc.indices_nonzero(pc.is_null(tokens)).to_pylist()
+        email_values = pc.take(emails, missing).to_pylist() if emails is not None else [None] * len(missing)
+        name_values = pc.take(people, missing).to_pylist() if people is not None else [None] * len(missing)
+        values: list[str | None] = tokens.to_pylist()
+        for index, email, person in zip(missing, email_values, name_values, strict=True):
+            message = subject_message({group.email or "": email, group.name or "": person}, group)
+            if message is not None:
+                values[index] = self._tokens.tokens([mac(message)], prefix=prefix)[0].as_py()
+        return pa.array(values, pa.string())
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _placeholder_mask(array: Any) -> Any:
+    lowered = pc.utf8_lower(pc.utf8_trim_whitespace(array))
+    return pc.fill_null(pc.is_in(lowered, value_set=pa.array(sorted(PLACEHOLDERS), pa.string())), False)
+
+
+def _blank_mask(array: Any) -> Any:
+    return pc.fill_null(pc.match_substring_regex(array, _BLANK), True)
+
+
+def per_distinct(raw: Any, function: Callable[[str], Any], *, column: str, row_offset: int) -> Any:
+    """``function`` applied once per distinct non-empty value, spread back over the rows."""
+    encoded: Any = pc.dictionary_encode(raw)
+    values = encoded.dictionary.to_pylist()
+    results: list[str | None] = []
+    for value in values:
+        if is_empty(value):
+            results.append(value)
+            continue
+        try:
+            result = function(value)
+        except OperationError as error:
+            row = _first_row(raw, value) + row_offset + 1
+            msg = f"column {column!r}: {error.rule} (data row {row})"
+            raise CellRejected(msg) from None
+        results.append(None if result is None else str(result))
+    return pc.take(pa.array(results, pa.string()), encoded.indices)
+
+
+def _first_row(array: Any, value: str) -> int:
+    return int(pc.index(array, value).as_py())
+
+
+def checked_kind(raw: Any, kind: Kind, *, column: str, row_offset: int) -> Any:
+    """A kept column's text, checked to be its kind (numbers, dates, booleans) and written plainly."""
+    if kind is Kind.STR or len(raw) == raw.null_count:
+        return raw
+    if kind is Kind.INT:
+        if _all_match(raw, _INT):
+            return raw
+        try:
+            return pc.cast(pc.cast(pc.cast(raw, DECIMAL_TYPE), pa.int64()), pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise _bad(column, "a whole number", raw, _INT, row_offset) from None
+    if kind is Kind.DECIMAL:
+        if _all_match(raw, _DECIMAL):
+            return raw
+        raise _bad(column, "a decimal number", raw, _DECIMAL, row_offset)
+    if kind is Kind.DATE:
+        if _all_match(raw, _DATE):
+            try:
+                pc.cast(raw, pa.date32())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+            else:
+                return raw
+        raise _bad(column, "a date (YYYY-MM-DD)", raw, _DATE, row_offset)
+    if kind is Kind.BOOL:
+        if pc.all(pc.fill_null(pc.is_in(raw, value_set=pa.array(_BOOLS)), True)).as_py():
+            truth = pc.is_in(raw, value_set=pa.array(_TRUE))
+            return pc.if_else(pc.is_null(raw), _NULL_TEXT, pc.if_else(truth, "true", "false"))
+        msg = f"column {column!r} holds a cell that is not a boolean (at or after data row {row_offset + 1})"
+        raise MalformedExport(msg)
+    if kind is Kind.DATETIME:
+        return per_distinct(raw, lambda v: to_datetime(v).isoformat(), column=column, row_offset=row_offset)
+    return raw
+
+
+def _all_match(raw: Any, pattern: str) -> bool:
+    return bool(pc.all(pc.fill_null(pc.match_substring_regex(raw, pattern), True)).as_py())
+
+
+def _bad(column: str, what: str, raw: Any, pattern: str, row_offset: int) -> MalformedExport:
+    good = pc.fill_null(pc.match_substring_regex(raw, pattern), True)
+    bad = pc.indices_nonzero(pc.invert(good))
+    row = (int(bad[0].as_py()) if len(bad) else 0) + row_offset + 1
+    return MalformedExport(f"column {column!r} holds a cell that is not {what} (data row {row})")

@@ -1,0 +1,142 @@
+"""JSON count maps for a whole column at once: keys transformed, counts kept, canonical JSON out.
+
+The same result as :func:`odeus_compliance.policy.operations.map_keys` cell by cell (keys mapped, counts of
+keys that fall together summed, keys sorted, no whitespace), but computed with Arrow kernels for cells of the
+usual compact shape (``{"key":12,...}``: no whitespace, no escapes, whole non-negative counts, no key
+twice after mapping). Every other cell (whitespace, escapes, ``12.0``, duplicates, invalid JSON) takes the
+per-cell path, which also raises the errors. Keys are mapped once per distinct key and batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from odeus_compliance.policy.operations import OperationError, dump_count_map, parse_count_map
+
+_KEY = r'"[^"\\\x00-\x1f]*"'
+_COUNT = r"(?:0|[1-9][0-9]{0,17})"
+_FAST = rf"^\{{(?:{_KEY}:{_COUNT}(?:,{_KEY}:{_COUNT})*)?\}}$"
+_PAIR = r'^(?P<key>[^"]*)":(?P<count>[0-9]+)$'
+
+
+@dataclass(frozen=True, slots=True)
+class MappedColumn:
+    """A transformed map column and the distinct output keys with the first row (in the batch) of each."""
+
+    array: pa.Array[Any]
+    keys: dict[str, int]
+
+
+def map_count_column(
+    cells: pa.Array[Any], map_key: Callable[[str], str], *, column: str, row_offset: int
+) -> MappedColumn:
+    """Transform every count map of ``cells``; ``map_key`` maps one input key to its output key.
+
+    ``row_offset`` only numbers rows in errors (never values).
+    """
+    text: Any = cells
+    fast: Any = pc.fill_null(pc.match_substring_regex(text, _FAST), value=True)
+    out_keys: dict[str, int] = {}
+    if not pc.all(fast).as_py():
+        return _mixed(text, fast, map_key, column=column, row_offset=row_offset, out_keys=out_keys)
+    result = _fast(text, map_key, out_keys=out_keys)
+    if result is None:  # a key occurs twice in a row after mapping: sum those rows cell by cell
+        return _per_cell_all(text, map_key, column=column, row_offset=row_offset)
+    return MappedColumn(result, out_keys)
+
+
+def _fast(text: Any, map_key: Callable[[str], str], *, out_keys: dict[str, int]) -> pa.Array[Any] | None:
+    """All cells are of the compact shape (or null); ``None`` if some row needs summing."""
+    empty_map: Any = pc.equal(text, "{}")
+    inner: Any = pc.if_else(empty_map, pa.scalar(None, pa.string()), pc.utf8_slice_codeunits(text, 2, -1))
+    pairs_list: Any = pc.split_pattern(inner, ',"')
+    pairs: Any = pc.list_flatten(pairs_list)
+    parents: Any = pc.list_parent_indices(pairs_list)
+    if len(pairs) == 0:
+        return cast("pa.Array[Any]", text)
+    parsed: Any = pc.extract_regex(pairs, _PAIR)
+    keys: Any = parsed.field("key")
+    counts: Any = parsed.field("count")
+    encoded: Any = pc.dictionary_encode(keys)
+    distinct = encoded.dictionary.to_pylist()
+    mapped = [map_key(key) for key in distinct]
+    ranks = {key: rank for rank, key in enumerate(sorted(set(mapped)))}
+    rank_of: Any = pa.array([ranks[key] for key in mapped], pa.int64())
+    mapped_array: Any = pa.array(mapped, pa.string())
+    indices: Any = encoded.indices
+    new_keys: Any = pc.take(mapped_array, indices)
+    first_rows: Any = (
+        pa.table({"key": indices, "row": parents}).group_by("key").aggregate([("row", "min")])
+    )
+    for key_index, row in zip(
+        first_rows.column("key").to_pylist(), first_rows.column("row_min").to_pylist(), strict=True
+    ):
+        name = mapped[key_index]
+        if name not in out_keys or row < out_keys[name]:
+            out_keys[name] = row
+    composite: Any = pc.add(pc.multiply(pc.cast(parents, pa.int64()), len(ranks)), pc.take(rank_of, indices))
+    order: Any = pc.sort_indices(composite)
+    ordered: Any = pc.take(composite, order)
+    if len(ordered) > 1 and pc.any(pc.equal(ordered[1:], ordered[:-1])).as_py():
+        return None
+    pieces: Any = pc.binary_join_element_wise('"', pc.take(new_keys, order), '":', pc.take(counts, order), "")
+    offsets: Any = pairs_list.offsets
+    lists: Any = pa.ListArray.from_arrays(offsets, pieces, mask=pc.is_null(inner))
+    body: Any = pc.binary_join(lists, ",")
+    wrapped: Any = pc.binary_join_element_wise("{", body, "}", "")
+    return cast("pa.Array[Any]", pc.if_else(empty_map, text, wrapped))
+
+
+def _mixed(
+    text: Any,
+    fast: Any,
+    map_key: Callable[[str], str],
+    *,
+    column: str,
+    row_offset: int,
+    out_keys: dict[str, int],
+) -> MappedColumn:
+    """Fast cells through Arrow, the rest cell by cell, then put back together in row order."""
+    fast_cells: Any = pc.if_else(fast, text, pa.scalar(None, pa.string()))
+    result = _fast(fast_cells, map_key, out_keys=out_keys)
+    if result is None:
+        return _per_cell_all(text, map_key, column=column, row_offset=row_offset)
+    values: list[Any] = result.to_pylist()
+    flags = fast.to_pylist()
+    raw = text.to_pylist()
+    for index, is_fast in enumerate(flags):
+        if not is_fast:
+            values[index] = _one(raw[index], map_key, column, row_offset + index, out_keys, index)
+    return MappedColumn(pa.array(values, pa.string()), out_keys)
+
+
+def _per_cell_all(
+    text: Any, map_key: Callable[[str], str], *, column: str, row_offset: int
+) -> MappedColumn:
+    out_keys: dict[str, int] = {}
+    values = [
+        None if cell is None else _one(cell, map_key, column, row_offset + index, out_keys, index)
+        for index, cell in enumerate(text.to_pylist())
+    ]
+    return MappedColumn(pa.array(values, pa.string()), out_keys)
+
+
+def _one(
+    cell: str, map_key: Callable[[str], str], column: str, row: int, out_keys: dict[str, int], index: int
+) -> str:
+    try:
+        pairs = parse_count_map(cell, column=column)
+    except OperationError as error:
+        msg = f"{error} (data row {row + 1})"
+        raise OperationError(column, msg.split(": ", 1)[-1]) from None
+    out: dict[str, int] = {}
+    for key, count in pairs:
+        new = map_key(key)
+        out[new] = out.get(new, 0) + count
+        out_keys.setdefault(new, index)
+    return dump_count_map(out)
