@@ -291,8 +291,8 @@ def _inclusion_mutations(index: int, size: int, leaf: bytes, proof: list[bytes],
     yield "index^2", index ^ 2, size, leaf, proof, root
     yield "size*2", index, size * 2, leaf, proof, root
     yield "size/2", index, size // 2, leaf, proof, root
-    # (size+1 is not a probe: a proof for size n can also be one for n+1 when the extra leaf only adds a
-    # level the path does not see; transparency-dev's families are x2 and /2 for that reason.)
+    # Not size+1: the same path can also be valid for n+1 leaves and the *same* root (its last sibling then
+    # stands for a two-leaf subtree), so it proves nothing false; transparency-dev's families are x2 and /2.
     if proof:
         yield "truncated", index, size, leaf, proof[:-1], root
         yield "removed-first", index, size, leaf, proof[1:], root

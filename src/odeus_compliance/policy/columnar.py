@@ -345,9 +345,10 @@ def per_distinct(raw: Any, function: Callable[[str], Any], *, column: str, row_o
             continue
         try:
             result = function(value)
-        except OperationError as error:
+        except ValueError as error:  # OperationError, or a type check: messages never hold the value
+            rule = error.rule if isinstance(error, OperationError) else str(error)
             row = _first_row(raw, value) + row_offset + 1
-            msg = f"column {column!r}: {error.rule} (data row {row})"
+            msg = f"column {column!r}: {rule} (data row {row})"
             raise CellRejected(msg) from None
         results.append(None if result is None else str(result))
     return pc.take(pa.array(results, pa.string()), encoded.indices)

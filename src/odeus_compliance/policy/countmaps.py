@@ -132,8 +132,7 @@ def _one(
     try:
         pairs = parse_count_map(cell, column=column)
     except OperationError as error:
-        msg = f"{error} (data row {row + 1})"
-        raise OperationError(column, msg.split(": ", 1)[-1]) from None
+        raise OperationError(column, f"{error.rule} (data row {row + 1})") from None
     out: dict[str, int] = {}
     for key, count in pairs:
         new = map_key(key)

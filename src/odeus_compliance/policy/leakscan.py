@@ -1,0 +1,156 @@
+"""The leak scan: no original identifying value may occur anywhere in the output.
+
+What is looked for: the values of the export's identifying input columns (user ids, names, e-mails, owner
+ids and e-mails) that the policy does not openly keep. Where: every output cell that can hold free text,
+i.e. kept text columns, masked e-mails and the keys of JSON count maps. Cells the engine writes by
+construction as tokens (``u1_...``, ``e1_...``), numbers (validated on input) or generalised dates and
+buckets cannot hold a name and are not read.
+
+How, so that it scales to a million rows: not a substring search for millions of patterns. Both sides are
+brought to one *word form* (lower case, ``ß`` as ``ss``, split at every character that cannot be part of a
+name, an e-mail or an id, each word trimmed of ``.'-+_@`` at its ends, words joined by one space). Each
+distinct output text is cut into its word n-grams (up to :data:`MAX_WORDS` words: a multi-word name matches
+only as a whole, in order); the identifying values are then looked up in that set of n-grams with one
+Arrow hash lookup at the end of the run. Output texts repeat a lot (departments, roles, model names), so
+the set stays small; each distinct text is processed once.
+
+Which values count (so that short or common values do not fail every run): after the word form, at least
+:data:`MIN_CHARS` characters, and a value made only of digits at least :data:`MIN_DIGITS` of them; upstream
+placeholders (``Anonymous``, ...) never count. A value shorter than that (a one-letter name, a user id
+``7``) is not identifying on its own in any output we write.
+
+A hit fails the run, naming the output column and the data row, never the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
+
+MAX_WORDS = 8
+MIN_CHARS = 4
+MIN_DIGITS = 6
+# Characters that are part of a word: letters, marks, digits and what e-mails and ids are made of.
+_SEPARATORS = r"[^\p{L}\p{M}\p{N}_'.@+\-]+"
+_EDGE = "_'.@+-"
+TOKEN_SHAPE = r"^[a-z][0-9]+_[a-z2-7]+$"
+_DIGITS = r"^[0-9]+$"
+
+
+class LeakFound(ValueError):
+    """An identifying input value occurs in the output."""
+
+    def __init__(self, column: str, row: int) -> None:
+        super().__init__(
+            f"leak scan: an identifying value of the input occurs in output column {column!r} "
+            f"(data row {row}); nothing was written"
+        )
+        self.column = column
+        self.row = row
+
+
+def word_form(values: Any) -> Any:
+    """The comparison form of a string array (see the module doc), null for values with no word."""
+    lowered = pc.replace_substring(pc.utf8_lower(values), "ß", "ss")
+    words: Any = pc.split_pattern_regex(lowered, _SEPARATORS)
+    trimmed = pc.utf8_trim(pc.list_flatten(words), _EDGE)
+    rebuilt: Any = pa.ListArray.from_arrays(words.offsets, trimmed, mask=pc.is_null(words))
+    joined = pc.utf8_trim(pc.replace_substring_regex(pc.binary_join(rebuilt, " "), "  +", " "), " ")
+    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+
+
+@dataclass(slots=True)
+class LeakScanner:
+    """Collects identifying values and output n-grams during a run; :meth:`verify` compares them."""
+
+    _identifying: list[Any] = field(default_factory=list)
+    _candidates: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _seen: dict[str, set[str]] = field(default_factory=dict)
+    values_registered: int = 0
+    texts_read: int = 0
+
+    def add_identifying(self, values: pa.Array[Any]) -> None:
+        """Remember one batch's identifying input values (kept as Arrow text: compact)."""
+        valid: Any = pc.drop_null(values)
+        if len(valid):
+            self._identifying.append(valid)
+
+    def observe_column(self, column: str, values: pa.Array[Any], *, row_offset: int) -> None:
+        """Read one output text column of a batch (rows numbered from ``row_offset``)."""
+        encoded: Any = pc.dictionary_encode(values)
+        distinct: list[str | None] = encoded.dictionary.to_pylist()
+        seen = self._seen.setdefault(column, set())
+        new = [i for i, value in enumerate(distinct) if value is not None and value not in seen]
+        if not new:
+            return
+        firsts = (
+            pa.table({"value": encoded.indices, "row": pa.array(range(len(values)), pa.int64())})
+            .group_by("value")
+            .aggregate([("row", "min")])
+        )
+        first_row = dict(
+            zip(firsts.column("value").to_pylist(), firsts.column("row_min").to_pylist(), strict=True)
+        )
+        texts = [distinct[i] for i in new]
+        rows = [row_offset + first_row[i] + 1 for i in new]
+        seen.update(t for t in texts if t is not None)
+        self._add_texts(column, [t for t in texts if t is not None], rows)
+
+    def observe_keys(self, column: str, keys: dict[str, int], *, row_offset: int) -> None:
+        """Read the output keys of a count-map column (key -> first row within the batch)."""
+        seen = self._seen.setdefault(column, set())
+        fresh = {key: row for key, row in keys.items() if key not in seen}
+        if not fresh:
+            return
+        seen.update(fresh)
+        shaped = pc.match_substring_regex(pa.array(list(fresh), pa.string()), TOKEN_SHAPE).to_pylist()
+        texts = [key for key, token in zip(fresh, shaped, strict=True) if not token]
+        self._add_texts(column, texts, [row_offset + fresh[key] + 1 for key in texts])
+
+    def _add_texts(self, column: str, texts: list[str], rows: list[int]) -> None:
+        if not texts:
+            return
+        self.texts_read += len(texts)
+        forms = word_form(pa.array(texts, pa.string())).to_pylist()
+        for form, row in zip(forms, rows, strict=True):
+            if form is None:
+                continue
+            words = form.split(" ")
+            for size in range(1, min(MAX_WORDS, len(words)) + 1):
+                for start in range(len(words) - size + 1):
+                    gram = " ".join(words[start : start + size])
+                    known = self._candidates.get(gram)
+                    if known is None or row < known[1]:
+                        self._candidates[gram] = (column, row)
+
+    def verify(self) -> None:
+        """Raise :class:`LeakFound` (the earliest row) if an identifying value is among the n-grams."""
+        if not self._candidates or not self._identifying:
+            return
+        grams = pa.array(list(self._candidates), pa.string())
+        hits: set[str] = set()
+        placeholders = pa.array(sorted(PLACEHOLDERS), pa.string())
+        for chunk in self._identifying:
+            forms: Any = word_form(chunk)
+            counted = pc.and_(
+                pc.and_(
+                    pc.greater_equal(pc.utf8_length(forms), MIN_CHARS),
+                    pc.invert(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(chunk)), value_set=placeholders)),
+                ),
+                pc.or_(
+                    pc.invert(pc.match_substring_regex(forms, _DIGITS)),
+                    pc.greater_equal(pc.utf8_length(forms), MIN_DIGITS),
+                ),
+            )
+            counted_forms: Any = pc.filter(forms, pc.fill_null(counted, False))
+            self.values_registered += len(counted_forms)
+            found = pc.filter(counted_forms, pc.is_in(counted_forms, value_set=grams))
+            hits.update(v for v in found.to_pylist() if v is not None)
+        if hits:
+            column, row = min((self._candidates[h] for h in hits), key=lambda hit: (hit[1], hit[0]))
+            raise LeakFound(column, row)
