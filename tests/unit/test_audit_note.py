@@ -83,7 +83,8 @@ def test_two_signatures_and_unknown_ones_ignored() -> None:
 
 
 def test_mangled_signature_is_rejected_by_name() -> None:
-    mangled = PETER_SIG.replace("pRlb6KE6", "pRlb6KE7")  # inside the signature, not the key hash
+    mangled = PETER_SIG.replace("pRZb6KE6", "pRZb6KE7")  # inside the signature, not the key hash
+    assert mangled != PETER_SIG
     with pytest.raises(NoteError, match=r"invalid signature for key PeterNeumann\+c74f20a3"):
         open_note(TEXT + "\n" + mangled, [parse_vkey(PETER_VKEY)])
 

@@ -216,3 +216,83 @@ def _result(
         suppressed_rows=tuple(suppressed),
         min_class_size=min(sizes) if sizes else None,
     )
+
+
+# --- the same gate over class counts (the streaming engine) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KAnonymityPlan:
+    """What the gate decided from the class counts of a whole dataset, to be applied row by row."""
+
+    quasi_identifiers: tuple[str, ...]
+    levels: Mapping[str, DateLevel | None]
+    suppressed_classes: frozenset[tuple[Cell, ...]]  # generalised classes whose rows are suppressed
+    rows: int
+    suppressed_rows: int
+    min_class_size: int | None
+    classes: int
+
+
+def plan_k_anonymity(
+    counts: Mapping[tuple[Cell, ...], int],
+    *,
+    quasi_identifiers: Sequence[str],
+    k: int,
+    suppression_limit: Decimal,
+    hierarchy: Mapping[str, Sequence[DateLevel]],
+) -> KAnonymityPlan:
+    """:func:`enforce_k_anonymity`'s search over ``counts`` (class values -> rows), for data too large to
+    hold: the engine counts classes in one pass and applies the plan in the next."""
+    if k < 1:
+        msg = "k must be at least 1"
+        raise KAnonymityError(msg)
+    qis = tuple(quasi_identifiers)
+    options: list[tuple[DateLevel | None, ...]] = [(None, *hierarchy.get(q, ())) for q in qis]
+    total = sum(counts.values())
+    allowed = math.floor(suppression_limit * total)
+    cache: dict[tuple[str, DateLevel | None, Cell], Cell] = {}
+
+    def value_at(q: str, level: DateLevel | None, value: Cell) -> Cell:
+        key = (q, level, value)
+        if key not in cache:
+            cache[key] = generalize_quasi_identifier(value, level, column=q)
+        return cache[key]
+
+    def classes(vector: tuple[int, ...]) -> dict[tuple[Cell, ...], int]:
+        found: dict[tuple[Cell, ...], int] = {}
+        for values, rows in counts.items():
+            key = tuple(value_at(q, options[i][vector[i]], values[i]) for i, q in enumerate(qis))
+            found[key] = found.get(key, 0) + rows
+        return found
+
+    vectors = sorted(itertools.product(*(range(len(o)) for o in options)), key=lambda v: (sum(v), v))
+    best_overall: int | None = None
+    for _height, group in itertools.groupby(vectors, key=sum):
+        best: tuple[int, tuple[int, ...], dict[tuple[Cell, ...], int]] | None = None
+        for vector in group:
+            found = classes(vector)
+            small = sum(rows for rows in found.values() if rows < k)
+            best_overall = small if best_overall is None else min(best_overall, small)
+            if small <= allowed and (best is None or small < best[0]):
+                best = (small, vector, found)
+        if best is not None:
+            small, vector, found = best
+            sizes = [rows for rows in found.values() if rows >= k]
+            return KAnonymityPlan(
+                quasi_identifiers=qis,
+                levels=MappingProxyType({q: options[i][vector[i]] for i, q in enumerate(qis)}),
+                suppressed_classes=frozenset(key for key, rows in found.items() if rows < k),
+                rows=total,
+                suppressed_rows=small,
+                min_class_size=min(sizes) if sizes else None,
+                classes=len(sizes),
+            )
+    worst = best_overall if best_overall is not None else 0
+    msg = (
+        f"k-anonymity with k={k} cannot be reached on quasi-identifiers {', '.join(qis) or '(none)'}: "
+        f"the best allowed generalisation still leaves {worst} of {total} rows in groups smaller than "
+        f"{k}, and the suppression limit ({suppression_limit}) allows {allowed}; widen the generalisation "
+        "hierarchy, raise the suppression limit, or publish aggregates only (per_person_rows = false)"
+    )
+    raise KAnonymityError(msg)

@@ -38,6 +38,8 @@ MIN_DIGITS = 6
 # Characters that are part of a word: letters, marks, digits and what e-mails and ids are made of.
 _SEPARATORS = r"[^\p{L}\p{M}\p{N}_'.@+\-]+"
 _EDGE = "_'.@+-"
+_WORD = r"[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}_'.@+\-]*[\p{L}\p{M}\p{N}])?"
+_SIMPLE = rf"^{_WORD}(?: {_WORD})*$"
 TOKEN_SHAPE = r"^[a-z][0-9]+_[a-z2-7]+$"
 _DIGITS = r"^[0-9]+$"
 
@@ -57,6 +59,18 @@ class LeakFound(ValueError):
 def word_form(values: Any) -> Any:
     """The comparison form of a string array (see the module doc), null for values with no word."""
     lowered = pc.replace_substring(pc.utf8_lower(values), "ß", "ss")
+    simple = pc.fill_null(pc.match_substring_regex(lowered, _SIMPLE), True)
+    if pc.all(simple).as_py():
+        return lowered  # already words of word characters separated by single spaces
+    rest = pc.indices_nonzero(pc.invert(simple))
+    formed = _split_form(pc.take(lowered, rest)).to_pylist()
+    values_out: Any = lowered.to_pylist()
+    for index, form in zip(rest.to_pylist(), formed, strict=True):
+        values_out[index] = form
+    return pa.array(values_out, pa.string())
+
+
+def _split_form(lowered: Any) -> Any:
     words: Any = pc.split_pattern_regex(lowered, _SEPARATORS)
     trimmed = pc.utf8_trim(pc.list_flatten(words), _EDGE)
     rebuilt: Any = pa.ListArray.from_arrays(words.offsets, trimmed, mask=pc.is_null(words))

@@ -1,0 +1,134 @@
+"""The output CSV: formula-safe, minimally quoted, written to an invisible file that appears only on commit.
+
+* Formula injection: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a
+  leading apostrophe (OWASP), so a spreadsheet shows it as text. Numeric columns (numbers validated on input,
+  or rounded by the policy) are left alone, so ``-5`` stays a number.
+* Quoting as RFC 4180 needs it (a cell with a quote, comma or line end), ``\\n`` line ends, UTF-8.
+* Atomic: the file is written as an anonymous ``O_TMPFILE`` in the target folder (a hidden temporary file
+  where that is not available) and linked into place by :meth:`CsvSink.commit`. A run that fails or is
+  killed leaves nothing at the target path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_FORMULA = r"^[=+\-@\t\r]"
+_NEEDS_QUOTES = '[",\r\n]'
+
+
+def csv_cells(array: Any, *, text: bool) -> Any:
+    """The CSV text of one column: nulls empty, text neutralised against formulas, quoted where needed."""
+    cells = pc.fill_null(array, "")
+    if text:
+        formula = pc.match_substring_regex(cells, _FORMULA)
+        cells = pc.if_else(formula, pc.binary_join_element_wise("'", cells, ""), cells)
+    quote = pc.match_substring_regex(cells, _NEEDS_QUOTES)
+    if pc.any(quote).as_py():
+        quoted = pc.binary_join_element_wise('"', pc.replace_substring(cells, '"', '""'), '"', "")
+        cells = pc.if_else(quote, quoted, cells)
+    return cells
+
+
+def csv_bytes(columns: list[Any]) -> bytes:
+    """The lines (each ending ``\\n``) of already formatted columns."""
+    if not columns or len(columns[0]) == 0:
+        return b""
+    lines = pc.binary_join_element_wise(*columns, ",") if len(columns) > 1 else columns[0]
+    ended = pc.binary_join_element_wise(lines, "", "\n")
+    whole = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(ended)], pa.int32()), ended), "")
+    buffer = whole[0].as_buffer()
+    return buffer.to_pybytes() if buffer is not None else b""
+
+
+class CsvSink:
+    """One output file. ``write_header`` once, ``write`` batches, then ``commit`` (or ``abort``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._digest = hashlib.sha256()
+        self.rows = 0
+        self.bytes = 0
+        self._named: Path | None = None
+        self._file = self._open(path.parent)
+        self._done = False
+
+    def _open(self, folder: Path) -> IO[bytes]:
+        flag = getattr(os, "O_TMPFILE", 0)
+        if flag:
+            try:
+                return os.fdopen(os.open(folder, flag | os.O_WRONLY, 0o600), "wb")
+            except OSError:
+                pass
+        self._named = folder / f".{self.path.name}.{secrets.token_hex(6)}.partial"
+        return self._named.open("xb")
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of everything written so far."""
+        return self._digest.hexdigest()
+
+    def _put(self, data: bytes) -> None:
+        self._file.write(data)
+        self._digest.update(data)
+        self.bytes += len(data)
+
+    def write_header(self, names: Iterable[str]) -> None:
+        """The header line (column names are ours: plain words)."""
+        self._put((",".join(names) + "\n").encode("utf-8"))
+
+    def write(self, batch: pa.RecordBatch, *, text_columns: frozenset[str]) -> None:
+        """Append a batch's rows in order."""
+        if batch.num_rows == 0:
+            return
+        columns = [
+            csv_cells(batch.column(i), text=name in text_columns) for i, name in enumerate(batch.schema.names)
+        ]
+        self._put(csv_bytes(columns))
+        self.rows += batch.num_rows
+
+    def commit(self) -> None:
+        """Make the file appear at its path (atomically replacing any file there)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        if self._named is None:
+            staged = self.path.parent / f".{self.path.name}.{secrets.token_hex(6)}.partial"
+            os.link(f"/proc/self/fd/{self._file.fileno()}", staged)
+        else:
+            staged = self._named
+        self._file.close()
+        os.replace(staged, self.path)
+        self._done = True
+
+    def abort(self) -> None:
+        """Discard everything written (idempotent; also after a commit it does nothing)."""
+        if self._done:
+            return
+        self._done = True
+        self._file.close()
+        if self._named is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._named.unlink()
+
+
+def write_json_atomically(path: Path, data: bytes) -> None:
+    """Write a small file so that it appears whole or not at all."""
+    staged = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
+    try:
+        with staged.open("xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staged, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            staged.unlink()

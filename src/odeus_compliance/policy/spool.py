@@ -1,0 +1,92 @@
+"""An encrypted spool: the engine's transformed batches kept on disk between its two passes, never in clear.
+
+Each batch is written as an Arrow IPC stream, sealed with AES-256-GCM under a key that exists only in this
+object's memory (random per run, never written anywhere), with the chunk number as nonce and associated
+data, so chunks cannot be reordered, dropped or swapped without the read failing. The file is anonymous
+(``O_TMPFILE``) where the system allows it, so nothing is left behind even if the process is killed; else
+it is unlinked as soon as it is open. What is spooled is already pseudonymised, and still encrypted.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import pyarrow as pa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_LENGTH = struct.Struct(">Q")
+_AD = b"odeus-compliance/spool/v1"
+
+
+def anonymous_file(directory: Path | None) -> IO[bytes]:
+    """A read-write temporary file without a name (``O_TMPFILE``), or one unlinked right away."""
+    folder = str(directory) if directory is not None else tempfile.gettempdir()
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag:
+        try:
+            fd = os.open(folder, flag | os.O_RDWR, 0o600)
+        except OSError:
+            pass
+        else:
+            return os.fdopen(fd, "w+b")
+    return tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed by the owner
+
+
+class EncryptedSpool:
+    """Append record batches, then read them back in order (once)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._file = anonymous_file(directory)
+        self._aead = AESGCM(secrets.token_bytes(32))
+        self._written = 0
+        self.bytes = 0
+
+    def __enter__(self) -> EncryptedSpool:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close (and so delete) the spool file."""
+        self._file.close()
+
+    def append(self, batch: pa.RecordBatch) -> None:
+        """Seal and write one batch."""
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        sealed = self._aead.encrypt(self._nonce(self._written), sink.getvalue().to_pybytes(), _AD)
+        self._file.write(_LENGTH.pack(len(sealed)))
+        self._file.write(sealed)
+        self._written += 1
+        self.bytes += len(sealed) + _LENGTH.size
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The batches in the order written; a tampered or truncated spool raises ``InvalidTag``/``EOFError``."""
+        self._file.flush()
+        self._file.seek(0)
+        for number in range(self._written):
+            header = self._file.read(_LENGTH.size)
+            if len(header) != _LENGTH.size:
+                raise EOFError("the spool ended early")
+            (length,) = _LENGTH.unpack(header)
+            sealed = self._file.read(length)
+            if len(sealed) != length:
+                raise EOFError("the spool ended early")
+            data = self._aead.decrypt(self._nonce(number), sealed, _AD)
+            reader: Any = pa.ipc.open_stream(pa.py_buffer(data))
+            yield from reader
+
+    @staticmethod
+    def _nonce(number: int) -> bytes:
+        return number.to_bytes(12, "big")

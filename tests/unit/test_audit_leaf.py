@@ -1,0 +1,218 @@
+"""Leaf texts: AES-256-GCM round trip, associated-data binding, salted commitments, strict parsing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given
+from hypothesis import strategies as st
+
+from odeus_compliance.audit.leaf import (
+    DataKey,
+    Leaf,
+    LeafError,
+    associated_data,
+    check_disclosure,
+    commitment,
+    leaf_seq,
+    open_leaf,
+    parse_leaf,
+    seal_record,
+)
+from odeus_compliance.audit.records import Action, ActorRole, AuditRecord, Outcome
+
+ORIGIN = "odeus-compliance.example/audit/test"
+KEY = DataKey("audit-dek-1", bytes(range(32)))
+
+
+def record(seq: int = 3) -> AuditRecord:
+    return AuditRecord(
+        seq=seq,
+        time=datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+        actor_key_id="key_a",
+        actor_name="auditor one",
+        role=ActorRole.AUDITOR,
+        action=Action.AUDIT_READ,
+        resource="audit:entries",
+        purpose="SOC 2 sample",
+        outcome=Outcome.SUCCESS,
+        request_id="r1",
+        client_address="198.51.100.7",
+        details={"count": 50},
+    )
+
+
+def test_round_trip_and_leaf_text_shape() -> None:
+    leaf = seal_record(record(), origin=ORIGIN, data_key=KEY)
+    text = leaf.text()
+    obj = json.loads(text)
+    assert list(obj) == ["ciphertext", "commitment", "key_id", "nonce", "schema", "seq", "time"]
+    assert obj["schema"] == 1 and obj["seq"] == 3 and obj["key_id"] == "audit-dek-1"
+    assert obj["time"] == "2026-03-01T09:30:00.000Z"
+    assert text == json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    assert len(base64.b64decode(obj["nonce"])) == 12
+    assert parse_leaf(text) == leaf and parse_leaf(text.decode()) == leaf
+    assert leaf_seq(text) == 3
+    opened = open_leaf(parse_leaf(text), origin=ORIGIN, data_key=KEY)
+    assert opened.record == record()
+    assert opened.plaintext == record().plaintext()
+    assert "salt" not in repr(opened) or opened.salt.hex() not in repr(opened)
+
+
+def test_exact_definitions_of_ad_envelope_and_commitment() -> None:
+    """What docs/audit-bundle.md states, recomputed with the primitives alone."""
+    leaf = seal_record(record(), origin=ORIGIN, data_key=KEY)
+    ad = (
+        b'{"key_id":"audit-dek-1","origin":"odeus-compliance.example/audit/test","schema":1,"seq":3,'
+        b'"time":"2026-03-01T09:30:00.000Z"}'
+    )
+    assert associated_data(origin=ORIGIN, seq=3, key_id="audit-dek-1", time="2026-03-01T09:30:00.000Z") == ad
+    envelope = AESGCM(KEY.key).decrypt(leaf.nonce, leaf.ciphertext, ad)
+    salt, plaintext = envelope[:32], envelope[32:]
+    assert plaintext == record().plaintext()
+    assert leaf.commitment == hashlib.sha256(salt + plaintext).digest() == commitment(salt, plaintext)
+    assert check_disclosure(leaf, plaintext, salt)
+
+
+def test_fresh_salt_and_nonce_each_time() -> None:
+    a = seal_record(record(), origin=ORIGIN, data_key=KEY)
+    b = seal_record(record(), origin=ORIGIN, data_key=KEY)
+    assert a.nonce != b.nonce and a.commitment != b.commitment and a.ciphertext != b.ciphertext
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"seq": 4}, id="seq"),
+        pytest.param({"key_id": "audit-dek-2"}, id="key_id"),
+        pytest.param({"time": "2026-03-01T09:30:00.001Z"}, id="time"),
+    ],
+)
+def test_ad_binds_position_key_and_time(change: dict[str, object]) -> None:
+    leaf = seal_record(record(), origin=ORIGIN, data_key=KEY)
+    fields = {
+        "seq": leaf.seq,
+        "time": leaf.time,
+        "key_id": leaf.key_id,
+        "nonce": leaf.nonce,
+        "ciphertext": leaf.ciphertext,
+        "commitment": leaf.commitment,
+    }
+    fields.update(change)
+    moved = Leaf(**fields)  # type: ignore[arg-type]
+    key = DataKey(moved.key_id, KEY.key)  # same key bytes: only the AD differs
+    with pytest.raises(LeafError, match="does not decrypt"):
+        open_leaf(moved, origin=ORIGIN, data_key=key)
+
+
+def test_ad_binds_origin_and_key() -> None:
+    leaf = seal_record(record(), origin=ORIGIN, data_key=KEY)
+    with pytest.raises(LeafError, match="does not decrypt"):
+        open_leaf(leaf, origin=ORIGIN + "2", data_key=KEY)
+    with pytest.raises(LeafError, match="does not decrypt"):
+        open_leaf(leaf, origin=ORIGIN, data_key=DataKey(KEY.key_id, os.urandom(32)))
+    with pytest.raises(LeafError, match="another data key"):
+        open_leaf(leaf, origin=ORIGIN, data_key=DataKey("audit-dek-9", KEY.key))
+    # The schema number is bound too.
+    ad2 = associated_data(origin=ORIGIN, seq=3, key_id=KEY.key_id, time=leaf.time, schema=2)
+    with pytest.raises(InvalidTag):
+        AESGCM(KEY.key).decrypt(leaf.nonce, leaf.ciphertext, ad2)
+
+
+def test_flipped_ciphertext_or_commitment_is_caught() -> None:
+    leaf = seal_record(record(), origin=ORIGIN, data_key=KEY)
+    bad = bytearray(leaf.ciphertext)
+    bad[40] ^= 1
+    with pytest.raises(LeafError):
+        open_leaf(
+            Leaf(leaf.seq, leaf.time, leaf.key_id, leaf.nonce, bytes(bad), leaf.commitment),
+            origin=ORIGIN,
+            data_key=KEY,
+        )
+    with pytest.raises(LeafError, match="commitment"):
+        open_leaf(
+            Leaf(leaf.seq, leaf.time, leaf.key_id, leaf.nonce, leaf.ciphertext, b"\x00" * 32),
+            origin=ORIGIN,
+            data_key=KEY,
+        )
+
+
+def test_a_record_sealed_under_the_wrong_seq_is_refused() -> None:
+    """A leaf whose own fields agree but whose record claims another seq is inconsistent: refused."""
+    r = record(seq=5)
+    plaintext, salt, nonce = r.plaintext(), os.urandom(32), os.urandom(12)
+    ad = associated_data(origin=ORIGIN, seq=6, key_id=KEY.key_id, time=r.time_text)
+    leaf = Leaf(6, r.time_text, KEY.key_id, nonce, AESGCM(KEY.key).encrypt(nonce, salt + plaintext, ad),
+                commitment(salt, plaintext))
+    with pytest.raises(LeafError, match="seq or time"):
+        open_leaf(leaf, origin=ORIGIN, data_key=KEY)
+
+
+def test_commitment_checks_without_a_key() -> None:
+    leaf = seal_record(record(), origin=ORIGIN, data_key=KEY)
+    opened = open_leaf(leaf, origin=ORIGIN, data_key=KEY)
+    assert check_disclosure(leaf, opened.plaintext, opened.salt)
+    assert not check_disclosure(leaf, opened.plaintext.replace(b"SOC 2", b"SOC 3"), opened.salt)
+    assert not check_disclosure(leaf, opened.plaintext, os.urandom(32))
+    assert not check_disclosure(leaf, opened.plaintext, opened.salt[:31])
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(lambda t: t.replace(b'"schema":1', b'"schema":2'), id="schema-2"),
+        pytest.param(lambda t: t.replace(b",", b", ", 1), id="whitespace"),
+        pytest.param(lambda t: t.replace(b'"seq":3', b'"seq":03'), id="leading-zero"),
+        pytest.param(lambda t: t.replace(b'"seq":3', b'"seq":"3"'), id="string-seq"),
+        pytest.param(lambda t: t.replace(b'"seq":3', b'"seq":99999999999999999'), id="huge-seq"),
+        pytest.param(lambda t: t[:-1] + b',"x":1}', id="extra-field"),
+        pytest.param(lambda t: t.replace(b"Z\"}", b"+00:00\"}"), id="offset-time"),
+        pytest.param(lambda t: t.replace(b"2026-03-01T", b"2026-02-30T"), id="impossible-date"),
+        pytest.param(lambda t: t.replace(b'"nonce":"', b'"nonce":"AA'), id="long-nonce"),
+        pytest.param(lambda t: b" " + t, id="leading-space"),
+        pytest.param(lambda t: t + b"\n", id="trailing-newline"),
+        pytest.param(lambda _t: b"", id="empty"),
+        pytest.param(lambda _t: b"\xff\xfe", id="binary"),
+    ],
+)
+def test_malformed_leaves_are_refused(mutate: object) -> None:
+    text = seal_record(record(), origin=ORIGIN, data_key=KEY).text()
+    bad = mutate(text)  # type: ignore[operator]
+    with pytest.raises(LeafError):
+        parse_leaf(bad)
+
+
+def test_non_canonical_base64_is_refused() -> None:
+    text = seal_record(record(), origin=ORIGIN, data_key=KEY).text()
+    obj = json.loads(text)
+    c = obj["commitment"]
+    # The last character before '=' carries 2 unused bits: set one, same bytes, other spelling.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    obj["commitment"] = c[:-2] + alphabet[alphabet.index(c[-2]) ^ 1] + "="
+    bad = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    with pytest.raises(LeafError, match="non-canonical"):
+        parse_leaf(bad)
+
+
+def test_data_key_rules() -> None:
+    with pytest.raises(LeafError):
+        DataKey("k", b"short")
+    with pytest.raises(LeafError):
+        DataKey("bad key", bytes(32))
+    assert KEY.key.hex() not in repr(KEY)
+
+
+@given(st.binary(max_size=400))
+def test_parse_leaf_raises_only_its_error(data: bytes) -> None:
+    try:
+        parse_leaf(data)
+    except LeafError:
+        pass
+    assert leaf_seq(data) is None or isinstance(leaf_seq(data), int)
