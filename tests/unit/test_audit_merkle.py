@@ -28,7 +28,16 @@ from odeus_compliance.audit.merkle import (
 # Research note §3.1: transparency-dev/merkle testonly/constants.go leaf inputs.
 LEAVES = [
     bytes.fromhex(x)
-    for x in ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+    for x in [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ]
 ]
 HASHES = [leaf_hash(x) for x in LEAVES]
 
@@ -151,7 +160,10 @@ def test_single_hash_vectors() -> None:
     assert EMPTY_ROOT.hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert leaf_hash(b"").hex() == "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
     assert leaf_hash(b"L123456").hex() == "395aa064aa4c29f7010acfe3f25db9485bbd4b91897b6ad7ad547639252b4d56"
-    assert node_hash(b"N123", b"N456").hex() == "aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb"
+    assert (
+        node_hash(b"N123", b"N456").hex()
+        == "aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb"
+    )
 
 
 def test_leaf_hashes_and_subtrees() -> None:
@@ -201,7 +213,7 @@ def test_accumulator_rejects_bad_state() -> None:
     acc = MerkleAccumulator()
     with pytest.raises(MerkleError):
         acc.extend([HASHES[0], b"x"])
-    assert acc.size == 1  # what was appended before the bad hash stays consistent
+    assert acc.size == 0  # the bad batch is refused whole; the state stays consistent
 
 
 # ---------------------------------------------------------------- proofs (§3.5-3.7)
@@ -236,7 +248,12 @@ def test_rfc6962_seven_leaf_example() -> None:
     assert inclusion_proof(4, 7, HASHES) == [f, j, k]
     assert inclusion_proof(6, 7, HASHES) == [i, k]
     assert consistency_proof(3, 7, HASHES) == [c, d, g, l_]
-    assert [x.hex()[:8] for x in consistency_proof(3, 7, HASHES)] == ["0298d122", "07506a85", "fac54203", "837dbb15"]
+    assert [x.hex()[:8] for x in consistency_proof(3, 7, HASHES)] == [
+        "0298d122",
+        "07506a85",
+        "fac54203",
+        "837dbb15",
+    ]
     assert consistency_proof(4, 7, HASHES) == [l_]
     assert consistency_proof(6, 7, HASHES) == [i, j, k]
     for m in range(1, 8):
@@ -316,7 +333,12 @@ def test_inclusion_probes_are_rejected(index: int, size: int, proof: list[str]) 
     for name, i, n, leaf, p, root in _inclusion_mutations(index, size, HASHES[index], raw, h(ROOTS[size])):
         # A mutated index can coincide with a real position whose proof happens to be identical (size 1 or
         # 2): only count rejections where the mutation truly changes the claim.
-        if 0 <= i < n <= 8 and leaf == HASHES[i] and p == inclusion_proof(i, n, HASHES) and root == h(ROOTS[n]):
+        if (
+            0 <= i < n <= 8
+            and leaf == HASHES[i]
+            and p == inclusion_proof(i, n, HASHES)
+            and root == h(ROOTS[n])
+        ):
             continue
         assert not verify_inclusion(i, n, leaf, p, root), name
         rejected += 1
@@ -379,9 +401,14 @@ def test_edge_cases_of_consistency() -> None:
 
 def test_root_from_inclusion_proof_raises_only_its_own_error() -> None:
     assert root_from_inclusion_proof(2, 3, HASHES[2], inclusion_proof(2, 3, HASHES)).hex() == ROOTS[3]
-    for args in [(3, 3, HASHES[2], []), (0, 3, b"x", []), (2, 3, HASHES[2], [b"x" * 32] * 5)]:
+    cases: list[tuple[int, int, bytes, list[bytes]]] = [
+        (3, 3, HASHES[2], []),
+        (0, 3, b"x", []),
+        (2, 3, HASHES[2], [b"x" * 32] * 5),
+    ]
+    for index, size, leaf, proof in cases:
         with pytest.raises(MerkleError):
-            root_from_inclusion_proof(*args)  # type: ignore[arg-type]
+            root_from_inclusion_proof(index, size, leaf, proof)
 
 
 def test_verifiers_never_raise_on_wrong_types() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -109,16 +110,30 @@ def test_details_are_restricted(details: dict[str, Any]) -> None:
 
 
 def test_details_allowed_values() -> None:
-    r = make(details={"valid": True, "row_count": -(2**53 - 1), "timezone": "Europe/Berlin", "month": "2026-02"})
-    assert dict(r.details) == {"month": "2026-02", "row_count": -(2**53 - 1), "timezone": "Europe/Berlin", "valid": True}
+    r = make(
+        details={"valid": True, "row_count": -(2**53 - 1), "timezone": "Europe/Berlin", "month": "2026-02"}
+    )
+    assert dict(r.details) == {
+        "month": "2026-02",
+        "row_count": -(2**53 - 1),
+        "timezone": "Europe/Berlin",
+        "valid": True,
+    }
     assert "email" not in DETAIL_KEYS
     with pytest.raises(TypeError):
         r.details["valid"] = False  # type: ignore[index]
 
 
 def test_actor_rules() -> None:
-    anon = make(role=ActorRole.ANONYMOUS, actor_key_id=None, actor_name=None, action=Action.ACCESS_DENIED,
-                outcome=Outcome.DENIED, purpose=None, details={"reason": "no_key"})
+    anon = make(
+        role=ActorRole.ANONYMOUS,
+        actor_key_id=None,
+        actor_name=None,
+        action=Action.ACCESS_DENIED,
+        outcome=Outcome.DENIED,
+        purpose=None,
+        details={"reason": "no_key"},
+    )
     assert anon.actor_key_id is None
     with pytest.raises(RecordError):
         make(role=ActorRole.ANONYMOUS)
@@ -158,14 +173,15 @@ def test_client_address_is_normalised() -> None:
 def test_from_json_obj_is_strict() -> None:
     obj = make().to_json_obj()
     assert AuditRecord.from_json_obj(obj) == make()
-    for mutate in [
+    mutations: list[Callable[[dict[str, Any]], object]] = [
         lambda o: o.pop("purpose"),
         lambda o: o.update(extra=1),
         lambda o: o.update(seq="7"),
         lambda o: o.update(details=[]),
         lambda o: o.update(role=1),
         lambda o: o.update(client_address="::ffff:192.0.2.10"),  # valid but not canonical
-    ]:
+    ]
+    for mutate in mutations:
         bad = dict(obj)
         mutate(bad)
         with pytest.raises(RecordError):

@@ -45,6 +45,7 @@ from odeus_compliance.audit.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     HashSource,
+    MerkleAccumulator,
     MerkleError,
     consistency_proof,
     inclusion_proof,
@@ -76,6 +77,7 @@ _ENTRY_KEYS: Final = frozenset({"seq", "leaf", "proof", "record", "salt"})
 _CONSISTENCY_KEYS: Final = frozenset({"from_checkpoint", "proof"})
 _MAX_PROOF: Final = 64
 _MAX_TEXT: Final = 1 << 18
+_LOG_BATCH: Final = 1 << 14
 
 Disclosure = tuple[bytes, bytes]
 """``(plaintext, salt)`` of a record: what a bundle discloses next to its leaf."""
@@ -728,9 +730,7 @@ def verify_log(  # noqa: PLR0912, PLR0915 - the hot loop is inlined on purpose
     while next_target == 0:
         next_target = next(target_iter, None)
 
-    sha = hashlib.sha256
-    peaks: list[bytes] = []
-    pop, push = peaks.pop, peaks.append
+    acc = MerkleAccumulator()
     count = 0
     expected = 0
     gaps: dict[int, int] = {}
@@ -742,48 +742,53 @@ def verify_log(  # noqa: PLR0912, PLR0915 - the hot loop is inlined on purpose
     pruned: list[int] = []
     last_good = 0
     disclosed = 0
-    for text in leaves:
-        # Form and seq first: a regex over the canonical text, no JSON parsing.
-        seq = leaf_seq(text)
-        if seq is None:
-            malformed.append(count)
-        elif seq == expected:
-            expected += 1
-        elif seq > expected:
-            for s in range(expected, min(seq, expected + MAX_LISTED_SEQS)):
-                gaps[s] = seq
-            missing_total += seq - expected
-            expected = seq + 1
-        elif seq in gaps:
-            reordered.extend((seq, gaps.pop(seq)))
-            missing_total -= 1
+    sha = hashlib.sha256
+    it = iter(leaves)
+    while True:
+        # Batches end at checkpoint sizes, so the root can be compared there.
+        limit = _LOG_BATCH if next_target is None else min(_LOG_BATCH, next_target - count)
+        batch = list(itertools.islice(it, limit))
+        if not batch:
+            break
+        # Form and seq first: one regular-expression match per leaf, no JSON parsing.
+        seqs = list(map(leaf_seq, batch))
+        if seqs == list(range(expected, expected + len(batch))):
+            expected += len(batch)
         else:
-            duplicates.append(seq)
-        if opener is not None and seq is not None:
-            try:
-                leaf = parse_leaf(text)
-                opened_leaf = opener(leaf)
-            except LeafError as exc:
-                modified.append((seq, f"does not open: {exc}"))
-            else:
+            for position, seq in enumerate(seqs, start=count):
+                if seq is None:
+                    malformed.append(position)
+                elif seq == expected:
+                    expected += 1
+                elif seq > expected:
+                    for s in range(expected, min(seq, expected + MAX_LISTED_SEQS)):
+                        gaps[s] = seq
+                    missing_total += seq - expected
+                    expected = seq + 1
+                elif seq in gaps:
+                    reordered.extend((seq, gaps.pop(seq)))
+                    missing_total -= 1
+                else:
+                    duplicates.append(seq)
+        if opener is not None:
+            for text, seq in zip(batch, seqs, strict=True):
+                if seq is None:
+                    continue
+                try:
+                    opened_leaf = opener(parse_leaf(text))
+                except LeafError as exc:
+                    modified.append((seq, f"does not open: {exc}"))
+                    continue
                 if opened_leaf is None:
                     pruned.append(seq)
                 else:
                     disclosed += 1
-        # The tree: one hash per leaf, the compact range for the root.
-        h = sha(b"\x00" + text).digest()
-        n = count
-        while n & 1:
-            h = sha(b"\x01" + pop() + h).digest()
-            n >>= 1
-        push(h)
-        count += 1
+        # The tree: one SHA-256 per leaf, then aligned subtrees level by level into the compact range.
+        acc.extend_hash_list([sha(b"\x00" + text).digest() for text in batch])
+        count += len(batch)
         if count == next_target:
-            r = peaks[-1]
-            for p in reversed(peaks[:-1]):
-                r = sha(b"\x01" + p + r).digest()
             expected_root, what = targets[count]
-            if r != expected_root:
+            if acc.root() != expected_root:
                 kind = ProblemKind.FORKED if what == "your previous checkpoint" else ProblemKind.MODIFIED
                 problems.append(
                     _problem(

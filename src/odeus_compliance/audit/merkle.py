@@ -23,6 +23,7 @@ Why written this way:
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
@@ -55,6 +56,9 @@ MAX_TREE_SIZE: Final = (1 << 63) - 1
 
 _LEAF_PREFIX: Final = b"\x00"
 _NODE_PREFIX: Final = b"\x01"
+_MAX_CHUNK_HEIGHT: Final = 16
+_BATCH: Final = 1 << 16
+_sha256: Final = hashlib.sha256
 
 HashSource = Sequence[bytes] | Callable[[int, int], bytes]
 """Where proof generation reads hashes: all leaf hashes in order, or ``subtree_hash(start, end)`` giving the
@@ -119,55 +123,69 @@ class MerkleAccumulator:
 
     def append(self, leaf_hash_: bytes) -> None:
         """Append one leaf *hash* (not the leaf text; see :func:`leaf_hash`)."""
-        if len(leaf_hash_) != HASH_SIZE:
+        if not isinstance(leaf_hash_, bytes) or len(leaf_hash_) != HASH_SIZE:
             raise MerkleError("a leaf hash must be 32 bytes")
-        self._append(leaf_hash_)
+        self._push(leaf_hash_, 0)
 
-    def _append(self, h: bytes) -> None:
+    def _push(self, h: bytes, height: int) -> None:
+        """Push the root of a perfect subtree of ``2**height`` leaves; needs ``size % 2**height == 0``."""
         peaks = self._peaks
-        n = self._size
-        sha = hashlib.sha256
+        n = self._size >> height
         while n & 1:
-            h = sha(_NODE_PREFIX + peaks.pop() + h).digest()
+            h = _sha256(_NODE_PREFIX + peaks.pop() + h).digest()
             n >>= 1
         peaks.append(h)
-        self._size += 1
+        self._size += 1 << height
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        """Append many leaf hashes (the fast path: one loop, no per-leaf calls)."""
-        peaks = self._peaks
-        size = self._size
-        sha = hashlib.sha256
-        pop = peaks.pop
-        push = peaks.append
-        prefix = _NODE_PREFIX
-        try:
-            for h in leaf_hashes:
-                if len(h) != HASH_SIZE:
-                    raise MerkleError("a leaf hash must be 32 bytes")
-                n = size
-                while n & 1:
-                    h = sha(prefix + pop() + h).digest()  # noqa: PLW2901 - folding into the new peak
-                    n >>= 1
-                push(h)
-                size += 1
-        finally:
-            self._size = size
+        """Append many leaf hashes, in batches (see :meth:`extend_hash_list`)."""
+        it = iter(leaf_hashes)
+        while batch := list(itertools.islice(it, _BATCH)):
+            self.extend_hash_list(batch)
+
+    def extend_hash_list(self, hashes: list[bytes]) -> None:
+        """Append a list of leaf hashes: the fast path.
+
+        The list is cut into aligned perfect subtrees (as large as the current size's alignment and the
+        remaining count allow, up to ``2**16`` leaves) whose roots are computed level by level with one list
+        comprehension per level, so the per-leaf cost is two ``hashlib`` calls and no Python loop body.
+        """
+        if not all(type(h) is bytes for h in hashes) or set(map(len, hashes)) - {HASH_SIZE}:
+            raise MerkleError("a leaf hash must be 32 bytes")
+        i, m = 0, len(hashes)
+        while i < m:
+            size = self._size
+            align = (size & -size).bit_length() - 1 if size else _MAX_CHUNK_HEIGHT
+            height = min(align, (m - i).bit_length() - 1, _MAX_CHUNK_HEIGHT)
+            chunk = 1 << height
+            self._push(hashes[i] if chunk == 1 else _perfect_root(hashes[i : i + chunk]), height)
+            i += chunk
 
     def extend_leaves(self, leaves: Iterable[bytes]) -> None:
-        """Hash and append many leaf *texts*: one SHA-256 per leaf plus the amortised node hashes."""
-        self.extend(hashlib.sha256(_LEAF_PREFIX + leaf).digest() for leaf in leaves)
+        """Hash and append many leaf *texts*: one SHA-256 per leaf plus about one per node."""
+        it = iter(leaves)
+        while batch := list(itertools.islice(it, _BATCH)):
+            self.extend_hash_list([_sha256(_LEAF_PREFIX + leaf).digest() for leaf in batch])
 
     def root(self) -> bytes:
         """The RFC 9162 root of the leaves so far (:data:`EMPTY_ROOT` when empty)."""
         peaks = self._peaks
         if not peaks:
             return EMPTY_ROOT
-        sha = hashlib.sha256
         r = peaks[-1]
         for p in reversed(peaks[:-1]):
-            r = sha(_NODE_PREFIX + p + r).digest()
+            r = _sha256(_NODE_PREFIX + p + r).digest()
         return r
+
+
+def _perfect_root(hashes: list[bytes]) -> bytes:
+    """Root of a power-of-two number of hashes, level by level (the loop is in the comprehension)."""
+    level = hashes
+    while len(level) > 1:
+        level = [
+            _sha256(_NODE_PREFIX + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=True)
+        ]
+    return level[0]
 
 
 def root_of_leaf_hashes(leaf_hashes: Iterable[bytes]) -> bytes:
@@ -277,36 +295,29 @@ def _valid_hashes(hashes: Sequence[bytes]) -> bool:
 
 
 def root_from_inclusion_proof(index: int, size: int, leaf_hash_: bytes, proof: Sequence[bytes]) -> bytes:
-    """The root an inclusion proof implies (RFC 9162 §2.1.3.2 algorithm); raises :class:`MerkleError`.
+    """The root an inclusion proof implies (RFC 9162 §2.1.3.2); raises :class:`MerkleError` on bad input.
 
-    The proof length is checked up front against the exact length for ``(index, size)``, so too-short and
-    too-long proofs are refused before any hashing.
+    The RFC's loop, with its two phases written out (as transparency-dev/merkle does): below level
+    ``inner`` (where the paths to ``index`` and to the last leaf part) ``fn != sn`` and the bit of ``index``
+    says on which side the sibling is; from there on ``fn == sn`` and the remaining elements are left
+    siblings on the right border, one per set bit of ``index >> inner``. The exact proof length follows,
+    so too-short and too-long proofs are refused before any hashing.
     """
-    if not (isinstance(index, int) and isinstance(size, int) and 0 <= index < size <= MAX_TREE_SIZE):
+    if not (type(index) is int and type(size) is int and 0 <= index < size <= MAX_TREE_SIZE):
         raise MerkleError("an inclusion proof needs 0 <= index < size")
-    if not isinstance(leaf_hash_, bytes) or len(leaf_hash_) != HASH_SIZE:
+    if type(leaf_hash_) is not bytes or len(leaf_hash_) != HASH_SIZE:
         raise MerkleError("the leaf hash must be 32 bytes")
-    if len(proof) != inclusion_proof_length(index, size):
+    inner = (index ^ (size - 1)).bit_length()
+    if len(proof) != inner + (index >> inner).bit_count():
         raise MerkleError("the inclusion proof has the wrong number of hashes")
-    if not _valid_hashes(proof):
+    if not all(type(p) is bytes for p in proof) or set(map(len, proof)) - {HASH_SIZE}:
         raise MerkleError("every proof element must be a 32-byte hash")
-    sha = hashlib.sha256
-    fn, sn, r = index, size - 1, leaf_hash_
-    for p in proof:
-        if sn == 0:  # unreachable after the length check; kept as the RFC states it
-            raise MerkleError("the inclusion proof is too long")
-        if fn & 1 or fn == sn:
-            r = sha(_NODE_PREFIX + p + r).digest()
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = sha(_NODE_PREFIX + r + p).digest()
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise MerkleError("the inclusion proof is too short")
+    r = leaf_hash_
+    for i in range(inner):
+        p = proof[i]
+        r = _sha256(_NODE_PREFIX + p + r if (index >> i) & 1 else _NODE_PREFIX + r + p).digest()
+    for i in range(inner, len(proof)):
+        r = _sha256(_NODE_PREFIX + proof[i] + r).digest()
     return r
 
 
@@ -315,11 +326,11 @@ def verify_inclusion(index: int, size: int, leaf_hash_: bytes, proof: Sequence[b
 
     Never raises on malformed input: anything wrong is ``False``.
     """
-    if not isinstance(root, bytes) or len(root) != HASH_SIZE:
+    if type(root) is not bytes or len(root) != HASH_SIZE:
         return False
     try:
         return root_from_inclusion_proof(index, size, leaf_hash_, proof) == root
-    except MerkleError:
+    except (MerkleError, TypeError):  # TypeError: ``proof`` is not a sequence
         return False
 
 
@@ -334,7 +345,7 @@ def verify_consistency(  # noqa: PLR0911, PLR0912 - the RFC algorithm, step by s
     """
     if not (isinstance(size1, int) and isinstance(size2, int) and 0 <= size1 <= size2 <= MAX_TREE_SIZE):
         return False
-    if not (isinstance(root1, bytes) and isinstance(root2, bytes)):
+    if not (isinstance(root1, bytes) and isinstance(root2, bytes) and isinstance(proof, list | tuple)):
         return False
     if len(root1) != HASH_SIZE or len(root2) != HASH_SIZE or not _valid_hashes(proof):
         return False

@@ -12,16 +12,19 @@ a person: then people are distinct subject tokens per group.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from odeus_compliance.policy.disclosure import GroupFigures, suppress_small_groups
 from odeus_compliance.policy.operations import format_number
 from odeus_compliance.upstream.batches import DECIMAL_TYPE
+
+pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 DIMENSIONS = ("department", "company_name", "role", "license_type")
 SUPPRESSED_GROUP = "(suppressed)"
@@ -112,6 +115,6 @@ class Aggregator:
             rows.append(self._row(TOTAL, TOTAL, total_people, self._total.sums))
         return rows, report
 
-    def _row(self, dimension: str, name: str, people: int, sums: dict[str, Any]) -> list[str]:
+    def _row(self, dimension: str, name: str, people: int, sums: Mapping[str, Any]) -> list[str]:
         values = [format_number(Decimal(sums[f])) if f in sums else "" for f in self.figures]
         return [dimension, name, str(people), *values]

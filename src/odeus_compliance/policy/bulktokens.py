@@ -1,8 +1,9 @@
 """Tokens for a whole column at once: HMAC per distinct value, base32 for all of them in Arrow.
 
 The per-value work that cannot be vectorised is the HMAC itself (see
-:func:`odeus_compliance.policy.crypto.hmac_sha256_function`). The base32 text of every MAC is then computed by Arrow kernels over the concatenated MACs, because Python's
-``b32encode`` is pure Python and would cost more than the MACs. The result equals
+:func:`odeus_compliance.policy.crypto.hmac_sha256_function`). The base32 text of every MAC is then
+computed by Arrow kernels over the concatenated MACs, because Python's ``b32encode`` is pure Python
+and would cost more than the MACs. The result equals
 :func:`odeus_compliance.policy.crypto.format_token` for every MAC; a test checks it.
 """
 
@@ -12,14 +13,16 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from odeus_compliance.policy.crypto import TOKEN_CHARS
+
+pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _WORDS = 5  # the token's 130 bits lie in the MAC's first five 32-bit words
 _CHUNK_BITS = 20  # one lookup gives four characters
-assert TOKEN_CHARS == 26  # noqa: S101 - the chunk layout below is for 130 bits
+assert TOKEN_CHARS == 26
 
 
 class Base32Tokens:
@@ -38,7 +41,8 @@ class Base32Tokens:
         """``<prefix><first 26 base32 characters of the MAC, lower-case>`` for every MAC."""
         count = len(macs)
         if count == 0:
-            return cast("pa.StringArray", pa.array([], pa.string()))
+            empty: Any = pa.array([], pa.string())
+            return cast("pa.StringArray", empty)
         data = b"".join(macs)
         width = len(macs[0]) // 4
         if width < _WORDS or len(data) != count * width * 4:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from odeus_compliance.policy.countmaps import map_count_column
 from odeus_compliance.policy.model import (
@@ -41,7 +41,6 @@ from odeus_compliance.policy.operations import (
     generalize_number,
     is_empty,
     mask_email,
-    pseudonymize,
     token_label,
 )
 from odeus_compliance.policy.rows import UnknownColumnError
@@ -59,6 +58,8 @@ if TYPE_CHECKING:
     from odeus_compliance.policy.model import Operation, Policy
     from odeus_compliance.upstream.schema import ExportSchema
 
+
+pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 _BLANK = r"^\s*$"
 _INT = r"^-?[0-9]{1,18}$"
 _DECIMAL = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
@@ -66,6 +67,7 @@ _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TRUE = ("true", "True", "TRUE", "1")
 _BOOLS = ("true", "True", "TRUE", "1", "false", "False", "FALSE", "0")
 _NULL_TEXT = pa.scalar(None, pa.string())
+_MAP_CACHE_LIMIT = 200_000  # map keys (agents, projects, actions) per column remembered across batches
 
 
 class CellRejected(ValueError):
@@ -83,6 +85,11 @@ class OutputColumn:
     scanned: bool  # free text the leak scan must read
     privacy: bool  # a column Odeus anonymises: placeholders pass through
     subject: bool  # takes the row's subject token
+
+    @property
+    def plain(self) -> bool:
+        """Cells are numbers, tokens or date labels: never quoted, never a formula."""
+        return self.numeric or isinstance(self.rule, Pseudonymize | Encrypt | GeneralizeDate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +110,7 @@ class ColumnPlan:
 
 
 def plan_columns(policy: Policy, export_type: ExportType, schema: ExportSchema) -> ColumnPlan:
-    """The plan for a file with this header, or :class:`UnknownColumnError` under ``on_unknown_column = fail``."""
+    """The plan for a file with this header; :class:`UnknownColumnError` if an unknown column must fail."""
     rules = policy.rules_for(export_type).columns
     unknown = tuple(name for name in schema.names if name not in rules)
     if unknown and policy.on_unknown_column is UnknownColumn.FAIL:
@@ -179,7 +186,7 @@ class BatchTransformer:
         self.counts: dict[str, ColumnCounts] = {c.name: ColumnCounts() for c in plan.outputs}
         for name in plan.dropped:
             self.counts[name] = ColumnCounts()
-        self._unknown_cells = 0
+        self._map_cache: dict[str, dict[str, str]] = {}
 
     def transform(self, batch: pa.RecordBatch, *, row_offset: int) -> TransformedBatch:
         """The batch's output columns, in input order. ``row_offset`` is the number of rows before it."""
@@ -234,7 +241,13 @@ class BatchTransformer:
                 return pc.if_else(blank, raw, subject)
             return self._tokens_of(raw, rule.domain, name)
         if isinstance(rule, MapKeys):
-            mapped = map_count_column(raw, self._key_mapper(rule, name), column=name, row_offset=row_offset)
+            mapped = map_count_column(
+                raw,
+                self._key_mapper(rule, name),
+                column=name,
+                row_offset=row_offset,
+                collect_keys=rule.keys is KeyAction.KEEP,
+            )
             map_keys[name] = mapped.keys
             return mapped.array
         function = self._cell_function(rule, name)
@@ -253,17 +266,29 @@ class BatchTransformer:
                 return lambda v: mask_email(v, column=name)
         raise OperationError(name, f"{rule.op} cannot be applied here")  # pragma: no cover
 
-    def _key_mapper(self, rule: MapKeys, column: str) -> Callable[[str], str]:
+    def _key_mapper(self, rule: MapKeys, column: str) -> Callable[[list[str]], list[str]]:
         if rule.keys is KeyAction.KEEP:
             allow = rule.allow
-            return lambda key: key if allow is None or key in allow else rule.other
+            return lambda keys: [key if allow is None or key in allow else rule.other for key in keys]
         domain = rule.domain if rule.domain is not None else TokenDomain.COLUMN
-        tokenizer = self._tokenizer
+        label = token_label(domain, column)
+        cache = self._map_cache.setdefault(column, {})
+        mac = self._tokenizer.hmac_function(label=label)
+        prefix = f"{domain.prefix}{self._tokenizer.epoch}_"
 
-        def mapped(key: str) -> str:
-            if is_empty(key):
-                return rule.other
-            return str(pseudonymize(key, domain=domain, column=column, tokenizer=tokenizer))
+        def mapped(keys: list[str]) -> list[str]:
+            fresh = sorted({key for key in keys if key not in cache and not is_empty(key)})
+            if len(cache) + len(fresh) > _MAP_CACHE_LIMIT:
+                cache.clear()
+                fresh = sorted({key for key in keys if not is_empty(key)})
+            if fresh:
+                if domain is TokenDomain.SUBJECT:
+                    macs = [mac(b"id\x00" + canonical_id(key).encode()) for key in fresh]
+                else:
+                    macs = [mac(canonical_id(key).encode()) for key in fresh]
+                tokens: list[Any] = self._tokens.tokens(macs, prefix=prefix).to_pylist()
+                cache.update(zip(fresh, tokens, strict=True))
+            return [rule.other if is_empty(key) else cache[key] for key in keys]
 
         return mapped
 
@@ -284,7 +309,7 @@ class BatchTransformer:
     def _subject_tokens(self, batch: pa.RecordBatch, placeholders: dict[str, Any]) -> Any:
         """The row's subject token: from the id, else the e-mail, else the name (see ``subjects``)."""
         group = self.plan.subject
-        assert group is not None  # noqa: S101 - only called with a subject group
+        assert group is not None
         names = set(batch.schema.names)
 
         def usable(column: str | None) -> Any:
@@ -358,7 +383,7 @@ def _first_row(array: Any, value: str) -> int:
     return int(pc.index(array, value).as_py())
 
 
-def checked_kind(raw: Any, kind: Kind, *, column: str, row_offset: int) -> Any:
+def checked_kind(raw: Any, kind: Kind, *, column: str, row_offset: int) -> Any:  # noqa: PLR0911, PLR0912
     """A kept column's text, checked to be its kind (numbers, dates, booleans) and written plainly."""
     if kind is Kind.STR or len(raw) == raw.null_count:
         return raw

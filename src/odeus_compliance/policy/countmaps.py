@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from odeus_compliance.policy.operations import OperationError, dump_count_map, parse_count_map
+
+pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 _KEY = r'"[^"\\\x00-\x1f]*"'
 _COUNT = r"(?:0|[1-9][0-9]{0,17})"
@@ -32,25 +34,31 @@ class MappedColumn:
     keys: dict[str, int]
 
 
+KeyMapper = Callable[[list[str]], list[str]]
+"""Maps distinct input keys to their output keys, in bulk."""
+
+
 def map_count_column(
-    cells: pa.Array[Any], map_key: Callable[[str], str], *, column: str, row_offset: int
+    cells: pa.Array[Any], map_keys: KeyMapper, *, column: str, row_offset: int, collect_keys: bool = True
 ) -> MappedColumn:
-    """Transform every count map of ``cells``; ``map_key`` maps one input key to its output key.
+    """Transform every count map of ``cells``; ``map_keys`` maps distinct input keys to output keys.
+
+    ``collect_keys`` = False skips noting the output keys (when they are all tokens by construction).
 
     ``row_offset`` only numbers rows in errors (never values).
     """
     text: Any = cells
-    fast: Any = pc.fill_null(pc.match_substring_regex(text, _FAST), value=True)
+    fast: Any = pc.fill_null(pc.match_substring_regex(text, _FAST), True)
     out_keys: dict[str, int] = {}
     if not pc.all(fast).as_py():
-        return _mixed(text, fast, map_key, column=column, row_offset=row_offset, out_keys=out_keys)
-    result = _fast(text, map_key, out_keys=out_keys)
+        return _mixed(text, fast, map_keys, column=column, row_offset=row_offset, out_keys=out_keys)
+    result = _fast(text, map_keys, out_keys=out_keys if collect_keys else None)
     if result is None:  # a key occurs twice in a row after mapping: sum those rows cell by cell
-        return _per_cell_all(text, map_key, column=column, row_offset=row_offset)
+        return _per_cell_all(text, map_keys, column=column, row_offset=row_offset)
     return MappedColumn(result, out_keys)
 
 
-def _fast(text: Any, map_key: Callable[[str], str], *, out_keys: dict[str, int]) -> pa.Array[Any] | None:
+def _fast(text: Any, map_keys: KeyMapper, *, out_keys: dict[str, int] | None) -> pa.Array[Any] | None:
     """All cells are of the compact shape (or null); ``None`` if some row needs summing."""
     empty_map: Any = pc.equal(text, "{}")
     inner: Any = pc.if_else(empty_map, pa.scalar(None, pa.string()), pc.utf8_slice_codeunits(text, 2, -1))
@@ -64,21 +72,22 @@ def _fast(text: Any, map_key: Callable[[str], str], *, out_keys: dict[str, int])
     counts: Any = parsed.field("count")
     encoded: Any = pc.dictionary_encode(keys)
     distinct = encoded.dictionary.to_pylist()
-    mapped = [map_key(key) for key in distinct]
+    mapped = map_keys(distinct)
     ranks = {key: rank for rank, key in enumerate(sorted(set(mapped)))}
     rank_of: Any = pa.array([ranks[key] for key in mapped], pa.int64())
     mapped_array: Any = pa.array(mapped, pa.string())
     indices: Any = encoded.indices
     new_keys: Any = pc.take(mapped_array, indices)
-    first_rows: Any = (
-        pa.table({"key": indices, "row": parents}).group_by("key").aggregate([("row", "min")])
-    )
-    for key_index, row in zip(
-        first_rows.column("key").to_pylist(), first_rows.column("row_min").to_pylist(), strict=True
-    ):
-        name = mapped[key_index]
-        if name not in out_keys or row < out_keys[name]:
-            out_keys[name] = row
+    if out_keys is not None:
+        first_rows: Any = (
+            pa.table({"key": indices, "row": parents}).group_by("key").aggregate([("row", "min")])
+        )
+        for key_index, row in zip(
+            first_rows.column("key").to_pylist(), first_rows.column("row_min").to_pylist(), strict=True
+        ):
+            name = mapped[key_index]
+            if name not in out_keys or row < out_keys[name]:
+                out_keys[name] = row
     composite: Any = pc.add(pc.multiply(pc.cast(parents, pa.int64()), len(ranks)), pc.take(rank_of, indices))
     order: Any = pc.sort_indices(composite)
     ordered: Any = pc.take(composite, order)
@@ -95,7 +104,7 @@ def _fast(text: Any, map_key: Callable[[str], str], *, out_keys: dict[str, int])
 def _mixed(
     text: Any,
     fast: Any,
-    map_key: Callable[[str], str],
+    map_keys: KeyMapper,
     *,
     column: str,
     row_offset: int,
@@ -103,39 +112,37 @@ def _mixed(
 ) -> MappedColumn:
     """Fast cells through Arrow, the rest cell by cell, then put back together in row order."""
     fast_cells: Any = pc.if_else(fast, text, pa.scalar(None, pa.string()))
-    result = _fast(fast_cells, map_key, out_keys=out_keys)
+    result = _fast(fast_cells, map_keys, out_keys=out_keys)
     if result is None:
-        return _per_cell_all(text, map_key, column=column, row_offset=row_offset)
+        return _per_cell_all(text, map_keys, column=column, row_offset=row_offset)
     values: list[Any] = result.to_pylist()
     flags = fast.to_pylist()
     raw = text.to_pylist()
     for index, is_fast in enumerate(flags):
         if not is_fast:
-            values[index] = _one(raw[index], map_key, column, row_offset + index, out_keys, index)
+            values[index] = _one(raw[index], map_keys, column, row_offset + index, out_keys, index)
     return MappedColumn(pa.array(values, pa.string()), out_keys)
 
 
-def _per_cell_all(
-    text: Any, map_key: Callable[[str], str], *, column: str, row_offset: int
-) -> MappedColumn:
+def _per_cell_all(text: Any, map_keys: KeyMapper, *, column: str, row_offset: int) -> MappedColumn:
     out_keys: dict[str, int] = {}
     values = [
-        None if cell is None else _one(cell, map_key, column, row_offset + index, out_keys, index)
+        None if cell is None else _one(cell, map_keys, column, row_offset + index, out_keys, index)
         for index, cell in enumerate(text.to_pylist())
     ]
     return MappedColumn(pa.array(values, pa.string()), out_keys)
 
 
-def _one(
-    cell: str, map_key: Callable[[str], str], column: str, row: int, out_keys: dict[str, int], index: int
+def _one(  # noqa: PLR0917 - a private helper with one call shape
+    cell: str, map_keys: KeyMapper, column: str, row: int, out_keys: dict[str, int], index: int
 ) -> str:
     try:
         pairs = parse_count_map(cell, column=column)
     except OperationError as error:
         raise OperationError(column, f"{error.rule} (data row {row + 1})") from None
     out: dict[str, int] = {}
-    for key, count in pairs:
-        new = map_key(key)
+    mapped = map_keys([key for key, _count in pairs])
+    for (_key, count), new in zip(pairs, mapped, strict=True):
         out[new] = out.get(new, 0) + count
         out_keys.setdefault(new, index)
     return dump_count_map(out)

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
+
+pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 _FORMULA = r"^[=+\-@\t\r]"
 _NEEDS_QUOTES = '[",\r\n]'
@@ -86,12 +88,22 @@ class CsvSink:
         """The header line (column names are ours: plain words)."""
         self._put((",".join(names) + "\n").encode("utf-8"))
 
-    def write(self, batch: pa.RecordBatch, *, text_columns: frozenset[str]) -> None:
-        """Append a batch's rows in order."""
+    def write(
+        self,
+        batch: pa.RecordBatch,
+        *,
+        text_columns: frozenset[str],
+        plain_columns: frozenset[str] = frozenset(),
+    ) -> None:
+        """Append a batch's rows in order. ``plain_columns`` hold only numbers, tokens or date labels
+        (checked by construction): written as they are; other ``text_columns`` are neutralised."""
         if batch.num_rows == 0:
             return
         columns = [
-            csv_cells(batch.column(i), text=name in text_columns) for i, name in enumerate(batch.schema.names)
+            pc.fill_null(batch.column(i), "")
+            if name in plain_columns
+            else csv_cells(batch.column(i), text=name in text_columns)
+            for i, name in enumerate(batch.schema.names)
         ]
         self._put(csv_bytes(columns))
         self.rows += batch.num_rows
@@ -102,11 +114,15 @@ class CsvSink:
         os.fsync(self._file.fileno())
         if self._named is None:
             staged = self.path.parent / f".{self.path.name}.{secrets.token_hex(6)}.partial"
-            os.link(f"/proc/self/fd/{self._file.fileno()}", staged)
+            folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:  # a directory fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which can link an O_TMPFILE
+                os.link(f"/proc/self/fd/{self._file.fileno()}", staged.name, dst_dir_fd=folder)
+            finally:
+                os.close(folder)
         else:
             staged = self._named
         self._file.close()
-        os.replace(staged, self.path)
+        staged.replace(self.path)
         self._done = True
 
     def abort(self) -> None:
@@ -128,7 +144,7 @@ def write_json_atomically(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(staged, path)
+        staged.replace(path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             staged.unlink()

@@ -58,4 +58,6 @@ def engine_keys(
 
 def manifest_key(master_key: bytes) -> tuple[bytes, str]:
     """The manifest MAC key and its id (for verifying a manifest later)."""
-    return _hkdf(master_key, _MANIFEST_INFO), _hkdf(master_key, _KEY_ID_INFO + b"\x00" + _MANIFEST_INFO, 8).hex()
+    return _hkdf(master_key, _MANIFEST_INFO), _hkdf(
+        master_key, _KEY_ID_INFO + b"\x00" + _MANIFEST_INFO, 8
+    ).hex()

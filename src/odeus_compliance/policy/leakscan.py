@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
+
+pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 MAX_WORDS = 8
 MIN_CHARS = 4
@@ -40,7 +42,7 @@ _SEPARATORS = r"[^\p{L}\p{M}\p{N}_'.@+\-]+"
 _EDGE = "_'.@+-"
 _WORD = r"[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}_'.@+\-]*[\p{L}\p{M}\p{N}])?"
 _SIMPLE = rf"^{_WORD}(?: {_WORD})*$"
-TOKEN_SHAPE = r"^[a-z][0-9]+_[a-z2-7]+$"
+TOKEN_SHAPE = r"^[a-z][0-9]+_[a-z2-7]+$"  # noqa: S105 - the shape of a pseudonym, not a secret
 _DIGITS = r"^[0-9]+$"
 
 
@@ -107,7 +109,7 @@ class LeakScanner:
             .group_by("value")
             .aggregate([("row", "min")])
         )
-        first_row = dict(
+        first_row: dict[Any, Any] = dict(
             zip(firsts.column("value").to_pylist(), firsts.column("row_min").to_pylist(), strict=True)
         )
         texts = [distinct[i] for i in new]
@@ -154,7 +156,9 @@ class LeakScanner:
             counted = pc.and_(
                 pc.and_(
                     pc.greater_equal(pc.utf8_length(forms), MIN_CHARS),
-                    pc.invert(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(chunk)), value_set=placeholders)),
+                    pc.invert(
+                        pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(chunk)), value_set=placeholders)
+                    ),
                 ),
                 pc.or_(
                     pc.invert(pc.match_substring_regex(forms, _DIGITS)),

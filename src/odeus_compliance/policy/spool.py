@@ -36,7 +36,7 @@ def anonymous_file(directory: Path | None) -> IO[bytes]:
             pass
         else:
             return os.fdopen(fd, "w+b")
-    return tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed by the owner
+    return tempfile.TemporaryFile(dir=folder)
 
 
 class EncryptedSpool:
@@ -72,7 +72,7 @@ class EncryptedSpool:
         self.bytes += len(sealed) + _LENGTH.size
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The batches in the order written; a tampered or truncated spool raises ``InvalidTag``/``EOFError``."""
+        """The batches in the order written; a tampered or cut spool raises ``InvalidTag``/``EOFError``."""
         self._file.flush()
         self._file.seek(0)
         for number in range(self._written):

@@ -1,0 +1,136 @@
+"""Benchmark: ``policy apply`` with default.toml on a 1,000,000-row users export, against two baselines.
+
+Three measurements, each a fresh process (so peak RSS, ``ru_maxrss`` of the child, is its own), interleaved
+and repeated:
+
+- ``apply``: ``odeus-compliance policy apply --policy policies/default.toml --in FILE --out OUT`` (the real
+  CLI, with a throw-away master key).
+- ``polars``: ``polars.read_csv(FILE, infer_schema=False).write_csv(OUT)``, the plain round trip.
+- ``csv``: Python's ``csv`` module reading FILE and writing every row to OUT.
+
+The input is generated once with the simulator's own workspace generator and renderer (users export of the
+month before 2026-11-25, 1,000,000 users, seed 1) and cached in ``bench/results/``.
+
+Run: ``.venv/bin/python bench/policy/run.py [--users 1000000] [--repeat 3]`` (needs the ``bench`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from export_file import cached_export
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+MODES = ("apply", "polars", "csv")
+
+_POLARS = """
+import sys, polars
+polars.read_csv(sys.argv[1], infer_schema=False).write_csv(sys.argv[2])
+"""
+_CSV = """
+import csv, sys
+source = open(sys.argv[1], newline="", encoding="utf-8")
+out = open(sys.argv[2], "w", newline="", encoding="utf-8")
+csv.writer(out, lineterminator="\\n").writerows(csv.reader(source))
+out.close()
+"""
+
+
+def _child_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def measure(mode: str, source: Path, folder: Path) -> dict[str, Any]:
+    """Run one measurement in a child process; time it from outside, read its peak RSS."""
+    out = folder / f"{mode}.csv"
+    env = dict(os.environ)
+    if mode == "apply":
+        env["ODEUS_COMPLIANCE_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
+        command = [
+            sys.executable, "-m", "odeus_compliance", "policy", "apply",
+            "--policy", str(ROOT / "policies" / "default.toml"), "--in", str(source), "--out", str(out),
+        ]  # fmt: skip
+    else:
+        command = [sys.executable, "-c", _POLARS if mode == "polars" else _CSV, str(source), str(out)]
+    # a fresh wrapper process per measurement, so RUSAGE_CHILDREN holds this child's peak only
+    wrapper = (
+        "import resource, subprocess, sys, time, json\n"
+        "t = time.perf_counter()\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "s = time.perf_counter() - t\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "out = {'seconds': s, 'peak_rss_mb': rss, 'code': done.returncode, 'err': done.stderr[-300:]}\n"
+        "print(json.dumps(out))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True, env=env, check=True
+    )
+    data = dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    if data["code"] != 0:
+        raise SystemExit(f"{mode} failed: {data['err']}")
+    data["output_mb"] = round(out.stat().st_size / 1e6, 1)
+    out.unlink()
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    source = cached_export(RESULTS / f"users-{args.users}.csv", users=args.users)
+    rows = sum(1 for _ in source.open("rb")) - 1
+    ready = time.perf_counter() - started
+    size = source.stat().st_size / 1e6
+    print(f"input: {source.name}, {rows} rows, {size:.1f} MB (ready in {ready:.0f} s)")
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    with tempfile.TemporaryDirectory(dir=RESULTS) as folder:
+        for _ in range(args.repeat):
+            for mode in MODES:  # interleaved, so drift in machine load hits every mode alike
+                runs[mode].append(measure(mode, source, Path(folder)))
+    median = {mode: statistics.median(r["seconds"] for r in runs[mode]) for mode in MODES}
+    summary: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": rows,
+        "input_mb": round(source.stat().st_size / 1e6, 1),
+        "repeat": args.repeat,
+        "modes": {},
+    }
+    print(f"{'mode':<8} {'seconds':>8} {'vs polars':>10} {'vs csv':>7} {'peak RSS MB':>12}")
+    for mode in MODES:
+        peak = max(r["peak_rss_mb"] for r in runs[mode])
+        summary["modes"][mode] = {
+            "seconds": round(median[mode], 2),
+            "ratio_vs_polars": round(median[mode] / median["polars"], 2),
+            "ratio_vs_csv": round(median[mode] / median["csv"], 2),
+            "peak_rss_mb": round(peak, 1),
+            "all_seconds": [round(r["seconds"], 2) for r in runs[mode]],
+        }
+        print(
+            f"{mode:<8} {median[mode]:>8.2f} {median[mode] / median['polars']:>10.2f} "
+            f"{median[mode] / median['csv']:>7.2f} {peak:>12.1f}"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "policy.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

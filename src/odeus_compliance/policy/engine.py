@@ -1,0 +1,534 @@
+"""The streaming policy engine: export batches in, a pseudonymised CSV and its manifest out.
+
+The flow, for one export (one module, one job: coordinate the pieces):
+
+1. **Transform pass.** Each text batch (from a file, :class:`~odeus_compliance.policy.source.CsvFileInput`,
+   or from the upstream client, :func:`~odeus_compliance.policy.source.text_batch`) goes through the column
+   rules (:mod:`~odeus_compliance.policy.columnar`). The pass also counts the quasi-identifier classes,
+   notes what Odeus anonymised, hands identifying input values and free-text output to the leak scan, and
+   keeps the transformed batch in an encrypted spool (:mod:`~odeus_compliance.policy.spool`). The raw
+   batch is dropped right after: nothing identifying is ever written, even encrypted.
+2. **Gate.** The leak scan compares; the k-anonymity gate plans from the class counts (further
+   generalisation, suppressed classes) or refuses.
+3. **Write pass.** The spooled batches get the gate's generalisation and suppression and are written as
+   formula-safe CSV to an invisible file; the output's classes are counted again and must all hold k.
+4. **Commit.** Only now the manifest and the CSV appear at their paths (the caller commits).
+
+Without quasi-identifiers in the output the gate has nothing to do and batches are written in the first
+pass; with ``per_person_rows = false`` only grouped aggregates are written. Memory holds one batch, the
+class counts, the leak scan's distinct texts and the identifying values (as compact Arrow text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterable, Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as _compute
+
+from odeus_compliance import __version__
+from odeus_compliance.policy.aggregates import DIMENSIONS, Aggregator
+from odeus_compliance.policy.bulktokens import Base32Tokens
+from odeus_compliance.policy.canonical import operation_form, policy_hash
+from odeus_compliance.policy.columnar import BatchTransformer, ColumnPlan, per_distinct, plan_columns
+from odeus_compliance.policy.crypto import Tokenizer
+from odeus_compliance.policy.csvout import CsvSink, write_json_atomically
+from odeus_compliance.policy.disclosure import (
+    KAnonymityError,
+    KAnonymityPlan,
+    generalize_quasi_identifier,
+    plan_k_anonymity,
+)
+from odeus_compliance.policy.keys import EngineKeys
+from odeus_compliance.policy.leakscan import MAX_WORDS, MIN_CHARS, MIN_DIGITS, LeakScanner
+from odeus_compliance.policy.manifest import dumps, seal
+from odeus_compliance.policy.model import (
+    DateLevel,
+    Drop,
+    Encrypt,
+    KeyAction,
+    MapKeys,
+    Policy,
+    Pseudonymize,
+    TokenDomain,
+)
+from odeus_compliance.policy.operations import ENCRYPT_LABEL, format_number, token_label
+from odeus_compliance.policy.source import CsvFileInput, text_batch
+from odeus_compliance.policy.spool import EncryptedSpool
+from odeus_compliance.upstream.anonymisation import AnonymisationTracker, ColumnAnonymisation
+from odeus_compliance.upstream.batches import ExportBatch
+from odeus_compliance.upstream.columns import ExportType
+from odeus_compliance.upstream.result import ExportReport
+from odeus_compliance.upstream.schema import ExportSchema
+
+pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
+
+__all__ = ["PolicyRun", "RunResult", "apply_policy", "apply_policy_async", "apply_to_file"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A finished run: the sealed manifest and the row counts (the output is not yet committed)."""
+
+    manifest: dict[str, Any]
+    rows_in: int
+    rows_out: int
+
+
+class PolicyRun:
+    """One run of one policy over one export. ``begin``, ``feed`` every batch, ``finish``; or ``abort``."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        export_type: ExportType,
+        *,
+        keys: EngineKeys,
+        sink: CsvSink,
+        spool_dir: Path | None = None,
+    ) -> None:
+        if not policy.covers(export_type):
+            msg = f"the policy {policy.name!r} has no rules for the {export_type.value} export; refusing"
+            raise ValueError(msg)
+        self.policy = policy
+        self.export_type = export_type
+        self._keys = keys
+        self._sink = sink
+        self._spool_dir = spool_dir
+        self._tokenizer = Tokenizer(keys.context)
+        self._scanner = LeakScanner()
+        self._class_counts: Counter[tuple[Any, ...]] = Counter()
+        self._rows = 0
+        self._started = time.monotonic()
+        self._plan: ColumnPlan | None = None
+        self._transformer: BatchTransformer | None = None
+        self._tracker: AnonymisationTracker | None = None
+        self._schema: ExportSchema | None = None
+        self._spool: EncryptedSpool | None = None
+        self._aggregator: Aggregator | None = None
+        self._qis: tuple[str, ...] = ()
+        self._text_columns: frozenset[str] = frozenset()
+        self._plain_columns: frozenset[str] = frozenset()
+
+    # --- pass 1 -------------------------------------------------------------------------------------
+
+    def begin(self, schema: ExportSchema) -> None:
+        """Plan the columns for this header (refuses unknown columns under ``on_unknown_column = fail``)."""
+        plan = plan_columns(self.policy, self.export_type, schema)
+        self._schema = schema
+        self._plan = plan
+        self._transformer = BatchTransformer(plan, self._tokenizer, Base32Tokens())
+        self._tracker = AnonymisationTracker(schema)
+        disclosure = self.policy.disclosure
+        self._qis = tuple(q for q in disclosure.quasi_identifiers if q in plan.names)
+        self._text_columns = frozenset(c.name for c in plan.outputs if not c.numeric)
+        self._plain_columns = frozenset(c.name for c in plan.outputs if c.plain)
+        if not disclosure.per_person_rows:
+            person = next((c.name for c in plan.outputs if c.subject), None)
+            grouped = any(name in plan.names for name in ("model", "source", "deployment"))
+            self._aggregator = Aggregator(
+                dimensions=tuple(d for d in DIMENSIONS if d in plan.names),
+                figures=tuple(c.name for c in plan.outputs if c.numeric),
+                person=person if grouped else None,
+            )
+            self._sink.write_header(["dimension", "group", "people", *self._aggregator.figures])
+        else:
+            self._sink.write_header(plan.names)
+            if self._qis:
+                self._spool = EncryptedSpool(self._spool_dir)
+
+    def feed(self, batch: pa.RecordBatch) -> None:
+        """Transform one text batch (columns as in the header given to :meth:`begin`)."""
+        plan, transformer, tracker = self._plan, self._transformer, self._tracker
+        if plan is None or transformer is None or tracker is None or self._schema is None:
+            msg = "begin() must be called first"
+            raise RuntimeError(msg)
+        offset = self._rows
+        tracker.observe(
+            ExportBatch(
+                self._schema.columns,
+                {c.name: batch.column(c.name) for c in self._schema.columns},
+                {},
+                batch.num_rows,
+            )
+        )
+        for name in plan.identifying:
+            self._scanner.add_identifying(batch.column(name))
+        result = transformer.transform(batch, row_offset=offset)
+        self._rows += batch.num_rows
+        data = result.data
+        for column in plan.outputs:
+            if column.scanned:
+                self._scanner.observe_column(column.name, data.column(column.name), row_offset=offset)
+        for name, keys in result.map_keys.items():
+            self._scanner.observe_keys(name, keys, row_offset=offset)
+        if self._aggregator is not None:
+            self._aggregator.observe(data)
+        elif self._spool is not None:
+            self._count_classes(data)
+            self._spool.append(data)
+        else:
+            self._sink.write(data, text_columns=self._text_columns, plain_columns=self._plain_columns)
+
+    def _count_classes(self, data: pa.RecordBatch) -> None:
+        table = pa.table({q: data.column(q) for q in self._qis})
+        counted = table.group_by(list(self._qis)).aggregate([([], "count_all")])
+        columns = [counted.column(q).to_pylist() for q in self._qis]
+        sizes: list[Any] = counted.column("count_all").to_pylist()
+        for values, rows in zip(zip(*columns, strict=True), sizes, strict=True):
+            self._class_counts[values] += rows
+
+    # --- gate, pass 2 and the manifest ------------------------------------------------------------
+
+    def finish(
+        self, *, upstream: ExportReport | None = None, input_facts: dict[str, Any] | None = None
+    ) -> RunResult:
+        """Leak scan, k gate, write pass and the sealed manifest. The caller commits the sink."""
+        plan = self._plan
+        if plan is None or self._tracker is None or self._transformer is None:
+            msg = "begin() must be called first"
+            raise RuntimeError(msg)
+        self._scanner.verify()
+        disclosure = self.policy.disclosure
+        k = disclosure.min_group_size
+        gate: dict[str, Any]
+        kplan: KAnonymityPlan | None = None
+        if self._aggregator is not None:
+            rows, groups = self._aggregator.table(k=k)
+            texts = frozenset({"dimension", "group"})
+            names = ["dimension", "group", "people", *self._aggregator.figures]
+            if rows:
+                arrays = [pa.array([row[i] for row in rows], pa.string()) for i in range(len(names))]
+                self._sink.write(pa.RecordBatch.from_arrays(arrays, names=names), text_columns=texts)
+            gate = {"mode": "aggregates", "k": k, "groups": groups}
+        elif self._spool is not None:
+            kplan = plan_k_anonymity(
+                self._class_counts,
+                quasi_identifiers=self._qis,
+                k=k,
+                suppression_limit=disclosure.suppression_limit,
+                hierarchy=disclosure.hierarchy,
+            )
+            self._write_gated(kplan, k)
+            gate = _gate_report(kplan, k, disclosure.suppression_limit)
+        else:
+            gate = {
+                "mode": "rows",
+                "k": k,
+                "k_anonymity": "not applicable: no quasi-identifier in the output",
+            }
+        anonymised = upstream.anonymised if upstream is not None else self._tracker.report()
+        unknown = list(plan.unknown)
+        body = {
+            "engine_version": __version__,
+            "created_seconds": None,
+            "policy": {
+                "name": self.policy.name,
+                "version": self.policy.version,
+                "hash": policy_hash(self.policy),
+            },
+            "export_type": self.export_type.value,
+            "input": {"rows": self._rows, **(input_facts or {})},
+            "output": {
+                "kind": "aggregates" if self._aggregator is not None else "rows",
+                "rows": self._sink.rows,
+                "sha256": self._sink.sha256,
+                "columns": (
+                    ["dimension", "group", "people", *self._aggregator.figures]
+                    if self._aggregator is not None
+                    else list(plan.names)
+                ),
+            },
+            "pseudonymization": {
+                "domain": self.policy.pseudonymization.domain,
+                "linkability": self.policy.pseudonymization.linkability.value,
+                "epoch": self._keys.context.epoch,
+                "report_salt": self._keys.context.report_salt.hex()
+                if self._keys.context.report_salt
+                else None,
+            },
+            "columns": self._column_entries(anonymised, kplan),
+            "unknown_columns_dropped": unknown,
+            "upstream_anonymised": [
+                {
+                    "column": a.column,
+                    "how": a.how.value,
+                    "cells": a.cells,
+                    "rows": a.rows,
+                    "complete": a.complete,
+                }
+                for a in anonymised
+            ],
+            "disclosure": gate,
+            "leak_scan": {
+                "result": "pass",
+                "identifying_values_checked": self._scanner.values_registered,
+                "distinct_output_texts_read": self._scanner.texts_read,
+                "rule": (
+                    f"word n-grams up to {MAX_WORDS} words, any letter case; values of at least {MIN_CHARS} "
+                    f"characters (digits only: {MIN_DIGITS}); upstream placeholders never count"
+                ),
+            },
+        }
+        body.pop("created_seconds")
+        manifest = seal(body, key=self._keys.manifest_key, key_id=self._keys.manifest_key_id)
+        return RunResult(manifest=manifest, rows_in=self._rows, rows_out=self._sink.rows)
+
+    def _write_gated(self, kplan: KAnonymityPlan, k: int) -> None:
+        assert self._spool is not None
+        suppressed_keys = pa.array(sorted(_class_key(c) for c in kplan.suppressed_classes), pa.string())
+        output_counts: Counter[str] = Counter()
+        transformer = self._transformer
+        assert transformer is not None
+        for data in self._spool.batches():
+            columns = {name: data.column(name) for name in data.schema.names}
+            for q in kplan.quasi_identifiers:
+                level = kplan.levels[q]
+                if level is not None:
+                    columns[q] = _generalised(columns[q], level, q)
+                    if level is DateLevel.SUPPRESSED:
+                        transformer.counts[q].suppressed += len(columns[q]) - columns[q].null_count
+            keys = _class_keys([columns[q] for q in kplan.quasi_identifiers])
+            batch = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+            if len(suppressed_keys):
+                keep = pc.invert(pc.is_in(keys, value_set=suppressed_keys))
+                dropped = batch.num_rows - int(pc.sum(keep).as_py() or 0)
+                if dropped:
+                    for name in batch.schema.names:
+                        transformer.counts[name].suppressed += dropped
+                    batch = batch.filter(keep)
+                    keys = pc.filter(keys, keep)
+            for item in pc.value_counts(keys).to_pylist():
+                output_counts[item["values"]] += item["counts"]
+            self._sink.write(batch, text_columns=self._text_columns, plain_columns=self._plain_columns)
+        self._spool.close()
+        small = [count for count in output_counts.values() if count < k]
+        if small:  # the plan guarantees this never happens; checked because the output must never hold it
+            msg = f"k-anonymity check of the output failed: {len(small)} class(es) under k={k}"
+            raise KAnonymityError(msg)
+
+    def _column_entries(
+        self, anonymised: tuple[ColumnAnonymisation, ...], kplan: KAnonymityPlan | None
+    ) -> list[dict[str, Any]]:
+        plan = self._plan
+        transformer = self._transformer
+        assert plan is not None
+        assert transformer is not None
+        upstream = {a.column: a for a in anonymised}
+        present = set(plan.names) | set(plan.dropped)
+        entries: list[dict[str, Any]] = []
+        for name, rule in self.policy.rules_for(self.export_type).columns.items():
+            found = upstream.get(name)
+            if name not in present and found is None:
+                continue  # a column this export did not carry (e.g. BYOK-only, or another group_by)
+            form = operation_form(rule)
+            domain, key_id = self._key_of(rule, name)
+            counts = transformer.counts.get(name)
+            entry: dict[str, Any] = {
+                "column": name,
+                "operation": rule.op,
+                "parameters": {k: v for k, v in form.items() if k not in ("op", "reason")},
+                "reason": rule.reason,
+                "domain": domain,
+                "key_id": key_id,
+                "effective": _effective(rule, found),
+                "upstream": None
+                if found is None
+                else {"how": found.how.value, "cells": found.cells, "complete": found.complete},
+                "transformed": counts.transformed if counts else 0,
+                "kept": counts.kept if counts else 0,
+                "empty": counts.empty if counts else 0,
+                "upstream_anonymised_kept": counts.upstream_anonymised if counts else 0,
+                "suppressed": counts.suppressed if counts else 0,
+                "dropped": counts.dropped if counts else 0,
+            }
+            if kplan is not None and name in kplan.levels:
+                level = kplan.levels[name]
+                entry["k_gate_level"] = None if level is None else level.label
+            entries.append(entry)
+        return entries
+
+    def _key_of(self, rule: Any, column: str) -> tuple[str | None, str | None]:
+        if isinstance(rule, Pseudonymize):
+            label = token_label(rule.domain, column)
+            return rule.domain.value, self._tokenizer.key_id(purpose="pseudonymize", label=label)
+        if isinstance(rule, MapKeys) and rule.keys is KeyAction.PSEUDONYMIZE:
+            domain = rule.domain or TokenDomain.COLUMN
+            label = token_label(domain, column)
+            return domain.value, self._tokenizer.key_id(purpose="pseudonymize", label=label)
+        if isinstance(rule, Encrypt):
+            return ENCRYPT_LABEL, self._tokenizer.key_id(purpose="encrypt", label=ENCRYPT_LABEL)
+        return None, None
+
+    def abort(self) -> None:
+        """Drop the spool and the unfinished output."""
+        if self._spool is not None:
+            self._spool.close()
+        self._sink.abort()
+
+
+def _effective(rule: Any, found: ColumnAnonymisation | None) -> str:
+    """The stricter of the policy's rule and what Odeus did (see docs/policy.md)."""
+    if found is None:
+        return str(rule.op)
+    if found.how.value == "removed":
+        return "removed upstream"
+    if isinstance(rule, Drop):
+        return "drop"
+    if found.how.value == "empty":
+        return (
+            "empty upstream, kept empty" if found.complete else f"{rule.op}; cells empty upstream kept empty"
+        )
+    if found.how.value == "placeholder":
+        return f"{rule.op}; upstream placeholders kept as they came"
+    return f"{rule.op} of upstream opaque ids (never linked to e-mails or names)"
+
+
+def _gate_report(kplan: KAnonymityPlan, k: int, limit: Decimal) -> dict[str, Any]:
+    share = Decimal(kplan.suppressed_rows) / Decimal(kplan.rows) if kplan.rows else Decimal(0)
+    return {
+        "mode": "rows",
+        "k": k,
+        "k_anonymity": "pass",
+        "quasi_identifiers": list(kplan.quasi_identifiers),
+        "levels": {q: (None if level is None else level.label) for q, level in kplan.levels.items()},
+        "classes": kplan.classes,
+        "smallest_class": kplan.min_class_size,
+        "rows_suppressed": kplan.suppressed_rows,
+        "share_suppressed": format_number(share.quantize(Decimal("0.000001"))),
+        "suppression_limit": format_number(limit),
+    }
+
+
+def _generalised(array: Any, level: DateLevel, column: str) -> Any:
+    return per_distinct(
+        array, lambda v: generalize_quasi_identifier(v, level, column=column), column=column, row_offset=0
+    )
+
+
+def _class_key(values: tuple[Any, ...]) -> str:
+    """One class as text, unambiguously (length-prefixed values, ``N`` for empty)."""
+    return "|".join("N" if v is None else f"V{len(v)}:{v}" for v in values)
+
+
+def _class_keys(columns: list[Any]) -> Any:
+    """:func:`_class_key` for every row, in Arrow."""
+    parts = [
+        pc.if_else(
+            pc.is_null(c),
+            "N",
+            pc.binary_join_element_wise("V", pc.cast(pc.utf8_length(c), pa.string()), ":", c, ""),
+        )
+        for c in columns
+    ]
+    return pc.binary_join_element_wise(*parts, "|") if len(parts) > 1 else parts[0]
+
+
+# --- drivers -------------------------------------------------------------------------------------------
+
+
+def apply_policy(
+    policy: Policy,
+    export_type: ExportType,
+    batches: Iterable[ExportBatch],
+    *,
+    keys: EngineKeys,
+    sink: CsvSink,
+    upstream: ExportReport | None = None,
+    spool_dir: Path | None = None,
+) -> RunResult:
+    """Run the engine over the upstream client's typed batches. The caller commits ``sink`` on success."""
+    run = PolicyRun(policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir)
+    try:
+        begun = False
+        for batch in batches:
+            if not begun:
+                run.begin(ExportSchema.from_header(export_type, batch.column_names))
+                begun = True
+            run.feed(text_batch(batch))
+        if not begun:
+            run.begin(ExportSchema.from_header(export_type, _header(upstream, export_type)))
+        return run.finish(upstream=upstream, input_facts={"source": "upstream"})
+    except BaseException:
+        run.abort()
+        raise
+
+
+async def apply_policy_async(
+    policy: Policy,
+    export_type: ExportType,
+    batches: AsyncIterable[ExportBatch],
+    *,
+    keys: EngineKeys,
+    sink: CsvSink,
+    upstream: ExportReport | None = None,
+    spool_dir: Path | None = None,
+) -> RunResult:
+    """:func:`apply_policy` over an async stream (``ExportStream.batches()``); CPU work runs in a thread.
+
+    ``upstream`` may be a callable-free report known only at the end: pass ``None`` and the engine detects
+    upstream anonymisation itself, with the same tracker the client uses.
+    """
+    run = PolicyRun(policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir)
+    try:
+        begun = False
+        async for batch in batches:
+            if not begun:
+                run.begin(ExportSchema.from_header(export_type, batch.column_names))
+                begun = True
+            await asyncio.to_thread(run.feed, text_batch(batch))
+        if not begun:
+            run.begin(ExportSchema.from_header(export_type, _header(upstream, export_type)))
+        return await asyncio.to_thread(run.finish, upstream=upstream, input_facts={"source": "upstream"})
+    except BaseException:
+        run.abort()
+        raise
+
+
+def _header(upstream: ExportReport | None, export_type: ExportType) -> tuple[str, ...]:
+    if upstream is not None and upstream.columns:
+        return upstream.columns
+    return ("period_start", "period_end", "org_id")
+
+
+def apply_to_file(
+    policy: Policy,
+    export_type: ExportType,
+    *,
+    source: Path,
+    out: Path,
+    manifest_path: Path,
+    keys: EngineKeys,
+) -> RunResult:
+    """``policy apply``: a CSV file in, the CSV and its manifest out; on any failure neither appears."""
+    reader = CsvFileInput(source, export_type)
+    sink = CsvSink(out)
+    run = PolicyRun(policy, export_type, keys=keys, sink=sink, spool_dir=out.parent)
+    try:
+        run.begin(reader.schema)
+        for batch in reader.batches():
+            run.feed(batch)
+        result = run.finish(input_facts={"source": "file", "sha256": reader.sha256, "bytes": reader.size})
+    except BaseException:
+        run.abort()
+        raise
+    sink.commit()
+    try:
+        write_json_atomically(manifest_path, dumps(result.manifest))
+    except BaseException:
+        out.unlink(missing_ok=True)  # an output without its manifest must not stay
+        raise
+    return result
+
+
+def iter_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[dict[str, Any]]:
+    """Rows of text batches as dicts (tests and small tools)."""
+    for batch in batches:
+        yield from batch.to_pylist()
