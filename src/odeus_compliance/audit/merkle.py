@@ -310,14 +310,17 @@ def root_from_inclusion_proof(index: int, size: int, leaf_hash_: bytes, proof: S
     inner = (index ^ (size - 1)).bit_length()
     if len(proof) != inner + (index >> inner).bit_count():
         raise MerkleError("the inclusion proof has the wrong number of hashes")
-    if not all(type(p) is bytes for p in proof) or set(map(len, proof)) - {HASH_SIZE}:
+    if proof and set(map(len, proof)) != {HASH_SIZE}:
         raise MerkleError("every proof element must be a 32-byte hash")
-    r = leaf_hash_
-    for i in range(inner):
-        p = proof[i]
-        r = _sha256(_NODE_PREFIX + p + r if (index >> i) & 1 else _NODE_PREFIX + r + p).digest()
-    for i in range(inner, len(proof)):
-        r = _sha256(_NODE_PREFIX + proof[i] + r).digest()
+    r, fn = leaf_hash_, index
+    try:
+        for p in proof[:inner]:
+            r = _sha256(_NODE_PREFIX + p + r if fn & 1 else _NODE_PREFIX + r + p).digest()
+            fn >>= 1
+        for p in proof[inner:]:
+            r = _sha256(_NODE_PREFIX + p + r).digest()
+    except TypeError as exc:  # an element that is not bytes-like
+        raise MerkleError("every proof element must be a 32-byte hash") from exc
     return r
 
 

@@ -22,9 +22,8 @@ class counts, the leak scan's distinct texts and the identifying values (as comp
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -106,7 +105,6 @@ class PolicyRun:
         self._scanner = LeakScanner()
         self._class_counts: Counter[tuple[Any, ...]] = Counter()
         self._rows = 0
-        self._started = time.monotonic()
         self._plan: ColumnPlan | None = None
         self._transformer: BatchTransformer | None = None
         self._tracker: AnonymisationTracker | None = None
@@ -228,7 +226,6 @@ class PolicyRun:
         unknown = list(plan.unknown)
         body = {
             "engine_version": __version__,
-            "created_seconds": None,
             "policy": {
                 "name": self.policy.name,
                 "version": self.policy.version,
@@ -277,7 +274,6 @@ class PolicyRun:
                 ),
             },
         }
-        body.pop("created_seconds")
         manifest = seal(body, key=self._keys.manifest_key, key_id=self._keys.manifest_key_id)
         return RunResult(manifest=manifest, rows_in=self._rows, rows_out=self._sink.rows)
 
@@ -526,9 +522,3 @@ def apply_to_file(
         out.unlink(missing_ok=True)  # an output without its manifest must not stay
         raise
     return result
-
-
-def iter_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[dict[str, Any]]:
-    """Rows of text batches as dicts (tests and small tools)."""
-    for batch in batches:
-        yield from batch.to_pylist()
