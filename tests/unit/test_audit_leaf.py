@@ -226,3 +226,26 @@ def test_parse_leaf_raises_only_its_error(data: bytes) -> None:
     with contextlib.suppress(LeafError):
         parse_leaf(data)
     assert leaf_seq(data) is None or isinstance(leaf_seq(data), int)
+
+
+@given(data=st.data())
+def test_fast_seq_scan_accepts_exactly_the_leaf_grammar(data: st.DataObject) -> None:
+    """``leaf_seq`` (the fast path) and the full grammar agree on mutated leaf texts."""
+    from odeus_compliance.audit import leaf as leaf_module  # noqa: PLC0415 - the private grammar, on purpose
+
+    text = bytearray(seal_record(record(), origin=ORIGIN, data_key=KEY).text())
+    for _ in range(data.draw(st.integers(1, 3))):
+        op = data.draw(st.sampled_from(["set", "insert", "delete"]))
+        i = data.draw(st.integers(0, len(text) - 1))
+        ch = data.draw(st.sampled_from(list(b'A=+/"{},:0Z.-_ \\x\xc3')))
+        if op == "set":
+            text[i] = ch
+        elif op == "insert":
+            text.insert(i, ch)
+        else:
+            del text[i]
+    raw = bytes(text)
+    full = leaf_module._LEAF.fullmatch(raw)
+    assert (leaf_seq(raw) is not None) == (full is not None)
+    if full is not None:
+        assert leaf_seq(raw) == int(full["seq"])

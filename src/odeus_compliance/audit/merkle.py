@@ -307,19 +307,21 @@ def root_from_inclusion_proof(index: int, size: int, leaf_hash_: bytes, proof: S
         raise MerkleError("an inclusion proof needs 0 <= index < size")
     if type(leaf_hash_) is not bytes or len(leaf_hash_) != HASH_SIZE:
         raise MerkleError("the leaf hash must be 32 bytes")
+    if not isinstance(proof, list | tuple):
+        raise MerkleError("the proof must be a list of hashes")
     inner = (index ^ (size - 1)).bit_length()
     if len(proof) != inner + (index >> inner).bit_count():
         raise MerkleError("the inclusion proof has the wrong number of hashes")
-    if proof and set(map(len, proof)) != {HASH_SIZE}:
-        raise MerkleError("every proof element must be a 32-byte hash")
     r, fn = leaf_hash_, index
     try:
+        if proof and set(map(len, proof)) != {HASH_SIZE}:
+            raise MerkleError("every proof element must be a 32-byte hash")
         for p in proof[:inner]:
             r = _sha256(_NODE_PREFIX + p + r if fn & 1 else _NODE_PREFIX + r + p).digest()
             fn >>= 1
         for p in proof[inner:]:
             r = _sha256(_NODE_PREFIX + p + r).digest()
-    except TypeError as exc:  # an element that is not bytes-like
+    except TypeError as exc:  # an element that is not bytes-like (or has no length)
         raise MerkleError("every proof element must be a 32-byte hash") from exc
     return r
 
@@ -333,7 +335,7 @@ def verify_inclusion(index: int, size: int, leaf_hash_: bytes, proof: Sequence[b
         return False
     try:
         return root_from_inclusion_proof(index, size, leaf_hash_, proof) == root
-    except (MerkleError, TypeError):  # TypeError: ``proof`` is not a sequence
+    except MerkleError:
         return False
 
 

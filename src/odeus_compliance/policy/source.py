@@ -39,6 +39,7 @@ from odeus_compliance.upstream.schema import ExportSchema
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 DEFAULT_BLOCK_BYTES = 16 << 20  # measured: fewer, larger batches amortise per-batch work
+READ_AHEAD_BLOCKS = 2  # blocks read ahead of the batches taken (bounds memory; see _HashingReader)
 _MAX_HEADER_BYTES = 1 << 20
 _TRAILING_ZEROS = r"\.0+$|(\.[0-9]*?[1-9])0+$"
 _ZERO_EXPONENT = r"^-?0E-[0-9]+$"
@@ -46,18 +47,44 @@ _encode_json = msgspec.json.Encoder().encode
 
 
 class _HashingReader(io.RawIOBase):
-    """A read-only file that hashes every byte handed out and remembers the last one."""
+    """A read-only file that hashes every byte handed out and remembers the last one.
 
-    def __init__(self, raw: io.BufferedReader) -> None:
+    Arrow's streaming CSV reader reads its input on an I/O thread up to 32 blocks ahead of the batches
+    taken from it; on a 300 MB export that is the whole file in memory. :meth:`readinto` therefore waits
+    while more than ``ahead`` reads are ahead of the batches the consumer has taken (:meth:`consumed`);
+    every read is one block, and a batch needs its own block and at most the next one.
+    """
+
+    def __init__(self, raw: io.BufferedReader, *, ahead: int = READ_AHEAD_BLOCKS) -> None:
         self._raw = raw
         self.digest = hashlib.sha256()
         self.size = 0
         self.last_byte = b""
+        self._ahead = ahead
+        self._reads = 0
+        self._taken = 0
+        self._stopped = False
+        self._turn = threading.Condition()
 
     def readable(self) -> bool:
         return True
 
+    def consumed(self) -> None:
+        """The consumer took one more batch: one more read may go ahead."""
+        with self._turn:
+            self._taken += 1
+            self._turn.notify_all()
+
+    def stop(self) -> None:
+        """Never wait again (the run ends or failed)."""
+        with self._turn:
+            self._stopped = True
+            self._turn.notify_all()
+
     def readinto(self, buffer: Any) -> int:
+        with self._turn:
+            self._turn.wait_for(lambda: self._stopped or self._reads - self._taken <= self._ahead)
+            self._reads += 1
         count = self._raw.readinto(buffer)
         if count:
             view = memoryview(buffer)[:count]
@@ -128,6 +155,7 @@ class CsvFileInput:
 
             try:
                 for batch in prefetch(produce, depth=2):
+                    hashing.consumed()
                     rows += batch.num_rows
                     yield batch
             except pa.ArrowInvalid as error:
@@ -137,6 +165,8 @@ class CsvFileInput:
                     f"the {self.export_type.value} export is not valid CSV (at or after data row {rows + 1})"
                 )
                 raise MalformedExport(msg) from None
+            finally:
+                hashing.stop()
             if hashing.size and hashing.last_byte != b"\n":
                 msg = "the export file does not end with a line end: it was cut short"
                 raise MalformedExport(msg)
