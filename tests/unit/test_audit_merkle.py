@@ -13,6 +13,7 @@ from odeus_compliance.audit.merkle import (
     EMPTY_ROOT,
     MerkleAccumulator,
     MerkleError,
+    MerkleTree,
     consistency_proof,
     inclusion_proof,
     inclusion_proof_length,
@@ -522,3 +523,27 @@ def test_accumulator_matches_reference_at_every_size(n: int) -> None:
     acc.extend(hashes)
     assert acc.root() == _ref_root(hashes)
     assert len(acc.peaks()) == n.bit_count()
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 150), data=st.data())
+def test_merkle_tree_levels_give_the_same_hashes_and_proofs(n: int, data: st.DataObject) -> None:
+    hashes = _tree(n)
+    tree = MerkleTree(hashes)
+    assert tree.size == n
+    assert tree.root() == _ref_root(hashes)
+    start = data.draw(st.integers(0, n - 1))
+    end = data.draw(st.integers(start + 1, n))
+    assert tree.subtree_hash(start, end) == _ref_root(hashes[start:end])  # aligned or not
+    m = data.draw(st.integers(0, n - 1))
+    assert inclusion_proof(m, n, tree.subtree_hash) == inclusion_proof(m, n, hashes)
+    k = data.draw(st.integers(1, n))
+    assert consistency_proof(k, n, tree.subtree_hash) == consistency_proof(k, n, hashes)
+
+
+def test_merkle_tree_rejects_bad_input() -> None:
+    assert MerkleTree([]).root() == EMPTY_ROOT
+    with pytest.raises(MerkleError):
+        MerkleTree([b"short"])
+    with pytest.raises(MerkleError):
+        MerkleTree(HASHES).subtree_hash(3, 9)

@@ -33,6 +33,7 @@ __all__ = [
     "HashSource",
     "MerkleAccumulator",
     "MerkleError",
+    "MerkleTree",
     "consistency_proof",
     "inclusion_proof",
     "inclusion_proof_length",
@@ -200,6 +201,57 @@ def root_of_leaves(leaves: Iterable[bytes]) -> bytes:
     acc = MerkleAccumulator()
     acc.extend_leaves(leaves)
     return acc.root()
+
+
+class MerkleTree:
+    """Every level of a tree held in memory, for proofs in O(log n) hash look-ups each.
+
+    Proof generation from a bare hash list recomputes subtrees (O(n) per proof); exporting thousands of
+    entries from a large log needs this instead: build it once (about 2n hashes), then pass
+    :meth:`subtree_hash` as the hash source. The service can later store the same levels as tiles.
+    """
+
+    __slots__ = ("_levels",)
+
+    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
+        level = list(leaf_hashes)
+        if not all(type(h) is bytes for h in level) or set(map(len, level)) - {HASH_SIZE}:
+            raise MerkleError("a leaf hash must be 32 bytes")
+        self._levels = [level]
+        while len(level) > 1:
+            level = [
+                _sha256(_NODE_PREFIX + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=False)
+            ]
+            self._levels.append(level)
+
+    @property
+    def size(self) -> int:
+        """Number of leaves."""
+        return len(self._levels[0])
+
+    def root(self) -> bytes:
+        """The root of the whole tree."""
+        return self.subtree_hash(0, self.size) if self.size else EMPTY_ROOT
+
+    def subtree_hash(self, start: int, end: int) -> bytes:
+        """The Merkle tree hash of leaves ``[start, end)``: stored perfect subtrees, folded from the right."""
+        if not 0 <= start < end <= self.size:
+            raise MerkleError("subtree range out of bounds")
+        pieces: list[bytes] = []
+        while start < end:
+            n = end - start
+            height = (n.bit_length() - 1) if n & (n - 1) == 0 else ((n - 1).bit_length() - 1)
+            size = 1 << height
+            if start % size:
+                # Not aligned (never the case for ranges RFC 9162 proofs ask for): compute it directly.
+                pieces.append(root_of_leaf_hashes(self._levels[0][start:end]))
+                break
+            pieces.append(self._levels[height][start >> height])
+            start += size
+        r = pieces[-1]
+        for p in reversed(pieces[:-1]):
+            r = _sha256(_NODE_PREFIX + p + r).digest()
+        return r
 
 
 def _range_hasher(source: HashSource, size: int) -> Callable[[int, int], bytes]:
