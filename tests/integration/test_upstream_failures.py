@@ -190,6 +190,9 @@ async def test_an_error_text_that_echoes_the_key_is_redacted() -> None:
 
 async def test_no_log_record_carries_the_signature_or_the_key(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # another test may have configured the service's logging, which holds these loggers at WARNING
+    for name in ("httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=name)
     fake = FakeTime()
     handler = api_then_download(lambda base: http(200, envelope(f"{base}/files/x.csv?signature={SIGNATURE}")))
     async with serving(handler) as server, client_for(server.base, fake) as client:
