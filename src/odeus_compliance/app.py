@@ -10,6 +10,7 @@ add it to :data:`ROUTE_HANDLERS`, and add a row to the table in ``tests/integrat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,11 +24,24 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_404_NOT_FOUND
 from litestar.types import ControllerRouterHandler
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from odeus_compliance import __version__
 from odeus_compliance.apikeys.controllers import whoami
 from odeus_compliance.apikeys.service import SessionAuthenticator
+from odeus_compliance.audit.appender import AuditAppender
+from odeus_compliance.audit.controllers import (
+    audit_checkpoint,
+    audit_consistency,
+    audit_entries,
+    audit_export,
+    audit_proof,
+    audit_verify,
+)
+from odeus_compliance.audit.recording import record_denial
+from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
+from odeus_compliance.logging_setup import log_event
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.errors import exception_handlers, problem_response
 from odeus_compliance.health.controllers import HealthController
@@ -44,14 +58,32 @@ from odeus_compliance.security import (
     role_guard,
 )
 from odeus_compliance.settings import Settings
-from odeus_compliance.state_keys import ENGINE_KEY, SESSIONS_KEY, SETTINGS_KEY
+from odeus_compliance.state_keys import (
+    AUDIT_APPENDER_KEY,
+    DENIAL_RECORDER_KEY,
+    ENGINE_KEY,
+    SESSIONS_KEY,
+    SETTINGS_KEY,
+)
 
 __all__ = ["ROUTE_HANDLERS", "create_app", "provide_db_session"]
 
-ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = (HealthController, whoami, list_policies, get_policy)
+ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = (
+    HealthController,
+    whoami,
+    list_policies,
+    get_policy,
+    audit_entries,
+    audit_checkpoint,
+    audit_proof,
+    audit_consistency,
+    audit_verify,
+    audit_export,
+)
 """Every controller and route of the service. Each must declare its roles (see ``security``)."""
 
 BEARER_SCHEME = "ApiKey"
+_log = logging.getLogger(__name__)
 _DESCRIPTION = (
     "Privacy-compliance reporting for the Odeus AI workspace. Authenticate with an API key "
     "(`Authorization: Bearer oc_...`; issue one with `odeus-compliance apikey create`). Each key has one "
@@ -118,9 +150,23 @@ def create_app(
         app.state[ENGINE_KEY] = engine
         app.state[SESSIONS_KEY] = sessions
         app.state[AUTH_STATE_KEY] = SessionAuthenticator(sessions=sessions, pepper=pepper)
+        # the key ring: created on first start if missing (like 'keys init'; safe with several replicas). A
+        # ring this master key does not open stops the start; an unreachable or unmigrated database does not
+        # (health/ready says so, and every audited request fails closed with a 503 until it is fixed)
+        try:
+            async with sessions() as session:
+                await ensure_key_ring(session=session, kek=KeyEncryptionKey(settings.require_master_key()))
+        except (SQLAlchemyError, OSError) as exc:
+            log_event(_log, logging.WARNING, "key_ring_unavailable", error_type=type(exc).__name__)
+        # the audit log's writer: its own engine (SQLite: synchronous=FULL), group commit, checkpoint ticker
+        appender = AuditAppender.for_settings(settings)
+        await appender.start()
+        app.state[AUDIT_APPENDER_KEY] = appender
+        app.state[DENIAL_RECORDER_KEY] = record_denial
         try:
             yield
         finally:
+            await appender.close()
             await engine.dispose()
 
     def provide_settings() -> Settings:

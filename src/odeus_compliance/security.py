@@ -36,6 +36,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.routes import HTTPRoute
 
 from odeus_compliance.errors import ConfigurationError, NotAuthenticated, PermissionDenied
+from odeus_compliance.state_keys import DENIAL_RECORDER_KEY
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -49,6 +50,7 @@ __all__ = [
     "ApiKeyIdentity",
     "ApiKeyPepper",
     "Authenticator",
+    "DenialRecorder",
     "Role",
     "check_routes_declare_access",
     "iter_http_routes",
@@ -140,32 +142,65 @@ def public() -> dict[str, Any]:
     return {PUBLIC_OPT: True}
 
 
+class DenialRecorder(Protocol):
+    """Writes the audit record of a refused request (``access.denied``); raises a 503 error if it cannot."""
+
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], status: int, reason: str
+    ) -> None:
+        """Record the refusal."""
+        ...
+
+
+async def _record_denial(connection: ASGIConnection[Any, Any, Any, Any], status: int, reason: str) -> None:
+    """Record a 401/403 before it is answered (the app installs the recorder; fail closed: its 503 wins)."""
+    recorder: DenialRecorder | None = connection.app.state.get(DENIAL_RECORDER_KEY)
+    if recorder is not None:
+        await recorder(connection, status, reason)
+
+
 class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """Reads ``Authorization: Bearer <key>`` and puts the key's :class:`ApiKeyIdentity` on the connection."""
+    """Reads ``Authorization: Bearer <key>`` and puts the key's :class:`ApiKeyIdentity` on the connection.
+
+    Every 401 is recorded in the audit log as ``access.denied`` by an anonymous actor (never the key)."""
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         """401 without a valid, unrevoked key; the key is never logged or echoed."""
+        try:
+            return await self._authenticate(connection)
+        except NotAuthenticated as exc:
+            await _record_denial(connection, 401, exc.extra.pop("_reason", "invalid_key"))
+            raise
+
+    @staticmethod
+    async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         values = connection.headers.getall("authorization", [])
         if len(values) > 1:
             # which one counts would depend on the proxy chain: refuse rather than pick
-            raise NotAuthenticated("Send exactly one 'Authorization: Bearer <key>' header.")
+            raise NotAuthenticated(
+                "Send exactly one 'Authorization: Bearer <key>' header.", extra={"_reason": "several_keys"}
+            )
         header = values[0] if values else ""
         if not header[: len(_BEARER)].lower() == _BEARER:
-            raise NotAuthenticated("Send an API key as 'Authorization: Bearer <key>'.")
+            raise NotAuthenticated(
+                "Send an API key as 'Authorization: Bearer <key>'.", extra={"_reason": "no_key"}
+            )
         presented = header[len(_BEARER) :].strip()
         if not presented or len(presented) > _MAX_KEY_LENGTH:
-            raise NotAuthenticated("The API key is not valid.")
+            raise NotAuthenticated("The API key is not valid.", extra={"_reason": "malformed_key"})
         authenticator: Authenticator = connection.app.state[AUTH_STATE_KEY]
         identity = await authenticator(presented)
         if identity is None:
-            raise NotAuthenticated("The API key is not valid.")
+            raise NotAuthenticated("The API key is not valid.", extra={"_reason": "invalid_key"})
         return AuthenticationResult(user=identity, auth=None)
 
 
-def role_guard(connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler) -> None:
-    """App-wide guard: public routes pass; others need an identity whose role the route lists."""
+async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler) -> None:
+    """App-wide guard: public routes pass; others need an identity whose role the route lists.
+
+    A refusal is recorded in the audit log (``access.denied``) before it is answered."""
     opt = route_handler.opt
     if opt.get(PUBLIC_OPT) is True:
         return
@@ -174,8 +209,10 @@ def role_guard(connection: ASGIConnection[Any, Any, Any, Any], route_handler: Ba
     roles = opt.get(ROLES_OPT) or ()
     user = connection.scope.get("user")
     if not isinstance(user, ApiKeyIdentity):
+        await _record_denial(connection, 401, "no_key")
         raise NotAuthenticated("Send an API key as 'Authorization: Bearer <key>'.")
     if user.role not in roles:
+        await _record_denial(connection, 403, "wrong_role")
         raise PermissionDenied(f"This needs the role {' or '.join(sorted(str(r) for r in roles))}.")
 
 

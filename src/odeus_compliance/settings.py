@@ -192,6 +192,20 @@ def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def _positive(env: Mapping[str, str], name: str, default: float, *, integer: bool = False) -> float:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        number = 0
+    if not 0 < number < 10**9:
+        kind = "a positive whole number" if integer else "a positive number of seconds"
+        raise ConfigurationError(f"{name} must be {kind}")
+    return number
+
+
 def _https_or_http_url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
     value = env.get(name, "").strip() or default
     if value is not None and not value.startswith(("https://", "http://")):
@@ -235,6 +249,10 @@ class Settings:
     comma-separated); empty means https only. The simulator on loopback needs ``127.0.0.1`` here."""
     log_level: str = "INFO"
     """``ODEUS_COMPLIANCE_LOG_LEVEL``: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    audit_checkpoint_records: int = 1000
+    """Sign an audit checkpoint at least every this many records (``ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_RECORDS``)."""
+    audit_checkpoint_seconds: float = 60.0
+    """... and at least this often while the log grows (``ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_SECONDS``)."""
     demo: bool = False
     """Built for the ``demo`` command: secrets may be absent (the demo makes its own)."""
 
@@ -273,6 +291,10 @@ class Settings:
             tsa_url=_https_or_http_url(env, "ODEUS_COMPLIANCE_TSA_URL", None),
             download_hosts=frozenset(h.strip().lower() for h in hosts.split(",") if h.strip()),
             log_level=log_level,
+            audit_checkpoint_records=int(
+                _positive(env, "ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_RECORDS", 1000, integer=True)
+            ),
+            audit_checkpoint_seconds=_positive(env, "ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_SECONDS", 60.0),
             demo=demo,
             **overrides,
         )

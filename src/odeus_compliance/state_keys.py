@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ENGINE_KEY", "SESSIONS_KEY", "SETTINGS_KEY"]
+__all__ = ["AUDIT_APPENDER_KEY", "DENIAL_RECORDER_KEY", "ENGINE_KEY", "SESSIONS_KEY", "SETTINGS_KEY"]
 
 SETTINGS_KEY: Final = "settings"
 """The :class:`~odeus_compliance.settings.Settings` the app was built with."""
@@ -12,3 +12,7 @@ ENGINE_KEY: Final = "db_engine"
 """The app's :class:`~sqlalchemy.ext.asyncio.AsyncEngine` (lifespan-owned)."""
 SESSIONS_KEY: Final = "db_sessions"
 """The app's ``async_sessionmaker`` (lifespan-owned)."""
+AUDIT_APPENDER_KEY: Final = "audit_appender"
+"""The app's :class:`~odeus_compliance.audit.appender.AuditAppender` (lifespan-owned)."""
+DENIAL_RECORDER_KEY: Final = "denial_recorder"
+"""The coroutine function that records a 401/403 (see :mod:`~odeus_compliance.security`)."""

@@ -31,7 +31,6 @@ import enum
 import ipaddress
 import json
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -179,6 +178,9 @@ _DETAIL_STR = re.compile(r"[A-Za-z0-9._:/=,+*#-]{0,256}")
 _IDENT = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _RESOURCE = re.compile(r"[A-Za-z0-9._:/=,+*#-]{1,256}")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+_CONTROL_OR_SURROGATE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Exactly the Unicode categories Cc and Cs (checked over every code point by a test); a regular expression
+instead of ``unicodedata.category`` per character, which cost a third of an append."""
 _FIELDS: Final = (
     "action",
     "actor_key_id",
@@ -226,7 +228,7 @@ def parse_time(text: str) -> datetime:
 def _plain_text(value: str, name: str, limit: int) -> None:
     if not isinstance(value, str) or not value or len(value) > limit:
         raise RecordError(f"{name} must be a non-empty string of at most {limit} characters")
-    if any(unicodedata.category(ch) in {"Cc", "Cs"} for ch in value):
+    if _CONTROL_OR_SURROGATE.search(value):
         raise RecordError(f"{name} must not contain control characters")
     if value != value.strip():
         raise RecordError(f"{name} must not start or end with white space")

@@ -7,7 +7,7 @@ import click
 
 def register(group: click.Group) -> None:
     """Add every command to the top-level group (imports are local so ``--help`` stays fast)."""
-    from odeus_compliance.commands import apikey, db, demo, policy, serve, simulator  # noqa: PLC0415
+    from odeus_compliance.commands import apikey, audit, db, demo, keys, policy, serve, simulator  # noqa: PLC0415
 
     group.add_command(serve.serve)
     group.add_command(db.db)
@@ -15,3 +15,5 @@ def register(group: click.Group) -> None:
     group.add_command(simulator.simulator)
     group.add_command(policy.policy)
     group.add_command(demo.demo)
+    group.add_command(keys.keys)
+    group.add_command(audit.audit)

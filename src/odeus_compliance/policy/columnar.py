@@ -67,6 +67,7 @@ _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TRUE = ("true", "True", "TRUE", "1")
 _BOOLS = ("true", "True", "TRUE", "1", "false", "False", "FALSE", "0")
 _NULL_TEXT = pa.scalar(None, pa.string())
+_PLAIN_ID = r"^[\x21-\x7e](?:[\x00-\x7f]*[\x21-\x7e])?$"  # ASCII, printable at both ends (or one char)
 _MAP_CACHE_LIMIT = 200_000  # map keys (agents, projects, actions) per column remembered across batches
 
 
@@ -297,11 +298,9 @@ class BatchTransformer:
         blank = _blank_mask(raw)
         valid = pc.if_else(blank, _NULL_TEXT, raw)
         encoded: Any = pc.dictionary_encode(valid)
-        mac = self._tokenizer.hmac_function(label=token_label(domain, column))
-        if domain is TokenDomain.SUBJECT:
-            macs = [mac(b"id\x00" + canonical_id(v).encode()) for v in encoded.dictionary.to_pylist()]
-        else:
-            macs = [mac(canonical_id(v).encode()) for v in encoded.dictionary.to_pylist()]
+        tag = b"id\x00" if domain is TokenDomain.SUBJECT else b""
+        mac = self._tokenizer.hmac_function(label=token_label(domain, column), prefix=tag)
+        macs = id_macs(encoded.dictionary, mac)
         prefix = f"{domain.prefix}{self._tokenizer.epoch}_"
         tokens = self._tokens.tokens(macs, prefix=prefix)
         return pc.if_else(blank, raw, pc.take(tokens, encoded.indices))
@@ -325,11 +324,12 @@ class BatchTransformer:
         ids = usable(group.anchor)
         rows = batch.num_rows
         mac = self._tokenizer.hmac_function(label=TokenDomain.SUBJECT.value)
+        id_mac = self._tokenizer.hmac_function(label=TokenDomain.SUBJECT.value, prefix=b"id\x00")
         prefix = f"{TokenDomain.SUBJECT.prefix}{self._tokenizer.epoch}_"
         if ids is None:
             ids = pa.nulls(rows, pa.string())
         encoded: Any = pc.dictionary_encode(ids)
-        macs = [mac(b"id\x00" + canonical_id(v).encode()) for v in encoded.dictionary.to_pylist()]
+        macs = id_macs(encoded.dictionary, id_mac)
         tokens: Any = pc.take(self._tokens.tokens(macs, prefix=prefix), encoded.indices)
         if tokens.null_count == 0:
             return tokens
@@ -348,6 +348,21 @@ class BatchTransformer:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def id_macs(values: Any, mac: Callable[[bytes], bytes]) -> list[bytes]:
+    """``mac`` of the UTF-8 :func:`canonical_id` of every value (no nulls), in order.
+
+    Printable ASCII at both ends and ASCII throughout (every id we have seen) is its own canonical form
+    (NFC changes no ASCII; ``strip`` removes only what is not at the ends), so such values are hashed as
+    the bytes Arrow holds, without a Python string each; a test compares both ways.
+    """
+    if len(values) == 0:
+        return []
+    plain = pc.all(pc.match_substring_regex(values, _PLAIN_ID)).as_py()
+    if plain:
+        return [mac(v) for v in pc.cast(values, pa.binary()).to_pylist()]
+    return [mac(canonical_id(v).encode()) for v in values.to_pylist()]
 
 
 def _placeholder_mask(array: Any) -> Any:

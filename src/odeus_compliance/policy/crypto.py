@@ -102,8 +102,11 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
-def hmac_sha256_function(key: bytes) -> Callable[[bytes], bytes]:
+def hmac_sha256_function(key: bytes, *, prefix: bytes = b"") -> Callable[[bytes], bytes]:
     """HMAC-SHA-256 under ``key`` as a function, for many messages (RFC 2104, pad states precomputed).
+
+    ``prefix`` is fed into the inner state once: ``f(m)`` is the HMAC of ``prefix + m`` (for tagged
+    messages such as ``id\\x00<id>``, without building each one).
 
     Each call costs two ``hashlib`` state copies instead of a fresh HMAC context: measured 1.4 s instead of
     3.7 s for a million short messages. Equal to :func:`hmac_sha256` for every key and message.
@@ -111,7 +114,7 @@ def hmac_sha256_function(key: bytes) -> Callable[[bytes], bytes]:
     if len(key) > _HMAC_BLOCK:
         key = hashlib.sha256(key).digest()
     padded = key.ljust(_HMAC_BLOCK, b"\x00")
-    inner_copy = hashlib.sha256(bytes(b ^ 0x36 for b in padded)).copy
+    inner_copy = hashlib.sha256(bytes(b ^ 0x36 for b in padded) + prefix).copy
     outer_copy = hashlib.sha256(bytes(b ^ 0x5C for b in padded)).copy
 
     def mac(message: bytes) -> bytes:
@@ -163,9 +166,10 @@ class Tokenizer:
         mac = hmac_sha256(self._key("pseudonymize", label, 32), message)
         return format_token(prefix, self._context.epoch, mac)
 
-    def hmac_function(self, *, label: str) -> Callable[[bytes], bytes]:
-        """The MAC :meth:`token` uses for ``label``, as a function for many messages (bulk tokens)."""
-        return hmac_sha256_function(self._key("pseudonymize", label, 32))
+    def hmac_function(self, *, label: str, prefix: bytes = b"") -> Callable[[bytes], bytes]:
+        """The MAC :meth:`token` uses for ``label``, as a function for many messages (bulk tokens);
+        with ``prefix``, of ``prefix + message``."""
+        return hmac_sha256_function(self._key("pseudonymize", label, 32), prefix=prefix)
 
     def key_id(self, *, purpose: str, label: str) -> str:
         """A public identifier of one derived key (16 hex digits, HKDF-derived: reveals nothing of it)."""

@@ -26,14 +26,29 @@ pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; c
 
 _FORMULA = r"^[=+\-@\t\r]"
 _NEEDS_QUOTES = '[",\r\n]'
+_DISTINCT_MIN_ROWS = 1024  # below this, formatting every cell is as cheap as finding the distinct ones
 
 
 def csv_cells(array: Any, *, text: bool) -> Any:
-    """The CSV text of one column: nulls empty, text neutralised against formulas, quoted where needed."""
+    """The CSV text of one column: nulls empty, text neutralised against formulas, quoted where needed.
+
+    A column with few distinct values (departments, roles, dates) is formatted once per distinct value and
+    spread back with ``take``; the result is the same as :func:`csv_cells_direct` (a test checks it).
+    """
+    if len(array) >= _DISTINCT_MIN_ROWS:
+        encoded: Any = pc.dictionary_encode(pc.fill_null(array, ""))
+        if len(encoded.dictionary) * 4 <= len(array):
+            return pc.take(csv_cells_direct(encoded.dictionary, text=text), encoded.indices)
+    return csv_cells_direct(array, text=text)
+
+
+def csv_cells_direct(array: Any, *, text: bool) -> Any:
+    """:func:`csv_cells`, cell by cell (in Arrow)."""
     cells = pc.fill_null(array, "")
     if text:
         formula = pc.match_substring_regex(cells, _FORMULA)
-        cells = pc.if_else(formula, pc.binary_join_element_wise("'", cells, ""), cells)
+        if pc.any(formula).as_py():
+            cells = pc.if_else(formula, pc.binary_join_element_wise("'", cells, ""), cells)
     quote = pc.match_substring_regex(cells, _NEEDS_QUOTES)
     if pc.any(quote).as_py():
         quoted = pc.binary_join_element_wise('"', pc.replace_substring(cells, '"', '""'), '"', "")
@@ -41,15 +56,31 @@ def csv_cells(array: Any, *, text: bool) -> Any:
     return cells
 
 
-def csv_bytes(columns: list[Any]) -> bytes:
-    """The lines (each ending ``\\n``) of already formatted columns."""
+def csv_lines(columns: list[Any]) -> pa.Buffer:
+    """The lines (each ending ``\\n``) of already formatted columns, as one Arrow buffer.
+
+    The joined lines' own data buffer, sliced to them: no copy into a Python ``bytes``.
+    """
     if not columns or len(columns[0]) == 0:
-        return b""
-    lines = pc.binary_join_element_wise(*columns, ",") if len(columns) > 1 else columns[0]
-    ended = pc.binary_join_element_wise(lines, "", "\n")
-    whole = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(ended)], pa.int32()), ended), "")
-    buffer = whole[0].as_buffer()
-    return buffer.to_pybytes() if buffer is not None else b""
+        return pa.py_buffer(b"")
+    last = pc.binary_join_element_wise(columns[-1], "\n", "")
+    lines: Any = pc.binary_join_element_wise(*columns[:-1], last, ",") if len(columns) > 1 else last
+    if lines.null_count:  # formatted columns have no nulls; a null line would silently lose a row
+        msg = "a formatted CSV column holds a null cell"
+        raise ValueError(msg)
+    offsets: Any = lines.buffers()[1]
+    width = 8 if pa.types.is_large_string(lines.type) else 4
+    first, end = (
+        int.from_bytes(offsets[i * width : (i + 1) * width], "little")
+        for i in (lines.offset, lines.offset + len(lines))
+    )
+    data: pa.Buffer = lines.buffers()[2][first:end]
+    return data
+
+
+def csv_bytes(columns: list[Any]) -> bytes:
+    """The lines (each ending ``\\n``) of already formatted columns, as ``bytes``."""
+    return csv_lines(columns).to_pybytes()
 
 
 class CsvSink:
@@ -79,10 +110,11 @@ class CsvSink:
         """SHA-256 of everything written so far."""
         return self._digest.hexdigest()
 
-    def _put(self, data: bytes) -> None:
-        self._file.write(data)
-        self._digest.update(data)
-        self.bytes += len(data)
+    def _put(self, data: bytes | pa.Buffer) -> None:
+        view = memoryview(data)
+        self._file.write(view)
+        self._digest.update(view)
+        self.bytes += view.nbytes
 
     def write_header(self, names: Iterable[str]) -> None:
         """The header line (column names are ours: plain words)."""
@@ -105,7 +137,7 @@ class CsvSink:
             else csv_cells(batch.column(i), text=name in text_columns)
             for i, name in enumerate(batch.schema.names)
         ]
-        self._put(csv_bytes(columns))
+        self._put(csv_lines(columns))
         self.rows += batch.num_rows
 
     def commit(self) -> None:

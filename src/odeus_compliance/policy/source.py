@@ -38,7 +38,7 @@ from odeus_compliance.upstream.schema import ExportSchema
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
-DEFAULT_BLOCK_BYTES = 16 << 20  # measured: fewer, larger batches amortise per-batch work
+DEFAULT_BLOCK_BYTES = 8 << 20  # measured: 16 MiB is no faster; Arrow reads up to 32 blocks ahead (memory)
 READ_AHEAD_BLOCKS = 2  # blocks read ahead of the batches taken (bounds memory; see _HashingReader)
 _MAX_HEADER_BYTES = 1 << 20
 _TRAILING_ZEROS = r"\.0+$|(\.[0-9]*?[1-9])0+$"

@@ -1,0 +1,359 @@
+"""The auditor API: ``/api/v1/audit/...``, auditor role only; every call is itself recorded in the log.
+
+Thin handlers: parse and validate parameters, call :mod:`~odeus_compliance.audit.service`, record the access
+with :func:`~odeus_compliance.audit.recording.record_access` *before* returning anything (a record that
+cannot be written is a 503 and nothing is returned), answer with msgspec Structs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Final
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from odeus_compliance.audit import service
+from odeus_compliance.audit.appender import AuditAppender
+from odeus_compliance.audit.records import Action, Outcome
+from odeus_compliance.audit.recording import appender_of, record_access
+from odeus_compliance.audit.service import b64
+from odeus_compliance.audit.store import EntryFilter
+from odeus_compliance.errors import ValidationFailed
+from odeus_compliance.security import ApiKeyIdentity, Role, requires_role
+
+__all__ = [
+    "AuditEntryOut",
+    "CheckpointOut",
+    "ConsistencyOut",
+    "EntriesPage",
+    "ExportRequest",
+    "InclusionOut",
+    "ProblemOut",
+    "VerifyOut",
+    "audit_checkpoint",
+    "audit_consistency",
+    "audit_entries",
+    "audit_export",
+    "audit_proof",
+    "audit_verify",
+]
+
+AUDITOR: Final = requires_role(Role.AUDITOR)
+DEFAULT_PURPOSE: Final = "audit log review"
+MAX_PAGE: Final = 1000
+_TAGS: Final = ["audit"]
+AuditRequest = Request[ApiKeyIdentity, Any, State]
+Purpose = Annotated[
+    str | None,
+    QueryParameter(
+        name="purpose",
+        required=False,
+        max_length=500,
+        description="Why the log is read (recorded in the audit record of this read).",
+    ),
+]
+
+
+class AuditEntryOut(msgspec.Struct, frozen=True):
+    """One entry: its leaf text (what the tree hashes) and the decrypted record."""
+
+    seq: int
+    leaf: str
+    """The leaf text, exactly as hashed into the Merkle tree."""
+    key_id: str
+    """The data key (epoch) the record is encrypted under."""
+    record: dict[str, Any] | None
+    """The record; ``null`` if its epoch was shredded (``pruned``) or the leaf does not open (tampered)."""
+    pruned: bool
+    """Whether the record's data key was destroyed by retention (the leaf and its proofs remain)."""
+
+
+class EntriesPage(msgspec.Struct, frozen=True):
+    """One page of entries, by ascending seq."""
+
+    entries: list[AuditEntryOut]
+    next_after: int | None
+    """Pass as ``after`` for the next page; ``null`` on the last page."""
+
+
+class CheckpointOut(msgspec.Struct, frozen=True):
+    """The newest signed checkpoint (signed now if the log grew since the last one)."""
+
+    origin: str
+    vkey: str
+    """The C2SP verifier key; compare it with the one the operator published."""
+    size: int
+    note: str
+    """The C2SP signed note (tlog-checkpoint body, Ed25519 signature line)."""
+
+
+class InclusionOut(msgspec.Struct, frozen=True):
+    """An RFC 9162 inclusion proof of one leaf in the tree a signed checkpoint commits to."""
+
+    seq: int
+    leaf: str
+    leaf_hash: str
+    tree_size: int
+    proof: list[str]
+    """Base64 hashes, leaf to root."""
+    checkpoint: str
+
+
+class ConsistencyOut(msgspec.Struct, frozen=True, rename={"first": "from", "second": "to"}):
+    """An RFC 9162 consistency proof from tree size ``from`` to the signed checkpoint of size ``to``."""
+
+    first: int
+    second: int
+    proof: list[str]
+    from_checkpoint: str | None
+    """The signed checkpoint of size ``from``, if the log made one."""
+    to_checkpoint: str
+
+
+class ProblemOut(msgspec.Struct, frozen=True):
+    """One finding of the verifier."""
+
+    kind: str
+    message: str
+    seqs: list[int]
+
+
+class VerifyOut(msgspec.Struct, frozen=True):
+    """The verdict on the whole stored log."""
+
+    valid: bool
+    entries: int
+    checkpoint_size: int | None
+    problems: list[ProblemOut]
+    pruned: int
+    """Entries whose payload retention shredded (not a problem)."""
+    notices: list[str]
+
+
+class ExportRequest(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename={"start": "from", "end": "to"}
+):
+    """A time range (RFC 3339 with offset) and, optionally, a checkpoint you hold."""
+
+    start: str
+    end: str
+    since_checkpoint: str | None = None
+    """A signed checkpoint you kept: the bundle then proves the log still extends it."""
+    purpose: str | None = None
+
+
+def _time(value: str | None, name: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(f"'{name}' must be an RFC 3339 date-time with offset.") from None
+    if parsed.tzinfo is None:
+        raise ValidationFailed(f"'{name}' must carry a UTC offset (Z or +hh:mm).")
+    return parsed.astimezone(dt.UTC)
+
+
+def _choice(value: str | None, name: str, allowed: type[Action] | type[Outcome]) -> str | None:
+    if value is None:
+        return None
+    if value not in {m.value for m in allowed}:
+        raise ValidationFailed(f"'{name}' must be one of: {', '.join(m.value for m in allowed)}.")
+    return value
+
+
+def _purpose(value: str | None, default: str) -> str:
+    text = (value or "").strip()
+    return text or default
+
+
+@get("/api/v1/audit/entries", operation_id="listAuditEntries", tags=_TAGS, opt=AUDITOR)
+async def audit_entries(
+    request: AuditRequest,
+    db_session: NamedDependency[AsyncSession],
+    purpose: Purpose = None,
+    actor: Annotated[str | None, QueryParameter(name="actor", max_length=128, required=False)] = None,
+    action: Annotated[str | None, QueryParameter(name="action", required=False)] = None,
+    resource: Annotated[str | None, QueryParameter(name="resource", max_length=256, required=False)] = None,
+    outcome: Annotated[str | None, QueryParameter(name="outcome", required=False)] = None,
+    time_from: Annotated[str | None, QueryParameter(name="from", required=False)] = None,
+    time_to: Annotated[str | None, QueryParameter(name="to", required=False)] = None,
+    after: Annotated[int | None, QueryParameter(name="after", ge=-1, required=False)] = None,
+    limit: Annotated[int, QueryParameter(name="limit", ge=1, le=MAX_PAGE)] = 100,
+) -> EntriesPage:
+    """Audit entries, decrypted, filtered by actor (API key id), action, resource, outcome and time
+    (``from``/``to``, RFC 3339), by ascending seq; page with ``after`` (the previous page's ``next_after``).
+    Recorded as ``audit.read``."""
+    appender = appender_of(request)
+    identity = await appender.identity()
+    filters = EntryFilter(
+        actor_key_id=actor,
+        action=_choice(action, "action", Action),
+        resource_tag=appender.kek.filter_tag(resource) if resource is not None else None,
+        outcome=_choice(outcome, "outcome", Outcome),
+        time_from=_time(time_from, "from"),
+        time_to=_time(time_to, "to"),
+        after_seq=after,
+    )
+    entries, next_after = await service.list_entries(
+        session=db_session, kek=appender.kek, origin=identity.origin, filters=filters, limit=limit
+    )
+    await record_access(
+        request,
+        action=Action.AUDIT_READ,
+        resource="audit:entries",
+        purpose=_purpose(purpose, DEFAULT_PURPOSE),
+        details={"entry_count": len(entries), "page_size": limit},
+    )
+    return EntriesPage(
+        entries=[AuditEntryOut(e.seq, e.leaf, e.key_id, e.record, e.pruned) for e in entries],
+        next_after=next_after,
+    )
+
+
+@get("/api/v1/audit/checkpoint", operation_id="getAuditCheckpoint", tags=_TAGS, opt=AUDITOR)
+async def audit_checkpoint(request: AuditRequest, purpose: Purpose = None) -> CheckpointOut:
+    """The newest signed checkpoint of the log (C2SP signed note); signed now if the log grew, so it covers
+    this very read. Keep it: a later export or proof against it exposes truncation or a fork.
+    Recorded as ``audit.read``."""
+    appender = appender_of(request)
+    identity = await appender.identity()
+    await record_access(
+        request,
+        action=Action.AUDIT_READ,
+        resource="audit:checkpoint",
+        purpose=_purpose(purpose, DEFAULT_PURPOSE),
+    )
+    latest = await _checkpoint(appender)
+    return CheckpointOut(origin=identity.origin, vkey=identity.vkey, size=latest[0], note=latest[1])
+
+
+async def _checkpoint(appender: AuditAppender) -> tuple[int, str]:
+    latest = await appender.checkpoint()
+    assert latest is not None  # checkpoint() signs one when none exists
+    return latest
+
+
+@get("/api/v1/audit/entries/{seq:int}/proof", operation_id="getAuditInclusionProof", tags=_TAGS, opt=AUDITOR)
+async def audit_proof(
+    request: AuditRequest,
+    db_session: NamedDependency[AsyncSession],
+    seq: Annotated[int, Parameter(ge=0)],
+    purpose: Purpose = None,
+    size: Annotated[int | None, QueryParameter(name="size", ge=1, required=False)] = None,
+) -> InclusionOut:
+    """The inclusion proof of entry ``seq`` against the signed checkpoint of ``size`` (default: the newest,
+    signed now if it does not cover the entry yet). Recorded as ``audit.read``."""
+    appender = appender_of(request)
+    await record_access(
+        request,
+        action=Action.AUDIT_READ,
+        resource=f"audit:proof/{seq}",
+        purpose=_purpose(purpose, DEFAULT_PURPOSE),
+        details={"from_seq": seq, **({"checkpoint_size": size} if size else {})},
+    )
+    result = await service.get_inclusion(session=db_session, appender=appender, seq=seq, size=size)
+    return InclusionOut(
+        seq=result.seq,
+        leaf=result.leaf,
+        leaf_hash=b64(result.leaf_hash),
+        tree_size=result.tree_size,
+        proof=[b64(h) for h in result.proof],
+        checkpoint=result.checkpoint,
+    )
+
+
+@get("/api/v1/audit/consistency", operation_id="getAuditConsistencyProof", tags=_TAGS, opt=AUDITOR)
+async def audit_consistency(
+    request: AuditRequest,
+    db_session: NamedDependency[AsyncSession],
+    first: Annotated[int, QueryParameter(name="from", ge=1)],
+    second: Annotated[int | None, QueryParameter(name="to", ge=1, required=False)] = None,
+    purpose: Purpose = None,
+) -> ConsistencyOut:
+    """The consistency proof from tree size ``from`` (a checkpoint you hold) to the signed checkpoint of
+    size ``to`` (default: the newest, signed now). Recorded as ``audit.read``."""
+    appender = appender_of(request)
+    await record_access(
+        request,
+        action=Action.AUDIT_READ,
+        resource="audit:consistency",
+        purpose=_purpose(purpose, DEFAULT_PURPOSE),
+        details={"from_seq": first, **({"to_seq": second} if second else {})},
+    )
+    result = await service.get_consistency(session=db_session, appender=appender, first=first, second=second)
+    return ConsistencyOut(
+        first=result.first,
+        second=result.second,
+        proof=[b64(h) for h in result.proof],
+        from_checkpoint=result.first_checkpoint,
+        to_checkpoint=result.second_checkpoint,
+    )
+
+
+@get("/api/v1/audit/verify", operation_id="verifyAuditLog", tags=_TAGS, opt=AUDITOR)
+async def audit_verify(request: AuditRequest, db_session: NamedDependency[AsyncSession]) -> VerifyOut:
+    """Verify the whole stored log now: every leaf decrypted and checked, the tree against every signed
+    checkpoint. Names each modified, missing, reordered or duplicate seq and a truncated tail. Recorded as
+    ``audit.verified`` (with the verdict) before the answer is returned."""
+    appender = appender_of(request)
+    identity = await appender.identity()
+    report = await service.verify_stored_log(session=db_session, kek=appender.kek, identity=identity)
+    await record_access(
+        request,
+        action=Action.AUDIT_VERIFIED,
+        resource="audit:log",
+        details={"valid": report.valid, "problem_count": len(report.problems), "entry_count": report.entries},
+    )
+    return VerifyOut(
+        valid=report.valid,
+        entries=report.entries,
+        checkpoint_size=report.checkpoint.size if report.checkpoint else None,
+        problems=[ProblemOut(p.kind.value, p.message, list(p.seqs)) for p in report.problems],
+        pruned=len(report.pruned),
+        notices=list(report.notices),
+    )
+
+
+@post(
+    "/api/v1/audit/export",
+    operation_id="exportAuditBundle",
+    tags=_TAGS,
+    opt=AUDITOR,
+    status_code=200,
+    response_description="The verification bundle (docs/audit-bundle.md)",
+)
+async def audit_export(
+    request: AuditRequest, db_session: NamedDependency[AsyncSession], data: JSONBody[ExportRequest]
+) -> Response[bytes]:
+    """A verification bundle of the entries in a time range (``from``/``to``, RFC 3339), with inclusion proofs
+    against a fresh signed checkpoint and, given ``since_checkpoint``, a consistency proof from it. Check it
+    offline with ``odeus-compliance audit verify --bundle FILE``. Recorded as ``audit.exported``."""
+    appender = appender_of(request)
+    start = _time(data.start, "from")
+    end = _time(data.end, "to")
+    assert start is not None and end is not None
+    bundle, count = await service.export_bundle(
+        session=db_session, appender=appender, start=start, end=end, since_checkpoint=data.since_checkpoint
+    )
+    await record_access(
+        request,
+        action=Action.AUDIT_EXPORTED,
+        resource="audit:export",
+        purpose=_purpose(data.purpose, "audit log export"),
+        details={
+            "entry_count": count,
+            "from_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "to_time": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
+    return Response(
+        bundle,
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="audit-bundle.json"'},
+    )

@@ -1,0 +1,114 @@
+"""Recording accesses from HTTP requests: the one call controllers and guards make before handing data out.
+
+    record = await record_access(request, action=Action.AUDIT_READ, resource="audit:entries", purpose=...)
+
+It returns only once the record is durable; if it cannot be written the request fails with a 503 problem
+(:class:`~odeus_compliance.errors.ServiceUnavailable`) and the caller hands nothing out (fail closed).
+
+Denied requests (401 from authentication, 403 from the role guard) are recorded as ``access.denied`` by
+:func:`record_denial`, which the app installs for :mod:`~odeus_compliance.security`: an unauthenticated caller
+as ``anonymous`` (never the presented key, not even its prefix), a wrong role with the key's id and name.
+A flood of bad requests becomes a flood of records; group commit writes thousands a second, so the log is
+not the bottleneck, but rate limiting belongs in front of the service (a reverse proxy) all the same.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from litestar.connection import ASGIConnection
+from sqlalchemy.exc import SQLAlchemyError
+
+from odeus_compliance.audit.appender import ANONYMOUS, Actor, AuditAppender, AuditWriteError
+from odeus_compliance.audit.records import Action, ActorRole, AuditRecord, DetailValue, Outcome
+from odeus_compliance.errors import ServiceUnavailable
+from odeus_compliance.keys.ring import KeyRingError
+from odeus_compliance.logging_setup import current_request_id
+from odeus_compliance.security import ApiKeyIdentity
+from odeus_compliance.state_keys import AUDIT_APPENDER_KEY
+
+__all__ = ["actor_of", "appender_of", "record_access", "record_denial", "route_of"]
+
+_PARAM: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z]+)?\}")
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._:/=,+*#-]")
+_UNAVAILABLE: Final = "The audit record could not be written, so the request was not carried out."
+
+
+def appender_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AuditAppender:
+    """The app's appender (installed by the lifespan)."""
+    appender = connection.app.state.get(AUDIT_APPENDER_KEY)
+    if not isinstance(appender, AuditAppender):
+        raise ServiceUnavailable(_UNAVAILABLE)
+    return appender
+
+
+def actor_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
+    """The authenticated caller, or anonymous."""
+    user = connection.scope.get("user")
+    if isinstance(user, ApiKeyIdentity):
+        return Actor(user.key_id, user.name, ActorRole(user.role.value))
+    return ANONYMOUS
+
+
+def route_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The route template in record-safe form (``/api/v1/audit/entries/:seq/proof``), never the raw path."""
+    template = connection.scope.get("path_template") or "unmatched"
+    return _UNSAFE.sub("_", _PARAM.sub(r":\1", str(template)))[:256] or "unmatched"
+
+
+def _client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    client = connection.client
+    if client is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(client.host))
+    except ValueError:
+        return None
+
+
+async def record_access(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    *,
+    action: Action,
+    resource: str,
+    purpose: str | None = None,
+    outcome: Outcome = Outcome.SUCCESS,
+    details: Mapping[str, DetailValue] | None = None,
+) -> AuditRecord:
+    """Write the record of this request's access; 503 if it cannot be written (``RecordError``, a bug in the
+    caller's fields, propagates as a 500)."""
+    appender = appender_of(connection)
+    record = appender.build_record(
+        actor=actor_of(connection),
+        action=action,
+        resource=resource,
+        purpose=purpose,
+        outcome=outcome,
+        request_id=current_request_id(),
+        client_address=_client_address(connection),
+        details=details,
+    )
+    try:
+        return await appender.append_record(record)
+    except (AuditWriteError, KeyRingError, SQLAlchemyError, OSError):
+        raise ServiceUnavailable(_UNAVAILABLE) from None
+
+
+async def record_denial(connection: ASGIConnection[Any, Any, Any, Any], status: int, reason: str) -> None:
+    """Record a refused request as ``access.denied`` (see the module docstring)."""
+    method = str(connection.scope.get("method", "OTHER"))
+    await record_access(
+        connection,
+        action=Action.ACCESS_DENIED,
+        resource=route_of(connection),
+        outcome=Outcome.DENIED,
+        details={
+            "http_status": status,
+            "reason": reason,
+            "method": method if method.isalpha() and len(method) <= 10 else "OTHER",
+            "route": route_of(connection),
+        },
+    )

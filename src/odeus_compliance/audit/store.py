@@ -1,0 +1,299 @@
+"""Storage of the audit log: the locked head row, leaves, checkpoints, and the reads the auditor API needs.
+
+Plain SQLAlchemy Core on a session or connection handed in; the caller owns the transaction. Nothing here
+decrypts or signs (see :mod:`~odeus_compliance.audit.appender` and :mod:`~odeus_compliance.audit.service`).
+
+The append lock (:func:`lock_head`): on PostgreSQL ``SELECT ... FOR UPDATE`` of the single
+``audit_log_state`` row, which serialises appenders across processes and replicas; on SQLite a no-op
+``UPDATE`` of that row as the transaction's first statement, which takes SQLite's write lock at once (the
+driver opens a deferred transaction before it, so this is ``BEGIN IMMEDIATE`` in effect) and waits up to the
+busy timeout for another process's writer. Either way, the size read under the lock is the next sequence
+number, so sequence numbers are unique and gap-free.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+from sqlalchemy import BigInteger, LargeBinary, Select, String, Text, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from odeus_compliance.db.models import AuditCheckpoint, AuditEntry, AuditLogState, UtcDateTime
+
+__all__ = [
+    "EntryFilter",
+    "Head",
+    "checkpoint_at",
+    "checkpoint_notes",
+    "dialect_name",
+    "entries_in_range",
+    "insert_checkpoint",
+    "insert_entries",
+    "iter_leaves",
+    "latest_checkpoint",
+    "leaf_hashes",
+    "lock_head",
+    "lock_head_with_key",
+    "query_entries",
+    "read_head",
+    "scrub_filters",
+    "seq_range_between",
+    "store_head",
+]
+
+Executor = AsyncSession | AsyncConnection
+_STREAM_BATCH: Final = 20_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Head:
+    """The head row: size, compact range (largest first), newest checkpoint's size and time."""
+
+    size: int
+    peaks: tuple[bytes, ...]
+    checkpoint_size: int
+    checkpoint_at: dt.datetime | None
+
+
+def _head(row: Any) -> Head:
+    peaks = tuple(base64.b64decode(p) for p in json.loads(row[1]))
+    at = row[3]
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    return Head(size=int(row[0]), peaks=peaks, checkpoint_size=int(row[2]), checkpoint_at=at)
+
+
+_HEAD_COLUMNS: Final = (
+    AuditLogState.size,
+    AuditLogState.peaks,
+    AuditLogState.checkpoint_size,
+    AuditLogState.checkpoint_at,
+)
+
+
+def dialect_name(executor: Executor) -> str:
+    """``sqlite`` or ``postgresql``."""
+    if isinstance(executor, AsyncConnection):
+        return executor.dialect.name
+    return executor.get_bind().dialect.name
+
+
+async def lock_head(executor: Executor) -> Head:
+    """Take the append lock (see the module docstring) and read the head row inside the transaction."""
+    if dialect_name(executor) == "sqlite":
+        await executor.execute(text("UPDATE audit_log_state SET size = size WHERE id = 1"))
+        row = (await executor.execute(select(*_HEAD_COLUMNS).where(AuditLogState.id == 1))).first()
+    else:
+        row = (
+            await executor.execute(select(*_HEAD_COLUMNS).where(AuditLogState.id == 1).with_for_update())
+        ).first()
+    if row is None:
+        msg = "the audit log's head row is missing (the database was altered)"
+        raise LookupError(msg)
+    return _head(row)
+
+
+_LOCK_SQLITE: Final = (
+    "UPDATE audit_log_state SET size = size WHERE id = 1 RETURNING size, peaks, checkpoint_size, checkpoint_at, "
+    "{key_columns}"
+)
+_LOCK_POSTGRES: Final = (
+    "SELECT size, peaks, checkpoint_size, checkpoint_at, {key_columns} FROM audit_log_state WHERE id = 1 FOR UPDATE"
+)
+_KEY_COLUMNS: Final = (
+    "(SELECT key_id FROM key_epochs WHERE kind = :kind ORDER BY epoch DESC LIMIT 1) AS key_id, "
+    "(SELECT wrapped FROM key_epochs WHERE kind = :kind ORDER BY epoch DESC LIMIT 1) AS wrapped"
+)
+
+
+async def lock_head_with_key(executor: Executor, kind: str) -> tuple[Head, str | None, bytes | None]:
+    """:func:`lock_head` and, in the same round trip, the newest key of ``kind`` (id, wrapped material).
+
+    The append path's first statement: one database round trip instead of three per batch.
+    """
+    template = _LOCK_SQLITE if dialect_name(executor) == "sqlite" else _LOCK_POSTGRES
+    statement = text(template.format(key_columns=_KEY_COLUMNS)).columns(
+        size=BigInteger,
+        peaks=Text,
+        checkpoint_size=BigInteger,
+        checkpoint_at=UtcDateTime,
+        key_id=String,
+        wrapped=LargeBinary,
+    )
+    row = (await executor.execute(statement, {"kind": kind})).first()
+    if row is None:
+        msg = "the audit log's head row is missing (the database was altered)"
+        raise LookupError(msg)
+    return _head(row), row[4], None if row[5] is None else bytes(row[5])
+
+
+async def read_head(executor: Executor) -> Head:
+    """The head row without locking (a snapshot)."""
+    row = (await executor.execute(select(*_HEAD_COLUMNS).where(AuditLogState.id == 1))).first()
+    if row is None:
+        msg = "the audit log's head row is missing (the database was altered)"
+        raise LookupError(msg)
+    return _head(row)
+
+
+async def store_head(executor: Executor, head: Head) -> None:
+    """Write the head row (under the lock)."""
+    await executor.execute(
+        update(AuditLogState)
+        .where(AuditLogState.id == 1)
+        .values(
+            size=head.size,
+            peaks=json.dumps([base64.b64encode(p).decode("ascii") for p in head.peaks]),
+            checkpoint_size=head.checkpoint_size,
+            checkpoint_at=head.checkpoint_at,
+        )
+    )
+
+
+async def insert_entries(executor: Executor, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert leaves (one executemany)."""
+    if rows:
+        await executor.execute(insert(AuditEntry), list(rows))
+
+
+async def insert_checkpoint(
+    executor: Executor, *, size: int, root: bytes, note: str, at: dt.datetime
+) -> None:
+    """Insert a signed checkpoint."""
+    await executor.execute(insert(AuditCheckpoint).values(size=size, root=root, note=note, created_at=at))
+
+
+async def latest_checkpoint(executor: Executor) -> tuple[int, str] | None:
+    """``(size, note)`` of the newest checkpoint."""
+    row = (
+        await executor.execute(
+            select(AuditCheckpoint.size, AuditCheckpoint.note).order_by(AuditCheckpoint.size.desc()).limit(1)
+        )
+    ).first()
+    return None if row is None else (int(row[0]), row[1])
+
+
+async def checkpoint_at(executor: Executor, size: int) -> str | None:
+    """The note of the checkpoint of exactly ``size``."""
+    return (await executor.execute(select(AuditCheckpoint.note).where(AuditCheckpoint.size == size))).scalar()
+
+
+async def checkpoint_notes(executor: Executor) -> list[str]:
+    """Every stored checkpoint note, by size."""
+    return list(
+        (await executor.execute(select(AuditCheckpoint.note).order_by(AuditCheckpoint.size))).scalars()
+    )
+
+
+async def iter_leaves(executor: Executor, *, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    """Leaf texts in storage (seq) order, in keyset-paged batches (bounded memory)."""
+    after = start - 1
+    while True:
+        query = select(AuditEntry.seq, AuditEntry.leaf).where(AuditEntry.seq > after)
+        if end is not None:
+            query = query.where(AuditEntry.seq < end)
+        rows = (await executor.execute(query.order_by(AuditEntry.seq).limit(_STREAM_BATCH))).all()
+        for _seq, leaf in rows:
+            yield leaf.encode("utf-8")
+        if len(rows) < _STREAM_BATCH:
+            return
+        after = rows[-1][0]
+
+
+async def leaf_hashes(executor: Executor, size: int) -> list[bytes]:
+    """The stored leaf hashes of seq ``0..size-1`` in order (proof generation; 32 bytes each)."""
+    out: list[bytes] = []
+    after = -1
+    while True:
+        rows = (
+            await executor.execute(
+                select(AuditEntry.seq, AuditEntry.leaf_hash)
+                .where(AuditEntry.seq > after, AuditEntry.seq < size)
+                .order_by(AuditEntry.seq)
+                .limit(_STREAM_BATCH * 5)
+            )
+        ).all()
+        out.extend(bytes(h) for _s, h in rows)
+        if len(rows) < _STREAM_BATCH * 5:
+            return out
+        after = rows[-1][0]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """Filters of the entries listing; ``resource_tag`` is the keyed hash of the wanted resource."""
+
+    actor_key_id: str | None = None
+    action: str | None = None
+    resource_tag: str | None = None
+    outcome: str | None = None
+    time_from: dt.datetime | None = None
+    time_to: dt.datetime | None = None
+    after_seq: int | None = None
+
+
+def _filtered(query: Select[int, str, str], f: EntryFilter) -> Select[int, str, str]:
+    if f.actor_key_id is not None:
+        query = query.where(AuditEntry.actor_key_id == f.actor_key_id)
+    if f.action is not None:
+        query = query.where(AuditEntry.action == f.action)
+    if f.resource_tag is not None:
+        query = query.where(AuditEntry.resource_tag == f.resource_tag)
+    if f.outcome is not None:
+        query = query.where(AuditEntry.outcome == f.outcome)
+    if f.time_from is not None:
+        query = query.where(AuditEntry.time >= f.time_from)
+    if f.time_to is not None:
+        query = query.where(AuditEntry.time <= f.time_to)
+    if f.after_seq is not None:
+        query = query.where(AuditEntry.seq > f.after_seq)
+    return query
+
+
+async def query_entries(executor: Executor, f: EntryFilter, *, limit: int) -> list[tuple[int, str, str]]:
+    """``(seq, leaf, key_id)`` of matching entries by ascending seq, at most ``limit``."""
+    query = _filtered(select(AuditEntry.seq, AuditEntry.leaf, AuditEntry.key_id), f)
+    rows = (await executor.execute(query.order_by(AuditEntry.seq).limit(limit))).all()
+    return [(int(s), leaf, k) for s, leaf, k in rows]
+
+
+async def seq_range_between(
+    executor: Executor, start: dt.datetime, end: dt.datetime
+) -> tuple[int, int] | None:
+    """The smallest and largest seq whose time is within ``[start, end]``, or ``None``."""
+    row = (
+        await executor.execute(
+            select(func.min(AuditEntry.seq), func.max(AuditEntry.seq)).where(
+                AuditEntry.time >= start, AuditEntry.time <= end
+            )
+        )
+    ).first()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
+async def entries_in_range(executor: Executor, first: int, last: int) -> list[tuple[int, str, str]]:
+    """``(seq, leaf, key_id)`` for ``first <= seq <= last``, ascending."""
+    rows = (
+        await executor.execute(
+            select(AuditEntry.seq, AuditEntry.leaf, AuditEntry.key_id)
+            .where(AuditEntry.seq >= first, AuditEntry.seq <= last)
+            .order_by(AuditEntry.seq)
+        )
+    ).all()
+    return [(int(s), leaf, k) for s, leaf, k in rows]
+
+
+async def scrub_filters(executor: Executor, key_id: str) -> None:
+    """Clear the filter columns of every entry under ``key_id`` (its epoch was shredded)."""
+    await executor.execute(
+        update(AuditEntry)
+        .where(AuditEntry.key_id == key_id)
+        .values(action=None, outcome=None, actor_key_id=None, resource_tag=None)
+    )

@@ -1,0 +1,96 @@
+"""``odeus-compliance keys ...``: the key ring (data keys by epoch, the audit log's checkpoint signer)."""
+
+from __future__ import annotations
+
+import click
+
+from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
+from odeus_compliance.audit.records import Action
+from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.keys.ring import (
+    ROTATABLE_KINDS,
+    KeyEncryptionKey,
+    KeyKind,
+    KeyRingStatus,
+    ensure_key_ring,
+    rotate_key,
+)
+from odeus_compliance.settings import Settings
+
+__all__ = ["keys"]
+
+
+@click.group()
+def keys() -> None:
+    """Manage the key ring: data keys by kind and epoch, wrapped by the master key, and the audit log's
+    checkpoint signer."""
+
+
+async def _init(settings: Settings) -> KeyRingStatus:
+    await ensure_schema_at_head(settings)
+    kek = KeyEncryptionKey(settings.require_master_key())
+    engine = create_engine_for(settings)
+    try:
+        async with session_factory(engine)() as session:
+            status = await ensure_key_ring(session=session, kek=kek)
+    finally:
+        await engine.dispose()
+    if status.created:
+        async with AuditAppender.open(settings) as appender:
+            for key_id in status.created:
+                if key_id == "installation":
+                    continue
+                await appender.append(
+                    actor=SYSTEM_CLI,
+                    action=Action.KEY_CREATED,
+                    resource=f"key:{key_id}",
+                    details={"key_id": key_id, "key_kind": key_id.split(":", 1)[0]},
+                )
+    return status
+
+
+@keys.command()
+def init() -> None:
+    """Create whatever the key ring lacks (idempotent): the installation id that names the audit log, and
+    epoch 1 of each kind of key (audit-data, pseudonymisation, checkpoint-signing).
+
+    Prints the audit log's origin and its verifier key (vkey) on stdout: publish the vkey to your auditors.
+    The self-signed report-signing certificate that DESIGN.md mentions is not made yet (reports are a later
+    issue).
+    """
+    status = run_async(_init(load_settings()))
+    click.echo(f"origin: {status.origin}")
+    click.echo(f"vkey: {status.vkey}")
+    made = [k for k in status.created if k != "installation"]
+    click.echo(
+        f"created {len(made)} key(s)" if made else "the key ring was complete; nothing created", err=True
+    )
+
+
+async def _rotate(settings: Settings, kind: KeyKind) -> str:
+    await ensure_schema_at_head(settings)
+    kek = KeyEncryptionKey(settings.require_master_key())
+    engine = create_engine_for(settings)
+    try:
+        async with session_factory(engine)() as session:
+            key_id = await rotate_key(session=session, kek=kek, kind=kind)
+    finally:
+        await engine.dispose()
+    async with AuditAppender.open(settings) as appender:
+        await appender.append(
+            actor=SYSTEM_CLI,
+            action=Action.KEY_ROTATED,
+            resource=f"key:{key_id}",
+            details={"key_id": key_id, "key_kind": kind.value},
+        )
+    return key_id
+
+
+@keys.command()
+@click.argument("kind", type=click.Choice(sorted(k.value for k in ROTATABLE_KINDS)))
+def rotate(kind: str) -> None:
+    """Start a new epoch of KIND: new data is encrypted under the new key; old keys stay and keep opening
+    what they encrypted (history is never rewritten). The checkpoint-signing key cannot be rotated yet."""
+    key_id = run_async(_rotate(load_settings(), KeyKind(kind)))
+    click.echo(key_id)

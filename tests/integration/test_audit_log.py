@@ -1,0 +1,320 @@
+"""The stored audit log on both databases: appends, concurrency, tampering, key rotation and shredding, the
+CLI verifier and export. (The HTTP API is in ``test_audit_http.py``; kill -9 in ``test_audit_durability.py``.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from odeus_compliance.audit import service
+from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
+from odeus_compliance.audit.bundle import verify_bundle
+from odeus_compliance.audit.checkpoint import Checkpoint, sign_checkpoint
+from odeus_compliance.audit.leaf import seal_record
+from odeus_compliance.audit.merkle import MerkleAccumulator, leaf_hash
+from odeus_compliance.audit.records import Action, AuditRecord
+from odeus_compliance.audit.store import EntryFilter
+from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.keys.ring import KeyEncryptionKey, KeyKind, KeyRing, current_data_key, load_identity
+from odeus_compliance.settings import Settings
+from tests.support.audit import append_records, cli, cli_env, init_ring, sql
+
+
+@pytest.fixture
+def ring_settings(migrated_settings: Settings) -> Settings:
+    """A migrated database with an initialised key ring."""
+    init_ring(migrated_settings)
+    return migrated_settings
+
+
+@pytest.fixture
+def filled(ring_settings: Settings) -> Settings:
+    """40 records and a checkpoint covering them."""
+    seqs = asyncio.run(append_records(ring_settings, writers=4, each=10))
+    assert sorted(seqs) == list(range(40))
+    return ring_settings
+
+
+def read_all(settings: Settings) -> list[service.EntryView]:
+    async def go() -> list[service.EntryView]:
+        engine = create_engine_for(settings)
+        kek = KeyEncryptionKey(settings.require_master_key())
+        try:
+            async with session_factory(engine)() as session:
+                identity = await load_identity(executor=session, kek=kek)
+                entries, _ = await service.list_entries(
+                    session=session, kek=kek, origin=identity.origin, filters=EntryFilter(), limit=100_000
+                )
+                return entries
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def verify_stored(settings: Settings) -> Any:
+    async def go() -> Any:
+        engine = create_engine_for(settings)
+        kek = KeyEncryptionKey(settings.require_master_key())
+        try:
+            async with session_factory(engine)() as session:
+                identity = await load_identity(executor=session, kek=kek)
+                return await service.verify_stored_log(session=session, kek=kek, identity=identity)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def test_keys_init_is_idempotent_and_prints_the_vkey(migrated_settings: Settings) -> None:
+    first = cli(migrated_settings, "keys", "init")
+    assert first.returncode == 0, first.stderr
+    second = cli(migrated_settings, "keys", "init")
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout
+    assert "nothing created" in second.stderr
+    origin, vkey = (line.split(": ", 1)[1] for line in first.stdout.splitlines())
+    assert origin.startswith("odeus-compliance/")
+    assert vkey.startswith(origin + "+")
+    assert "PRIVATE" not in first.stdout + first.stderr
+    assert [e.record["action"] for e in read_all(migrated_settings) if e.record] == ["key.created"] * 3
+    refused = cli(migrated_settings, "keys", "rotate", "checkpoint-signing")
+    assert refused.returncode == 2  # not a choice
+
+
+def test_concurrent_writers_give_one_gap_free_sequence(ring_settings: Settings) -> None:
+    seqs = asyncio.run(append_records(ring_settings, writers=32, each=20))
+    assert sorted(seqs) == list(range(640))
+    report = verify_stored(ring_settings)
+    assert report.valid, report.summary()
+    assert report.entries == 640
+    assert report.disclosed == 640
+    entries = read_all(ring_settings)
+    assert [e.seq for e in entries] == list(range(640))
+    assert all(e.record is not None and e.record["seq"] == e.seq for e in entries)
+
+
+def test_two_processes_append_at_once(ring_settings: Settings, tmp_path: Path) -> None:
+    script = tmp_path / "append.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, base64, os, sys
+            from pathlib import Path
+            from odeus_compliance.settings import Settings
+            from tests.support.audit import append_records
+            settings = Settings.from_env(os.environ)
+            seqs = asyncio.run(append_records(settings, writers=8, each=25, checkpoint=False))
+            print(",".join(map(str, seqs)))
+            """
+        )
+    )
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            env={**cli_env(ring_settings), "PYTHONPATH": str(root)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _out, err in outputs]
+    seqs = [int(s) for out, _err in outputs for s in out.strip().split(",")]
+    assert sorted(seqs) == list(range(400))
+    result = cli(ring_settings, "audit", "verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("valid\n")
+
+
+def _tamper_modify(settings: Settings) -> None:
+    (rows,) = sql(settings, [("SELECT leaf FROM audit_entries WHERE seq = 7", {})])
+    leaf = json.loads(rows[0][0])
+    leaf["nonce"] = "AAAAAAAAAAAAAAAA"
+    text = json.dumps(leaf, sort_keys=True, separators=(",", ":"))
+    sql(settings, [("UPDATE audit_entries SET leaf = :leaf WHERE seq = 7", {"leaf": text})])
+
+
+def _tamper_delete(settings: Settings) -> None:
+    sql(settings, [("DELETE FROM audit_entries WHERE seq = 7", {})])
+
+
+def _tamper_swap(settings: Settings) -> None:
+    (rows,) = sql(settings, [("SELECT seq, leaf FROM audit_entries WHERE seq IN (5, 9) ORDER BY seq", {})])
+    (_, five), (_, nine) = rows
+    sql(
+        settings,
+        [
+            ("UPDATE audit_entries SET leaf = :leaf WHERE seq = 5", {"leaf": nine}),
+            ("UPDATE audit_entries SET leaf = :leaf WHERE seq = 9", {"leaf": five}),
+        ],
+    )
+
+
+def _tamper_truncate(settings: Settings) -> None:
+    sql(settings, [("DELETE FROM audit_entries WHERE seq >= 35", {})])
+
+
+TAMPERING = {
+    "modified": (_tamper_modify, ["modified: seq 7:"]),
+    "missing": (_tamper_delete, ["missing: seq 7:"]),
+    # a swap shows as seqs 5..9 out of order in the stream (5 and 9 moved; 6..8 arrive "early" after 9)
+    "reordered": (_tamper_swap, ["reordered: seq 5, 6, 7, 8, 9:"]),
+    "truncated": (_tamper_truncate, ["truncated:", "covers 40 leaves but the log holds 35"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPERING))
+def test_audit_verify_names_each_kind_of_tampering(filled: Settings, kind: str) -> None:
+    clean = cli(filled, "audit", "verify")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert clean.stdout.startswith("valid\n")
+    tamper, expected = TAMPERING[kind]
+    # the clean run appended its own audit.verified record (seq 40); tampering happens below it
+    tamper(filled)
+    result = cli(filled, "audit", "verify")
+    assert result.returncode == 1, result.stdout
+    assert result.stdout.startswith("INVALID"), result.stdout
+    for fragment in expected:
+        assert fragment in result.stdout, result.stdout
+
+
+def test_a_fork_against_a_held_checkpoint_is_named(filled: Settings, tmp_path: Path) -> None:
+    """An operator holding the master key rewrites history: re-seals seq 2, re-signs every checkpoint. The
+    stored log is then self-consistent; only the checkpoint the auditor kept exposes it."""
+    (rows,) = sql(filled, [("SELECT note FROM audit_checkpoints ORDER BY size DESC LIMIT 1", {})])
+    held = tmp_path / "held.txt"
+    held.write_text(rows[0][0], encoding="utf-8")
+
+    async def rewrite() -> None:
+        engine = create_engine_for(filled)
+        kek = KeyEncryptionKey(filled.require_master_key())
+        try:
+            async with engine.begin() as conn:
+                identity = await load_identity(executor=conn, kek=kek)
+                key = await current_data_key(executor=conn, kek=kek, kind=KeyKind.AUDIT_DATA)
+                old = (await conn.exec_driver_sql("SELECT leaf FROM audit_entries WHERE seq = 2")).scalar_one()
+                appender = AuditAppender.for_settings(filled)
+                record = appender.build_record(actor=SYSTEM_CLI, action=Action.KEY_ROTATED, resource="key:forged")
+                await appender.close()
+                forged = AuditRecord(**{**{f: getattr(record, f) for f in record.__dataclass_fields__}, "seq": 2})
+                text = seal_record(forged, origin=identity.origin, data_key=key).text()
+                assert text.decode() != old
+                await conn.execute(
+                    __import__("sqlalchemy").text(
+                        "UPDATE audit_entries SET leaf = :leaf, leaf_hash = :h WHERE seq = 2"
+                    ),
+                    {"leaf": text.decode(), "h": leaf_hash(text)},
+                )
+                leaves = [
+                    r[0].encode()
+                    for r in (await conn.exec_driver_sql("SELECT leaf FROM audit_entries ORDER BY seq")).all()
+                ]
+                acc = MerkleAccumulator()
+                acc.extend_leaves(leaves)
+                note = sign_checkpoint(Checkpoint(identity.origin, acc.size, acc.root()), identity.signer)
+                await conn.exec_driver_sql("DELETE FROM audit_checkpoints")
+                await conn.execute(
+                    __import__("sqlalchemy").text(
+                        "INSERT INTO audit_checkpoints (size, root, note, created_at) VALUES (:s, :r, :n, :t)"
+                    ),
+                    {"s": acc.size, "r": acc.root(), "n": note, "t": forged.time},
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(rewrite())
+    alone = cli(filled, "audit", "verify")
+    assert alone.returncode == 0, alone.stdout  # self-consistent: why auditors keep checkpoints
+    result = cli(filled, "audit", "verify", "--checkpoint", str(held))
+    assert result.returncode == 1, result.stdout
+    assert "forked:" in result.stdout
+
+
+def test_rotation_and_shredding_keep_the_log_verifiable(filled: Settings, tmp_path: Path) -> None:
+    rotated = cli(filled, "keys", "rotate", "audit-data")
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = rotated.stdout.strip()
+    assert new_key.startswith("audit-data:2:")
+    asyncio.run(append_records(filled, writers=2, each=5))
+    entries = read_all(filled)
+    old_key = entries[0].key_id
+    old_seqs = [e.seq for e in entries if e.key_id == old_key]
+    assert old_seqs == list(range(41))  # the 40 records and the key.rotated record were sealed before
+    assert {e.key_id for e in entries if e.seq > 40} == {new_key}
+
+    async def shred() -> None:
+        engine = create_engine_for(filled)
+        try:
+            async with session_factory(engine)() as session:
+                assert await service.shred_epoch(session=session, key_id=old_key)
+            ring = KeyRing(session_factory(engine), KeyEncryptionKey(filled.require_master_key()))
+            assert await ring.data_key(old_key) is None
+            assert (await ring.data_key(new_key)) is not None
+        finally:
+            await engine.dispose()
+
+    asyncio.run(shred())
+    entries = read_all(filled)
+    assert [e.seq for e in entries if e.pruned] == old_seqs
+    assert all(e.record is not None for e in entries if e.seq > 40)
+    (leftover,) = sql(
+        filled,
+        [("SELECT count(*) FROM audit_entries WHERE key_id = :k AND action IS NOT NULL", {"k": old_key})],
+    )
+    assert leftover[0][0] == 0  # the filter columns went with the payloads
+    result = cli(filled, "audit", "verify")
+    assert result.returncode == 0, result.stdout
+    assert "pruned by policy: 41 entries" in result.stdout
+
+    out = tmp_path / "bundle.json"
+    exported = cli(filled, "audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    bundle = json.loads(out.read_text())
+    assert [e["record"] is None for e in bundle["entries"]][:41] == [True] * 41
+    report = verify_bundle(out.read_bytes(), trusted_vkey=bundle["vkey"])
+    assert report.valid, report.summary()
+    assert list(report.pruned) == old_seqs
+
+
+def test_export_and_offline_verify(filled: Settings, tmp_path: Path) -> None:
+    (rows,) = sql(filled, [("SELECT note FROM audit_checkpoints ORDER BY size DESC LIMIT 1", {})])
+    held = tmp_path / "held.txt"
+    held.write_text(rows[0][0], encoding="utf-8")
+    asyncio.run(append_records(filled, writers=3, each=4))
+    out = tmp_path / "b.json"
+    done = cli(
+        filled,
+        "audit", "export", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00+00:00",
+        "--out", str(out), "--since-checkpoint", str(held),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    vkey = json.loads(out.read_text())["vkey"]
+    # offline: no configuration at all, in an empty directory
+    ok = cli(None, "audit", "verify", "--bundle", str(out), "--vkey", vkey, "--checkpoint", str(held), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("valid\nVALID: 52 entries (seq 0..51)")
+    other = "odeus-compliance/other+00000000+AddnL+zfYoSJmx8JxEsSE7qtBg4aFFYscJEVGyzxdbLG"
+    bad_key = cli(None, "audit", "verify", "--bundle", str(out), "--vkey", other, cwd=tmp_path)
+    assert bad_key.returncode == 1
+    data = json.loads(out.read_text())
+    data["entries"][3]["record"]["purpose"] = "edited"
+    out.write_text(json.dumps(data))
+    edited = cli(None, "audit", "verify", "--bundle", str(out), "--vkey", vkey, cwd=tmp_path)
+    assert edited.returncode == 1
+    assert "modified: seq 3:" in edited.stdout
+    out.write_text("{not json")
+    broken = cli(None, "audit", "verify", "--bundle", str(out), cwd=tmp_path)
+    assert broken.returncode == 1
+    assert "malformed" in broken.stdout
+    actions = [e.record["action"] for e in read_all(filled) if e.record]
+    assert actions.count("audit.exported") == 1
