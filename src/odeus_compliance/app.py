@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from odeus_compliance import __version__
 from odeus_compliance.apikeys.controllers import whoami
 from odeus_compliance.apikeys.service import SessionAuthenticator
-from odeus_compliance.audit.appender import AuditAppender
+from odeus_compliance.audit.appender import SYSTEM_SERVICE, AuditAppender
 from odeus_compliance.audit.controllers import (
     audit_checkpoint,
     audit_consistency,
@@ -40,11 +40,11 @@ from odeus_compliance.audit.controllers import (
     audit_verify,
 )
 from odeus_compliance.audit.recording import record_denial
-from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
-from odeus_compliance.logging_setup import log_event
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.errors import exception_handlers, problem_response
 from odeus_compliance.health.controllers import HealthController
+from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
+from odeus_compliance.logging_setup import log_event
 from odeus_compliance.policy.controllers import get_policy, list_policies
 from odeus_compliance.request_log import install_request_log
 from odeus_compliance.security import (
@@ -153,14 +153,17 @@ def create_app(
         # the key ring: created on first start if missing (like 'keys init'; safe with several replicas). A
         # ring this master key does not open stops the start; an unreachable or unmigrated database does not
         # (health/ready says so, and every audited request fails closed with a 503 until it is fixed)
+        created: tuple[str, ...] = ()
         try:
             async with sessions() as session:
-                await ensure_key_ring(session=session, kek=KeyEncryptionKey(settings.require_master_key()))
+                kek = KeyEncryptionKey(settings.require_master_key())
+                created = (await ensure_key_ring(session=session, kek=kek)).created
         except (SQLAlchemyError, OSError) as exc:
             log_event(_log, logging.WARNING, "key_ring_unavailable", error_type=type(exc).__name__)
         # the audit log's writer: its own engine (SQLite: synchronous=FULL), group commit, checkpoint ticker
         appender = AuditAppender.for_settings(settings)
         await appender.start()
+        await appender.record_created_keys(created, SYSTEM_SERVICE)
         app.state[AUDIT_APPENDER_KEY] = appender
         app.state[DENIAL_RECORDER_KEY] = record_denial
         try:

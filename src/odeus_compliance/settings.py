@@ -250,7 +250,8 @@ class Settings:
     log_level: str = "INFO"
     """``ODEUS_COMPLIANCE_LOG_LEVEL``: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     audit_checkpoint_records: int = 1000
-    """Sign an audit checkpoint at least every this many records (``ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_RECORDS``)."""
+    """Sign an audit checkpoint at least every this many records
+    (``ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_RECORDS``)."""
     audit_checkpoint_seconds: float = 60.0
     """... and at least this often while the log grows (``ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_SECONDS``)."""
     demo: bool = False

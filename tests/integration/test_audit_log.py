@@ -1,5 +1,5 @@
 """The stored audit log on both databases: appends, concurrency, tampering, key rotation and shredding, the
-CLI verifier and export. (The HTTP API is in ``test_audit_http.py``; kill -9 in ``test_audit_durability.py``.)"""
+CLI verifier and export. (HTTP API: ``test_audit_http.py``; kill -9: ``test_audit_durability.py``.)"""
 
 from __future__ import annotations
 
@@ -202,11 +202,17 @@ def test_a_fork_against_a_held_checkpoint_is_named(filled: Settings, tmp_path: P
             async with engine.begin() as conn:
                 identity = await load_identity(executor=conn, kek=kek)
                 key = await current_data_key(executor=conn, kek=kek, kind=KeyKind.AUDIT_DATA)
-                old = (await conn.exec_driver_sql("SELECT leaf FROM audit_entries WHERE seq = 2")).scalar_one()
+                old = (
+                    await conn.exec_driver_sql("SELECT leaf FROM audit_entries WHERE seq = 2")
+                ).scalar_one()
                 appender = AuditAppender.for_settings(filled)
-                record = appender.build_record(actor=SYSTEM_CLI, action=Action.KEY_ROTATED, resource="key:forged")
+                record = appender.build_record(
+                    actor=SYSTEM_CLI, action=Action.KEY_ROTATED, resource="key:forged"
+                )
                 await appender.close()
-                forged = AuditRecord(**{**{f: getattr(record, f) for f in record.__dataclass_fields__}, "seq": 2})
+                forged = AuditRecord(
+                    **{**{f: getattr(record, f) for f in record.__dataclass_fields__}, "seq": 2}
+                )
                 text = seal_record(forged, origin=identity.origin, data_key=key).text()
                 assert text.decode() != old
                 await conn.execute(
@@ -249,8 +255,8 @@ def test_rotation_and_shredding_keep_the_log_verifiable(filled: Settings, tmp_pa
     entries = read_all(filled)
     old_key = entries[0].key_id
     old_seqs = [e.seq for e in entries if e.key_id == old_key]
-    assert old_seqs == list(range(41))  # the 40 records and the key.rotated record were sealed before
-    assert {e.key_id for e in entries if e.seq > 40} == {new_key}
+    assert old_seqs == list(range(40))  # the key.rotated record (seq 40) is the new epoch's first
+    assert {e.key_id for e in entries if e.seq >= 40} == {new_key}
 
     async def shred() -> None:
         engine = create_engine_for(filled)
@@ -266,7 +272,7 @@ def test_rotation_and_shredding_keep_the_log_verifiable(filled: Settings, tmp_pa
     asyncio.run(shred())
     entries = read_all(filled)
     assert [e.seq for e in entries if e.pruned] == old_seqs
-    assert all(e.record is not None for e in entries if e.seq > 40)
+    assert all(e.record is not None for e in entries if e.seq >= 40)
     (leftover,) = sql(
         filled,
         [("SELECT count(*) FROM audit_entries WHERE key_id = :k AND action IS NOT NULL", {"k": old_key})],
@@ -274,13 +280,13 @@ def test_rotation_and_shredding_keep_the_log_verifiable(filled: Settings, tmp_pa
     assert leftover[0][0] == 0  # the filter columns went with the payloads
     result = cli(filled, "audit", "verify")
     assert result.returncode == 0, result.stdout
-    assert "pruned by policy: 41 entries" in result.stdout
+    assert "pruned by policy: 40 entries" in result.stdout
 
     out = tmp_path / "bundle.json"
     exported = cli(filled, "audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--out", str(out))
     assert exported.returncode == 0, exported.stderr
     bundle = json.loads(out.read_text())
-    assert [e["record"] is None for e in bundle["entries"]][:41] == [True] * 41
+    assert [e["record"] is None for e in bundle["entries"]][:41] == [True] * 40 + [False]
     report = verify_bundle(out.read_bytes(), trusted_vkey=bundle["vkey"])
     assert report.valid, report.summary()
     assert list(report.pruned) == old_seqs
@@ -300,7 +306,9 @@ def test_export_and_offline_verify(filled: Settings, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     vkey = json.loads(out.read_text())["vkey"]
     # offline: no configuration at all, in an empty directory
-    ok = cli(None, "audit", "verify", "--bundle", str(out), "--vkey", vkey, "--checkpoint", str(held), cwd=tmp_path)
+    ok = cli(
+        None, "audit", "verify", "--bundle", str(out), "--vkey", vkey, "--checkpoint", str(held), cwd=tmp_path
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.startswith("valid\nVALID: 52 entries (seq 0..51)")
     other = "odeus-compliance/other+00000000+AddnL+zfYoSJmx8JxEsSE7qtBg4aFFYscJEVGyzxdbLG"

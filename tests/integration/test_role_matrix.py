@@ -50,8 +50,12 @@ ROUTES: Final[dict[tuple[str, str], Case]] = {
         frozenset({AUDITOR}), "/api/v1/audit/entries", params={"limit": "5", "action": "access.denied"}
     ),
     ("GET", "/api/v1/audit/checkpoint"): Case(frozenset({AUDITOR}), "/api/v1/audit/checkpoint"),
-    ("GET", "/api/v1/audit/entries/{seq:int}/proof"): Case(frozenset({AUDITOR}), "/api/v1/audit/entries/0/proof"),
-    ("GET", "/api/v1/audit/consistency"): Case(frozenset({AUDITOR}), "/api/v1/audit/consistency", params={"from": "1"}),
+    ("GET", "/api/v1/audit/entries/{seq:int}/proof"): Case(
+        frozenset({AUDITOR}), "/api/v1/audit/entries/0/proof"
+    ),
+    ("GET", "/api/v1/audit/consistency"): Case(
+        frozenset({AUDITOR}), "/api/v1/audit/consistency", params={"from": "1"}
+    ),
     ("GET", "/api/v1/audit/verify"): Case(frozenset({AUDITOR}), "/api/v1/audit/verify"),
     ("POST", "/api/v1/audit/export"): Case(
         frozenset({AUDITOR}),

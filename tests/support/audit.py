@@ -52,7 +52,9 @@ def init_ring(settings: Settings) -> KeyRingStatus:
         engine = create_engine_for(settings)
         try:
             async with session_factory(engine)() as session:
-                return await ensure_key_ring(session=session, kek=KeyEncryptionKey(settings.require_master_key()))
+                return await ensure_key_ring(
+                    session=session, kek=KeyEncryptionKey(settings.require_master_key())
+                )
         finally:
             await engine.dispose()
 

@@ -65,7 +65,7 @@ from odeus_compliance.keys.ring import (
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.settings import Settings
 
-__all__ = ["SYSTEM_CLI", "Actor", "AuditAppender", "AuditWriteError"]
+__all__ = ["ANONYMOUS", "SYSTEM_CLI", "SYSTEM_SERVICE", "Actor", "AuditAppender", "AuditWriteError"]
 
 _log = logging.getLogger(__name__)
 MAX_BATCH: Final = 1024
@@ -87,6 +87,8 @@ class Actor:
 ANONYMOUS: Final = Actor(None, None, ActorRole.ANONYMOUS)
 SYSTEM_CLI: Final = Actor("system:cli", "odeus-compliance command line", ActorRole.SYSTEM)
 """The actor of records the command line writes (an operator at the console)."""
+SYSTEM_SERVICE: Final = Actor("system:service", "odeus-compliance service", ActorRole.SYSTEM)
+"""The actor of records the service writes on its own (start-up)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -182,6 +184,17 @@ class AuditAppender:
                     await task
         if self._owns_engine:
             await self._engine.dispose()
+
+    async def record_created_keys(self, created: tuple[str, ...], actor: Actor) -> None:
+        """Record ``key.created`` for each key :func:`~odeus_compliance.keys.ring.ensure_key_ring` made."""
+        for key_id in created:
+            if key_id != "installation":
+                await self.append(
+                    actor=actor,
+                    action=Action.KEY_CREATED,
+                    resource=f"key:{key_id}",
+                    details={"key_id": key_id, "key_kind": key_id.split(":", 1)[0]},
+                )
 
     async def identity(self) -> LogIdentity:
         """The log's origin and signer (loaded once; raises ``KeyRingError`` before ``keys init``)."""

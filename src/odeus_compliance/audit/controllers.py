@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from odeus_compliance.audit import service
 from odeus_compliance.audit.appender import AuditAppender
-from odeus_compliance.audit.records import Action, Outcome
 from odeus_compliance.audit.recording import appender_of, record_access
+from odeus_compliance.audit.records import Action, Outcome
 from odeus_compliance.audit.service import b64
 from odeus_compliance.audit.store import EntryFilter
 from odeus_compliance.errors import ValidationFailed
@@ -173,7 +173,7 @@ def _purpose(value: str | None, default: str) -> str:
 
 
 @get("/api/v1/audit/entries", operation_id="listAuditEntries", tags=_TAGS, opt=AUDITOR)
-async def audit_entries(
+async def audit_entries(  # noqa: PLR0917 - one parameter per query filter, as Litestar reads them
     request: AuditRequest,
     db_session: NamedDependency[AsyncSession],
     purpose: Purpose = None,
@@ -337,7 +337,8 @@ async def audit_export(
     appender = appender_of(request)
     start = _time(data.start, "from")
     end = _time(data.end, "to")
-    assert start is not None and end is not None
+    assert start is not None
+    assert end is not None
     bundle, count = await service.export_bundle(
         session=db_session, appender=appender, start=start, end=end, since_checkpoint=data.since_checkpoint
     )

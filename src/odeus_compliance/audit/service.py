@@ -92,7 +92,7 @@ def _open(
     leaf_text: str, key_id: str, keys: dict[str, DataKey | None], origin: str
 ) -> tuple[Leaf, OpenedLeaf | None]:
     leaf = parse_leaf(leaf_text)
-    key = keys.get(key_id, None) if key_id in keys else _MISSING
+    key = keys.get(key_id) if key_id in keys else _MISSING
     if key is _MISSING or leaf.key_id != key_id:
         raise LeafError("the leaf names a data key the key ring does not hold")
     if key is None:
@@ -241,8 +241,9 @@ async def verify_stored_log(
     loop = asyncio.get_running_loop()
 
     async def fetch(after: int) -> list[tuple[int, bytes]]:
-        from odeus_compliance.db.models import AuditEntry  # noqa: PLC0415 - the model, for one query
         from sqlalchemy import select  # noqa: PLC0415
+
+        from odeus_compliance.db.models import AuditEntry  # noqa: PLC0415 - the model, for one query
 
         rows = (
             await session.execute(

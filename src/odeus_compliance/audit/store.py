@@ -99,11 +99,12 @@ async def lock_head(executor: Executor) -> Head:
 
 
 _LOCK_SQLITE: Final = (
-    "UPDATE audit_log_state SET size = size WHERE id = 1 RETURNING size, peaks, checkpoint_size, checkpoint_at, "
-    "{key_columns}"
+    "UPDATE audit_log_state SET size = size WHERE id = 1 "
+    "RETURNING size, peaks, checkpoint_size, checkpoint_at, {key_columns}"
 )
 _LOCK_POSTGRES: Final = (
-    "SELECT size, peaks, checkpoint_size, checkpoint_at, {key_columns} FROM audit_log_state WHERE id = 1 FOR UPDATE"
+    "SELECT size, peaks, checkpoint_size, checkpoint_at, {key_columns} "
+    "FROM audit_log_state WHERE id = 1 FOR UPDATE"
 )
 _KEY_COLUMNS: Final = (
     "(SELECT key_id FROM key_epochs WHERE kind = :kind ORDER BY epoch DESC LIMIT 1) AS key_id, "

@@ -181,6 +181,7 @@ def export(start: str, end: str, out: Path, since_checkpoint: Path | None, purpo
         raise click.ClickException(f"cannot write {out} ({type(exc).__name__})") from None
     vkey = json.loads(data)["vkey"]
     click.echo(
-        f"wrote {out}: {count} entries; verify with: odeus-compliance audit verify --bundle {out} --vkey '{vkey}'",
+        f"wrote {out}: {count} entries; verify with: "
+        f"odeus-compliance audit verify --bundle {out} --vkey '{vkey}'",
         err=True,
     )

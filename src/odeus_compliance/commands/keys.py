@@ -38,15 +38,7 @@ async def _init(settings: Settings) -> KeyRingStatus:
         await engine.dispose()
     if status.created:
         async with AuditAppender.open(settings) as appender:
-            for key_id in status.created:
-                if key_id == "installation":
-                    continue
-                await appender.append(
-                    actor=SYSTEM_CLI,
-                    action=Action.KEY_CREATED,
-                    resource=f"key:{key_id}",
-                    details={"key_id": key_id, "key_kind": key_id.split(":", 1)[0]},
-                )
+            await appender.record_created_keys(status.created, SYSTEM_CLI)
     return status
 
 

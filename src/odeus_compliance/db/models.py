@@ -151,7 +151,7 @@ class KeyEpoch(Base):
     __table_args__ = (
         UniqueConstraint("kind", "epoch", name="uq_key_epochs_kind_epoch"),
         {
-            "comment": "The key ring: data keys and the checkpoint signer, wrapped (AES-256-GCM) by the master key"
+            "comment": "The key ring: data keys and the checkpoint signer, wrapped (AES-256-GCM) by the master key"  # noqa: E501
         },
     )
 

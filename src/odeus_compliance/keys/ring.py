@@ -117,7 +117,8 @@ class KeyEncryptionKey:
             return self._kek.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], self._ad(kind, key_id))
         except (InvalidTag, ValueError):
             raise KeyRingError(
-                f"key {key_id} does not open under this master key (wrong master key, or the key ring was altered)"
+                f"key {key_id} does not open under this master key "
+                "(wrong master key, or the key ring was altered)"
             ) from None
 
     def filter_tag(self, value: str) -> str:
@@ -210,7 +211,8 @@ async def ensure_key_ring(*, session: AsyncSession, kek: KeyEncryptionKey) -> Ke
                 created.append("installation")
             for kind in KeyKind:
                 if await _newest(session, kind) is None:
-                    created.append(await _insert_epoch(session, kek, kind, 1))
+                    key_id = await _insert_epoch(session, kek, kind, 1)
+                    created.append(key_id)
             await session.commit()
             break
         except IntegrityError:

@@ -1,0 +1,281 @@
+"""bench/audit: durable appends per second (1 and 32 writers, SQLite and PostgreSQL), full verification of a
+1,000,000-record log, inclusion-proof verifications per second. Each figure has a baseline measured in the
+same run (see README.md). Results: printed, and written to bench/results/audit.json.
+
+    .venv/bin/python bench/audit/run.py [--records 1000000] [--skip-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import event, text
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.audit import init_ring  # noqa: E402
+from tests.support.postgres import scratch_database  # noqa: E402
+
+from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender  # noqa: E402
+from odeus_compliance.audit.bundle import verify_log  # noqa: E402
+from odeus_compliance.audit.checkpoint import Checkpoint, sign_checkpoint  # noqa: E402
+from odeus_compliance.audit.leaf import DataKey, associated_data, open_leaf  # noqa: E402
+from odeus_compliance.audit.merkle import (  # noqa: E402
+    MerkleAccumulator,
+    MerkleTree,
+    inclusion_proof,
+    leaf_hash,
+    verify_inclusion,
+)
+from odeus_compliance.audit.note import Signer  # noqa: E402
+from odeus_compliance.audit.records import Action, canonical_json  # noqa: E402
+from odeus_compliance.db.engine import create_engine_for  # noqa: E402
+from odeus_compliance.db.migrate import upgrade  # noqa: E402
+from odeus_compliance.settings import Settings  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "audit.json"
+
+
+async def _appends(settings: Settings, writers: int, each: int) -> float:
+    async with AuditAppender.open(settings) as appender:
+        await appender.append(actor=SYSTEM_CLI, action=Action.REPORT_VIEWED, resource="warm:up")
+
+        async def writer(w: int) -> None:
+            for i in range(each):
+                await appender.append(
+                    actor=SYSTEM_CLI,
+                    action=Action.REPORT_VIEWED,
+                    resource=f"report:{w}-{i}",
+                    details={"count": i},
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+        return writers * each / (time.perf_counter() - started)
+
+
+def _full_sync(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+async def _baseline(settings: Settings, writers: int, each: int) -> float:
+    """Plain INSERTs of rows shaped like audit rows (a pre-made leaf text), one transaction each, same
+    durability (SQLite synchronous=FULL), no crypto, no tree, no lock row."""
+    engine = create_engine_for(settings, pool_size=writers, max_overflow=0)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _full_sync)
+    leaf = "x" * 560
+    now = dt.datetime.now(dt.UTC)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("CREATE TABLE bench_plain (seq BIGINT PRIMARY KEY, leaf TEXT, h BLOB, t TEXT)")
+                if engine.dialect.name == "sqlite"
+                else text(
+                    "CREATE TABLE bench_plain (seq BIGINT PRIMARY KEY, leaf TEXT, h BYTEA, t TIMESTAMPTZ)"
+                )
+            )
+        counter = iter(range(10**9))
+
+        async def writer() -> None:
+            for _ in range(each):
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        text("INSERT INTO bench_plain (seq, leaf, h, t) VALUES (:s, :l, :h, :t)"),
+                        {
+                            "s": next(counter),
+                            "l": leaf,
+                            "h": os.urandom(32),
+                            "t": now.isoformat() if engine.dialect.name == "sqlite" else now,
+                        },
+                    )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(writers)))
+        return writers * each / (time.perf_counter() - started)
+    finally:
+        await engine.dispose()
+
+
+def appends(database_url: str | None, label: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for writers, each in ((1, 1500), (32, 150)):
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings.for_tests(Path(tmp), database_url=database_url)
+            asyncio.run(upgrade(settings))
+            init_ring(settings)
+            rate = asyncio.run(_appends(settings, writers, each))
+            base = asyncio.run(_baseline(settings, writers, each))
+        out[f"{label}_appends_{writers}w"] = rate
+        out[f"{label}_baseline_{writers}w"] = base
+        print(
+            f"{label}: {writers:2d} writers: {rate:8.0f} acked appends/s; "
+            f"plain INSERT baseline {base:8.0f}/s; "
+            f"ratio {rate / base:.2f}",
+            flush=True,
+        )
+    return out
+
+
+def make_log(n: int) -> tuple[list[bytes], str, str, DataKey, list[str]]:
+    """n leaf texts in canonical schema-1 form (sealed with AES-256-GCM like the appender, with a fast
+    record template), and checkpoints every 1000 leaves."""
+    origin = "odeus-compliance/bench"
+    signer = Signer.generate(origin)
+    key = DataKey("audit-data:1:bench", secrets.token_bytes(32))
+    aead = AESGCM(key.key)
+    time_text = "2026-12-01T10:00:00.000Z"
+    template = {
+        "action": "report.viewed",
+        "actor_key_id": "0f9a0c1e-6d55-4b4e-9a63-5d0c2c4f9a11",
+        "actor_name": "auditor",
+        "client_address": "10.0.0.7",
+        "details": {"count": 1},
+        "outcome": "success",
+        "purpose": None,
+        "request_id": "5b1c1b5e-3f0e-4c8b-8d7e-0c1f5a2b9d33",
+        "resource": "report:abc",
+        "role": "auditor",
+        "seq": 0,
+        "time": time_text,
+    }
+    leaves: list[bytes] = []
+    acc = MerkleAccumulator()
+    notes: list[str] = []
+    for seq in range(n):
+        template["seq"] = seq
+        plaintext = canonical_json(template)
+        salt = os.urandom(32)
+        nonce = os.urandom(12)
+        ad = associated_data(origin=origin, seq=seq, key_id=key.key_id, time=time_text)
+        ct = aead.encrypt(nonce, salt + plaintext, ad)
+        commitment = hashlib.sha256(salt + plaintext).digest()
+        leaf = canonical_json(
+            {
+                "ciphertext": base64.b64encode(ct).decode(),
+                "commitment": base64.b64encode(commitment).decode(),
+                "key_id": key.key_id,
+                "nonce": base64.b64encode(nonce).decode(),
+                "schema": 1,
+                "seq": seq,
+                "time": time_text,
+            }
+        )
+        leaves.append(leaf)
+        acc.append(leaf_hash(leaf))
+        if acc.size % 1000 == 0 or acc.size == n:
+            notes.append(sign_checkpoint(Checkpoint(origin, acc.size, acc.root()), signer))
+    return leaves, origin, signer.verifier.vkey, key, notes
+
+
+def verification(n: int) -> dict[str, float]:
+    started = time.perf_counter()
+    leaves, origin, vkey, key, notes = make_log(n)
+    print(
+        f"made a {n:,}-leaf log in {time.perf_counter() - started:.1f} s ({len(notes)} checkpoints)",
+        flush=True,
+    )
+    started = time.perf_counter()
+    for leaf in leaves:
+        hashlib.sha256(b"\x00" + leaf).digest()
+    baseline = time.perf_counter() - started
+    started = time.perf_counter()
+    report = verify_log(leaves, origin=origin, vkey=vkey, checkpoints=notes)
+    full = time.perf_counter() - started
+    assert report.valid, report.summary()
+    print(
+        f"verify_log over {n:,} leaves (form, order, tree, {len(notes)} signed checkpoints): {full:.2f} s; "
+        f"baseline (one SHA-256 per leaf, nothing else) {baseline:.2f} s; ratio {full / baseline:.2f}",
+        flush=True,
+    )
+    sample = min(n, 100_000)
+    started = time.perf_counter()
+    report = verify_log(
+        leaves[:sample],
+        origin=origin,
+        vkey=vkey,
+        checkpoints=[],
+        opener=lambda leaf: open_leaf(leaf, origin=origin, data_key=key),
+    )
+    opened = time.perf_counter() - started
+    print(
+        f"with every record decrypted and checked: {sample:,} leaves in {opened:.2f} s "
+        f"({sample / opened:,.0f} leaves/s; 1M extrapolated {opened * n / sample:.1f} s)",
+        flush=True,
+    )
+    return {
+        "verify_records": n,
+        "verify_seconds": full,
+        "verify_baseline_seconds": baseline,
+        "decrypt_leaves_per_s": sample / opened,
+    }
+
+
+def proofs(n: int, count: int = 20_000) -> dict[str, float]:
+    hashes = [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(n)]
+    tree = MerkleTree(hashes)
+    root = tree.root()
+    rng = random.Random(1)
+    cases = []
+    for _ in range(count):
+        i = rng.randrange(n)
+        cases.append((i, hashes[i], inclusion_proof(i, n, tree.subtree_hash)))
+    started = time.perf_counter()
+    ok = all(verify_inclusion(i, n, h, p, root) for i, h, p in cases)
+    elapsed = time.perf_counter() - started
+    assert ok
+    hash_calls = sum(len(p) for _, _, p in cases)
+    node = b"\x01" + bytes(64)
+    started = time.perf_counter()
+    for _ in range(hash_calls):
+        hashlib.sha256(node).digest()
+    baseline = time.perf_counter() - started
+    rate = count / elapsed
+    print(
+        f"inclusion proofs in a {n:,}-leaf tree: {rate:,.0f} verifications/s; "
+        f"baseline (the same number of bare "
+        f"SHA-256 calls) {count / baseline:,.0f}/s; ratio {elapsed / baseline:.2f} of the baseline's time",
+        flush=True,
+    )
+    return {"proofs_per_s": rate, "proofs_baseline_per_s": count / baseline}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "load": os.getloadavg(),
+    }
+    results |= appends(None, "sqlite")
+    if not args.skip_postgres:
+        with scratch_database() as url:
+            results |= appends(url, "postgres")
+    results |= proofs(args.records)
+    results |= verification(args.records)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"results in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
