@@ -10,10 +10,13 @@ from __future__ import annotations
 import click
 
 from odeus_compliance import __version__
-from odeus_compliance.commands import register
+from odeus_compliance.commands import LazyGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="odeus-compliance")
 def main() -> None:
     """Privacy-compliance reporting for the Odeus AI workspace.
@@ -22,6 +25,3 @@ def main() -> None:
     log and serves reports to compliance officers and auditors. Configuration comes from the environment
     (ODEUS_COMPLIANCE_*, ODEUS_BASE_URL, ODEUS_API_KEY) and an optional .env file.
     """
-
-
-register(main)

@@ -11,10 +11,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from odeus_compliance.db.engine import create_engine_for
-from odeus_compliance.db.migrate import schema_status
 from odeus_compliance.errors import OdeusComplianceError
 from odeus_compliance.settings import Settings, load_environment
 
@@ -39,19 +36,29 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         raise
     except OdeusComplianceError as exc:
         raise click.ClickException(str(exc)) from None
-    except (OperationalError, DBAPIError, OSError) as exc:
-        # driver messages can repeat statement parameters: name only the kind of failure
-        raise click.ClickException(
-            f"the database is not reachable or refused the operation ({type(exc).__name__})"
-        ) from None
     except Exception as exc:  # noqa: BLE001 - the CLI's promise: no traceback, ever
+        if isinstance(exc, (OSError, *_database_errors())):
+            # driver messages can repeat statement parameters: name only the kind of failure
+            raise click.ClickException(
+                f"the database is not reachable or refused the operation ({type(exc).__name__})"
+            ) from None
         raise click.ClickException(
             f"unexpected failure ({type(exc).__name__}); run again with care"
         ) from None
 
 
+def _database_errors() -> tuple[type[Exception], ...]:
+    # imported on failure only: commands that never touch the database need not load the driver stack
+    from sqlalchemy.exc import DBAPIError, OperationalError  # noqa: PLC0415
+
+    return (OperationalError, DBAPIError)
+
+
 async def ensure_schema_at_head(settings: Settings) -> None:
     """Fail with a hint to run ``db upgrade`` unless the database schema is at the code's head revision."""
+    from odeus_compliance.db.engine import create_engine_for  # noqa: PLC0415 - see _database_errors
+    from odeus_compliance.db.migrate import schema_status  # noqa: PLC0415
+
     engine = create_engine_for(settings)
     try:
         status = await schema_status(engine)
