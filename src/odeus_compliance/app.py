@@ -41,11 +41,11 @@ from odeus_compliance.audit.controllers import (
 )
 from odeus_compliance.audit.recording import record_denial
 from odeus_compliance.db.engine import create_engine_for, session_factory
-from odeus_compliance.errors import exception_handlers, problem_response
 from odeus_compliance.health.controllers import HealthController
 from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.policy.controllers import get_policy, list_policies
+from odeus_compliance.problems import exception_handlers, problem_response
 from odeus_compliance.request_log import install_request_log
 from odeus_compliance.security import (
     AUTH_STATE_KEY,

@@ -1,31 +1,14 @@
-"""The application's errors and their HTTP form, RFC 9457 problem details (``application/problem+json``).
+"""The application's errors: each with its HTTP meaning, which :mod:`odeus_compliance.problems` renders.
 
-Every error leaves the service as ``{"type", "title", "status", "detail", "instance", "request_id"}``;
-Litestar's own errors (unknown route, wrong method, a request that fails validation) are converted too.
-
-Why no echo: Litestar's validation messages quote the request path with its query string and msgspec's
-messages can quote the rejected value; both may be personal data. Client errors that did not come from our
-code are answered with a fixed detail, and validation errors list only *where* the problem is (field name
-and source) with quoted values removed from the message.
+This module imports no web framework, so the CLI and the settings can raise these cheaply.
 """
 
 from __future__ import annotations
 
-import http
-import logging
-import re
-import traceback
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
-
-from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
-from litestar.types import ExceptionHandlersMap
-
-from odeus_compliance.logging_setup import current_request_id, log_event
+from typing import Any, ClassVar
 
 __all__ = [
-    "PROBLEM_JSON",
     "AppError",
     "ConfigurationError",
     "Conflict",
@@ -36,15 +19,7 @@ __all__ = [
     "PermissionDenied",
     "ServiceUnavailable",
     "ValidationFailed",
-    "exception_handlers",
-    "problem_response",
 ]
-
-PROBLEM_JSON: Final = "application/problem+json"
-PROBLEM_TYPE_PREFIX: Final = "urn:odeus-compliance:problem:"
-
-_log = logging.getLogger(__name__)
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 class OdeusComplianceError(Exception):
@@ -136,116 +111,3 @@ class ServiceUnavailable(AppError):
     status = 503
     code = "service-unavailable"
     title = "Service unavailable"
-
-
-def problem_response(
-    *,
-    status: int,
-    code: str | None,
-    title: str,
-    detail: str,
-    headers: Mapping[str, str] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> Response[dict[str, Any]]:
-    """Build a problem+json response; ``instance`` names this occurrence by its request id."""
-    request_id = current_request_id()
-    body: dict[str, Any] = {
-        "type": f"{PROBLEM_TYPE_PREFIX}{code}" if code else "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if request_id is not None:
-        body["instance"] = f"urn:uuid:{request_id}"
-        body["request_id"] = request_id
-    body.update({k: v for k, v in (extra or {}).items() if k not in body})
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _safe_validation_errors(exc: ValidationException) -> list[dict[str, str]]:
-    errors: list[dict[str, str]] = []
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    for item in extra:
-        if not isinstance(item, Mapping):
-            continue
-        entry = {k: str(item[k]) for k in ("key", "source") if k in item}
-        if "message" in item:
-            entry["message"] = _QUOTED.sub("<value>", str(item["message"]))
-        errors.append(entry)
-    return errors
-
-
-def _app_error_handler(_request: Request[Any, Any, Any], exc: AppError) -> Response[dict[str, Any]]:
-    return problem_response(
-        status=exc.status,
-        code=exc.code,
-        title=exc.title,
-        detail=exc.detail,
-        headers=exc.headers,
-        extra=exc.extra,
-    )
-
-
-def _http_exception_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    status = exc.status_code
-    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in {"allow", "retry-after"}}
-    if isinstance(exc, ValidationException) or status == 400:
-        errors = _safe_validation_errors(exc) if isinstance(exc, ValidationException) else []
-        return problem_response(
-            status=status,
-            code="validation-failed",
-            title="Request is not valid",
-            detail="The request does not match what this route accepts; see 'errors' for where.",
-            headers=headers,
-            extra={"errors": errors},
-        )
-    if status >= 500:
-        log_event(_log, logging.ERROR, "server_error", status=status, error_type=type(exc).__name__)
-    return problem_response(
-        status=status, code=None, title=_phrase(status), detail=_phrase(status), headers=headers
-    )
-
-
-def _is_undecodable_request(exc: Exception) -> bool:
-    """A request body that is not UTF-8: msgspec raises ``UnicodeDecodeError`` (not a ``DecodeError``) and
-    Litestar's body parsing lets it through. Only when it comes out of Litestar itself is it the client's
-    fault; the same error from our own code is a bug (500)."""
-    if not isinstance(exc, UnicodeDecodeError):
-        return False
-    frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and "/litestar/" in frames[-1].filename.replace("\\", "/")
-
-
-def _unhandled_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    if _is_undecodable_request(exc):
-        return problem_response(
-            status=400,
-            code="validation-failed",
-            title="Request is not valid",
-            detail="The request body is not valid UTF-8.",
-            extra={"errors": [{"key": "body", "source": "body", "message": "not valid UTF-8"}]},
-        )
-    # logged with its frames but without its message (see logging_setup)
-    _log.error("unhandled_error", exc_info=exc, extra={"oc_fields": {"error_type": type(exc).__name__}})
-    return problem_response(
-        status=500,
-        code="internal-error",
-        title="Internal server error",
-        detail="The server failed to handle the request; quote the request id when reporting it.",
-    )
-
-
-def exception_handlers() -> ExceptionHandlersMap:
-    """The handlers ``create_app`` installs: our errors, Litestar's HTTP errors, anything else (500)."""
-    return {
-        AppError: _app_error_handler,
-        HTTPException: _http_exception_handler,
-        Exception: _unhandled_handler,
-    }

@@ -22,9 +22,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Final, Generic, TypeVar
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from odeus_compliance.errors import ConfigurationError
 
 __all__ = [
@@ -166,6 +163,10 @@ def _read_master_key(env: Mapping[str, str], *, required: bool) -> Secret[bytes]
 
 def _normalise_database_url(raw: str) -> str:
     """Accept the async drivers we ship (aiosqlite, asyncpg); map the plain scheme names onto them."""
+    # SQLAlchemy is imported here, not at module level: reading settings must stay cheap for the CLI
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
     try:
         url = make_url(raw)
     except (ArgumentError, ValueError):
@@ -327,6 +328,8 @@ class Settings:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "database_url":
+                from sqlalchemy.engine import make_url  # noqa: PLC0415 - see _normalise_database_url
+
                 value = make_url(value).render_as_string(hide_password=True)
             fields.append(f"{field.name}={value!r}")
         return f"Settings({', '.join(fields)})"
