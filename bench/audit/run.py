@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -114,11 +115,13 @@ async def _baseline(settings: Settings, writers: int, each: int) -> float:
         await engine.dispose()
 
 
-def appends(database_url: str | None, label: str) -> dict[str, float]:
+def appends(label: str) -> dict[str, float]:
+    """Each measurement on a fresh database (a SQLite file in a temporary folder, or a scratch PG db)."""
     out: dict[str, float] = {}
     for writers, each in ((1, 1500), (32, 150)):
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings.for_tests(Path(tmp), database_url=database_url)
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+            url = stack.enter_context(scratch_database()) if label == "postgres" else None
+            settings = Settings.for_tests(Path(tmp), database_url=url)
             asyncio.run(upgrade(settings))
             init_ring(settings)
             rate = asyncio.run(_appends(settings, writers, each))
@@ -266,10 +269,9 @@ def main() -> None:
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "load": os.getloadavg(),
     }
-    results |= appends(None, "sqlite")
+    results |= appends("sqlite")
     if not args.skip_postgres:
-        with scratch_database() as url:
-            results |= appends(url, "postgres")
+        results |= appends("postgres")
     results |= proofs(args.records)
     results |= verification(args.records)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
