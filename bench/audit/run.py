@@ -2,7 +2,9 @@
 1,000,000-record log, inclusion-proof verifications per second. Each figure has a baseline measured in the
 same run (see README.md). Results: printed, and written to bench/results/audit.json.
 
-    .venv/bin/python bench/audit/run.py [--records 1000000] [--skip-postgres]
+    .venv/bin/python bench/audit/run.py [--records 1000000] [--skip-postgres] [--appends-only]
+
+Profiling the SQLite append path: bench/audit/profile_appends.py.
 """
 
 from __future__ import annotations
@@ -264,6 +266,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--appends-only", action="store_true", help="only the append measurements (quick; no verification)"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -272,8 +277,9 @@ def main() -> None:
     results |= appends("sqlite")
     if not args.skip_postgres:
         results |= appends("postgres")
-    results |= proofs(args.records)
-    results |= verification(args.records)
+    if not args.appends_only:
+        results |= proofs(args.records)
+        results |= verification(args.records)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"results in {RESULTS}")

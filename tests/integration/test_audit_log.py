@@ -4,6 +4,8 @@ CLI verifier and export. (HTTP API: ``test_audit_http.py``; kill -9: ``test_audi
 from __future__ import annotations
 
 import asyncio
+import base64
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert, text, update
 
 from odeus_compliance.audit import service
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
@@ -20,8 +23,16 @@ from odeus_compliance.audit.checkpoint import Checkpoint, sign_checkpoint
 from odeus_compliance.audit.leaf import seal_record
 from odeus_compliance.audit.merkle import MerkleAccumulator, leaf_hash
 from odeus_compliance.audit.records import Action, AuditRecord
-from odeus_compliance.audit.store import EntryFilter
+from odeus_compliance.audit.store import (
+    EntryFilter,
+    Head,
+    insert_entries,
+    lock_head_with_key,
+    read_head,
+    store_head,
+)
 from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.db.models import AuditEntry, AuditLogState
 from odeus_compliance.keys.ring import KeyEncryptionKey, KeyKind, KeyRing, current_data_key, load_identity
 from odeus_compliance.settings import Settings
 from tests.support.audit import append_records, cli, cli_env, init_ring, sql
@@ -326,3 +337,104 @@ def test_export_and_offline_verify(filled: Settings, tmp_path: Path) -> None:
     assert "malformed" in broken.stdout
     actions = [e.record["action"] for e in read_all(filled) if e.record]
     assert actions.count("audit.exported") == 1
+
+
+def test_driver_insert_stores_what_the_orm_insert_stores(migrated_settings: Settings) -> None:
+    """SQLite inserts leaves through the driver with the columns' bind processors applied by hand: the stored
+    values (and their SQLite storage classes) are those of SQLAlchemy's own insert."""
+    when = dt.datetime(2026, 3, 1, 9, 30, 15, 123000, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+    def row(seq: int) -> dict[str, Any]:
+        return {
+            "seq": seq,
+            "leaf": '{"x":"é"}',
+            "leaf_hash": bytes(range(32)),
+            "time": when,
+            "key_id": "audit-data:1:x",
+            "action": "report.viewed",
+            "outcome": None if seq % 2 else "success",
+            "actor_key_id": "system:cli",
+            "resource_tag": "tag",
+        }
+
+    async def run() -> list[Any]:
+        engine = create_engine_for(migrated_settings)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(insert(AuditEntry), [row(0), row(1)])
+                await insert_entries(conn, [row(2), row(3)])
+                typeof = ", ".join(f"typeof({c.name}), {c.name}" for c in AuditEntry.__table__.columns)
+                query = (
+                    f"SELECT {typeof} FROM audit_entries ORDER BY seq"
+                    if engine.dialect.name == "sqlite"
+                    else "SELECT * FROM audit_entries ORDER BY seq"
+                )
+                return [tuple(r) for r in (await conn.execute(text(query))).all()]
+        finally:
+            await engine.dispose()
+
+    stored = asyncio.run(run())
+    skip = 2 if migrated_settings.database_url.startswith("sqlite") else 1  # (typeof(seq),) seq
+    assert stored[0][skip:] == stored[2][skip:]
+    assert stored[1][skip:] == stored[3][skip:]
+
+
+def test_driver_head_update_stores_what_the_orm_update_stores(migrated_settings: Settings) -> None:
+    when = dt.datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    head = Head(size=7, peaks=(bytes(32), bytes(range(32))), checkpoint_size=4, checkpoint_at=when)
+
+    async def run() -> tuple[Any, Any, Head]:
+        engine = create_engine_for(migrated_settings)
+        query = text("SELECT size, peaks, checkpoint_size, checkpoint_at FROM audit_log_state WHERE id = 1")
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    update(AuditLogState)
+                    .where(AuditLogState.id == 1)
+                    .values(
+                        size=7,
+                        peaks=json.dumps([base64.b64encode(p).decode("ascii") for p in head.peaks]),
+                        checkpoint_size=4,
+                        checkpoint_at=when,
+                    )
+                )
+                by_orm = tuple((await conn.execute(query)).one())
+                await conn.execute(text("UPDATE audit_log_state SET size = 0, checkpoint_at = NULL"))
+                await store_head(conn, head)
+                by_driver = tuple((await conn.execute(query)).one())
+                return by_orm, by_driver, await read_head(conn)
+        finally:
+            await engine.dispose()
+
+    by_orm, by_driver, read_back = asyncio.run(run())
+    assert by_orm == by_driver
+    assert read_back == head
+
+
+def test_driver_lock_reads_what_the_orm_lock_reads(ring_settings: Settings) -> None:
+    """On SQLite the lock statement goes straight to the driver from a connection; a session still takes
+    SQLAlchemy's path: both read the same head and key."""
+    when = dt.datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=dt.UTC)
+    head = Head(size=7, peaks=(bytes(32), bytes(range(32))), checkpoint_size=4, checkpoint_at=when)
+
+    async def run() -> tuple[Any, Any, Any]:
+        engine = create_engine_for(ring_settings)
+        try:
+            async with engine.begin() as conn:
+                before = await lock_head_with_key(conn, KeyKind.AUDIT_DATA.value)
+                await store_head(conn, head)
+            async with engine.begin() as conn:
+                by_connection = await lock_head_with_key(conn, KeyKind.AUDIT_DATA.value)
+            async with session_factory(engine)() as session, session.begin():
+                by_session = await lock_head_with_key(session, KeyKind.AUDIT_DATA.value)
+            return before, by_connection, by_session
+        finally:
+            await engine.dispose()
+
+    before, by_connection, by_session = asyncio.run(run())
+    assert before[0].checkpoint_at is None
+    assert by_connection == by_session
+    assert by_connection[0] == head
+    assert by_connection[0].checkpoint_at.tzinfo is not None
+    assert by_connection[1] is not None
+    assert isinstance(by_connection[2], bytes)

@@ -249,3 +249,51 @@ def test_fast_seq_scan_accepts_exactly_the_leaf_grammar(data: st.DataObject) -> 
     assert (leaf_seq(raw) is not None) == (full is not None)
     if full is not None:
         assert leaf_seq(raw) == int(full["seq"])
+
+
+def _slow_canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+_B64_RAW = st.binary(min_size=0, max_size=80)
+_KEY_IDS = st.from_regex(r"[A-Za-z0-9._:-]{1,64}", fullmatch=True)
+_TIMES = st.datetimes().map(
+    lambda d: d.replace(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+)
+
+
+@given(
+    seq=st.integers(min_value=-(2**60), max_value=2**60),
+    key_id=st.one_of(_KEY_IDS, st.text(max_size=8)),
+    time=st.one_of(_TIMES, st.text(max_size=30)),
+    origin=st.text(max_size=40),
+    blobs=st.tuples(_B64_RAW, _B64_RAW, _B64_RAW),
+)
+def test_fast_leaf_text_and_ad_are_the_canonical_json(
+    seq: int, key_id: str, time: str, origin: str, blobs: tuple[bytes, bytes, bytes]
+) -> None:
+    ciphertext, commit, nonce = blobs
+    leaf = Leaf(seq, time, key_id, nonce, ciphertext, commit)
+    assert leaf.text() == _slow_canonical(
+        {
+            "ciphertext": base64.b64encode(ciphertext).decode(),
+            "commitment": base64.b64encode(commit).decode(),
+            "key_id": key_id,
+            "nonce": base64.b64encode(nonce).decode(),
+            "schema": 1,
+            "seq": seq,
+            "time": time,
+        }
+    )
+    with contextlib.suppress(UnicodeEncodeError):  # lone surrogates are not representable either way
+        _slow_canonical(origin)
+        assert associated_data(origin=origin, seq=seq, key_id=key_id, time=time) == _slow_canonical(
+            {"key_id": key_id, "origin": origin, "schema": 1, "seq": seq, "time": time}
+        )
+
+
+def test_cached_aead_matches_the_key() -> None:
+    leaf = seal_record(record(), origin=ORIGIN, data_key=KEY)
+    ad = associated_data(origin=ORIGIN, seq=leaf.seq, key_id=KEY.key_id, time=leaf.time)
+    assert AESGCM(KEY.key).decrypt(leaf.nonce, leaf.ciphertext, ad)[32:] == record().plaintext()
+    assert DataKey(KEY.key_id, KEY.key) == KEY

@@ -206,3 +206,13 @@ def test_round_trip_property(purpose: str, name: str, count: int) -> None:
         return  # control characters or surrogates: refused, fine
     assert AuditRecord.from_plaintext(r.plaintext()) == r
     assert canonical_json(json.loads(r.plaintext())) == r.plaintext()
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_fast_format_time_equals_strftime(moment: datetime) -> None:
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        return
+    expected = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    assert format_time(moment) == expected

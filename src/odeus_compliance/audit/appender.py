@@ -279,9 +279,23 @@ class AuditAppender:
                     queue.task_done()
 
     async def _write(self, batch: list[_Pending]) -> list[AuditRecord]:
+        """Write the batch in one transaction and acknowledge its callers as soon as it has committed:
+        before the connection goes back to the pool (a reset round trip), so that the callers' next
+        records are built while that happens."""
         assert self._lock is not None
         identity = await self.identity()
-        async with self._lock, self._engine.connect() as conn, conn.begin():
+        async with self._lock, self._engine.connect() as conn:
+            records = await self._commit_batch(conn, identity, batch)
+            for p, record in zip(batch, records, strict=True):
+                if not p.future.done():
+                    p.future.set_result(record)
+        return records
+
+    async def _commit_batch(
+        self, conn: AsyncConnection, identity: LogIdentity, batch: list[_Pending]
+    ) -> list[AuditRecord]:
+        """Seal, insert and store the head in one transaction; returns once it has committed."""
+        async with conn.begin():
             head, key_id, wrapped = await lock_head_with_key(conn, KeyKind.AUDIT_DATA.value)
             data_key = self._data_key(key_id, wrapped)
             acc = MerkleAccumulator.from_peaks(head.size, head.peaks)

@@ -197,12 +197,16 @@ _FIELDS: Final = (
 )
 
 
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""One encoder for every call: ``json.dumps`` with options builds a new encoder each time (same output)."""
+
+
 def canonical_json(value: Any) -> bytes:
     """UTF-8 JSON with sorted keys and no whitespace; raises :class:`RecordError` if not representable."""
     try:
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
+        return _CANONICAL.encode(value).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
         raise RecordError("value is not representable as canonical JSON") from exc
 
@@ -211,8 +215,13 @@ def format_time(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (milliseconds, truncated)."""
     if moment.tzinfo is None:
         raise RecordError("time must be timezone-aware")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    if utc.year < 1000:  # strftime writes such years unpadded: keep its exact output
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return (
+        f"{utc.year}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
+        f"{utc.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_time(text: str) -> datetime:

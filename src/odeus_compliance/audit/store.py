@@ -20,7 +20,19 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, LargeBinary, Select, String, Text, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    LargeBinary,
+    Select,
+    String,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from odeus_compliance.db.models import AuditCheckpoint, AuditEntry, AuditLogState, UtcDateTime
@@ -112,13 +124,8 @@ _KEY_COLUMNS: Final = (
 )
 
 
-async def lock_head_with_key(executor: Executor, kind: str) -> tuple[Head, str | None, bytes | None]:
-    """:func:`lock_head` and, in the same round trip, the newest key of ``kind`` (id, wrapped material).
-
-    The append path's first statement: one database round trip instead of three per batch.
-    """
-    template = _LOCK_SQLITE if dialect_name(executor) == "sqlite" else _LOCK_POSTGRES
-    statement = text(template.format(key_columns=_KEY_COLUMNS)).columns(
+_LOCK_WITH_KEY: Final = {
+    dialect: text(template.format(key_columns=_KEY_COLUMNS)).columns(
         size=BigInteger,
         peaks=Text,
         checkpoint_size=BigInteger,
@@ -126,6 +133,55 @@ async def lock_head_with_key(executor: Executor, kind: str) -> tuple[Head, str |
         key_id=String,
         wrapped=LargeBinary,
     )
+    for dialect, template in (("sqlite", _LOCK_SQLITE), ("postgresql", _LOCK_POSTGRES))
+}
+"""Built once: statement construction and its cache key cost as much as the round trip's Python side."""
+_LOCK_WITH_KEY_SQLITE: Final = _LOCK_SQLITE.format(key_columns=_KEY_COLUMNS)
+_LOCK_RESULT_TYPES: Final = (BigInteger(), Text(), BigInteger(), UtcDateTime(), String(), LargeBinary())
+_RESULT_PROCESSORS: dict[Any, tuple[Any, ...]] = {}
+
+
+def _lock_result_processors(dialect: Any) -> tuple[Any, ...]:
+    """The result processors SQLAlchemy applies to the lock statement's typed columns (cached)."""
+    procs = _RESULT_PROCESSORS.get(dialect)
+    if procs is None:
+        procs = _RESULT_PROCESSORS[dialect] = tuple(
+            t.dialect_impl(dialect).result_processor(dialect, None) for t in _LOCK_RESULT_TYPES
+        )
+    return procs
+
+
+_INSERT_ENTRIES: Final = insert(AuditEntry)
+_STORE_HEAD: Final = (
+    update(AuditLogState)
+    .where(AuditLogState.id == 1)
+    .values(
+        size=bindparam("h_size"),
+        peaks=bindparam("h_peaks"),
+        checkpoint_size=bindparam("h_checkpoint_size"),
+        checkpoint_at=bindparam("h_checkpoint_at"),
+    )
+)
+
+
+async def lock_head_with_key(executor: Executor, kind: str) -> tuple[Head, str | None, bytes | None]:
+    """:func:`lock_head` and, in the same round trip, the newest key of ``kind`` (id, wrapped material).
+
+    The append path's first statement: one database round trip instead of three per batch.
+    """
+    driver = await _sqlite_driver(executor)
+    if driver is not None:
+        assert isinstance(executor, AsyncConnection)
+        raw = await driver.execute_fetchall(_LOCK_WITH_KEY_SQLITE, {"kind": kind})
+        if not raw:
+            msg = "the audit log's head row is missing (the database was altered)"
+            raise LookupError(msg)
+        procs = _lock_result_processors(executor.dialect)
+        values = tuple(
+            v if proc is None or v is None else proc(v) for v, proc in zip(raw[0], procs, strict=True)
+        )
+        return _head(values), values[4], None if values[5] is None else bytes(values[5])
+    statement = _LOCK_WITH_KEY["sqlite" if dialect_name(executor) == "sqlite" else "postgresql"]
     row = (await executor.execute(statement, {"kind": kind})).first()
     if row is None:
         msg = "the audit log's head row is missing (the database was altered)"
@@ -142,24 +198,86 @@ async def read_head(executor: Executor) -> Head:
     return _head(row)
 
 
+_STORE_HEAD_QMARK: Final = (
+    "UPDATE audit_log_state SET size = ?, peaks = ?, checkpoint_size = ?, checkpoint_at = ? WHERE id = 1"
+)
+
+
+async def _sqlite_driver(executor: Executor) -> Any | None:
+    """The aiosqlite connection under ``executor`` if it is a SQLite connection, else ``None``.
+
+    Statements sent straight to it run in the transaction SQLAlchemy opened (one ``sqlite3`` connection) in
+    one trip to aiosqlite's thread; through SQLAlchemy's adapter a statement costs three or four trips
+    (open a cursor, execute, fetch, close), which on the append path cost more than the statements.
+    """
+    if isinstance(executor, AsyncConnection) and executor.dialect.name == "sqlite":
+        return (await executor.get_raw_connection()).driver_connection
+    return None
+
+
+def _processed(dialect: Any, column: Any, value: Any) -> Any:
+    proc = _bind_processor(dialect, column)
+    return value if proc is None else proc(value)
+
+
+_BIND_PROCESSORS: dict[tuple[Any, Any], Any] = {}
+
+
+def _bind_processor(dialect: Any, column: Any) -> Any:
+    """The bind processor SQLAlchemy itself applies to ``column`` on ``dialect`` (cached)."""
+    key = (dialect, column)
+    try:
+        return _BIND_PROCESSORS[key]
+    except KeyError:
+        proc = _BIND_PROCESSORS[key] = column.type.dialect_impl(dialect).bind_processor(dialect)
+        return proc
+
+
 async def store_head(executor: Executor, head: Head) -> None:
     """Write the head row (under the lock)."""
+    driver = await _sqlite_driver(executor)
+    if driver is not None:
+        assert isinstance(executor, AsyncConnection)
+        at = _processed(executor.dialect, AuditLogState.__table__.c.checkpoint_at, head.checkpoint_at)
+        peaks = json.dumps([base64.b64encode(p).decode("ascii") for p in head.peaks])
+        await driver.execute(_STORE_HEAD_QMARK, (head.size, peaks, head.checkpoint_size, at))
+        return
     await executor.execute(
-        update(AuditLogState)
-        .where(AuditLogState.id == 1)
-        .values(
-            size=head.size,
-            peaks=json.dumps([base64.b64encode(p).decode("ascii") for p in head.peaks]),
-            checkpoint_size=head.checkpoint_size,
-            checkpoint_at=head.checkpoint_at,
-        )
+        _STORE_HEAD,
+        {
+            "h_size": head.size,
+            "h_peaks": json.dumps([base64.b64encode(p).decode("ascii") for p in head.peaks]),
+            "h_checkpoint_size": head.checkpoint_size,
+            "h_checkpoint_at": head.checkpoint_at,
+        },
     )
 
 
+_ENTRY_COLUMNS: Final = tuple(AuditEntry.__table__.columns)
+_INSERT_ENTRIES_QMARK: Final = (
+    f"INSERT INTO {AuditEntry.__tablename__} ({', '.join(c.name for c in _ENTRY_COLUMNS)}) "  # noqa: S608 - the model's names
+    f"VALUES ({', '.join('?' for _ in _ENTRY_COLUMNS)})"
+)
+
+
 async def insert_entries(executor: Executor, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert leaves (one executemany)."""
-    if rows:
-        await executor.execute(insert(AuditEntry), list(rows))
+    """Insert leaves (one executemany).
+
+    On SQLite straight through the driver (see :func:`_sqlite_driver`) with the columns' own bind processors
+    applied here, so the stored values are exactly those of SQLAlchemy's insert (a test compares them).
+    """
+    if not rows:
+        return
+    driver = await _sqlite_driver(executor)
+    if driver is not None:
+        assert isinstance(executor, AsyncConnection)
+        procs = [(c.name, _bind_processor(executor.dialect, c)) for c in _ENTRY_COLUMNS]
+        params = [
+            tuple(row[name] if proc is None else proc(row[name]) for name, proc in procs) for row in rows
+        ]
+        await driver.executemany(_INSERT_ENTRIES_QMARK, params)
+    else:
+        await executor.execute(_INSERT_ENTRIES, list(rows))
 
 
 async def insert_checkpoint(

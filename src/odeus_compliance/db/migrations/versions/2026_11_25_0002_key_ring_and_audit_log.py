@@ -2,7 +2,7 @@
 
 Revision ID: 0002_key_ring_and_audit_log
 Revises: 0001_api_keys
-Create Date: 2026-12-01
+Create Date: 2026-11-25
 """
 
 from __future__ import annotations
