@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from odeus_compliance.commands._common import load_settings, run_async
+from odeus_compliance.commands.simulator import workspace_options
 from odeus_compliance.demo import (
     LOOPBACK_HOSTS,
     PullOutcome,
@@ -32,20 +33,7 @@ from odeus_compliance.upstream.simulator.server import RunningSimulator, run_sim
     show_default=True,
     help="Folder for the demo's output (summary.json; with --serve also the service's data).",
 )
-@click.option(
-    "--users",
-    type=click.IntRange(1, 1_000_000),
-    default=500,
-    show_default=True,
-    help="Users in the simulated workspace.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Seed of the simulated workspace (the same as the simulator command's).",
-)
+@workspace_options
 @click.option(
     "--timezone",
     "timezone",

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from types import FrameType
 
 import click
 
 from odeus_compliance.upstream.simulator.config import DEFAULT_API_KEY, SimulatorConfig
 from odeus_compliance.upstream.simulator.server import RunningSimulator, serve_simulator_forever
+
+DEFAULT_USERS = 500
+
+
+def workspace_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--users`` and ``--seed``, shared with ``demo``: the same values give the same workspace."""
+    command = click.option(
+        "--seed",
+        type=int,
+        default=1,
+        show_default=True,
+        help="Seed of the workspace; the same --users and --seed always give the same data.",
+    )(command)
+    return click.option(
+        "--users",
+        type=click.IntRange(1, 1_000_000),
+        default=DEFAULT_USERS,
+        show_default=True,
+        help="Number of users in the synthetic workspace.",
+    )(command)
 
 
 @click.command("simulator")
@@ -26,20 +47,7 @@ from odeus_compliance.upstream.simulator.server import RunningSimulator, serve_s
     show_default=True,
     help="Port of the storage host that serves signed downloads (0 picks a free one).",
 )
-@click.option(
-    "--users",
-    type=click.IntRange(1, 1_000_000),
-    default=200,
-    show_default=True,
-    help="Number of users in the synthetic workspace.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Seed of the workspace; the same --users and --seed always give the same data (as demo).",
-)
+@workspace_options
 @click.option(
     "--api-key",
     default=DEFAULT_API_KEY,
