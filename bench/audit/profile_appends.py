@@ -38,7 +38,7 @@ def main() -> None:
         profiler = None if args.no_profile else cProfile.Profile()
         if profiler is not None:
             profiler.enable()
-        rate = asyncio.run(_appends(settings, args.writers, args.each))
+        rate, _prepared = asyncio.run(_appends(settings, args.writers, args.each))
         if profiler is not None:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)

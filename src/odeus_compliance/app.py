@@ -22,6 +22,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_404_NOT_FOUND
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,7 +47,18 @@ from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.policy.controllers import get_policy, list_policies
 from odeus_compliance.problems import exception_handlers, problem_response
+from odeus_compliance.reports.controllers import (
+    download_report_dataset,
+    download_report_pdf,
+    get_report,
+    list_reports,
+    request_report,
+    verify_report,
+)
+from odeus_compliance.reports.runtime import ReportRuntime
 from odeus_compliance.request_log import install_request_log
+from odeus_compliance.scheduling.controllers import list_schedule_runs, list_schedules, put_schedule
+from odeus_compliance.scheduling.ticker import ScheduleTicker
 from odeus_compliance.security import (
     AUTH_STATE_KEY,
     OPENAPI_PATH,
@@ -62,6 +74,7 @@ from odeus_compliance.state_keys import (
     AUDIT_APPENDER_KEY,
     DENIAL_RECORDER_KEY,
     ENGINE_KEY,
+    REPORT_RUNTIME,
     SESSIONS_KEY,
     SETTINGS_KEY,
 )
@@ -79,6 +92,15 @@ ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = (
     audit_consistency,
     audit_verify,
     audit_export,
+    request_report,
+    list_reports,
+    verify_report,
+    get_report,
+    download_report_pdf,
+    download_report_dataset,
+    list_schedules,
+    put_schedule,
+    list_schedule_runs,
 )
 """Every controller and route of the service. Each must declare its roles (see ``security``)."""
 
@@ -136,6 +158,22 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
+def _automatic_options_name_every_method(app: Litestar) -> None:
+    """Litestar 2 builds a path's automatic ``OPTIONS`` handler for the first handler registered on that
+    path, and its ``Allow`` header keeps reading that first route's methods when more handlers join the path
+    (``GET`` and ``POST /api/v1/reports``): point each such handler at the route it now belongs to."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            fn = getattr(handler, "fn", None)
+            if not getattr(fn, "__qualname__", "").startswith("HTTPRoute.create_options_handler"):
+                continue
+            for cell in getattr(fn, "__closure__", None) or ():
+                if isinstance(cell.cell_contents, HTTPRoute) and cell.cell_contents is not route:
+                    cell.cell_contents = route
+
+
 def create_app(
     settings: Settings, *, extra_route_handlers: Sequence[ControllerRouterHandler] = ()
 ) -> Litestar:
@@ -166,9 +204,20 @@ def create_app(
         await appender.record_created_keys(created, SYSTEM_SERVICE)
         app.state[AUDIT_APPENDER_KEY] = appender
         app.state[DENIAL_RECORDER_KEY] = record_denial
+        # report jobs: recovered and run in the background (rendering in a worker process)
+        runtime = ReportRuntime.from_settings(settings, engine=engine, appender=appender)
+        await runtime.start()
+        app.state[REPORT_RUNTIME] = runtime
+        # scheduled reports: every replica ticks, the database lets one run each period
+        ticker = ScheduleTicker(
+            sessions=sessions, jobs=runtime.jobs, appender=appender, interval=settings.schedule_tick_seconds
+        )
+        await ticker.start()
         try:
             yield
         finally:
+            await ticker.stop()
+            await runtime.stop()
             await appender.close()
             await engine.dispose()
 
@@ -196,5 +245,6 @@ def create_app(
         experimental_features=list[ExperimentalFeatures](),
     )
     check_routes_declare_access(app)
+    _automatic_options_name_every_method(app)
     install_request_log(app)
     return app

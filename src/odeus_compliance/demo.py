@@ -1,41 +1,58 @@
-"""The demo flow: start the built-in Odeus simulator, pull last month's users export, total it up.
+"""The demo flow: the whole main job on the embedded default, with the built-in Odeus simulator.
 
-This is the main job as far as it is built: reports, policies and the audit log are later steps, and the
-demo says so rather than pretending. Only company-wide totals are printed or written; no row leaves memory.
+:func:`run_demo_report` takes a running simulator and a data dir and does what a monthly run does in
+production: migrate the database, complete the key ring, make the self-signed demo signing certificate,
+record the request, pull last month's users export, apply ``policies/default.toml``, render, sign, verify
+and archive the PDF (the report flow, :mod:`odeus_compliance.reports.flow`, in a worker process), then hand
+out a copy of the signed PDF (recorded as a download) and verify that copy as a reader would.
+
+Only the signed PDF and the report's figures (group counts and totals after the policy's minimum group size)
+leave the archive; no row is printed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from odeus_compliance.upstream.client import OdeusClient
-from odeus_compliance.upstream.columns import ExportType
-from odeus_compliance.upstream.config import OdeusClientConfig
-from odeus_compliance.upstream.request import ExportRequest, zone
-from odeus_compliance.upstream.result import ExportInfo, ExportReport
-from odeus_compliance.upstream.simulator.server import RunningSimulator
-from odeus_compliance.upstream.summary import UsageSummary
+from odeus_compliance.settings import Secret, Settings, default_sqlite_url
+from odeus_compliance.upstream.request import zone
+
+__all__ = [
+    "DEMO_PURPOSE",
+    "LOOPBACK_HOSTS",
+    "MASTER_KEY_FILE_NAME",
+    "DemoOutcome",
+    "demo_master_key",
+    "demo_settings",
+    "last_month",
+    "run_demo_report",
+]
 
 MASTER_KEY_FILE_NAME = "demo-master.key"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
-CENT = Decimal("0.01")
+DEMO_PURPOSE = "demo: monthly AI usage report of the simulated workspace"
 
 
 @dataclass(frozen=True, slots=True)
-class PullOutcome:
-    """What the demo pulled: the request, Odeus's facts about the export, what the client noticed, totals."""
+class DemoOutcome:
+    """What the demo made: the job as stored, the PDF copy and its verification, the figures."""
 
-    request: ExportRequest
-    info: ExportInfo
-    report: ExportReport
-    summary: UsageSummary
+    report_id: str
+    status: str
+    error: str | None
+    pdf_path: Path | None
+    sha256: str | None
+    valid: bool
+    verification_text: str
+    figures: dict[str, Any]
+    ca_certificate: Path | None
 
 
 def last_month(timezone: str, *, now: datetime | None = None) -> tuple[int, int]:
@@ -45,75 +62,13 @@ def last_month(timezone: str, *, now: datetime | None = None) -> tuple[int, int]
     return (first.year - 1, 12) if first.month == 1 else (first.year, first.month - 1)
 
 
-def client_config_for(simulator: RunningSimulator) -> OdeusClientConfig:
-    """A client configuration for the simulator on loopback (plain http downloads allowed from it only)."""
-    return OdeusClientConfig(
-        api_key=simulator.api_key, base_url=simulator.base_url, download_hosts=LOOPBACK_HOSTS
-    )
-
-
-async def pull_users_export(
-    simulator: RunningSimulator, *, year: int, month: int, timezone: str
-) -> PullOutcome:
-    """Stream one month's users export from the simulator and total it; the totals are used only once the
-    stream ended complete (a cut-short download raises before they are returned)."""
-    request = ExportRequest.for_month(ExportType.USERS, year, month, timezone)
-    summary = UsageSummary()
-    async with OdeusClient(client_config_for(simulator)) as client, client.open_export(request) as export:
-        async for batch in export.batches():
-            summary.add(batch)
-        report = export.report
-        info = export.info
-    return PullOutcome(request=request, info=info, report=report, summary=summary)
-
-
-def summary_document(outcome: PullOutcome) -> dict[str, Any]:
-    """The totals as a JSON-ready document (no personal data: sums and counts only)."""
-    summary, info, report = outcome.summary, outcome.info, outcome.report
-    document: dict[str, Any] = {
-        "export": {
-            "type": info.export_type.value,
-            "from": outcome.request.start.instant.astimezone(zone(outcome.request.start.timezone)).isoformat(
-                timespec="milliseconds"
-            ),
-            "to": outcome.request.end.instant.astimezone(zone(outcome.request.end.timezone)).isoformat(
-                timespec="milliseconds"
-            ),
-            "timezone": outcome.request.start.timezone,
-            "record_count": info.record_count,
-            "rows_read": report.rows,
-            "parts": info.parts,
-            "unknown_columns": list(report.unknown_columns),
-            "anonymised_upstream": [
-                {"column": a.column, "how": a.how.value, "cells": a.cells, "complete": a.complete}
-                for a in report.anonymised
-            ],
-        },
-        "users": {"rows": summary.rows, "active": summary.active_users},
-        "messages": dict(summary.messages),
-        "agents_used": len(summary.agents_used),
-        "projects_used": len(summary.projects_used),
-        "models": [
-            {"model": model, "messages": count, "share": round(share, 4)}
-            for model, count, share in summary.model_shares()
-        ],
-        "payg_consumption": str(summary.payg_consumption.quantize(CENT)),
-    }
-    if summary.tokens or summary.cost_usd is not None:
-        document["byok"] = {
-            **dict(summary.tokens),
-            "total_cost_usd": str((summary.cost_usd or Decimal(0)).quantize(CENT)),
-        }
-    return document
-
-
 def demo_master_key(data_dir: Path) -> bytes:
     """The demo's own master key, made once and kept (mode 0600) in its data dir so a restart finds its
     data again. Only the demo does this: the service proper refuses to start without a configured key."""
     path = data_dir / MASTER_KEY_FILE_NAME
     if path.exists():
         return path.read_bytes()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
@@ -121,11 +76,79 @@ def demo_master_key(data_dir: Path) -> bytes:
     return key
 
 
-def write_summary(outcome: PullOutcome, out_dir: Path) -> Path:
-    """Write the totals to ``out_dir/summary.json`` (atomically: a crash leaves the old file or none)."""
+def demo_settings(base: Settings, *, data_dir: Path, base_url: str, api_key: str) -> Settings:
+    """``base`` pointed at the demo's own data dir (SQLite, its own master key) and at the simulator."""
+    data_dir = data_dir.resolve()
+    return dataclasses.replace(
+        base,
+        data_dir=data_dir,
+        database_url=default_sqlite_url(data_dir),
+        master_key=Secret(demo_master_key(data_dir)),
+        odeus_base_url=base_url,
+        odeus_api_key=Secret(api_key),
+        download_hosts=LOOPBACK_HOSTS,
+    )
+
+
+async def run_demo_report(
+    settings: Settings, *, year: int, month: int, timezone: str, out_dir: Path
+) -> DemoOutcome:
+    """Run one report of ``year-month`` as a job and write the signed PDF to ``out_dir/report.pdf``."""
+    # imported here: the demo's --help must stay fast (see odeus_compliance.commands)
+    from odeus_compliance.audit.appender import SYSTEM_CLI  # noqa: PLC0415
+    from odeus_compliance.audit.records import Action  # noqa: PLC0415
+    from odeus_compliance.commands.report import write_atomically  # noqa: PLC0415
+    from odeus_compliance.db.migrate import upgrade  # noqa: PLC0415
+    from odeus_compliance.keys.certificates import demo_paths, ensure_demo_certificate  # noqa: PLC0415
+    from odeus_compliance.reports.jobs import ReportPeriod, ReportStatus  # noqa: PLC0415
+    from odeus_compliance.reports.runtime import standalone_runtime  # noqa: PLC0415
+    from odeus_compliance.reports.verify import trust_anchors, verify_pdf  # noqa: PLC0415
+
+    await upgrade(settings)
+    ensure_demo_certificate(settings.data_dir, settings.require_master_key())
+    period = ReportPeriod.month(year, month, timezone)
+    async with standalone_runtime(settings, actor=SYSTEM_CLI) as runtime:
+        appender = runtime.flow.appender
+        await appender.append(
+            actor=SYSTEM_CLI,
+            action=Action.REPORT_REQUESTED,
+            resource="report:new",
+            purpose=DEMO_PURPOSE,
+            details={
+                "policy": "default",
+                "period_from": period.start.isoformat(),
+                "period_to": period.end.isoformat(),
+                "timezone": timezone,
+            },
+        )
+        queued = await runtime.jobs.request(
+            period=period, policy="default", purpose=DEMO_PURPOSE, requested_by="demo"
+        )
+        record = await runtime.run_job(queued.id) or queued
+        if record.status is not ReportStatus.SUCCEEDED:
+            return DemoOutcome(record.id, record.status.value, record.error, None, None, False, "", {}, None)
+        pdf = await runtime.store.read(record.id, "report.pdf")
+        figures = json.loads(await runtime.store.read(record.id, "figures.json"))
+        await appender.append(
+            actor=SYSTEM_CLI,
+            action=Action.REPORT_DOWNLOADED,
+            resource=f"report:{record.id}",
+            purpose=DEMO_PURPOSE,
+            details={"report_id": record.id, "format": "pdf", "byte_count": len(pdf)},
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "summary.json"
-    partial = target.with_suffix(".json.partial")
-    partial.write_text(json.dumps(summary_document(outcome), indent=2, ensure_ascii=False) + "\n", "utf-8")
-    partial.replace(target)
-    return target
+    target = out_dir / "report.pdf"
+    write_atomically(target, pdf)
+    result = verify_pdf(target.read_bytes(), anchors=trust_anchors(settings))
+    ca = demo_paths(settings.data_dir).ca_cert
+    return DemoOutcome(
+        report_id=record.id,
+        status=record.status.value,
+        error=None,
+        pdf_path=target,
+        sha256=record.pdf_sha256,
+        valid=result.valid,
+        verification_text=result.render_text(),
+        figures=figures,
+        ca_certificate=ca if ca.is_file() else None,
+    )

@@ -31,7 +31,9 @@ PROBLEM_JSON: Final = "application/problem+json"
 PROBLEM_TYPE_PREFIX: Final = "urn:odeus-compliance:problem:"
 
 _log = logging.getLogger(__name__)
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|(?<=unknown field )`[^`]*`")
+"""Quoted values in validation messages; msgspec quotes an unknown field's name (the client's text) in
+backticks."""
 
 
 def problem_response(

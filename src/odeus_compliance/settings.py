@@ -241,6 +241,9 @@ class Settings:
     """Its password (``ODEUS_COMPLIANCE_SIGNING_PKCS12_PASSWORD``)."""
     tsa_url: str | None = None
     """RFC 3161 time-stamp authority (``ODEUS_COMPLIANCE_TSA_URL``); none means PAdES B-B."""
+    trust_anchors_file: Path | None = None
+    """PEM CA certificates that report signatures (and their time stamps) must chain to
+    (``ODEUS_COMPLIANCE_TRUST_ANCHORS_FILE``); none means the demo CA that ``keys init`` made."""
     policy_dir: Path = dataclasses.field(default_factory=lambda: shipped_dir("policies"))
     """Policy files (``ODEUS_COMPLIANCE_POLICY_DIR``), the shipped ones by default."""
     template_dir: Path = dataclasses.field(default_factory=lambda: shipped_dir("report_templates"))
@@ -255,6 +258,18 @@ class Settings:
     (``ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_RECORDS``)."""
     audit_checkpoint_seconds: float = 60.0
     """... and at least this often while the log grows (``ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_SECONDS``)."""
+    report_worker_memory_mb: int = 2048
+    """Address-space limit of the report worker process in MiB (``ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB``):
+    a report that needs more fails with that reason instead of starving the service."""
+    report_lease_seconds: float = 60.0
+    """How long a report job's claim lasts without a sign of life (``ODEUS_COMPLIANCE_REPORT_LEASE_SECONDS``);
+    a job whose runner died is taken over after this."""
+    report_max_attempts: int = 3
+    """How often a report job is started before an interrupted one is marked failed
+    (``ODEUS_COMPLIANCE_REPORT_MAX_ATTEMPTS``)."""
+    schedule_tick_seconds: float = 60.0
+    """How often the service looks for due scheduled reports (``ODEUS_COMPLIANCE_SCHEDULE_TICK_SECONDS``);
+    every replica ticks, the database lets exactly one of them run each period."""
     demo: bool = False
     """Built for the ``demo`` command: secrets may be absent (the demo makes its own)."""
 
@@ -291,12 +306,19 @@ class Settings:
             signing_pkcs12_file=_optional_path(env, "ODEUS_COMPLIANCE_SIGNING_PKCS12_FILE"),
             signing_pkcs12_password=Secret(password) if password else None,
             tsa_url=_https_or_http_url(env, "ODEUS_COMPLIANCE_TSA_URL", None),
+            trust_anchors_file=_optional_path(env, "ODEUS_COMPLIANCE_TRUST_ANCHORS_FILE"),
             download_hosts=frozenset(h.strip().lower() for h in hosts.split(",") if h.strip()),
             log_level=log_level,
             audit_checkpoint_records=int(
                 _positive(env, "ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_RECORDS", 1000, integer=True)
             ),
             audit_checkpoint_seconds=_positive(env, "ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_SECONDS", 60.0),
+            report_worker_memory_mb=int(
+                _positive(env, "ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB", 2048, integer=True)
+            ),
+            report_lease_seconds=_positive(env, "ODEUS_COMPLIANCE_REPORT_LEASE_SECONDS", 60.0),
+            report_max_attempts=int(_positive(env, "ODEUS_COMPLIANCE_REPORT_MAX_ATTEMPTS", 3, integer=True)),
+            schedule_tick_seconds=_positive(env, "ODEUS_COMPLIANCE_SCHEDULE_TICK_SECONDS", 60.0),
             demo=demo,
             **overrides,
         )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["AUDIT_APPENDER_KEY", "DENIAL_RECORDER_KEY", "ENGINE_KEY", "SESSIONS_KEY", "SETTINGS_KEY"]
+__all__ = [
+    "AUDIT_APPENDER_KEY",
+    "DENIAL_RECORDER_KEY",
+    "ENGINE_KEY",
+    "REPORT_RUNTIME",
+    "SESSIONS_KEY",
+    "SETTINGS_KEY",
+]
 
 SETTINGS_KEY: Final = "settings"
 """The :class:`~odeus_compliance.settings.Settings` the app was built with."""
@@ -16,3 +23,5 @@ AUDIT_APPENDER_KEY: Final = "audit_appender"
 """The app's :class:`~odeus_compliance.audit.appender.AuditAppender` (lifespan-owned)."""
 DENIAL_RECORDER_KEY: Final = "denial_recorder"
 """The coroutine function that records a 401/403 (see :mod:`~odeus_compliance.security`)."""
+REPORT_RUNTIME: Final = "report_runtime"
+"""The app's :class:`~odeus_compliance.reports.runtime.ReportRuntime` (lifespan-owned)."""

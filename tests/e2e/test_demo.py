@@ -1,20 +1,23 @@
 """The README's main job, run as a user runs it: the installed command in a subprocess.
 
-Its totals are checked against figures computed independently from the simulator's JSON route for the same
-workspace and month, and its output is searched for every name and e-mail of that workspace.
+The demo must leave a signed PDF/A report that poppler's own tools (not our verifier) accept, with the
+dataset, policy and manifest attached; the manifest must account for every row of the simulator's export
+(checked against its JSON route for the same workspace and month), the printed figures must equal those of
+the attached dataset, and no name, e-mail or user id of the workspace may appear in the output, the PDF's
+text or any attachment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ USERS, SEED, ZONE = 80, 7, "Europe/Berlin"
 def _run_demo(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "odeus_compliance", "demo", "--out", str(out), *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODEUS")}
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, check=False)
 
 
 def _reference_rows() -> tuple[list[dict[str, Any]], list[str]]:
@@ -52,29 +55,53 @@ def _reference_rows() -> tuple[list[dict[str, Any]], list[str]]:
     return rows, identifying
 
 
-def test_demo_prints_and_writes_the_true_totals_and_nothing_personal(tmp_path: Path) -> None:
-    result = _run_demo(tmp_path / "out", "--users", str(USERS), "--seed", str(SEED), "--timezone", ZONE)
+def _tool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=60, check=False)
+
+
+def _printed(stdout: str, label: str) -> int:
+    line = next(line for line in stdout.splitlines() if line.strip().startswith(label))
+    return int(line.split()[-1])
+
+
+def test_demo_makes_a_signed_verified_report_with_true_figures_and_nothing_personal(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _run_demo(out, "--users", str(USERS), "--seed", str(SEED), "--timezone", ZONE)
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text("utf-8"))
+    pdf = out / "report.pdf"
+    assert f"Signed PDF: {pdf}" in result.stdout
+    assert "report verification: VALID" in result.stdout
+
+    signature = _tool("pdfsig", str(pdf))
+    assert "Signature is Valid." in signature.stdout
+    assert "Total document signed" in signature.stdout
+    listed = _tool("pdfdetach", "-list", str(pdf))
+    assert {"data.csv", "manifest.json", "policy.toml"} <= {
+        line.split(": ", 1)[1] for line in listed.stdout.splitlines() if ": " in line
+    }
+    attachments = tmp_path / "attachments"
+    attachments.mkdir()
+    assert _tool("pdfdetach", "-saveall", "-o", str(attachments), str(pdf)).returncode == 0
+    manifest = json.loads((attachments / "manifest.json").read_text("utf-8"))
+    dataset_text = (attachments / "data.csv").read_text("utf-8")
+    dataset = list(csv.DictReader(io.StringIO(dataset_text)))
+
     rows, identifying = _reference_rows()
+    assert manifest["upstream_export"]["rows"] == len(rows)
+    assert manifest["transformation_manifest"]["input"]["rows"] == len(rows)
+    suppressed = manifest["transformation_manifest"]["disclosure"].get("rows_suppressed", 0)
+    assert len(dataset) == len(rows) - suppressed
+    assert _printed(result.stdout, "people in the dataset") == len(dataset)
+    assert _printed(result.stdout, "messages ") == sum(int(r["messages_total"]) for r in dataset)
+    assert _printed(result.stdout, "active users") == sum(1 for r in dataset if int(r["messages_total"]) > 0)
 
-    assert summary["export"]["rows_read"] == summary["export"]["record_count"] == len(rows)
-    assert summary["users"]["active"] == sum(1 for row in rows if row["messages_total"] > 0)
-    assert summary["messages"]["messages_total"] == sum(row["messages_total"] for row in rows)
-    assert summary["messages"]["messages_chat"] == sum(row["messages_chat"] for row in rows)
-    models: Counter[str] = Counter()
-    for row in rows:
-        models.update(row["model_to_messages_total"])
-    assert {m["model"]: m["messages"] for m in summary["models"]} == {k: v for k, v in models.items() if v}
-    agents = {key for row in rows for key, count in row["assistants_to_messages"].items() if count}
-    assert summary["agents_used"] == len(agents)
-    payg = sum((Decimal(str(row["payg_consumption_in_period"])) for row in rows), Decimal(0))
-    assert Decimal(summary["payg_consumption"]) == payg.quantize(Decimal("0.01"))
-
-    everything = result.stdout + result.stderr + (tmp_path / "out" / "summary.json").read_text("utf-8")
-    leaked = [value for value in identifying if value and value.lower() in everything.lower()]
+    text = _tool("pdftotext", str(pdf), "-").stdout
+    everything = "\n".join(
+        [result.stdout, result.stderr, text, *(p.read_text("utf-8") for p in attachments.iterdir())]
+    ).lower()
+    leaked = [value for value in identifying if value and value.lower() in everything]
     assert leaked == []
 
 
@@ -87,7 +114,7 @@ def test_demo_refuses_an_unknown_time_zone_with_one_line(tmp_path: Path) -> None
     assert not (tmp_path / "out").exists()
 
 
-def test_demo_serve_keeps_the_service_up_with_one_working_key_per_role(tmp_path: Path) -> None:
+def test_demo_serve_keeps_the_service_up_with_one_working_key_per_role_and_the_report(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -108,8 +135,11 @@ def test_demo_serve_keeps_the_service_up_with_one_working_key_per_role(tmp_path:
     try:
         assert process.stdout is not None
         keys: dict[str, str] = {}
+        report_id = ""
         for line in process.stdout:
             fields = line.split()
+            if line.startswith("Report rpt_"):
+                report_id = fields[1].rstrip(":")
             if len(fields) == 2 and fields[0] in {"officer", "auditor", "admin"}:
                 keys[fields[0]] = fields[1]
             if len(keys) == 3:
@@ -125,6 +155,18 @@ def test_demo_serve_keeps_the_service_up_with_one_working_key_per_role(tmp_path:
             assert me.status_code == 200
             assert me.json()["role"] == role
         assert httpx.get(base + "/api/v1/whoami", timeout=5).status_code == 401
+        officer = {"Authorization": f"Bearer {keys['officer']}"}
+        status = httpx.get(f"{base}/api/v1/reports/{report_id}", headers=officer, timeout=10)
+        assert status.status_code == 200
+        assert status.json()["status"] == "succeeded"
+        download = httpx.get(
+            f"{base}/api/v1/reports/{report_id}/pdf",
+            params={"purpose": "demo check"},
+            headers=officer,
+            timeout=30,
+        )
+        assert download.status_code == 200
+        assert download.content.startswith(b"%PDF-")
     finally:
         process.terminate()
         process.wait(15)

@@ -62,6 +62,43 @@ ROUTES: Final[dict[tuple[str, str], Case]] = {
         "/api/v1/audit/export",
         json={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "purpose": "role matrix"},
     ),
+    # a valid body naming no policy: the handler answers 400 before it queues a job (no upstream in this test)
+    ("POST", "/api/v1/reports"): Case(
+        frozenset({OFFICER}),
+        "/api/v1/reports",
+        json={"month": "2026-01", "timezone": "UTC", "policy": "no-such-policy", "purpose": "role matrix"},
+    ),
+    ("GET", "/api/v1/reports"): Case(frozenset({OFFICER, AUDITOR}), "/api/v1/reports"),
+    ("GET", "/api/v1/reports/{report_id:str}"): Case(
+        frozenset({OFFICER, AUDITOR}), "/api/v1/reports/rpt_000000000000000000000000"
+    ),
+    ("GET", "/api/v1/reports/{report_id:str}/pdf"): Case(
+        frozenset({OFFICER, AUDITOR}),
+        "/api/v1/reports/rpt_000000000000000000000000/pdf",
+        params={"purpose": "role matrix"},
+    ),
+    ("GET", "/api/v1/reports/{report_id:str}/data.csv"): Case(
+        frozenset({OFFICER}),
+        "/api/v1/reports/rpt_000000000000000000000000/data.csv",
+        params={"purpose": "role matrix"},
+    ),
+    ("POST", "/api/v1/reports/verify"): Case(ALL, "/api/v1/reports/verify"),  # no body: 400 from the handler
+    ("GET", "/api/v1/schedules"): Case(frozenset({ADMIN, OFFICER}), "/api/v1/schedules"),
+    ("PUT", "/api/v1/schedules"): Case(
+        frozenset({ADMIN}),
+        "/api/v1/schedules",
+        json={
+            "name": "role-matrix",
+            "every": "month",
+            "day": 1,
+            "time": "06:00",
+            "timezone": "Europe/Berlin",
+            "policy": "default",
+        },
+    ),
+    ("GET", "/api/v1/schedules/{schedule_id:uuid}/runs"): Case(  # unknown id: 404 from the handler
+        frozenset({ADMIN, OFFICER}), "/api/v1/schedules/00000000-0000-4000-8000-000000000000/runs"
+    ),
     # the OpenAPI document and its renderers (Litestar's, public through their router's opt)
     ("GET", "/schema"): Case(PUBLIC, "/schema"),
     ("GET", "/schema/openapi.json"): Case(PUBLIC, "/schema/openapi.json"),

@@ -31,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
@@ -39,12 +41,13 @@ from typing import Any, Final
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from odeus_compliance.audit.batch import HeadRead, PreparedBatch, prepare_batch
 from odeus_compliance.audit.checkpoint import Checkpoint, CheckpointSchedule, sign_checkpoint
-from odeus_compliance.audit.leaf import DataKey, seal_record
-from odeus_compliance.audit.merkle import MerkleAccumulator, leaf_hash
+from odeus_compliance.audit.leaf import DataKey
+from odeus_compliance.audit.merkle import MerkleAccumulator
 from odeus_compliance.audit.records import Action, ActorRole, AuditRecord, DetailValue, Outcome
+from odeus_compliance.audit.sqlite_channel import Ahead, SqliteAppendChannel
 from odeus_compliance.audit.store import (
-    Head,
     insert_checkpoint,
     insert_entries,
     latest_checkpoint,
@@ -69,6 +72,9 @@ __all__ = ["ANONYMOUS", "SYSTEM_CLI", "SYSTEM_SERVICE", "Actor", "AuditAppender"
 
 _log = logging.getLogger(__name__)
 MAX_BATCH: Final = 1024
+PIPELINE_DEPTH: Final = 2
+SPLIT_MIN: Final = 8
+"""SQLite: batches in flight at once (one committing, the next one sealed meanwhile and queued behind it)."""
 
 
 class AuditWriteError(OdeusComplianceError):
@@ -106,12 +112,18 @@ def _sqlite_full_sync(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _with_seq(record: AuditRecord, seq: int) -> AuditRecord:
-    """The validated record with its sequence number set, in place: the record belongs to the one pending
-    caller and is not shared yet. ``dataclasses.replace`` would validate every field again (half the cost of
-    an append); only ``seq`` changes, and it comes from the lock-held head (non-negative, far below 2^53)."""
-    object.__setattr__(record, "seq", seq)
-    return record
+def _sqlite_file(engine: AsyncEngine) -> str | None:
+    """The database file of a SQLite engine (the append channel opens it), else ``None``: PostgreSQL, and
+    in-memory or URI-named SQLite databases (another connection would not see the same database)."""
+    database = engine.url.database
+    if (
+        engine.dialect.name != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+    ):
+        return None
+    return database
 
 
 class AuditAppender:
@@ -124,12 +136,14 @@ class AuditAppender:
         kek: KeyEncryptionKey,
         schedule: CheckpointSchedule,
         max_batch: int = MAX_BATCH,
+        pipeline_depth: int = PIPELINE_DEPTH,
         owns_engine: bool = False,
     ) -> None:
         self._engine = engine
         self._kek = kek
         self._schedule = schedule
         self._max_batch = max_batch
+        self._pipeline_depth = pipeline_depth
         self._owns_engine = owns_engine
         self._queue: asyncio.Queue[_Pending] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -138,6 +152,12 @@ class AuditAppender:
         self._identity: LogIdentity | None = None
         self._keys: dict[str, DataKey] = {}
         self._closed = False
+        self._channel: SqliteAppendChannel | None = None
+        self._expect: HeadRead | None = None
+        """SQLite channel: the head the next batch appends to if every batch before it commits."""
+        self._submitted = 0
+        self._in_flight = 0
+        self._split = os.environ.get("AUDIT_SPLIT", "1") == "1"
 
     @classmethod
     def for_settings(cls, settings: Settings, **kwargs: Any) -> AuditAppender:
@@ -165,11 +185,25 @@ class AuditAppender:
         """The key-encryption key (for readers that must open records)."""
         return self._kek
 
+    @property
+    def prepared_batches(self) -> tuple[int, int] | None:
+        """SQLite channel: batches committed as prepared ahead of the lock, and batches prepared again under
+        the lock (the head was not the expected one); ``None`` on the engine path. For the benchmark."""
+        if self._channel is None:
+            return None
+        return self._channel.prepared_ahead, self._channel.prepared_under_lock
+
     async def start(self) -> None:
         """Start the writer and the checkpoint ticker in the running event loop."""
         self._queue = asyncio.Queue()
         self._lock = asyncio.Lock()
-        self._writer = asyncio.create_task(self._run(), name="audit-appender")
+        database = _sqlite_file(self._engine)
+        if database is not None:
+            self._channel = SqliteAppendChannel(database, self._engine.dialect)
+            await self._channel.open()
+            self._writer = asyncio.create_task(self._run_channel(self._channel), name="audit-appender")
+        else:
+            self._writer = asyncio.create_task(self._run(), name="audit-appender")
         self._ticker = asyncio.create_task(self._tick(), name="audit-checkpoint-ticker")
 
     async def close(self) -> None:
@@ -182,6 +216,8 @@ class AuditAppender:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._channel is not None:
+            await self._channel.close()
         if self._owns_engine:
             await self._engine.dispose()
 
@@ -248,35 +284,58 @@ class AuditAppender:
         return await future
 
     async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+        """The writer on PostgreSQL (and in-memory SQLite): one batch at a time through the engine."""
         while True:
-            batch = [await queue.get()]
-            # let every caller that is ready to run enqueue its record first (the callers of the batch just
-            # committed wake up together): without this yield, batches shrink to one or two records
-            await asyncio.sleep(0)
-            while len(batch) < self._max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
+            batch = await self._next_batch()
             try:
                 records = await self._write(batch)
             except Exception as exc:  # noqa: BLE001 - every failure fails the batch's callers, closed
-                log_event(
-                    _log,
-                    logging.ERROR,
-                    "audit_append_failed",
-                    error_type=type(exc).__name__,
-                    count=len(batch),
-                )
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(AuditWriteError("the audit record could not be written"))
+                self._fail(batch, exc)
             else:
                 for p, record in zip(batch, records, strict=True):
                     if not p.future.done():
                         p.future.set_result(record)
             finally:
-                for _ in batch:
-                    queue.task_done()
+                self._done(batch)
+
+    async def _next_batch(self, *, split: bool = False) -> list[_Pending]:
+        """The next batch: everything queued, up to ``max_batch``; with ``split``, half of it (at least
+        ``SPLIT_MIN``), so that the rest is sealed while the first half commits."""
+        assert self._queue is not None
+        queue = self._queue
+        batch = [await queue.get()]
+        # let every caller that is ready to run enqueue its record first (the callers of the batch just
+        # committed wake up together): without this yield, batches shrink to one or two records
+        await asyncio.sleep(0)
+        limit = self._max_batch
+        if split and queue.qsize() + 1 >= 2 * SPLIT_MIN:
+            limit = min(limit, (queue.qsize() + 2) // 2)
+        while len(batch) < limit and not queue.empty():
+            batch.append(queue.get_nowait())
+        return batch
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: BaseException) -> None:
+        log_event(_log, logging.ERROR, "audit_append_failed", error_type=type(exc).__name__, count=len(batch))
+        for p in batch:
+            if not p.future.done():
+                p.future.set_exception(AuditWriteError("the audit record could not be written"))
+
+    def _done(self, batch: list[_Pending]) -> None:
+        assert self._queue is not None
+        for _ in batch:
+            self._queue.task_done()
+
+    def _prepare(self, base: HeadRead, batch: list[_Pending], identity: LogIdentity) -> PreparedBatch:
+        return prepare_batch(
+            base=base,
+            records=[p.record for p in batch],
+            resource_tags=[p.resource_tag for p in batch],
+            identity=identity,
+            data_key=self._data_key,
+            schedule=self._schedule,
+            now=utcnow(),
+        )
 
     async def _write(self, batch: list[_Pending]) -> list[AuditRecord]:
         """Write the batch in one transaction and acknowledge its callers as soon as it has committed:
@@ -294,63 +353,75 @@ class AuditAppender:
     async def _commit_batch(
         self, conn: AsyncConnection, identity: LogIdentity, batch: list[_Pending]
     ) -> list[AuditRecord]:
-        """Seal, insert and store the head in one transaction; returns once it has committed."""
+        """Lock, prepare from the locked head, insert and store the head in one transaction; returns once it
+        has committed."""
         async with conn.begin():
             head, key_id, wrapped = await lock_head_with_key(conn, KeyKind.AUDIT_DATA.value)
-            data_key = self._data_key(key_id, wrapped)
-            acc = MerkleAccumulator.from_peaks(head.size, head.peaks)
-            cp_size, cp_at = head.checkpoint_size, head.checkpoint_at
-            every = self._schedule.every_records
-            rows: list[dict[str, Any]] = []
-            records: list[AuditRecord] = []
-            due: list[tuple[int, bytes]] = []
-            for p in batch:
-                record = _with_seq(p.record, acc.size)
-                leaf = seal_record(record, origin=identity.origin, data_key=data_key)
-                text = leaf.text()
-                lh = leaf_hash(text)
-                rows.append(
-                    {
-                        "seq": record.seq,
-                        "leaf": text.decode("utf-8"),
-                        "leaf_hash": lh,
-                        "time": record.time,
-                        "key_id": data_key.key_id,
-                        "action": record.action.value,
-                        "outcome": record.outcome.value,
-                        "actor_key_id": record.actor_key_id,
-                        "resource_tag": p.resource_tag,
-                    }
-                )
-                records.append(record)
-                acc.append(lh)
-                if acc.size - cp_size >= every:
-                    due.append((acc.size, acc.root()))
-                    cp_size = acc.size
-            now = utcnow()
-            since = float("inf") if cp_at is None else (now - cp_at).total_seconds()
-            if self._schedule.due(size=acc.size, last_size=cp_size, seconds_since_last=since):
-                due.append((acc.size, acc.root()))
-            await insert_entries(conn, rows)
-            await self._sign(conn, identity, due, now)
-            await store_head(
-                conn,
-                Head(
-                    size=acc.size,
-                    peaks=acc.peaks(),
-                    checkpoint_size=due[-1][0] if due else head.checkpoint_size,
-                    checkpoint_at=now if due else head.checkpoint_at,
-                ),
-            )
-        return records
+            prepared = self._prepare(HeadRead(head, key_id, wrapped), batch, identity)
+            await insert_entries(conn, prepared.rows)
+            for cp in prepared.checkpoints:
+                await insert_checkpoint(conn, size=cp.size, root=cp.root, note=cp.note, at=cp.at)
+            await store_head(conn, prepared.head)
+        return prepared.records
 
-    @staticmethod
-    async def _sign(
-        conn: AsyncConnection, identity: LogIdentity, due: list[tuple[int, bytes]], now: Any
+    async def _run_channel(self, channel: SqliteAppendChannel) -> None:
+        """The writer on a SQLite file: batches are prepared ahead of the lock and committed through the
+        channel, up to ``pipeline_depth`` at a time (the next one is sealed while the previous one commits);
+        :meth:`_acknowledge` answers their callers in order."""
+        slots = asyncio.Semaphore(self._pipeline_depth)
+        in_flight: asyncio.Queue[tuple[int, list[_Pending], asyncio.Future[PreparedBatch]]] = asyncio.Queue()
+        acknowledger = asyncio.create_task(self._acknowledge(in_flight, slots), name="audit-acknowledger")
+        try:
+            while True:
+                await slots.acquire()
+                batch = await self._next_batch(split=self._in_flight == 0 and self._split)
+                try:
+                    identity = await self.identity()
+                except Exception as exc:  # noqa: BLE001 - e.g. no key ring yet: this batch fails, closed
+                    self._fail(batch, exc)
+                    slots.release()
+                    self._done(batch)
+                    continue
+                ahead: Ahead | None = None
+                if self._expect is not None:
+                    try:
+                        prepared = self._prepare(self._expect, batch, identity)
+                        ahead = Ahead(prepared, channel.expected(self._expect), channel.statements(prepared))
+                    except Exception:  # noqa: BLE001 - prepared again under the lock, which reports it
+                        ahead = None
+                self._expect = None if ahead is None else ahead.prepared.after()
+                self._submitted += 1
+                self._in_flight += 1
+                again = functools.partial(self._prepare, batch=batch, identity=identity)
+                in_flight.put_nowait((self._submitted, batch, channel.submit(ahead, again)))
+        finally:
+            acknowledger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acknowledger
+
+    async def _acknowledge(
+        self,
+        in_flight: asyncio.Queue[tuple[int, list[_Pending], asyncio.Future[PreparedBatch]]],
+        slots: asyncio.Semaphore,
     ) -> None:
-        for size, root in due:
-            note = sign_checkpoint(Checkpoint(identity.origin, size, root), identity.signer)
-            await insert_checkpoint(conn, size=size, root=root, note=note, at=now)
+        while True:
+            number, batch, committed = await in_flight.get()
+            try:
+                prepared = await committed
+            except Exception as exc:  # noqa: BLE001 - every failure fails the batch's callers, closed
+                self._fail(batch, exc)
+                if number == self._submitted:
+                    self._expect = None  # read the head under the lock next time
+            else:
+                for p, record in zip(batch, prepared.records, strict=True):
+                    if not p.future.done():
+                        p.future.set_result(record)
+                if number == self._submitted:
+                    self._expect = prepared.after()
+            finally:
+                self._in_flight -= 1
+                slots.release()
+                self._done(batch)
 
     def _data_key(self, key_id: str | None, wrapped: bytes | None) -> DataKey:
         """The current audit-data key as read under the lock; unwrapped once per key id."""
@@ -379,7 +450,9 @@ class AuditAppender:
                 )
             if grew:
                 acc = MerkleAccumulator.from_peaks(head.size, head.peaks)
-                await self._sign(conn, identity, [(head.size, acc.root())], now)
+                root = acc.root()
+                note = sign_checkpoint(Checkpoint(identity.origin, head.size, root), identity.signer)
+                await insert_checkpoint(conn, size=head.size, root=root, note=note, at=now)
                 await store_head(
                     conn, dataclasses.replace(head, checkpoint_size=head.size, checkpoint_at=now)
                 )

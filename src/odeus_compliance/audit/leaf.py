@@ -30,8 +30,10 @@ import base64
 import binascii
 import functools
 import hashlib
+import os
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -56,6 +58,7 @@ __all__ = [
     "open_leaf",
     "parse_leaf",
     "seal_record",
+    "seal_records",
 ]
 
 SCHEMA: Final = 1
@@ -264,6 +267,47 @@ def seal_record(record: AuditRecord, *, origin: str, data_key: DataKey) -> Leaf:
     ad = associated_data(origin=origin, seq=record.seq, key_id=data_key.key_id, time=time)
     ciphertext = data_key.aead.encrypt(nonce, salt + plaintext, ad)
     return Leaf(record.seq, time, data_key.key_id, nonce, ciphertext, commitment(salt, plaintext))
+
+
+def seal_records(records: Sequence[AuditRecord], *, origin: str, data_key: DataKey) -> list[bytes]:
+    """The leaf texts of :func:`seal_record` for many records at once: the append path.
+
+    The same leaves (each with its own fresh salt and nonce), cheaper: one ``os.urandom`` call for the
+    whole batch, the record's time formatted once, the associated data and the leaf text written from
+    prefixes made once per batch (``key_id`` is checked by :class:`DataKey`, ``time`` by the pattern below;
+    anything else takes :func:`seal_record`'s general path). A test opens every leaf and compares it with
+    :func:`seal_record`'s.
+    """
+    key_id = data_key.key_id
+    encrypt = data_key.aead.encrypt
+    ad_prefix = f'{{"key_id":"{key_id}","origin":{_origin_json(origin)},"schema":{SCHEMA},"seq":'
+    b2a = binascii.b2a_base64
+    step = SALT_SIZE + NONCE_SIZE
+    randomness = os.urandom(step * len(records))
+    out: list[bytes] = []
+    for i, record in enumerate(records):
+        plaintext, time = record.plaintext_and_time()
+        seq = record.seq
+        if len(plaintext) > MAX_PLAINTEXT or type(seq) is not int or not _TIME_TEXT.fullmatch(time):
+            out.append(seal_record(record, origin=origin, data_key=data_key).text())
+            continue
+        salt = randomness[i * step : i * step + SALT_SIZE]
+        nonce = randomness[i * step + SALT_SIZE : (i + 1) * step]
+        envelope = salt + plaintext
+        ciphertext = encrypt(nonce, envelope, f'{ad_prefix}{seq},"time":"{time}"}}'.encode())
+        out.append(
+            b'{"ciphertext":"%s","commitment":"%s","key_id":"%s","nonce":"%s","schema":%d,"seq":%d,"time":"%s"}'
+            % (
+                b2a(ciphertext, newline=False),
+                b2a(hashlib.sha256(envelope).digest(), newline=False),
+                key_id.encode("ascii"),
+                b2a(nonce, newline=False),
+                SCHEMA,
+                seq,
+                time.encode("ascii"),
+            )
+        )
+    return out
 
 
 def open_leaf(leaf: Leaf, *, origin: str, data_key: DataKey) -> OpenedLeaf:

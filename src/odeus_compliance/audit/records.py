@@ -31,7 +31,7 @@ import enum
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -218,10 +218,9 @@ def format_time(moment: datetime) -> str:
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
     if utc.year < 1000:  # strftime writes such years unpadded: keep its exact output
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-    return (
-        f"{utc.year}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
-        f"{utc.microsecond // 1000:03d}Z"
-    )
+    # ``isoformat`` truncates to milliseconds like the format above and ends in "+00:00" for UTC; it is the
+    # C implementation, several times faster than formatting the fields (a test compares it with strftime)
+    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -340,7 +339,35 @@ class AuditRecord:
 
     def plaintext(self) -> bytes:
         """The canonical JSON plaintext: what is encrypted and committed to."""
-        return canonical_json(self.to_json_obj())
+        return self.plaintext_and_time()[0]
+
+    def plaintext_and_time(self) -> tuple[bytes, str]:
+        """:meth:`plaintext` and :attr:`time_text` at once (the sealing path needs both).
+
+        Written directly rather than through the JSON encoder: every key is fixed and the fields are sorted
+        by hand, strings (the enumerations too: they are ``str``) go through the encoder's own string writer,
+        and everything else is an integer, a boolean or ``null``. Byte-identical to
+        ``canonical_json(self.to_json_obj())`` (a property test holds the two together) at a third of the
+        cost.
+        """
+        time_text = format_time(self.time)
+        details = self.details
+        if details:
+            detail_text = ",".join(f'"{key}":{_detail_json(details[key])}' for key in sorted(details))
+        else:
+            detail_text = ""
+        text = (
+            f'{{"action":{_string(self.action)},"actor_key_id":{_string_or_null(self.actor_key_id)},'
+            f'"actor_name":{_string_or_null(self.actor_name)},'
+            f'"client_address":{_string_or_null(self.client_address)},"details":{{{detail_text}}},'
+            f'"outcome":{_string(self.outcome)},"purpose":{_string_or_null(self.purpose)},'
+            f'"request_id":{_string_or_null(self.request_id)},"resource":{_string(self.resource)},'
+            f'"role":{_string(self.role)},"seq":{int.__repr__(self.seq)},"time":"{time_text}"}}'
+        )
+        try:
+            return text.encode("utf-8"), time_text
+        except UnicodeEncodeError as exc:  # a lone surrogate: not representable (validation refuses them)
+            raise RecordError("value is not representable as canonical JSON") from exc
 
     @property
     def time_text(self) -> str:
@@ -392,6 +419,24 @@ class AuditRecord:
         if record.plaintext() != plaintext:
             raise RecordError("the plaintext is not canonical JSON")
         return record
+
+
+_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
+"""The string writer of a ``JSONEncoder`` with ``ensure_ascii=False`` (the C one when available)."""
+
+
+def _string_or_null(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
+def _detail_json(value: DetailValue) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    return _string(value)
 
 
 def _member(enum_type: type[_E], value: str, name: str) -> _E:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import functools
+import itertools
 import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
@@ -38,6 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from odeus_compliance.db.models import AuditCheckpoint, AuditEntry, AuditLogState, UtcDateTime
 
 __all__ = [
+    "SQLITE_INSERT_CHECKPOINT",
+    "SQLITE_INSERT_ENTRIES",
+    "SQLITE_LOCK_WITH_KEY",
+    "SQLITE_STORE_HEAD",
     "EntryFilter",
     "Head",
     "checkpoint_at",
@@ -55,6 +61,11 @@ __all__ = [
     "read_head",
     "scrub_filters",
     "seq_range_between",
+    "sqlite_checkpoint_params",
+    "sqlite_entry_params",
+    "sqlite_head_params",
+    "sqlite_insert_entries_rows",
+    "sqlite_lock_row",
     "store_head",
 ]
 
@@ -136,7 +147,8 @@ _LOCK_WITH_KEY: Final = {
     for dialect, template in (("sqlite", _LOCK_SQLITE), ("postgresql", _LOCK_POSTGRES))
 }
 """Built once: statement construction and its cache key cost as much as the round trip's Python side."""
-_LOCK_WITH_KEY_SQLITE: Final = _LOCK_SQLITE.format(key_columns=_KEY_COLUMNS)
+SQLITE_LOCK_WITH_KEY: Final = _LOCK_SQLITE.format(key_columns=_KEY_COLUMNS)
+"""The SQLite lock statement for the driver (named parameter ``kind``); see :func:`sqlite_lock_row`."""
 _LOCK_RESULT_TYPES: Final = (BigInteger(), Text(), BigInteger(), UtcDateTime(), String(), LargeBinary())
 _RESULT_PROCESSORS: dict[Any, tuple[Any, ...]] = {}
 
@@ -164,6 +176,13 @@ _STORE_HEAD: Final = (
 )
 
 
+def sqlite_lock_row(dialect: Any, raw: Sequence[Any]) -> tuple[Head, str | None, bytes | None]:
+    """Head and key from the raw driver row of :data:`SQLITE_LOCK_WITH_KEY` (result processors applied)."""
+    procs = _lock_result_processors(dialect)
+    values = tuple(v if proc is None or v is None else proc(v) for v, proc in zip(raw, procs, strict=True))
+    return _head(values), values[4], None if values[5] is None else bytes(values[5])
+
+
 async def lock_head_with_key(executor: Executor, kind: str) -> tuple[Head, str | None, bytes | None]:
     """:func:`lock_head` and, in the same round trip, the newest key of ``kind`` (id, wrapped material).
 
@@ -172,15 +191,11 @@ async def lock_head_with_key(executor: Executor, kind: str) -> tuple[Head, str |
     driver = await _sqlite_driver(executor)
     if driver is not None:
         assert isinstance(executor, AsyncConnection)
-        raw = await driver.execute_fetchall(_LOCK_WITH_KEY_SQLITE, {"kind": kind})
+        raw = await driver.execute_fetchall(SQLITE_LOCK_WITH_KEY, {"kind": kind})
         if not raw:
             msg = "the audit log's head row is missing (the database was altered)"
             raise LookupError(msg)
-        procs = _lock_result_processors(executor.dialect)
-        values = tuple(
-            v if proc is None or v is None else proc(v) for v, proc in zip(raw[0], procs, strict=True)
-        )
-        return _head(values), values[4], None if values[5] is None else bytes(values[5])
+        return sqlite_lock_row(executor.dialect, raw[0])
     statement = _LOCK_WITH_KEY["sqlite" if dialect_name(executor) == "sqlite" else "postgresql"]
     row = (await executor.execute(statement, {"kind": kind})).first()
     if row is None:
@@ -198,7 +213,7 @@ async def read_head(executor: Executor) -> Head:
     return _head(row)
 
 
-_STORE_HEAD_QMARK: Final = (
+SQLITE_STORE_HEAD: Final = (
     "UPDATE audit_log_state SET size = ?, peaks = ?, checkpoint_size = ?, checkpoint_at = ? WHERE id = 1"
 )
 
@@ -233,14 +248,20 @@ def _bind_processor(dialect: Any, column: Any) -> Any:
         return proc
 
 
+def sqlite_head_params(dialect: Any, head: Head) -> tuple[int, str, int, Any]:
+    """The driver parameters of :data:`SQLITE_STORE_HEAD` for ``head``: exactly what the head row then holds,
+    and what :data:`SQLITE_LOCK_WITH_KEY` reads back as its first four columns."""
+    at = _processed(dialect, AuditLogState.__table__.c.checkpoint_at, head.checkpoint_at)
+    peaks = json.dumps([base64.b64encode(p).decode("ascii") for p in head.peaks])
+    return head.size, peaks, head.checkpoint_size, at
+
+
 async def store_head(executor: Executor, head: Head) -> None:
     """Write the head row (under the lock)."""
     driver = await _sqlite_driver(executor)
     if driver is not None:
         assert isinstance(executor, AsyncConnection)
-        at = _processed(executor.dialect, AuditLogState.__table__.c.checkpoint_at, head.checkpoint_at)
-        peaks = json.dumps([base64.b64encode(p).decode("ascii") for p in head.peaks])
-        await driver.execute(_STORE_HEAD_QMARK, (head.size, peaks, head.checkpoint_size, at))
+        await driver.execute(SQLITE_STORE_HEAD, sqlite_head_params(executor.dialect, head))
         return
     await executor.execute(
         _STORE_HEAD,
@@ -254,10 +275,46 @@ async def store_head(executor: Executor, head: Head) -> None:
 
 
 _ENTRY_COLUMNS: Final = tuple(AuditEntry.__table__.columns)
-_INSERT_ENTRIES_QMARK: Final = (
+SQLITE_INSERT_ENTRIES: Final = (
     f"INSERT INTO {AuditEntry.__tablename__} ({', '.join(c.name for c in _ENTRY_COLUMNS)}) "  # noqa: S608 - the model's names
     f"VALUES ({', '.join('?' for _ in _ENTRY_COLUMNS)})"
 )
+
+
+def sqlite_entry_params(dialect: Any, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Driver parameters of :data:`SQLITE_INSERT_ENTRIES`: the columns' own bind processors applied."""
+    procs = [(c.name, _bind_processor(dialect, c)) for c in _ENTRY_COLUMNS]
+    return [tuple(row[name] if proc is None else proc(row[name]) for name, proc in procs) for row in rows]
+
+
+@functools.lru_cache(maxsize=64)
+def sqlite_insert_entries_rows(count: int) -> str:
+    """One ``INSERT`` of ``count`` rows (parameters: the rows of :func:`sqlite_entry_params`, flattened).
+
+    One statement is one ``sqlite3_step``: the driver releases and retakes the GIL around each step, and an
+    ``executemany`` steps once per row, so on a busy machine each row could wait a whole GIL switch interval
+    for the event loop's thread.
+    """
+    one = f"({', '.join('?' for _ in _ENTRY_COLUMNS)})"
+    return (
+        f"INSERT INTO {AuditEntry.__tablename__} ({', '.join(c.name for c in _ENTRY_COLUMNS)}) "  # noqa: S608 - the model's names
+        f"VALUES {', '.join(itertools.repeat(one, count))}"
+    )
+
+
+_CHECKPOINT_COLUMNS: Final = tuple(AuditCheckpoint.__table__.columns)
+SQLITE_INSERT_CHECKPOINT: Final = (
+    f"INSERT INTO {AuditCheckpoint.__tablename__} ({', '.join(c.name for c in _CHECKPOINT_COLUMNS)}) "  # noqa: S608 - the model's names
+    f"VALUES ({', '.join('?' for _ in _CHECKPOINT_COLUMNS)})"
+)
+
+
+def sqlite_checkpoint_params(
+    dialect: Any, *, size: int, root: bytes, note: str, at: dt.datetime
+) -> tuple[Any, ...]:
+    """Driver parameters of :data:`SQLITE_INSERT_CHECKPOINT` (bind processors applied)."""
+    values = {"size": size, "root": root, "note": note, "created_at": at}
+    return tuple(_processed(dialect, c, values[c.name]) for c in _CHECKPOINT_COLUMNS)
 
 
 async def insert_entries(executor: Executor, rows: Sequence[dict[str, Any]]) -> None:
@@ -271,11 +328,7 @@ async def insert_entries(executor: Executor, rows: Sequence[dict[str, Any]]) -> 
     driver = await _sqlite_driver(executor)
     if driver is not None:
         assert isinstance(executor, AsyncConnection)
-        procs = [(c.name, _bind_processor(executor.dialect, c)) for c in _ENTRY_COLUMNS]
-        params = [
-            tuple(row[name] if proc is None else proc(row[name]) for name, proc in procs) for row in rows
-        ]
-        await driver.executemany(_INSERT_ENTRIES_QMARK, params)
+        await driver.executemany(SQLITE_INSERT_ENTRIES, sqlite_entry_params(executor.dialect, rows))
     else:
         await executor.execute(_INSERT_ENTRIES, list(rows))
 

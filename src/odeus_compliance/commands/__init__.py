@@ -11,7 +11,18 @@ import importlib
 
 import click
 
-COMMANDS: tuple[str, ...] = ("apikey", "audit", "db", "demo", "keys", "policy", "serve", "simulator")
+COMMANDS: tuple[str, ...] = (
+    "apikey",
+    "audit",
+    "db",
+    "demo",
+    "keys",
+    "policy",
+    "report",
+    "schedule",
+    "serve",
+    "simulator",
+)
 
 
 class LazyGroup(click.Group):

@@ -1,27 +1,20 @@
-"""``odeus-compliance demo``: the main job on the embedded default, as far as it is built today."""
+"""``odeus-compliance demo``: the whole main job on the embedded default, with no configuration."""
 
 from __future__ import annotations
 
-import dataclasses
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from odeus_compliance.commands._common import load_settings, run_async
 from odeus_compliance.commands.simulator import workspace_options
-from odeus_compliance.demo import (
-    LOOPBACK_HOSTS,
-    PullOutcome,
-    demo_master_key,
-    last_month,
-    pull_users_export,
-    summary_document,
-    write_summary,
-)
-from odeus_compliance.upstream.errors import UpstreamError
+from odeus_compliance.demo import DemoOutcome, demo_settings, last_month, run_demo_report
+from odeus_compliance.settings import Settings
 from odeus_compliance.upstream.request import zone
 from odeus_compliance.upstream.simulator.config import SimulatorConfig
-from odeus_compliance.upstream.simulator.server import RunningSimulator, run_simulator
+from odeus_compliance.upstream.simulator.server import run_simulator
 
 
 @click.command("demo")
@@ -31,7 +24,7 @@ from odeus_compliance.upstream.simulator.server import RunningSimulator, run_sim
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo-out"),
     show_default=True,
-    help="Folder for the demo's output (summary.json; with --serve also the service's data).",
+    help="Folder for the demo's output: report.pdf, and data/ (database, key ring, encrypted archive).",
 )
 @workspace_options
 @click.option(
@@ -39,7 +32,7 @@ from odeus_compliance.upstream.simulator.server import RunningSimulator, run_sim
     "timezone",
     default="Europe/Berlin",
     show_default=True,
-    help="IANA zone whose calendar month is pulled.",
+    help="IANA zone whose calendar month is reported on.",
 )
 @click.option(
     "--serve",
@@ -53,71 +46,79 @@ from odeus_compliance.upstream.simulator.server import RunningSimulator, run_sim
 def demo(out_dir: Path, users: int, seed: int, timezone: str, serve: bool, port: int) -> None:  # noqa: PLR0917
     """Run the main job end to end on the embedded default, with no configuration.
 
-    Starts the built-in Odeus simulator, pulls last month's users export over HTTP (streamed, typed and
-    checked complete), and prints company-wide totals: rows, active users, messages by channel, model
-    shares, and which columns Odeus had anonymised. The totals go to OUT/summary.json.
-
-    Not built yet, and so not done here: policies, the audit log and the signed PDF report.
+    Starts the built-in Odeus simulator, pulls last month's users export over HTTP, applies
+    policies/default.toml (keyed pseudonyms, no names or e-mails, groups under 5 suppressed), writes the
+    audit records, renders the PDF/A-3b report in a worker process, signs it (PAdES, with a self-signed demo
+    certificate made on the spot), verifies it, and archives it encrypted. Prints the report's headline
+    figures, where the signed PDF is (OUT/report.pdf) and the verification result. Exit 1 if the report
+    failed or does not verify.
     """
     try:
         zone(timezone)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--timezone") from None
     year, month = last_month(timezone)
+    started = time.perf_counter()
     with run_simulator(SimulatorConfig(users=users, seed=seed)) as simulator:
         click.echo(f"Odeus simulator: {simulator.base_url} ({users} users, seed {seed})")
-        click.echo(f"Pulling the users export for {year}-{month:02d} ({timezone}) ...")
-        try:
-            outcome = run_async(pull_users_export(simulator, year=year, month=month, timezone=timezone))
-        except UpstreamError as exc:
-            raise click.ClickException(f"the pull failed: {exc.message}") from None
-        _print_summary(outcome)
-        path = write_summary(outcome, out_dir)
-        click.echo(f"\nTotals written to {path}")
-        click.echo("Not built yet: policies, the audit log and the signed PDF report; this demo stops here.")
+        settings = demo_settings(
+            load_settings(demo=True),
+            data_dir=out_dir / "data",
+            base_url=simulator.base_url,
+            api_key=simulator.api_key,
+        )
+        click.echo(
+            f"Report on {year}-{month:02d} ({timezone}) with policy 'default': "
+            "pull, pseudonymise, audit, render, sign, verify ..."
+        )
+        outcome = run_async(
+            run_demo_report(settings, year=year, month=month, timezone=timezone, out_dir=out_dir)
+        )
+        _print_outcome(outcome, settings, time.perf_counter() - started)
+        if outcome.status != "succeeded" or not outcome.valid:
+            raise click.ClickException(
+                f"the report {outcome.report_id} {outcome.status}"
+                + (f": {outcome.error}" if outcome.error else "; its verification failed")
+            )
         if serve:
-            _serve(simulator, out_dir, port)
+            _serve(settings, port)
 
 
-def _print_summary(outcome: PullOutcome) -> None:
-    document = summary_document(outcome)
-    export, messages = document["export"], document["messages"]
-    click.echo(f"  period               {export['from']}  to  {export['to']}")
-    click.echo(f"  rows                 {export['rows_read']} (Odeus said {export['record_count']})")
-    click.echo(f"  active users         {document['users']['active']} of {document['users']['rows']}")
-    for channel, count in messages.items():
-        click.echo(f"  {channel:<20} {count}")
-    click.echo(f"  agents used          {document['agents_used']}")
-    click.echo(f"  projects used        {document['projects_used']}")
-    for model in document["models"][:5]:
-        click.echo(f"  model {model['model']:<14} {model['share']:.1%} of model messages")
-    click.echo(f"  pay-as-you-go        {document['payg_consumption']}")
-    anonymised = ", ".join(f"{a['column']} ({a['how']})" for a in export["anonymised_upstream"]) or "none"
-    click.echo(f"  anonymised by Odeus: {anonymised}")
-    click.echo(f"  columns unknown to this client: {', '.join(export['unknown_columns']) or 'none'}")
+def _print_outcome(outcome: DemoOutcome, settings: Settings, seconds: float) -> None:
+    click.echo(f"Report {outcome.report_id}: {outcome.status} in {seconds:.1f} s")
+    if outcome.status != "succeeded":
+        return
+    figures: dict[str, Any] = outcome.figures
+    click.echo(f"  people in the dataset   {figures.get('people')}")
+    click.echo(f"  active users            {figures.get('active_users')}")
+    click.echo(f"  messages                {figures.get('messages_total')}")
+    for channel, count in (figures.get("messages") or {}).items():
+        click.echo(f"    {channel:<21} {count}")
+    click.echo(f"  agents used             {figures.get('agents_used')}")
+    click.echo(f"  projects used           {figures.get('projects_used')}")
+    for model, count in (figures.get("model_messages") or [])[:5]:
+        click.echo(f"  model {model:<17} {count} messages")
+    click.echo(f"\nSigned PDF: {outcome.pdf_path}  (sha256 {outcome.sha256})")
+    click.echo("Verification of that file:")
+    for line in outcome.verification_text.splitlines():
+        click.echo(f"  {line}")
+    click.echo(f"\nArchive, audit log and keys: {settings.data_dir}")
+    if outcome.ca_certificate is not None:
+        click.echo(
+            f"Demo CA certificate (self-signed, not for production): {outcome.ca_certificate}\n"
+            f"Verify again: ODEUS_COMPLIANCE_DATA_DIR={settings.data_dir} "
+            f"odeus-compliance report verify {outcome.pdf_path}"
+        )
 
 
-def _serve(simulator: RunningSimulator, out_dir: Path, port: int) -> None:
-    """Run the HTTP service against the simulator with its own data dir and demo keys, until Ctrl-C."""
+def _serve(settings: Settings, port: int) -> None:
+    """Run the HTTP service against the simulator on the demo's data dir with demo keys, until Ctrl-C."""
     import uvicorn  # noqa: PLC0415 - only --serve needs the server
 
     from odeus_compliance.apikeys.bootstrap import issue_role_keys  # noqa: PLC0415
     from odeus_compliance.app import create_app  # noqa: PLC0415
-    from odeus_compliance.db.migrate import upgrade  # noqa: PLC0415
     from odeus_compliance.logging_setup import configure_logging  # noqa: PLC0415
-    from odeus_compliance.settings import Secret, default_sqlite_url  # noqa: PLC0415
 
-    data_dir = (out_dir / "data").resolve()
-    settings = dataclasses.replace(
-        load_settings(demo=True),
-        data_dir=data_dir,
-        database_url=default_sqlite_url(data_dir),
-        master_key=Secret(demo_master_key(data_dir)),
-        odeus_base_url=simulator.base_url,
-        odeus_api_key=Secret(simulator.api_key),
-        download_hosts=LOOPBACK_HOSTS,
-    )
-    run_async(upgrade(settings))
     keys = run_async(issue_role_keys(settings, label="demo"))
     click.echo(f"\nService: http://127.0.0.1:{port}  (OpenAPI at /schema; Ctrl-C stops)")
     click.echo("Demo API keys (shown once; send as 'Authorization: Bearer KEY'):")

@@ -1,4 +1,5 @@
-"""``odeus-compliance keys ...``: the key ring (data keys by epoch, the audit log's checkpoint signer)."""
+"""``odeus-compliance keys ...``: the key ring (data keys by epoch, the audit log's checkpoint signer) and the
+demo report-signing certificate."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
 from odeus_compliance.audit.records import Action
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
 from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.errors import OdeusComplianceError
+from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.keys.ring import (
     ROTATABLE_KINDS,
     KeyEncryptionKey,
@@ -42,22 +45,47 @@ async def _init(settings: Settings) -> KeyRingStatus:
     return status
 
 
+def _signing_certificate(settings: Settings) -> str:
+    """Make the demo report-signing certificate where no signing key is configured; one line for stderr."""
+    if settings.signing_pkcs12_file or settings.signing_key_file or settings.signing_cert_file:
+        return "report signing: the configured key and certificate are used; no demo certificate made"
+    try:
+        cert = ensure_demo_certificate(settings.data_dir, settings.require_master_key())
+    except OSError as exc:
+        raise click.ClickException(
+            f"the demo signing certificate cannot be written in {settings.data_dir} ({type(exc).__name__})"
+        ) from None
+    except OdeusComplianceError as exc:
+        raise click.ClickException(str(exc)) from None
+    verb = "created" if cert.created else "kept the existing"
+    return (
+        f"report signing: {verb} self-signed demo certificate {cert.signer_cert} (not for production; "
+        f"its CA for verifiers: {cert.ca_cert}; SHA-256 {cert.fingerprint})"
+    )
+
+
 @keys.command()
 def init() -> None:
     """Create whatever the key ring lacks (idempotent): the installation id that names the audit log, and
-    epoch 1 of each kind of key (audit-data, pseudonymisation, checkpoint-signing).
+    epoch 1 of each kind of key (audit-data, pseudonymisation, checkpoint-signing, report-data).
+
+    Where no report-signing key is configured (ODEUS_COMPLIANCE_SIGNING_KEY_FILE/_CERT_FILE or a PKCS#12
+    file), also makes a self-signed demo CA and an RSA-3072 signing certificate labelled "not for
+    production" in the data dir (the key encrypted under the master key); existing ones are kept.
 
     Prints the audit log's origin and its verifier key (vkey) on stdout: publish the vkey to your auditors.
-    The self-signed report-signing certificate that DESIGN.md mentions is not made yet (reports are a later
-    issue).
+    What was created, and where the demo certificate is, goes to stderr.
     """
-    status = run_async(_init(load_settings()))
+    settings = load_settings()
+    status = run_async(_init(settings))
+    certificate_line = _signing_certificate(settings)
     click.echo(f"origin: {status.origin}")
     click.echo(f"vkey: {status.vkey}")
     made = [k for k in status.created if k != "installation"]
     click.echo(
         f"created {len(made)} key(s)" if made else "the key ring was complete; nothing created", err=True
     )
+    click.echo(certificate_line, err=True)
 
 
 async def _rotate(settings: Settings, kind: KeyKind) -> str:

@@ -12,8 +12,11 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
+    Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -35,6 +38,8 @@ __all__ = [
     "Base",
     "Installation",
     "KeyEpoch",
+    "Report",
+    "ReportArtifactChunk",
     "UtcDateTime",
     "utcnow",
 ]
@@ -244,3 +249,111 @@ class AuditCheckpoint(Base):
     """The C2SP signed note."""
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, comment="When it was signed")
     """When it was signed (UTC)."""
+
+
+class Report(Base):
+    """One report: the job that makes it (status, stage, lease) and, once done, what it produced.
+
+    No personal data: ids, the period, the policy, the purpose the requester gave, hashes. The artifacts
+    themselves (PDF, dataset, figures) are encrypted in the artifact store, never here in clear.
+    """
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
+        Index("ix_reports_status_requested_at", "status", "requested_at"),
+        # one version number per period and policy, even with several replicas requesting at once
+        UniqueConstraint(
+            "policy_name", "timezone", "period_start", "period_end", "version", name="uq_reports_version"
+        ),
+        {"comment": "Report jobs and the archive of reports: status, period, policy, lease, results"},
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, comment="Report id (rpt_ + random hex)")
+    """The report's id, ``rpt_`` and 24 random hex digits; named on the cover and in the manifest."""
+    status: Mapped[str] = mapped_column(String(16), comment="queued, running, succeeded, failed")
+    """Where the job is: ``queued`` -> ``running`` -> ``succeeded`` or ``failed``."""
+    stage: Mapped[str] = mapped_column(String(32), comment="The step the job is at (or ended in)")
+    """The step of the flow (``fetch``, ``policy``, ``render``, ...), for progress displays."""
+    progress: Mapped[float] = mapped_column(Float, default=0.0, comment="0..1")
+    """Rough share of the work done, 0 to 1."""
+    period_start: Mapped[dt.datetime] = mapped_column(UtcDateTime, comment="Start of the period (UTC)")
+    """First instant of the period (inclusive)."""
+    period_end: Mapped[dt.datetime] = mapped_column(UtcDateTime, comment="End of the period (UTC, exclusive)")
+    """First instant after the period (exclusive)."""
+    timezone: Mapped[str] = mapped_column(String(64), comment="IANA zone the period is a calendar month of")
+    """The IANA zone the period and the report's dates are shown in."""
+    policy_name: Mapped[str] = mapped_column(String(64), comment="Policy file name (without .toml)")
+    """The policy the report applies."""
+    policy_hash: Mapped[str | None] = mapped_column(
+        String(80), nullable=True, comment="Canonical hash of the policy, once loaded"
+    )
+    """The canonical hash of the policy as applied (set when the job loads it)."""
+    purpose: Mapped[str] = mapped_column(Text, comment="Why the report was requested (audited)")
+    """The purpose the requester gave; it also goes into the audit records."""
+    requested_by: Mapped[str] = mapped_column(
+        String(128), comment="API key id, or cli / demo / schedule:<id>; never a person's name"
+    )
+    """Who asked: an API key id, ``cli``, ``demo`` or ``schedule:<id>``."""
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, comment="When it was requested (UTC)")
+    """When the job was queued."""
+    started_at: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="When the last attempt started"
+    )
+    """When the current (or last) attempt was claimed."""
+    finished_at: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="When it succeeded or failed"
+    )
+    """When the job ended."""
+    error: Mapped[str | None] = mapped_column(
+        Text, nullable=True, comment="Why it failed: a reason safe to show (no personal data)"
+    )
+    """Why the job failed, in words safe to show to any caller."""
+    version: Mapped[int] = mapped_column(Integer, default=1, comment="1, 2, ... per period and policy")
+    """Version of the report for its period and policy (a re-run is a new version)."""
+    supersedes: Mapped[str | None] = mapped_column(
+        String(40), nullable=True, comment="Id of the earlier version this one replaces"
+    )
+    """The earlier report of the same period and policy that this one replaces, if any."""
+    lease_owner: Mapped[str | None] = mapped_column(
+        String(128), nullable=True, comment="host:pid:random of the runner holding the job"
+    )
+    """Who runs the job now (``host:pid:token``); ``None`` unless running."""
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="The claim ends unless renewed by then"
+    )
+    """When the claim lapses without renewal; another runner may then take the job over."""
+    attempt: Mapped[int] = mapped_column(Integer, default=0, comment="How many times the job was started")
+    """How many times the job was claimed (a takeover after a crash is another attempt)."""
+    pdf_sha256: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, comment="SHA-256 of the signed PDF (hex)"
+    )
+    """SHA-256 of the signed PDF, once stored."""
+    has_dataset: Mapped[bool] = mapped_column(
+        Boolean, default=False, comment="Whether the pseudonymised dataset (data.csv) is stored"
+    )
+    """Whether ``data.csv`` is stored with the report (the policy gives per-person rows)."""
+    artifact_key_id: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, comment="report-data key the artifacts are encrypted under"
+    )
+    """The key-ring key (``report-data`` epoch) the stored artifacts are encrypted under."""
+
+
+class ReportArtifactChunk(Base):
+    """One encrypted chunk of a stored report artifact (the shared store on PostgreSQL)."""
+
+    __tablename__ = "report_artifact_chunks"
+    __table_args__ = (
+        {"comment": "Encrypted report artifacts (PDF, dataset) in chunks: the store shared by replicas"},
+    )
+
+    report_id: Mapped[str] = mapped_column(String(40), primary_key=True, comment="The report")
+    """The report the artifact belongs to."""
+    name: Mapped[str] = mapped_column(String(32), primary_key=True, comment="report.pdf, data.csv, ...")
+    """The artifact's name."""
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, comment="0, 1, ...")
+    """Position of the chunk in the artifact."""
+    key_id: Mapped[str] = mapped_column(String(64), comment="report-data key of the ciphertext")
+    """The data key the chunk is encrypted under."""
+    data: Mapped[bytes] = mapped_column(LargeBinary, comment="nonce || AES-256-GCM(chunk)")
+    """``nonce (12) || ciphertext || tag``, with the report, name, position and last-chunk flag as AD."""

@@ -1,7 +1,8 @@
 """The key ring: epochs of keys, each wrapped under a key-encryption key (KEK) derived from the master key.
 
 Kinds (:class:`KeyKind`): ``audit-data`` (AES-256 data keys of the audit log), ``pseudonymisation`` (for the
-policy engine's keyed tokens), ``checkpoint-signing`` (the Ed25519 seed that signs audit checkpoints). Each
+policy engine's keyed tokens), ``checkpoint-signing`` (the Ed25519 seed that signs audit checkpoints),
+``report-data`` (AES-256 data keys of the stored report artifacts). Each
 kind has epochs 1, 2, ...; the newest live epoch is the current key. A key id is ``<kind>:<epoch>:<8 hex>``.
 
 Why this shape:
@@ -82,9 +83,11 @@ class KeyKind(enum.StrEnum):
     """The keyed-token key of the policy engine."""
     CHECKPOINT_SIGNING = "checkpoint-signing"
     """The Ed25519 seed that signs audit checkpoints."""
+    REPORT_DATA = "report-data"
+    """AES-256 data keys of stored report artifacts (PDF, dataset): destroying an epoch shreds its reports."""
 
 
-ROTATABLE_KINDS: Final = frozenset({KeyKind.AUDIT_DATA, KeyKind.PSEUDONYMISATION})
+ROTATABLE_KINDS: Final = frozenset({KeyKind.AUDIT_DATA, KeyKind.PSEUDONYMISATION, KeyKind.REPORT_DATA})
 """Kinds ``keys rotate`` accepts. A new checkpoint-signing key would give the log a second identity that
 auditors must be told about (a new ``vkey``); that procedure is not built, so rotating it is refused."""
 

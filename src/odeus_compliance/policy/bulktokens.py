@@ -5,10 +5,18 @@ The per-value work that cannot be vectorised is the HMAC itself (see
 computed by Arrow kernels over the concatenated MACs, because Python's ``b32encode`` is pure Python
 and would cost more than the MACs. The result equals
 :func:`odeus_compliance.policy.crypto.format_token` for every MAC; a test checks it.
+
+How, in fixed width (no string kernel until the prefix): the MACs' first 24 bytes as three big-endian
+64-bit words per MAC (the standard library's ``array`` swaps the bytes in C); the token's 130 bits as 13
+ten-bit numbers; each looked up in a 1,024-entry table of two-character pairs held as ``uint16`` (two bytes
+of text each), in token order. The looked-up values' buffer *is* the text of all tokens, 26 bytes each, so
+it becomes a string array without a copy.
 """
 
 from __future__ import annotations
 
+import array
+import sys
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -20,22 +28,45 @@ from odeus_compliance.policy.crypto import TOKEN_CHARS
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-_WORDS = 5  # the token's 130 bits lie in the MAC's first five 32-bit words
-_CHUNK_BITS = 20  # one lookup gives four characters
-assert TOKEN_CHARS == 26
+_PAIRS = 13  # ten-bit numbers (two characters each) per token
+_WORDS = 3  # the token's 130 bits lie in the MAC's first three 64-bit words
+_LAYOUTS = 4  # batch sizes whose layout is kept (a run has one or two: full batches and the last)
+_KEPT_LAYOUT_MIN = 4096
+assert TOKEN_CHARS == 2 * _PAIRS
+
+
+def _u64(value: int) -> Any:
+    return pa.scalar(value, pa.uint64())
+
+
+_MASK = _u64(0x3FF)
+# bits [10 k, 10 k + 10) of the MAC: pairs 0-5 in word 0, 7-11 in word 1; 6 and 12 straddle two words
+_SHIFTS_0 = tuple(_u64(54 - 10 * k) for k in range(6))
+_SHIFTS_1 = tuple(_u64(118 - 10 * k) for k in range(7, 12))
 
 
 class Base32Tokens:
-    """Formats many MACs as tokens at once. Holds two lookup tables; build one per run, not per batch."""
+    """Formats many MACs as tokens at once. Holds the lookup table; build one per run, not per batch."""
 
-    __slots__ = ("_pairs", "_quads")
+    __slots__ = ("_layouts", "_table")
 
     def __init__(self) -> None:
-        self._pairs = pa.array([a + b for a in _ALPHABET for b in _ALPHABET], pa.string())
-        index = pa.array(range(1 << _CHUNK_BITS), pa.uint32())
-        high = pc.take(self._pairs, pc.shift_right(index, 10))
-        low = pc.take(self._pairs, pc.bit_wise_and(index, 0x3FF))
-        self._quads = pc.binary_join_element_wise(high, low, "")
+        pairs = b"".join((a + b).encode("ascii") for a in _ALPHABET for b in _ALPHABET)
+        self._table = pa.UInt16Array.from_buffers(pa.uint16(), len(pairs) // 2, [None, pa.py_buffer(pairs)])
+        self._layouts: dict[int, tuple[Any, pa.Buffer]] = {}
+
+    def _layout(self, count: int) -> tuple[Any, pa.Buffer]:
+        """For ``count`` tokens: the order that puts the 13 pair columns row by row, and the offsets."""
+        layout = self._layouts.get(count)
+        if layout is None:
+            order = pa.array([k * count + row for row in range(count) for k in range(_PAIRS)], pa.int32())
+            offsets = pa.py_buffer(array.array("i", range(0, TOKEN_CHARS * (count + 1), TOKEN_CHARS)))
+            layout = (order, offsets)
+            if count >= _KEPT_LAYOUT_MIN:  # small ones are cheap to make and come in many sizes
+                if len(self._layouts) >= _LAYOUTS:
+                    self._layouts.clear()
+                self._layouts[count] = layout
+        return layout
 
     def tokens(self, macs: Sequence[bytes], *, prefix: str) -> pa.StringArray:
         """``<prefix><first 26 base32 characters of the MAC, lower-case>`` for every MAC."""
@@ -44,37 +75,33 @@ class Base32Tokens:
             empty: Any = pa.array([], pa.string())
             return cast("pa.StringArray", empty)
         data = b"".join(macs)
-        width = len(macs[0]) // 4
-        if width < _WORDS or len(data) != count * width * 4:
-            msg = "every MAC must have the same length, at least 20 bytes"
+        width = len(macs[0]) // 8
+        if width < _WORDS or len(macs[0]) % 8 or len(data) != count * width * 8:
+            msg = "every MAC must have the same length, a multiple of 8 bytes and at least 24"
             raise ValueError(msg)
-        flat: Any = pa.UInt32Array.from_buffers(pa.uint32(), count * width, [None, pa.py_buffer(data)])
-        rows = pa.FixedSizeListArray.from_arrays(flat, width)
-        words = [pc.cast(_byte_swapped(pc.list_element(rows, i)), pa.uint64()) for i in range(_WORDS)]
-        # words[i] holds bits [32 i, 32 i + 32) of the MAC; a pair covers 64 bits from 32 i.
-        pairs = [pc.bit_wise_or(pc.shift_left(words[i], 32), words[i + 1]) for i in range(_WORDS - 1)]
-        pieces: list[Any] = [pa.scalar(prefix, pa.string())] if prefix else []
-        for start, bits, table in (
-            (0, 20, self._quads),
-            (20, 20, self._quads),
-            (40, 20, self._quads),
-            (60, 20, self._quads),
-            (80, 20, self._quads),
-            (100, 20, self._quads),
-            (120, 10, self._pairs),
-        ):
-            word = min(start // 32, _WORDS - 2)
-            shift = 64 - (start - 32 * word) - bits
-            index = pc.bit_wise_and(pc.shift_right(pairs[word], shift), (1 << bits) - 1)
-            pieces.append(pc.take(table, index))
-        return cast("pa.StringArray", pc.binary_join_element_wise(*pieces, ""))
-
-
-def _byte_swapped(word: Any) -> Any:
-    """A little-endian 32-bit word read as big-endian (the MAC's byte order)."""
-    return pc.bit_wise_or(
-        pc.bit_wise_or(
-            pc.shift_left(pc.bit_wise_and(word, 0xFF), 24), pc.shift_left(pc.bit_wise_and(word, 0xFF00), 8)
-        ),
-        pc.bit_wise_or(pc.bit_wise_and(pc.shift_right(word, 8), 0xFF00), pc.shift_right(word, 24)),
-    )
+        words = array.array("Q", data)
+        if sys.byteorder == "little":
+            words.byteswap()  # the MAC's bits run big-endian
+        view = memoryview(words)
+        w0, w1, w2 = (
+            pa.UInt64Array.from_buffers(pa.uint64(), count, [None, pa.py_buffer(view[i::width].tobytes())])
+            for i in range(_WORDS)
+        )
+        parts: list[Any] = [pc.bit_wise_and(pc.shift_right(w0, shift), _MASK) for shift in _SHIFTS_0]
+        parts.append(
+            pc.bit_wise_or(
+                pc.shift_left(pc.bit_wise_and(w0, _u64(0xF)), _u64(6)), pc.shift_right(w1, _u64(58))
+            )
+        )
+        parts += [pc.bit_wise_and(pc.shift_right(w1, shift), _MASK) for shift in _SHIFTS_1]
+        parts.append(
+            pc.bit_wise_or(
+                pc.shift_left(pc.bit_wise_and(w1, _u64(0xFF)), _u64(2)), pc.shift_right(w2, _u64(62))
+            )
+        )
+        order, offsets = self._layout(count)
+        chars: Any = pc.take(self._table, pc.take(pa.concat_arrays(parts), order))
+        text: Any = pa.StringArray.from_buffers(count, offsets, chars.buffers()[1])
+        if prefix:
+            text = pc.binary_join_element_wise(prefix, text, "")
+        return cast("pa.StringArray", text)

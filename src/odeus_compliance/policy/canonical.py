@@ -84,6 +84,10 @@ def canonical_form(policy: Policy) -> dict[str, Any]:
             "quasi_identifiers": sorted(disclosure.quasi_identifiers),
             "hierarchy": {qi: [step.label for step in steps] for qi, steps in disclosure.hierarchy.items()},
         },
+        "report": {
+            "person_rows": policy.report.person_rows,
+            "person_rows_cap": policy.report.person_rows_cap,
+        },
         "columns": {
             export.value: {name: operation_form(op) for name, op in rules.columns.items()}
             for export, rules in policy.exports.items()

@@ -14,6 +14,7 @@ they become another opaque token, derived from the opaque id alone and never fro
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -189,21 +190,48 @@ class BatchTransformer:
             self.counts[name] = ColumnCounts()
         self._map_cache: dict[str, dict[str, str]] = {}
 
-    def transform(self, batch: pa.RecordBatch, *, row_offset: int) -> TransformedBatch:
-        """The batch's output columns, in input order. ``row_offset`` is the number of rows before it."""
+    def transform(
+        self, batch: pa.RecordBatch, *, row_offset: int, pool: Executor | None = None
+    ) -> TransformedBatch:
+        """The batch's output columns, in input order. ``row_offset`` is the number of rows before it.
+
+        With ``pool``, the columns that are not the subject's (Arrow kernels, which release the GIL) are
+        computed on a worker thread while this thread makes the subject tokens (HMACs, which hold it). The
+        result, and the first error in column order, are the same either way.
+        """
         rows = batch.num_rows
         for name in self.plan.dropped:
             self.counts[name].dropped += rows
         placeholders = {
             c.name: _placeholder_mask(batch.column(c.name)) for c in self.plan.outputs if c.privacy
         }
-        subject = self._subject_tokens(batch, placeholders) if self.plan.subject is not None else None
-        arrays: list[pa.Array[Any]] = []
+        others = [c for c in self.plan.outputs if not c.subject]
         map_keys: dict[str, dict[str, int]] = {}
+        pending = (
+            pool.submit(self._columns, others, batch, row_offset=row_offset, map_keys=map_keys)
+            if pool is not None
+            else None
+        )
+        try:
+            subject = self._subject_tokens(batch, placeholders) if self.plan.subject is not None else None
+        except BaseException:
+            if pending is not None:  # never leave the worker running on this batch
+                wait([pending])
+            raise
+        computed = (
+            pending.result()
+            if pending is not None
+            else self._columns(others, batch, row_offset=row_offset, map_keys=map_keys)
+        )
+        arrays: list[pa.Array[Any]] = []
         for column in self.plan.outputs:
             raw: Any = batch.column(column.name)
             placeholder = placeholders.get(column.name)
-            out = self._column(column, raw, subject, row_offset=row_offset, map_keys=map_keys)
+            out = (
+                computed[column.name]
+                if column.name in computed
+                else self._column(column, raw, subject, row_offset=row_offset, map_keys=map_keys)
+            )
             counts = self.counts[column.name]
             nulls = raw.null_count
             counts.empty += nulls
@@ -220,6 +248,20 @@ class BatchTransformer:
             arrays.append(cast("pa.Array[Any]", out))
         data = pa.RecordBatch.from_arrays(arrays, names=list(self.plan.names))
         return TransformedBatch(data, map_keys)
+
+    def _columns(
+        self,
+        columns: list[OutputColumn],
+        batch: pa.RecordBatch,
+        *,
+        row_offset: int,
+        map_keys: dict[str, dict[str, int]],
+    ) -> dict[str, Any]:
+        """The columns that do not take the subject token, in order (the first error in order raises)."""
+        return {
+            c.name: self._column(c, batch.column(c.name), None, row_offset=row_offset, map_keys=map_keys)
+            for c in columns
+        }
 
     # --- one column ---------------------------------------------------------------------------------
 

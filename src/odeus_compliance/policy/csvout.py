@@ -26,6 +26,7 @@ pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; c
 
 _FORMULA = r"^[=+\-@\t\r]"
 _NEEDS_QUOTES = '[",\r\n]'
+_NULL_TEXT = pa.scalar(None, pa.string())
 _DISTINCT_MIN_ROWS = 1024  # below this, formatting every cell is as cheap as finding the distinct ones
 
 
@@ -54,6 +55,22 @@ def csv_cells_direct(array: Any, *, text: bool) -> Any:
         quoted = pc.binary_join_element_wise('"', pc.replace_substring(cells, '"', '""'), '"', "")
         cells = pc.if_else(quote, quoted, cells)
     return cells
+
+
+def csv_json_cells(array: Any) -> Any:
+    """:func:`csv_cells` of a text column, faster for the cells that are JSON objects with members.
+
+    A cell starting with ``{"`` is never a formula (``{`` is not a formula start) and always needs quotes
+    (it holds a quote), so it is quoted without the two pattern scans; every other cell (empty, ``{}``)
+    goes through :func:`csv_cells`. Equal to :func:`csv_cells_direct` for every cell (a test checks it).
+    """
+    cells = pc.fill_null(array, "")
+    objects = pc.starts_with(cells, '{"')
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(cells, '"', '""'), '"', "")
+    if pc.all(objects).as_py():
+        return quoted
+    rest = csv_cells(pc.if_else(objects, _NULL_TEXT, cells), text=True)
+    return pc.if_else(objects, quoted, rest)
 
 
 def csv_lines(columns: list[Any]) -> pa.Buffer:
@@ -126,14 +143,18 @@ class CsvSink:
         *,
         text_columns: frozenset[str],
         plain_columns: frozenset[str] = frozenset(),
+        json_columns: frozenset[str] = frozenset(),
     ) -> None:
         """Append a batch's rows in order. ``plain_columns`` hold only numbers, tokens or date labels
-        (checked by construction): written as they are; other ``text_columns`` are neutralised."""
+        (checked by construction): written as they are; other ``text_columns`` are neutralised;
+        ``json_columns`` (text columns of JSON maps) take :func:`csv_json_cells`, which gives the same."""
         if batch.num_rows == 0:
             return
         columns = [
             pc.fill_null(batch.column(i), "")
             if name in plain_columns
+            else csv_json_cells(batch.column(i))
+            if name in json_columns and name in text_columns
             else csv_cells(batch.column(i), text=name in text_columns)
             for i, name in enumerate(batch.schema.names)
         ]

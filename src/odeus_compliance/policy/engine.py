@@ -22,8 +22,9 @@ class counts, the leak scan's distinct texts and the identifying values (as comp
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +37,13 @@ from odeus_compliance import __version__
 from odeus_compliance.policy.aggregates import DIMENSIONS, Aggregator
 from odeus_compliance.policy.bulktokens import Base32Tokens
 from odeus_compliance.policy.canonical import operation_form, policy_hash
-from odeus_compliance.policy.columnar import BatchTransformer, ColumnPlan, per_distinct, plan_columns
+from odeus_compliance.policy.columnar import (
+    BatchTransformer,
+    ColumnPlan,
+    TransformedBatch,
+    per_distinct,
+    plan_columns,
+)
 from odeus_compliance.policy.crypto import Tokenizer
 from odeus_compliance.policy.csvout import CsvSink, write_json_atomically
 from odeus_compliance.policy.disclosure import (
@@ -114,6 +121,13 @@ class PolicyRun:
         self._qis: tuple[str, ...] = ()
         self._text_columns: frozenset[str] = frozenset()
         self._plain_columns: frozenset[str] = frozenset()
+        self._json_columns: frozenset[str] = frozenset()
+        # Worker threads: Arrow kernels release the GIL, so they run beside this thread's HMACs. ``_workers``
+        # computes a batch's columns and input checks; ``_keeper`` (one thread: batches stay in order) hands
+        # transformed batches to the leak scan, the class counts and the spool or output.
+        self._workers: ThreadPoolExecutor | None = None
+        self._keeper: ThreadPoolExecutor | None = None
+        self._kept: deque[Future[None]] = deque()
 
     # --- pass 1 -------------------------------------------------------------------------------------
 
@@ -128,6 +142,7 @@ class PolicyRun:
         self._qis = tuple(q for q in disclosure.quasi_identifiers if q in plan.names)
         self._text_columns = frozenset(c.name for c in plan.outputs if not c.numeric)
         self._plain_columns = frozenset(c.name for c in plan.outputs if c.plain)
+        self._json_columns = frozenset(c.name for c in plan.outputs if isinstance(c.rule, MapKeys))
         if not disclosure.per_person_rows:
             person = next((c.name for c in plan.outputs if c.subject), None)
             grouped = any(name in plan.names for name in ("model", "source", "deployment"))
@@ -141,6 +156,8 @@ class PolicyRun:
             self._sink.write_header(plan.names)
             if self._qis:
                 self._spool = EncryptedSpool(self._spool_dir)
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="policy-columns")
+        self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-keep")
 
     def feed(self, batch: pa.RecordBatch) -> None:
         """Transform one text batch (columns as in the header given to :meth:`begin`)."""
@@ -148,8 +165,27 @@ class PolicyRun:
         if plan is None or transformer is None or tracker is None or self._schema is None:
             msg = "begin() must be called first"
             raise RuntimeError(msg)
+        workers, keeper = self._workers, self._keeper
+        assert workers is not None
+        assert keeper is not None
         offset = self._rows
-        tracker.observe(
+        observed = workers.submit(self._observe_input, batch)
+        try:
+            result = transformer.transform(batch, row_offset=offset, pool=workers)
+        finally:
+            wait([observed])
+        observed.result()
+        self._rows += batch.num_rows
+        self._kept.append(keeper.submit(self._keep, result, offset))
+        while len(self._kept) > 1:  # at most one batch in the keeper's hands while the next is made
+            self._kept.popleft().result()
+
+    def _observe_input(self, batch: pa.RecordBatch) -> None:
+        """What the raw batch tells beyond the output: upstream anonymisation, identifying values."""
+        assert self._tracker is not None
+        assert self._schema is not None
+        assert self._plan is not None
+        self._tracker.observe(
             ExportBatch(
                 self._schema.columns,
                 {c.name: batch.column(c.name) for c in self._schema.columns},
@@ -157,12 +193,14 @@ class PolicyRun:
                 batch.num_rows,
             )
         )
-        for name in plan.identifying:
+        for name in self._plan.identifying:
             self._scanner.add_identifying(batch.column(name))
-        result = transformer.transform(batch, row_offset=offset)
-        self._rows += batch.num_rows
+
+    def _keep(self, result: TransformedBatch, offset: int) -> None:
+        """One transformed batch to the leak scan and on to the spool, the aggregates or the output."""
+        assert self._plan is not None
         data = result.data
-        for column in plan.outputs:
+        for column in self._plan.outputs:
             if column.scanned:
                 self._scanner.observe_column(column.name, data.column(column.name), row_offset=offset)
         for name, keys in result.map_keys.items():
@@ -173,7 +211,12 @@ class PolicyRun:
             self._count_classes(data)
             self._spool.append(data)
         else:
-            self._sink.write(data, text_columns=self._text_columns, plain_columns=self._plain_columns)
+            self._sink.write(
+                data,
+                text_columns=self._text_columns,
+                plain_columns=self._plain_columns,
+                json_columns=self._json_columns,
+            )
 
     def _count_classes(self, data: pa.RecordBatch) -> None:
         table = pa.table({q: data.column(q) for q in self._qis})
@@ -193,6 +236,9 @@ class PolicyRun:
         if plan is None or self._tracker is None or self._transformer is None:
             msg = "begin() must be called first"
             raise RuntimeError(msg)
+        while self._kept:
+            self._kept.popleft().result()
+        self._stop_workers()
         self._scanner.verify()
         disclosure = self.policy.disclosure
         k = disclosure.min_group_size
@@ -303,7 +349,12 @@ class PolicyRun:
                     keys = pc.filter(keys, keep)
             for item in pc.value_counts(keys).to_pylist():
                 output_counts[item["values"]] += item["counts"]
-            self._sink.write(batch, text_columns=self._text_columns, plain_columns=self._plain_columns)
+            self._sink.write(
+                batch,
+                text_columns=self._text_columns,
+                plain_columns=self._plain_columns,
+                json_columns=self._json_columns,
+            )
         self._spool.close()
         small = [count for count in output_counts.values() if count < k]
         if small:  # the plan guarantees this never happens; checked because the output must never hold it
@@ -363,8 +414,18 @@ class PolicyRun:
             return ENCRYPT_LABEL, self._tokenizer.key_id(purpose="encrypt", label=ENCRYPT_LABEL)
         return None, None
 
+    def _stop_workers(self) -> None:
+        """Wait for the worker threads' last jobs (their errors no longer matter) and end the threads."""
+        wait(self._kept)
+        self._kept.clear()
+        for pool in (self._workers, self._keeper):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._workers = self._keeper = None
+
     def abort(self) -> None:
         """Drop the spool and the unfinished output."""
+        self._stop_workers()
         if self._spool is not None:
             self._spool.close()
         self._sink.abort()

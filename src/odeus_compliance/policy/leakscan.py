@@ -42,8 +42,11 @@ _SEPARATORS = r"[^\p{L}\p{M}\p{N}_'.@+\-]+"
 _EDGE = "_'.@+-"
 _WORD = r"[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}_'.@+\-]*[\p{L}\p{M}\p{N}])?"
 _SIMPLE = rf"^{_WORD}(?: {_WORD})*$"
+_ASCII_WORD = r"[a-z0-9](?:[a-z0-9_'.@+\-]*[a-z0-9])?"  # _WORD for lower-case ASCII text
+_ASCII_SIMPLE = rf"^{_ASCII_WORD}(?: {_ASCII_WORD})*$"
 TOKEN_SHAPE = r"^[a-z][0-9]+_[a-z2-7]+$"  # noqa: S105 - the shape of a pseudonym, not a secret
 _DIGITS = r"^[0-9]+$"
+_PLACEHOLDERS = pa.array(sorted(PLACEHOLDERS), pa.string())
 
 
 class LeakFound(ValueError):
@@ -61,15 +64,24 @@ class LeakFound(ValueError):
 def word_form(values: Any) -> Any:
     """The comparison form of a string array (see the module doc), null for values with no word."""
     lowered = pc.replace_substring(pc.utf8_lower(values), "ß", "ss")
-    simple = pc.fill_null(pc.match_substring_regex(lowered, _SIMPLE), True)
+    simple = _simple(lowered)
     if pc.all(simple).as_py():
         return lowered  # already words of word characters separated by single spaces
-    rest = pc.indices_nonzero(pc.invert(simple))
-    formed = _split_form(pc.take(lowered, rest)).to_pylist()
-    values_out: Any = lowered.to_pylist()
-    for index, form in zip(rest.to_pylist(), formed, strict=True):
-        values_out[index] = form
-    return pa.array(values_out, pa.string())
+    rest = pc.invert(simple)
+    return pc.replace_with_mask(lowered, rest, _split_form(pc.filter(lowered, rest)))
+
+
+def _simple(lowered: Any) -> Any:
+    """Whether each lower-cased value matches ``_SIMPLE`` (null counts as simple).
+
+    The ASCII pattern first (cheaper than the Unicode classes; an ASCII match is a ``_SIMPLE`` match), the
+    Unicode one only for the values it did not match.
+    """
+    simple = pc.fill_null(pc.match_substring_regex(lowered, _ASCII_SIMPLE), True)
+    if pc.all(simple).as_py():
+        return simple
+    rest = pc.invert(simple)
+    return pc.replace_with_mask(simple, rest, pc.match_substring_regex(pc.filter(lowered, rest), _SIMPLE))
 
 
 def _split_form(lowered: Any) -> Any:
@@ -87,14 +99,38 @@ class LeakScanner:
     _identifying: list[Any] = field(default_factory=list)
     _candidates: dict[str, tuple[str, int]] = field(default_factory=dict)
     _seen: dict[str, set[str]] = field(default_factory=dict)
-    values_registered: int = 0
     texts_read: int = 0
+    _counted: int = 0
+
+    @property
+    def values_registered(self) -> int:
+        """Identifying values compared (as before the forms were made batch by batch: none when the output
+        holds no text to compare them with)."""
+        return self._counted if self._candidates and self._identifying else 0
 
     def add_identifying(self, values: pa.Array[Any]) -> None:
-        """Remember one batch's identifying input values (kept as Arrow text: compact)."""
-        valid: Any = pc.drop_null(values)
-        if len(valid):
-            self._identifying.append(valid)
+        """Remember the word forms of one batch's identifying input values that count (as Arrow text).
+
+        Computed batch by batch (on a worker thread of the engine) rather than all at the end.
+        """
+        chunk: Any = pc.drop_null(values)
+        if not len(chunk):
+            return
+        forms: Any = word_form(chunk)
+        counted = pc.and_(
+            pc.and_(
+                pc.greater_equal(pc.utf8_length(forms), MIN_CHARS),
+                pc.invert(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(chunk)), value_set=_PLACEHOLDERS)),
+            ),
+            pc.or_(
+                pc.invert(pc.match_substring_regex(forms, _DIGITS)),
+                pc.greater_equal(pc.utf8_length(forms), MIN_DIGITS),
+            ),
+        )
+        counted_forms: Any = pc.filter(forms, pc.fill_null(counted, False))
+        self._counted += len(counted_forms)
+        if len(counted_forms):
+            self._identifying.append(counted_forms)
 
     def observe_column(self, column: str, values: pa.Array[Any], *, row_offset: int) -> None:
         """Read one output text column of a batch (rows numbered from ``row_offset``)."""
@@ -150,23 +186,7 @@ class LeakScanner:
             return
         grams = pa.array(list(self._candidates), pa.string())
         hits: set[str] = set()
-        placeholders = pa.array(sorted(PLACEHOLDERS), pa.string())
-        for chunk in self._identifying:
-            forms: Any = word_form(chunk)
-            counted = pc.and_(
-                pc.and_(
-                    pc.greater_equal(pc.utf8_length(forms), MIN_CHARS),
-                    pc.invert(
-                        pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(chunk)), value_set=placeholders)
-                    ),
-                ),
-                pc.or_(
-                    pc.invert(pc.match_substring_regex(forms, _DIGITS)),
-                    pc.greater_equal(pc.utf8_length(forms), MIN_DIGITS),
-                ),
-            )
-            counted_forms: Any = pc.filter(forms, pc.fill_null(counted, False))
-            self.values_registered += len(counted_forms)
+        for counted_forms in self._identifying:
             found = pc.filter(counted_forms, pc.is_in(counted_forms, value_set=grams))
             hits.update(v for v in found.to_pylist() if v is not None)
         if hits:

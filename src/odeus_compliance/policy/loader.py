@@ -11,6 +11,7 @@ File layout::
     [pseudonymization]  domain, linkability? (stable | per_report)
     [disclosure]        min_group_size?, suppression_limit?, per_person_rows?, quasi_identifiers?,
                         [disclosure.hierarchy] <qi> = ["year", "*"]
+    [report]            person_rows? (false), person_rows_cap? (50, at most 500): the PDF's per-person table
     [columns.<export>]  <column> = "<op>" | { op = "<op>", ...parameters }
 """
 
@@ -26,6 +27,8 @@ from typing import Any
 
 from odeus_compliance.policy.column_rules import parse_rule
 from odeus_compliance.policy.model import (
+    DEFAULT_PERSON_ROWS_CAP,
+    PERSON_ROWS_CAP_LIMIT,
     DateLevel,
     DisclosureSettings,
     Drop,
@@ -35,6 +38,7 @@ from odeus_compliance.policy.model import (
     Operation,
     Policy,
     PseudonymizationSettings,
+    ReportSettings,
     UnknownColumn,
 )
 from odeus_compliance.policy.problems import PolicyError, Problem, did_you_mean, suggest
@@ -45,12 +49,13 @@ Path = tuple[str, ...]
 
 DEFAULT_QUASI_IDENTIFIERS = ("department", "company_name", "role", "license_type", "joined_at")
 
-_TOP = frozenset({"policy", "pseudonymization", "disclosure", "columns"})
+_TOP = frozenset({"policy", "pseudonymization", "disclosure", "report", "columns"})
 _POLICY = frozenset({"name", "version", "works_agreement", "description", "on_unknown_column"})
 _PSEUDO = frozenset({"domain", "linkability"})
 _DISCLOSURE = frozenset(
     {"min_group_size", "suppression_limit", "per_person_rows", "quasi_identifiers", "hierarchy"}
 )
+_REPORT = frozenset({"person_rows", "person_rows_cap"})
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
@@ -114,7 +119,8 @@ class _Loader:
         pseudo = self.pseudonymization(self.table(data, "pseudonymization", required=True))
         exports = self.columns(self.table(data, "columns", required=True))
         disclosure = self.disclosure(self.table(data, "disclosure", required=False), exports)
-        if self.problems or header is None or pseudo is None or disclosure is None:
+        report = self.report(self.table(data, "report", required=False), disclosure)
+        if self.problems or header is None or pseudo is None or disclosure is None or report is None:
             raise PolicyError(self.problems)
         name, version, agreement, description, unknown = header
         return Policy(
@@ -126,6 +132,7 @@ class _Loader:
             pseudonymization=pseudo,
             disclosure=disclosure,
             exports=MappingProxyType(exports),
+            report=report,
         )
 
     # --- helpers ------------------------------------------------------------------------------------
@@ -331,6 +338,33 @@ class _Loader:
             quasi_identifiers=qis,
             hierarchy=MappingProxyType(hierarchy),
         )
+
+    def report(
+        self, data: dict[str, Any] | None, disclosure: DisclosureSettings | None
+    ) -> ReportSettings | None:
+        data = data if data is not None else {}
+        base = ("report",)
+        self.unknown_keys(data, base, _REPORT, "keys of [report]")
+        person_rows = data.get("person_rows", False)
+        if not isinstance(person_rows, bool):
+            self.problem((*base, "person_rows"), "report.person_rows must be true or false")
+            return None
+        cap = data.get("person_rows_cap", DEFAULT_PERSON_ROWS_CAP)
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= PERSON_ROWS_CAP_LIMIT:
+            self.problem(
+                (*base, "person_rows_cap"),
+                f"report.person_rows_cap must be a whole number from 1 to {PERSON_ROWS_CAP_LIMIT}",
+                "e.g. 50 (the full dataset is attached to the PDF anyway)",
+            )
+            return None
+        if person_rows and disclosure is not None and not disclosure.per_person_rows:
+            self.problem(
+                (*base, "person_rows"),
+                "report.person_rows = true needs disclosure.per_person_rows = true",
+                "an aggregates-only policy has no per-person rows to print",
+            )
+            return None
+        return ReportSettings(person_rows=person_rows, person_rows_cap=cap)
 
     def quasi_identifiers(self, data: dict[str, Any]) -> tuple[str, ...] | None:
         path = ("disclosure", "quasi_identifiers")

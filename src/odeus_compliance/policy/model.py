@@ -213,6 +213,22 @@ class DisclosureSettings:
     hierarchy: Mapping[str, tuple[DateLevel, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
 
+PERSON_ROWS_CAP_LIMIT = 500  # the report's per-person table stays bounded (about 10 ms of layout per row)
+DEFAULT_PERSON_ROWS_CAP = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """What the PDF report may print (the dataset attachment is governed by ``[disclosure]``).
+
+    ``person_rows`` allows a per-person table in the PDF, only where the dataset has per-person rows, and at
+    most ``person_rows_cap`` of them (the full dataset travels as an attachment).
+    """
+
+    person_rows: bool = False
+    person_rows_cap: int = DEFAULT_PERSON_ROWS_CAP
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """One validated policy file. Cite it by :func:`odeus_compliance.policy.canonical.policy_hash`."""
@@ -225,6 +241,7 @@ class Policy:
     pseudonymization: PseudonymizationSettings
     disclosure: DisclosureSettings
     exports: Mapping[ExportType, ExportRules]
+    report: ReportSettings = field(default_factory=ReportSettings)
 
     def covers(self, export_type: ExportType) -> bool:
         """Whether the policy has rules for this export (``agents`` is covered by ``assistants``)."""

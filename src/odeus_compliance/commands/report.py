@@ -1,0 +1,204 @@
+"""``odeus-compliance report ...``: run one report now, verify a report PDF offline, list the archive."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+import click
+
+from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.settings import Settings
+
+__all__ = ["report", "write_atomically"]
+
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+DEFAULT_PURPOSE = "compliance report requested on the command line"
+
+
+@click.group()
+def report() -> None:
+    """Signed PDF usage reports: run one now, verify a report file, list the archive."""
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a hidden temporary file in the same folder, fsync and rename."""
+    partial = path.parent / f".{path.name}.{secrets.token_hex(4)}.partial"
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _month(value: str) -> tuple[int, int]:
+    match = _MONTH.match(value)
+    if match is None:
+        raise click.BadParameter("expected YYYY-MM, e.g. 2026-10", param_hint="--month")
+    return int(match[1]), int(match[2])
+
+
+async def _run(
+    settings: Settings, *, year: int, month: int, timezone: str, policy: str, purpose: str, out: Path | None
+) -> dict[str, Any]:
+    from odeus_compliance.audit.appender import SYSTEM_CLI  # noqa: PLC0415 - heavy imports on use only
+    from odeus_compliance.audit.records import Action  # noqa: PLC0415
+    from odeus_compliance.reports.jobs import ReportPeriod, ReportStatus  # noqa: PLC0415
+    from odeus_compliance.reports.runtime import standalone_runtime  # noqa: PLC0415
+
+    await ensure_schema_at_head(settings)
+    period = ReportPeriod.month(year, month, timezone)
+    async with standalone_runtime(settings, actor=SYSTEM_CLI) as runtime:
+        await runtime.flow.appender.append(
+            actor=SYSTEM_CLI,
+            action=Action.REPORT_REQUESTED,
+            resource="report:new",
+            purpose=purpose,
+            details={
+                "policy": policy,
+                "period_from": period.start.isoformat(),
+                "period_to": period.end.isoformat(),
+                "timezone": timezone,
+            },
+        )
+        record = await runtime.jobs.request(period=period, policy=policy, purpose=purpose, requested_by="cli")
+        click.echo(f"report {record.id} queued (version {record.version}); running it now ...", err=True)
+        final = await runtime.run_job(record.id) or record
+        outcome: dict[str, Any] = {"record": final, "out": None}
+        if final.status is ReportStatus.SUCCEEDED and out is not None:
+            pdf = await runtime.store.read(final.id, "report.pdf")
+            await runtime.flow.appender.append(
+                actor=SYSTEM_CLI,
+                action=Action.REPORT_DOWNLOADED,
+                resource=f"report:{final.id}",
+                purpose=purpose,
+                details={"report_id": final.id, "format": "pdf", "byte_count": len(pdf)},
+            )
+            write_atomically(out, pdf)
+            outcome["out"] = out
+        return outcome
+
+
+@report.command("run")
+@click.option("--month", "month", required=True, help="The calendar month to report on, YYYY-MM.")
+@click.option(
+    "--timezone", default="Europe/Berlin", show_default=True, help="IANA zone whose calendar month it is."
+)
+@click.option(
+    "--policy",
+    default="default",
+    show_default=True,
+    help="Policy name (a file NAME.toml in the policy folder).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the signed PDF here (it is always kept, encrypted, in the archive).",
+)
+@click.option(
+    "--purpose",
+    default=DEFAULT_PURPOSE,
+    show_default=True,
+    help="Why the report is made; recorded in the audit log with every access.",
+)
+def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str) -> None:
+    """Make one report now, as a job, and wait for it: pull the month's users export from Odeus, apply the
+    policy, render, sign and verify the PDF, and keep it in the archive. Prints the report id; exit 1 (with
+    the reason) if the job failed."""
+    from odeus_compliance.reports.jobs import ReportStatus  # noqa: PLC0415
+    from odeus_compliance.upstream.request import zone  # noqa: PLC0415
+
+    year, number = _month(month)
+    try:
+        zone(timezone)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--timezone") from None
+    if not purpose.strip():
+        raise click.BadParameter("must not be empty", param_hint="--purpose")
+    if out is not None and not out.parent.is_dir():
+        raise click.BadParameter(f"the folder does not exist: {out.parent}", param_hint="--out")
+    settings = load_settings()
+    outcome = run_async(
+        _run(settings, year=year, month=number, timezone=timezone, policy=policy, purpose=purpose, out=out)
+    )
+    record = outcome["record"]
+    if record.status is not ReportStatus.SUCCEEDED:
+        raise click.ClickException(f"report {record.id} {record.status.value}: {record.error}")
+    click.echo(f"report {record.id} succeeded (version {record.version}, sha256 {record.pdf_sha256})")
+    if outcome["out"] is not None:
+        click.echo(f"signed PDF written to {outcome['out']}")
+
+
+@report.command("verify")
+@click.argument("pdf_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(pdf_file: Path, as_json: bool) -> None:
+    """Verify a report PDF offline: the signature covers the whole file, the certificate chains to a trust
+    anchor, and the embedded manifest matches every attachment. Exit 0 if valid, 1 if not."""
+    from odeus_compliance.reports.verify import trust_anchors, verify_pdf  # noqa: PLC0415
+
+    settings = load_settings(demo=True)  # needs no secret: only the trust anchors
+    try:
+        data = pdf_file.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {pdf_file} ({type(exc).__name__})") from None
+    result = verify_pdf(data, anchors=trust_anchors(settings))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+    else:
+        click.echo(result.render_text())
+    if not result.valid:
+        raise SystemExit(1)
+
+
+async def _list(settings: Settings, limit: int) -> list[Any]:
+    from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
+    from odeus_compliance.reports.jobs import ReportJobs  # noqa: PLC0415
+
+    await ensure_schema_at_head(settings)
+    engine = create_engine_for(settings)
+    try:
+        return await ReportJobs(session_factory(engine)).list(limit=limit)
+    finally:
+        await engine.dispose()
+
+
+@report.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one report per line).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+def list_(as_json: bool, limit: int) -> None:
+    """The archive, newest first: id, period (from/to as RFC 3339 with offset), policy, version, status."""
+    records = run_async(_list(load_settings(), limit))
+    for record in records:
+        entry = {
+            "id": record.id,
+            "from": record.period.local_start.isoformat(),
+            "to": record.period.local_end.isoformat(),
+            "timezone": record.period.timezone,
+            "policy": record.policy_name,
+            "policy_hash": record.policy_hash,
+            "version": record.version,
+            "status": record.status.value,
+            "stage": record.stage,
+            "requested_at": record.requested_at.isoformat(),
+            "error": record.error,
+        }
+        if as_json:
+            click.echo(json.dumps(entry, sort_keys=True))
+        else:
+            click.echo(
+                f"{record.id}  {entry['from']}  {entry['to']}  {record.policy_name}  "
+                f"v{record.version}  {record.status.value}"
+            )
+    if not records and not as_json:
+        click.echo("no reports yet", err=True)

@@ -1,0 +1,425 @@
+"""``odeus-compliance schedule ...``: define report schedules, list them and their runs, run what is due."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import click
+
+from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.settings import Settings
+
+__all__ = ["schedule"]
+
+_CATCH_UP = {"run-once": "run-missed-once", "skip": "skip-and-record"}
+
+
+@click.group()
+def schedule() -> None:
+    """Report schedules: one report per calendar month (or quarter, or week) in a timezone, exactly once
+    across restarts and replicas."""
+
+
+def _instant(value: str | None, option: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            "expected an ISO 8601 time with offset, e.g. 2026-12-01T06:00:00+01:00", param_hint=option
+        ) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("the time needs a UTC offset (e.g. Z or +01:00)", param_hint=option)
+    return moment
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)  # the command line is where the real clock is read
+
+
+async def _set(
+    settings: Settings, fields: dict[str, Any], active_from: dt.datetime | None
+) -> tuple[str, bool, bool]:
+    from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender  # noqa: PLC0415 - on use only
+    from odeus_compliance.audit.records import Action  # noqa: PLC0415
+    from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
+    from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring  # noqa: PLC0415
+    from odeus_compliance.scheduling.model import ScheduleError, ScheduleSpec  # noqa: PLC0415
+    from odeus_compliance.scheduling.service import save_schedule  # noqa: PLC0415
+
+    try:
+        spec = ScheduleSpec.build(**fields)
+    except ScheduleError as exc:
+        raise click.ClickException(str(exc)) from None
+    await ensure_schema_at_head(settings)
+    engine = create_engine_for(settings)
+    try:
+        async with session_factory(engine)() as session:
+            kek = KeyEncryptionKey(settings.require_master_key())
+            created_keys = (await ensure_key_ring(session=session, kek=kek)).created
+        async with AuditAppender.open(settings) as appender, session_factory(engine)() as session:
+            await appender.record_created_keys(created_keys, SYSTEM_CLI)
+            try:
+                saved = await save_schedule(
+                    session=session,
+                    spec=spec,
+                    policy_dir=settings.policy_dir,
+                    now=_now(),
+                    active_from=active_from,
+                )
+            except ScheduleError as exc:
+                raise click.ClickException(str(exc)) from None
+            if saved.changed:
+                await appender.append(
+                    actor=SYSTEM_CLI,
+                    action=Action.SCHEDULE_CHANGED,
+                    resource=f"schedule:{saved.schedule.id}",
+                    details={
+                        "schedule": spec.name,
+                        "status": "created" if saved.created else "changed",
+                        "policy": spec.policy,
+                        "timezone": spec.timezone,
+                    },
+                )
+            return str(saved.schedule.id), saved.created, saved.changed
+    finally:
+        await engine.dispose()
+
+
+@schedule.command("set")
+@click.argument("name")
+@click.option(
+    "--every",
+    type=click.Choice(["month", "quarter", "week"]),
+    default="month",
+    show_default=True,
+    help="One report per calendar month, quarter or ISO week.",
+)
+@click.option(
+    "--day",
+    type=int,
+    required=True,
+    help="Due day after the period: 1-28 of the next month (month, quarter), "
+    "or ISO weekday 1-7 (week, 1 = Monday).",
+)
+@click.option("--time", "time_", required=True, help="Due time HH:MM (24-hour) in --timezone.")
+@click.option(
+    "--timezone",
+    required=True,
+    help="IANA zone of the calendar periods and the due time, e.g. Europe/Berlin.",
+)
+@click.option("--policy", required=True, help="Policy name (a file NAME.toml in the policy folder).")
+@click.option(
+    "--catch-up",
+    type=click.Choice(sorted([*_CATCH_UP, *_CATCH_UP.values()])),
+    default="run-once",
+    show_default=True,
+    help="Periods missed while no replica ran: run each once, "
+    "or skip them (recorded as skipped) and run only the latest.",
+)
+@click.option(
+    "--active-from",
+    default=None,
+    help="ISO time with offset: periods due before it are not run (default: now, for a new schedule).",
+)
+@click.option("--disabled", is_flag=True, help="Keep the schedule but do not run it.")
+@click.option(
+    "--webhook-url", default=None, help="https:// URL to notify (stored; delivery is not carried out yet)."
+)
+@click.option(
+    "--webhook-secret-env",
+    default=None,
+    help="Name of the environment variable holding the webhook's HMAC key.",
+)
+@click.option(
+    "--email",
+    "emails",
+    multiple=True,
+    help="E-mail recipient (repeatable; stored; delivery is not carried out yet).",
+)
+def set_(  # noqa: PLR0917 - click passes options as arguments
+    name: str,
+    every: str,
+    day: int,
+    time_: str,
+    timezone: str,
+    policy: str,
+    catch_up: str,
+    active_from: str | None,
+    disabled: bool,
+    webhook_url: str | None,
+    webhook_secret_env: str | None,
+    emails: tuple[str, ...],
+) -> None:
+    """Create the schedule NAME, or change it (its run history is kept). Refuses unknown timezones and
+    policies, days out of range and bad times with a one-line reason."""
+    delivery: dict[str, Any] = {"email_to": list(emails)}
+    if webhook_url is not None or webhook_secret_env is not None:
+        delivery |= {"webhook_url": webhook_url, "webhook_secret_env": webhook_secret_env}
+    fields = {
+        "name": name,
+        "every": every,
+        "day": day,
+        "time": time_,
+        "timezone": timezone,
+        "policy": policy,
+        "catch_up": _CATCH_UP.get(catch_up, catch_up),
+        "delivery": delivery,
+        "enabled": not disabled,
+    }
+    schedule_id, created, changed = run_async(
+        _set(load_settings(), fields, _instant(active_from, "--active-from"))
+    )
+    click.echo(schedule_id)
+    click.echo(
+        f"schedule {name} " + ("created" if created else "changed" if changed else "unchanged"), err=True
+    )
+
+
+async def _list(settings: Settings) -> list[dict[str, Any]]:
+    import msgspec  # noqa: PLC0415
+
+    from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
+    from odeus_compliance.scheduling.schemas import schedule_out  # noqa: PLC0415
+    from odeus_compliance.scheduling.service import list_schedules  # noqa: PLC0415
+
+    await ensure_schema_at_head(settings)
+    engine = create_engine_for(settings)
+    try:
+        async with session_factory(engine)() as session:
+            now = _now()
+            rows = await list_schedules(session=session)
+            return [msgspec.to_builtins(schedule_out(row, now=now)) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+@schedule.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tab-separated lines.")
+def list_(as_json: bool) -> None:
+    """List schedules: id, name, every, day, time, timezone, policy, catch-up, enabled, next period and
+    when it falls due."""
+    rows = run_async(_list(load_settings()))
+    if as_json:
+        click.echo(json.dumps({"schedules": rows}, indent=2))
+        return
+    for row in rows:
+        fields = (
+            "id",
+            "name",
+            "every",
+            "day",
+            "time",
+            "timezone",
+            "policy",
+            "catch_up",
+            "enabled",
+            "next_period",
+            "next_due_at",
+        )
+        click.echo("\t".join(str(row[f]) for f in fields))
+
+
+async def _runs(settings: Settings, name: str) -> list[dict[str, Any]]:
+    import msgspec  # noqa: PLC0415
+
+    from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
+    from odeus_compliance.scheduling.schemas import run_out  # noqa: PLC0415
+    from odeus_compliance.scheduling.service import find_schedule, list_runs  # noqa: PLC0415
+
+    await ensure_schema_at_head(settings)
+    engine = create_engine_for(settings)
+    try:
+        async with session_factory(engine)() as session:
+            row = await find_schedule(session=session, name=name)
+            if row is None:
+                raise click.ClickException("there is no schedule of that name (see 'schedule list')")
+            return [
+                msgspec.to_builtins(run_out(run))
+                for run in await list_runs(session=session, schedule_id=row.id)
+            ]
+    finally:
+        await engine.dispose()
+
+
+@schedule.command("runs")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tab-separated lines.")
+def runs(name: str, as_json: bool) -> None:
+    """The run history of schedule NAME, newest period first: period, version, status, attempts, report id,
+    next retry, error."""
+    rows = run_async(_runs(load_settings(), name))
+    if as_json:
+        click.echo(json.dumps({"runs": rows}, indent=2))
+        return
+    for row in rows:
+        fields = ("period", "version", "status", "attempts", "report_id", "next_retry_at", "error")
+        click.echo("\t".join("-" if row[f] is None else str(row[f]) for f in fields))
+
+
+def _run_settings(lease: float, attempts: int, backoff: float, retry_after: float) -> Any:
+    from odeus_compliance.scheduling.runner import RunSettings  # noqa: PLC0415
+
+    return RunSettings(
+        lease_seconds=lease,
+        attempts_per_tick=attempts,
+        backoff_seconds=backoff,
+        retry_after_seconds=retry_after,
+    )
+
+
+async def _run_due(settings: Settings, now: dt.datetime, run_settings: Any) -> list[Any]:
+    from odeus_compliance.scheduling.runtime import standalone_scheduler  # noqa: PLC0415
+
+    await ensure_schema_at_head(settings)
+    async with standalone_scheduler(settings, run_settings=run_settings) as scheduler:
+        return list(await scheduler.run_due(now))
+
+
+def _print_outcomes(outcomes: list[Any]) -> bool:
+    failed = False
+    for outcome in outcomes:
+        click.echo(
+            "\t".join(
+                [
+                    outcome.schedule,
+                    outcome.period,
+                    str(outcome.version),
+                    outcome.status,
+                    outcome.report_id or "-",
+                    outcome.error or "-",
+                ]
+            )
+        )
+        failed = failed or outcome.status == "failed"
+    return failed
+
+
+_tuning = [
+    click.option(
+        "--lease-seconds",
+        type=click.FloatRange(min=1),
+        default=120.0,
+        show_default=True,
+        help="A claim lapses this long after its last renewal (then another process may take the run over).",
+    ),
+    click.option(
+        "--attempts",
+        type=click.IntRange(min=1, max=20),
+        default=3,
+        show_default=True,
+        help="Report requests per run in this tick before it is recorded as failed.",
+    ),
+    click.option(
+        "--backoff-seconds",
+        type=click.FloatRange(min=0),
+        default=10.0,
+        show_default=True,
+        help="Wait before the second attempt; doubled before each further one.",
+    ),
+    click.option(
+        "--retry-after-seconds",
+        type=click.FloatRange(min=0),
+        default=3600.0,
+        show_default=True,
+        help="A failed run is tried again by the first tick this long after.",
+    ),
+]
+
+
+def _with_tuning(command: Any) -> Any:
+    for option in reversed(_tuning):
+        command = option(command)
+    return command
+
+
+@schedule.command("run-due")
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    help="Act as if it were this ISO time with offset (default: the real time).",
+)
+@_with_tuning
+def run_due(
+    now_text: str | None,
+    lease_seconds: float,
+    attempts: int,
+    backoff_seconds: float,
+    retry_after_seconds: float,
+) -> None:
+    """Run every period that is due: claim it (exactly once across processes), make its report, wait for it.
+    One line per run: schedule, period, version, status, report id, error. Exit 1 if a run failed (it is
+    retried by a later tick)."""
+    now = _instant(now_text, "--now") or _now()
+    outcomes = run_async(
+        _run_due(
+            load_settings(), now, _run_settings(lease_seconds, attempts, backoff_seconds, retry_after_seconds)
+        )
+    )
+    if _print_outcomes(outcomes):
+        raise SystemExit(1)
+
+
+async def _rerun(
+    settings: Settings, name: str, moment: dt.datetime, now: dt.datetime, run_settings: Any
+) -> Any:
+    from odeus_compliance.scheduling.model import ScheduleError  # noqa: PLC0415
+    from odeus_compliance.scheduling.runtime import standalone_scheduler  # noqa: PLC0415
+    from odeus_compliance.scheduling.service import find_schedule  # noqa: PLC0415
+
+    await ensure_schema_at_head(settings)
+    async with standalone_scheduler(settings, run_settings=run_settings) as scheduler:
+        async with scheduler.sessions() as session:
+            row = await find_schedule(session=session, name=name)
+        if row is None:
+            raise click.ClickException("there is no schedule of that name (see 'schedule list')")
+        try:
+            return await scheduler.rerun(schedule=row, moment=moment, now=now, requested_by="cli")
+        except ScheduleError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@schedule.command("rerun")
+@click.argument("name")
+@click.option(
+    "--period",
+    "period_text",
+    required=True,
+    help="Any ISO time with offset inside the closed period to run again.",
+)
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    help="Act as if it were this ISO time with offset (default: the real time).",
+)
+@_with_tuning
+def rerun(  # noqa: PLR0917 - click passes options as arguments
+    name: str,
+    period_text: str,
+    now_text: str | None,
+    lease_seconds: float,
+    attempts: int,
+    backoff_seconds: float,
+    retry_after_seconds: float,
+) -> None:
+    """Run a closed period of schedule NAME again: a new version that supersedes the previous one (both are
+    kept). Exit 1 if the run failed."""
+    moment = _instant(period_text, "--period")
+    assert moment is not None
+    now = _instant(now_text, "--now") or _now()
+    outcome = run_async(
+        _rerun(
+            load_settings(),
+            name,
+            moment,
+            now,
+            _run_settings(lease_seconds, attempts, backoff_seconds, retry_after_seconds),
+        )
+    )
+    if _print_outcomes([outcome]):
+        raise SystemExit(1)

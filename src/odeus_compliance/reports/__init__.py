@@ -1,0 +1,1 @@
+"""Monthly usage reports: content from the pseudonymised dataset, PDF/A rendering, signing, jobs and HTTP."""

@@ -1,0 +1,261 @@
+"""The officers' report API: ``/api/v1/reports/...``.
+
+Thin handlers: validate through :mod:`~odeus_compliance.reports.service`, record the access with
+:func:`~odeus_compliance.audit.recording.record_access` *before* anything is handed out (a record that cannot
+be written is a 503 and no byte goes out), answer with msgspec Structs or a streamed file.
+
+Who may do what (DESIGN.md): officers request reports and download the PDF and the dataset; auditors read
+the list and the status and download the PDF; anyone with a key may verify a PDF. A download needs a
+purpose, given as the query parameter ``purpose``; it is recorded in the audit log with the download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Stream
+
+from odeus_compliance.audit.recording import record_access
+from odeus_compliance.audit.records import Action
+from odeus_compliance.reports import service
+from odeus_compliance.reports.jobs import new_report_id
+from odeus_compliance.reports.schemas import MAX_PURPOSE_LENGTH, ReportOut, ReportPage, ReportRequestIn
+from odeus_compliance.security import ALL_ROLES, ApiKeyIdentity, Role, requires_role
+from odeus_compliance.settings import Settings
+from odeus_compliance.state_keys import REPORT_RUNTIME
+
+__all__ = [
+    "download_report_dataset",
+    "download_report_pdf",
+    "get_report",
+    "list_reports",
+    "request_report",
+    "verify_report",
+]
+
+_TAGS: Final = ["reports"]
+OFFICER: Final = requires_role(Role.OFFICER)
+READERS: Final = requires_role(Role.OFFICER, Role.AUDITOR)
+ReportRequest = Request[ApiKeyIdentity, Any, State]
+DownloadPurpose = Annotated[
+    str | None,
+    QueryParameter(
+        name="purpose",
+        required=False,
+        max_length=MAX_PURPOSE_LENGTH,
+        description="Why the file is downloaded (required, recorded in the audit record of the download).",
+    ),
+]
+
+
+def _runtime(request: ReportRequest) -> service.ReportBackend:
+    return service.runtime_of_state(request.app.state.get(REPORT_RUNTIME))
+
+
+async def _record_or_close(
+    artifact: service.Artifact,
+    request: ReportRequest,
+    *,
+    action: Action,
+    report_id: str,
+    purpose: str,
+    details: Mapping[str, str | int | bool],
+) -> None:
+    """Record a download before it starts; if the record cannot be written, release the file (503)."""
+    try:
+        await record_access(
+            request, action=action, resource=f"report:{report_id}", purpose=purpose, details=details
+        )
+    except BaseException:
+        await artifact.close()
+        raise
+
+
+@post(
+    "/api/v1/reports",
+    operation_id="requestReport",
+    tags=_TAGS,
+    opt=OFFICER,
+    status_code=202,
+    request_max_body_size=16 * 1024,
+    response_description="The report job, queued; poll its 'links.self' (also the Location header)",
+)
+async def request_report(
+    request: ReportRequest, settings: NamedDependency[Settings], data: JSONBody[ReportRequestIn]
+) -> Response[ReportOut]:
+    """Request a report: ``{"month": "YYYY-MM", "timezone": "Europe/Berlin", "policy": "default",
+    "purpose": "..."}``, or Odeus-style ``from``/``to`` objects (``{"date": "2026-10-01T00:00:00.000Z",
+    "timezone": "Europe/Berlin"}``, ``to`` inclusive to the millisecond) instead of ``month``. The purpose
+    is required. Recorded as ``report.requested`` (with the purpose) before the job is queued; answers 202
+    with the job and its URL in ``Location``. A bad month, zone or policy is a 400 that names the field."""
+    wanted = service.parse_request(data, settings=settings)
+    runtime = _runtime(request)
+    period = wanted.period
+    report_id = new_report_id()  # named in the record, which is written before the job exists (fail closed)
+    await record_access(
+        request,
+        action=Action.REPORT_REQUESTED,
+        resource=f"report:{report_id}",
+        purpose=wanted.purpose,
+        details={
+            "report_id": report_id,
+            "policy": wanted.policy.name,
+            "policy_hash": wanted.policy_hash,
+            "period_from": period.local_start.isoformat(),
+            "period_to": period.local_end.isoformat(),
+            "timezone": period.timezone,
+        },
+    )
+    record = await runtime.jobs.request(
+        period=period,
+        policy=wanted.policy.name,
+        purpose=wanted.purpose,
+        requested_by=request.user.key_id,
+        report_id=report_id,
+    )
+    runtime.wake()
+    out = service.report_out(record)
+    return Response(out, status_code=202, headers={"Location": out.links.self})
+
+
+@get("/api/v1/reports", operation_id="listReports", tags=_TAGS, opt=READERS)
+async def list_reports(
+    request: ReportRequest,
+    limit: Annotated[int, QueryParameter(name="limit", ge=1, le=service.MAX_PAGE)] = 50,
+    before: Annotated[str | None, QueryParameter(name="before", max_length=64, required=False)] = None,
+) -> ReportPage:
+    """The reports, newest first, with their status; page with ``before`` (the previous page's
+    ``next_before``). Metadata only (no personal data); recorded as ``report.viewed``."""
+    runtime = _runtime(request)
+    records, next_before = await service.list_reports(jobs=runtime.jobs, limit=limit, before=before)
+    await record_access(
+        request,
+        action=Action.REPORT_VIEWED,
+        resource="report:list",
+        details={"count": len(records), "page_size": limit},
+    )
+    return service.report_page(records, next_before)
+
+
+@get("/api/v1/reports/{report_id:str}", operation_id="getReport", tags=_TAGS, opt=READERS)
+async def get_report(request: ReportRequest, report_id: FromPath[str]) -> ReportOut:
+    """One report job: status (``queued``, ``running``, ``succeeded``, ``failed``), stage and progress
+    (0 to 1), its period and policy, the reason if it failed, and links to its PDF and dataset once it has
+    succeeded. 404 for an unknown id. Recorded as ``report.viewed``."""
+    record = await service.get_report(jobs=_runtime(request).jobs, report_id=report_id)
+    await record_access(
+        request,
+        action=Action.REPORT_VIEWED,
+        resource=f"report:{record.id}",
+        details={"report_id": record.id, "status": record.status.value},
+    )
+    return service.report_out(record)
+
+
+@get(
+    "/api/v1/reports/{report_id:str}/pdf",
+    operation_id="downloadReportPdf",
+    tags=_TAGS,
+    opt=READERS,
+    media_type="application/pdf",
+    response_description="The signed PDF/A-3b report (PAdES), as an attachment",
+)
+async def download_report_pdf(
+    request: ReportRequest, report_id: FromPath[str], purpose: DownloadPurpose = None
+) -> Stream:
+    """The signed PDF of a finished report, streamed as an attachment; ``ETag`` and ``Repr-Digest`` carry
+    its SHA-256. The query parameter ``purpose`` is required: the download is recorded as
+    ``report.downloaded`` with it before the first byte goes out (503 and nothing sent if the record cannot
+    be written). 409 while the report is not finished, 404 for an unknown id."""
+    why = service.check_purpose(purpose, required_for="download a report")
+    runtime = _runtime(request)
+    record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
+    artifact = await service.open_artifact(store=runtime.store, record=record, name=service.PDF_FILE)
+    details: dict[str, str | int | bool] = {"report_id": record.id, "format": "pdf"}
+    if record.pdf_sha256 is not None:
+        details["sha256"] = record.pdf_sha256
+    await _record_or_close(
+        artifact, request, action=Action.REPORT_DOWNLOADED, report_id=record.id, purpose=why, details=details
+    )
+    return Stream(artifact.chunks(), media_type=artifact.media_type, headers=artifact.headers())
+
+
+@get(
+    "/api/v1/reports/{report_id:str}/data.csv",
+    operation_id="downloadReportDataset",
+    tags=_TAGS,
+    opt=OFFICER,
+    media_type="text/csv; charset=utf-8",
+    response_description="The pseudonymised dataset as CSV (formula cells neutralised), as an attachment",
+)
+async def download_report_dataset(
+    request: ReportRequest, report_id: FromPath[str], purpose: DownloadPurpose = None
+) -> Stream:
+    """The pseudonymised per-person dataset of a finished report (the policy engine's output), streamed as
+    CSV. Safe to open in a spreadsheet: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+    return carries a leading apostrophe. The query parameter ``purpose`` is required: recorded as
+    ``dataset.downloaded`` with it before the first byte goes out. 409 while the report is not finished; 404
+    for an unknown id or when the policy gives no per-person dataset."""
+    why = service.check_purpose(purpose, required_for="download a dataset")
+    runtime = _runtime(request)
+    record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
+    artifact = await service.open_artifact(store=runtime.store, record=record, name=service.DATASET_FILE)
+    details = {"report_id": record.id, "format": "csv"}
+    await _record_or_close(
+        artifact, request, action=Action.DATASET_DOWNLOADED, report_id=record.id, purpose=why, details=details
+    )
+    return Stream(artifact.chunks(), media_type=artifact.media_type, headers=artifact.headers())
+
+
+@dataclass
+class _PdfUploadOperation(Operation):
+    """The verify route reads its body raw: document it as a PDF upload (Litestar would assume JSON)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description=f"The PDF file as the raw body (at most {service.MAX_VERIFY_BYTES // 2**20} MiB).",
+            content={
+                "application/pdf": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                )
+            },
+        )
+
+
+@post(
+    "/api/v1/reports/verify",
+    operation_id="verifyReport",
+    tags=_TAGS,
+    opt=requires_role(*ALL_ROLES),
+    status_code=200,
+    request_max_body_size=service.MAX_VERIFY_BYTES,
+    operation_class=_PdfUploadOperation,
+    response_description="The verification result: 'valid' and every check with its outcome",
+)
+async def verify_report(request: ReportRequest, settings: NamedDependency[Settings]) -> dict[str, Any]:
+    """Verify a report PDF, sent as the raw body with ``Content-Type: application/pdf`` (at most 64 MiB):
+    the signature and that it covers the whole file, the signing certificate against the configured trust
+    anchors, and the embedded manifest's hashes against the attachments. ``valid`` is true only if every
+    check passed. Recorded as ``report.verified`` (with the verdict and the file's SHA-256)."""
+    pdf = service.check_upload(await request.body(), request.headers.get("content-type"))
+    result = await service.verify_upload(pdf=pdf, settings=settings)
+    details: dict[str, str | int | bool] = {
+        "valid": result.valid,
+        "sha256": hashlib.sha256(pdf).hexdigest(),
+        "byte_count": len(pdf),
+    }
+    resource = "report:upload"
+    if result.report_id is not None and service.is_report_id(result.report_id):
+        resource = f"report:{result.report_id}"
+        details["report_id"] = result.report_id
+    await record_access(request, action=Action.REPORT_VERIFIED, resource=resource, details=details)
+    return service.verification_json(result)

@@ -1,0 +1,395 @@
+"""The flow of "generate a report": one claimed job from the upstream pull to the stored, signed PDF.
+
+Steps (each renews the job's lease and says where it is):
+
+1. ``policy``: load the requested policy file (its text is kept: the PDF embeds exactly what was applied).
+2. ``audit``: write ``export.fetched`` (with the requester's purpose) *before* the pull; if the record
+   cannot be written, nothing is fetched (fail closed). A pull that then fails is recorded as a second
+   ``export.fetched`` with outcome ``failure``, so the log shows the attempt and how it ended.
+3. ``fetch``: stream the users export of the period from Odeus (:class:`OdeusClient`) straight into the
+   policy engine (:func:`apply_policy_async`); raw rows stay in memory one batch at a time and are never
+   written. The engine's pseudonymised output goes to a work folder in the data dir and is removed at the
+   end, whatever happens. The raw export's SHA-256 is taken as it arrives (:mod:`.rawdigest`).
+4. ``render``: content, PDF/A-3b with attachments, PAdES signature and verification run in the worker
+   process (:mod:`.worker`); a report that fails its own verification fails the job.
+5. ``store``: the signed PDF, the dataset (when the policy gives per-person rows) and the figures are
+   encrypted into the artifact store.
+6. ``report.generated`` is recorded, and only then is the job marked succeeded (which makes it
+   downloadable). A failure at any step removes what was stored and fails the job with a reason safe to
+   show; nothing half-made stays behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+from cryptography.exceptions import InvalidTag
+
+from odeus_compliance import __version__
+from odeus_compliance.audit.appender import Actor, AuditAppender, AuditWriteError
+from odeus_compliance.audit.records import Action, Outcome
+from odeus_compliance.db.models import utcnow
+from odeus_compliance.errors import OdeusComplianceError
+from odeus_compliance.keys.ring import KeyRingError
+from odeus_compliance.logging_setup import log_event
+from odeus_compliance.policy.canonical import policy_hash
+from odeus_compliance.policy.columnar import CellRejected
+from odeus_compliance.policy.crypto import CryptoError
+from odeus_compliance.policy.csvout import CsvSink
+from odeus_compliance.policy.disclosure import DisclosureError
+from odeus_compliance.policy.engine import apply_policy_async
+from odeus_compliance.policy.keys import engine_keys
+from odeus_compliance.policy.leakscan import LeakFound
+from odeus_compliance.policy.loader import parse_policy
+from odeus_compliance.policy.model import Policy
+from odeus_compliance.policy.operations import OperationError
+from odeus_compliance.policy.problems import PolicyError
+from odeus_compliance.policy.rows import UnknownColumnError
+from odeus_compliance.policy.service import POLICY_NAME
+from odeus_compliance.reports.content import ReportMeta
+from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportRecord
+from odeus_compliance.reports.rawdigest import DigestingTransport
+from odeus_compliance.reports.store import ArtifactStore, ArtifactStoreError
+from odeus_compliance.reports.worker import RenderTask, ReportWorker, WorkerFailed
+from odeus_compliance.settings import Settings
+from odeus_compliance.upstream.backoff import RetryPolicy
+from odeus_compliance.upstream.client import OdeusClient
+from odeus_compliance.upstream.columns import ExportType
+from odeus_compliance.upstream.config import OdeusClientConfig
+from odeus_compliance.upstream.errors import UpstreamError
+from odeus_compliance.upstream.request import ExportRequest, PeriodEnd
+
+__all__ = ["ReportFailed", "ReportFlow", "export_request_for", "template_facts"]
+
+_log = logging.getLogger(__name__)
+WORK_DIR: Final = "report-work"
+_ENGINE_FAILURES: Final = (
+    LeakFound,
+    DisclosureError,
+    CellRejected,
+    OperationError,
+    UnknownColumnError,
+    CryptoError,
+)
+RETENTION_NOTE: Final = {
+    "report": "kept until deleted; no retention rule is configured yet",
+    "dataset": "kept with its report; shredded when its report-data key epoch is destroyed",
+}
+
+
+class ReportFailed(OdeusComplianceError):
+    """The job failed; the message is the reason stored with it (safe to show)."""
+
+
+def export_request_for(record: ReportRecord) -> ExportRequest:
+    """The users export of the report's period: Odeus ends are inclusive to the millisecond."""
+    period = record.period
+    last = period.end - timedelta(milliseconds=1)
+    return ExportRequest(
+        ExportType.USERS,
+        PeriodEnd.from_instant(period.start, period.timezone),
+        PeriodEnd.from_instant(last, period.timezone),
+    )
+
+
+def template_facts(template_dir: Path) -> dict[str, str]:
+    """The templates' identity for the manifest: a SHA-256 over every file's relative path and content."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in template_dir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(template_dir).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return {"name": "report_templates", "sha256": digest.hexdigest()}
+
+
+@dataclass(frozen=True, slots=True)
+class _LoadedPolicy:
+    policy: Policy
+    text: str
+    file_name: str
+    hash: str
+
+
+@dataclass(slots=True)
+class _Progress:
+    stage: str = "starting"
+    progress: float = 0.0
+
+
+class ReportFlow:
+    """Runs claimed report jobs. One per process; built by the runtime (or a test) from its parts."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        jobs: ReportJobs,
+        store: ArtifactStore,
+        worker: ReportWorker,
+        appender: AuditAppender,
+        actor: Actor,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.store = store
+        self.worker = worker
+        self.appender = appender
+        self.actor = actor
+        self._transport = transport
+        self.retry = retry or RetryPolicy()
+        """The upstream client's retry budget (the client's default; tests shorten it)."""
+
+    async def run(self, record: ReportRecord, owner: str) -> ReportRecord:
+        """Run the claimed job ``record`` to its end (succeeded or failed) and return it as stored.
+
+        :class:`LeaseLost` propagates (another runner has the job now); a cancellation puts the job back
+        in the queue (``release``) so another run resumes it.
+        """
+        state = _Progress()
+        work = self.settings.data_dir / WORK_DIR / record.id
+        heartbeat = asyncio.create_task(self._heartbeat(record.id, owner, state), name="report-lease")
+        try:
+            await self._produce(record, owner, state, work)
+        except LeaseLost:
+            raise
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._cleanup(record.id, work, stored=True))
+                await asyncio.shield(self.jobs.release(record.id, owner))
+            raise
+        except ReportFailed as failure:
+            await self._fail(record, owner, work, str(failure))
+        except Exception as exc:  # noqa: BLE001 - every failure ends the job with a reason safe to show
+            await self._fail(record, owner, work, _reason_for(exc))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await heartbeat
+            await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
+        final = await self.jobs.get(record.id)
+        assert final is not None
+        return final
+
+    async def _fail(self, record: ReportRecord, owner: str, work: Path, reason: str) -> None:
+        await self._cleanup(record.id, work, stored=True)
+        log_event(_log, logging.WARNING, "report.failed", report_id=record.id, reason=reason)
+        await self.jobs.fail(record.id, owner, reason=reason)
+
+    async def _cleanup(self, report_id: str, work: Path, *, stored: bool) -> None:
+        if stored:
+            with contextlib.suppress(ArtifactStoreError, OSError):
+                await self.store.delete(report_id)
+        await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
+
+    async def _heartbeat(self, report_id: str, owner: str, state: _Progress) -> None:
+        """Renew the lease while a long step (the pull, the render) runs."""
+        interval = max(0.2, self.jobs.lease.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await self.jobs.progress(report_id, owner, stage=state.stage, progress=state.progress)
+
+    async def _step(
+        self, record: ReportRecord, owner: str, state: _Progress, stage: str, progress: float, **extra: Any
+    ) -> None:
+        state.stage, state.progress = stage, progress
+        await self.jobs.progress(record.id, owner, stage=stage, progress=progress, **extra)
+
+    async def _produce(self, record: ReportRecord, owner: str, state: _Progress, work: Path) -> None:
+        await self._step(record, owner, state, "policy", 0.02)
+        loaded = await asyncio.to_thread(self._load_policy, record.policy_name)
+        await self._step(record, owner, state, "audit", 0.05, policy_hash=loaded.hash)
+        details = self._details(record, loaded)
+        try:
+            await self.appender.append(
+                actor=self.actor,
+                action=Action.EXPORT_FETCHED,
+                resource=f"report:{record.id}",
+                purpose=record.purpose,
+                details=details,
+            )
+        except (AuditWriteError, KeyRingError) as exc:
+            raise ReportFailed(
+                "the audit record of the export could not be written, so nothing was fetched"
+            ) from exc
+        await self._step(record, owner, state, "fetch", 0.1)
+        work.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        work.mkdir(exist_ok=True, mode=0o700)
+        dataset = work / "dataset.csv"
+        try:
+            manifest, rows, upstream = await self._pull(record, loaded, dataset, work)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await self.appender.append(
+                    actor=self.actor,
+                    action=Action.EXPORT_FETCHED,
+                    resource=f"report:{record.id}",
+                    purpose=record.purpose,
+                    outcome=Outcome.FAILURE,
+                    details={**details, "error_code": type(exc).__name__[:64]},
+                )
+            raise
+        checkpoint = await self.appender.checkpoint()
+        await self._step(record, owner, state, "render", 0.4)
+        history = await self._history(record)
+        attach = manifest["output"]["kind"] == "rows"
+        task = RenderTask(
+            report_id=record.id,
+            dataset_path=dataset,
+            attach_dataset=attach,
+            transformation_manifest=manifest,
+            policy_text=loaded.text,
+            policy_file_name=loaded.file_name,
+            meta=ReportMeta(
+                report_id=record.id,
+                workspace="Odeus workspace",
+                period_from=record.period.local_start,
+                period_to=record.period.local_end,
+                timezone=record.period.timezone,
+                policy_name=loaded.policy.name,
+                policy_version=loaded.policy.version,
+                policy_hash=loaded.hash,
+                generated_at=utcnow(),
+                audit_checkpoint=checkpoint[1] if checkpoint is not None else None,
+                retention=RETENTION_NOTE,
+                software_version=__version__,
+            ),
+            history=history,
+            upstream_export={"type": ExportType.USERS.value, "rows": rows, **upstream},
+            template=await asyncio.to_thread(template_facts, self.settings.template_dir),
+            software={"name": "odeus-compliance", "version": __version__},
+            settings=self.settings,
+        )
+        outcome = await self.worker.run(task)
+        if not outcome.valid:
+            failed = [c["name"] for c in outcome.verification.get("checks", []) if not c.get("ok")]
+            raise ReportFailed(
+                "the signed report failed its own verification ("
+                + (", ".join(str(name) for name in failed) or "unknown check")
+                + "); nothing was stored"
+            )
+        await self._step(record, owner, state, "store", 0.9)
+        stored = await self.store.put(record.id, "report.pdf", outcome.pdf)
+        if attach:
+            await self.store.put(record.id, "data.csv", await asyncio.to_thread(dataset.read_bytes))
+        await self.store.put(record.id, "figures.json", json.dumps(outcome.figures, sort_keys=True).encode())
+        try:
+            await self.appender.append(
+                actor=self.actor,
+                action=Action.REPORT_GENERATED,
+                resource=f"report:{record.id}",
+                purpose=record.purpose,
+                details={**details, "sha256": stored.sha256, "row_count": rows, "valid": True},
+            )
+        except (AuditWriteError, KeyRingError) as exc:
+            raise ReportFailed(
+                "the audit record of the finished report could not be written, so it was discarded"
+            ) from exc
+        await self.jobs.succeed(
+            record.id, owner, pdf_sha256=stored.sha256, has_dataset=attach, artifact_key_id=stored.key_id
+        )
+        log_event(_log, logging.INFO, "report.generated", report_id=record.id, count=rows)
+
+    def _load_policy(self, name: str) -> _LoadedPolicy:
+        path = self.settings.policy_dir / f"{name}.toml"
+        if not POLICY_NAME.match(name) or not path.is_file():
+            raise ReportFailed(f"there is no policy named {name!r} in the policy folder")
+        text = path.read_text("utf-8")
+        try:
+            policy = parse_policy(text, source=path.name, expected_name=None)
+        except PolicyError as exc:
+            raise ReportFailed(
+                f"the policy {name!r} has {len(exc.problems)} problem(s); run 'odeus-compliance policy check'"
+            ) from None
+        if not policy.covers(ExportType.USERS):
+            raise ReportFailed(f"the policy {name!r} has no rules for the users export")
+        return _LoadedPolicy(policy, text, path.name, policy_hash(policy))
+
+    @staticmethod
+    def _details(record: ReportRecord, loaded: _LoadedPolicy) -> dict[str, str | int | bool]:
+        return {
+            "report_id": record.id,
+            "job_id": record.id,
+            "export_type": ExportType.USERS.value,
+            "period_from": record.period.start.isoformat(),
+            "period_to": record.period.end.isoformat(),
+            "timezone": record.period.timezone,
+            "policy": loaded.policy.name,
+            "policy_version": loaded.policy.version,
+            "policy_hash": loaded.hash,
+        }
+
+    async def _pull(
+        self, record: ReportRecord, loaded: _LoadedPolicy, dataset: Path, work: Path
+    ) -> tuple[dict[str, Any], int, dict[str, Any]]:
+        settings = self.settings
+        api_key = settings.odeus_api_key
+        if api_key is None:
+            raise ReportFailed("ODEUS_API_KEY is not configured, so no export can be fetched")
+        config = OdeusClientConfig(
+            api_key=api_key.reveal(),
+            base_url=settings.odeus_base_url,
+            download_hosts=settings.download_hosts,
+            retry=self.retry,
+        )
+        transport = DigestingTransport(self._transport)
+        keys = engine_keys(settings.require_master_key(), loaded.policy)
+        sink = CsvSink(dataset)
+        try:
+            async with (
+                httpx.AsyncClient(transport=transport, follow_redirects=False) as http,
+                OdeusClient(config, http=http) as client,
+                client.open_export(export_request_for(record)) as export,
+            ):
+                result = await apply_policy_async(
+                    loaded.policy, ExportType.USERS, export.batches(), keys=keys, sink=sink, spool_dir=work
+                )
+            sink.commit()
+        except BaseException:
+            sink.abort()  # also when the export failed before the engine began
+            raise
+        return result.manifest, result.rows_in, transport.export_facts()
+
+    async def _history(self, record: ReportRecord) -> list[tuple[str, dict[str, Any]]]:
+        """Figures of earlier reports (same policy and zone) for the trend; unreadable ones are skipped."""
+        out = []
+        for earlier in await self.jobs.history(record):
+            try:
+                data = json.loads(await self.store.read(earlier.id, "figures.json"))
+            except (ArtifactStoreError, ValueError):
+                continue  # shredded or removed by retention: the trend shows what is still kept
+            out.append((earlier.period.label, data))
+        return out
+
+
+def _reason_for(exc: BaseException) -> str:  # noqa: PLR0911 - one answer per kind of failure
+    """A failure reason safe to show: our own error types carry messages written for that; others only
+    their type name (a library's message could quote data)."""
+    if isinstance(exc, UpstreamError):
+        return f"the Odeus export could not be fetched: {exc.message}"
+    if isinstance(exc, WorkerFailed):
+        return str(exc)
+    if isinstance(exc, _ENGINE_FAILURES):
+        return f"the policy engine refused the export: {exc}"
+    if isinstance(exc, (InvalidTag, EOFError)):
+        return "the policy engine's encrypted spool could not be read back"
+    if isinstance(exc, (AuditWriteError, KeyRingError)):
+        return f"the audit log or key ring is unavailable: {exc}"
+    if isinstance(exc, ArtifactStoreError):
+        return f"the report could not be stored: {exc}"
+    if isinstance(exc, OSError):
+        return f"a file in the data dir could not be read or written ({type(exc).__name__})"
+    if isinstance(exc, OdeusComplianceError):
+        return str(exc)
+    return f"unexpected failure ({type(exc).__name__})"

@@ -1,0 +1,520 @@
+"""Report jobs in the database: request, claim with a lease, progress, succeed or fail, recover.
+
+The database decides who runs a job, so any number of processes (CLI runs, replicas) can work side by side:
+
+- **claim** takes the oldest job that is queued, or running with a lapsed lease (its runner died), with a
+  conditional ``UPDATE ... WHERE id = ? AND <still claimable>``: of two claimers exactly one changes the row.
+  On PostgreSQL the candidate is first selected ``FOR UPDATE SKIP LOCKED`` so concurrent claimers pick
+  different jobs instead of queuing on one row.
+- **lease**: a claim lasts ``lease_seconds``; every progress update renews it. An update that finds the
+  lease gone (another runner took the job over) raises :class:`LeaseLost` and the old runner stops.
+- **attempts**: a job is claimed at most ``max_attempts`` times; an interrupted job with no attempt left is
+  marked failed with that reason instead of being claimed again.
+- **recover** (at start-up): every job left ``running`` whose runner is gone (lease lapsed, or a process of
+  this host that no longer exists) is queued again (resumed from the start: nothing of an unfinished run is
+  kept), or marked failed when its attempts are used up. No job is left ``running`` by a dead runner.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import os
+import re
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from odeus_compliance.db.models import Report, utcnow
+from odeus_compliance.upstream.request import zone
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "LeaseLost",
+    "ReportJobs",
+    "ReportPeriod",
+    "ReportRecord",
+    "ReportStatus",
+    "new_report_id",
+    "runner_id",
+]
+
+DEFAULT_LEASE_SECONDS: Final = 60.0
+_MAX_ERROR: Final = 500
+_RUNNER: Final = re.compile(r"^(?P<host>[^:]+):(?P<pid>\d+):[0-9a-f]+$")
+
+
+class ReportStatus(enum.StrEnum):
+    """Where a report job is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class LeaseLost(Exception):
+    """This runner no longer holds the job (its lease lapsed and another runner took it over)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPeriod:
+    """A report's period: aware instants, ``end`` exclusive, and the zone it is a calendar month of."""
+
+    start: datetime
+    end: datetime
+    timezone: str
+
+    def __post_init__(self) -> None:
+        zone(self.timezone)
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            msg = "a report period needs aware datetimes"
+            raise ValueError(msg)
+        if self.start >= self.end:
+            msg = "the period must end after it starts"
+            raise ValueError(msg)
+
+    @classmethod
+    def month(cls, year: int, month: int, timezone: str) -> ReportPeriod:
+        """The calendar month in ``timezone``: the 1st at 00:00 to the next month's 1st at 00:00."""
+        tz = zone(timezone)
+        first = datetime.combine(date(year, month, 1), datetime.min.time(), tz)
+        following = datetime.combine(date(year + month // 12, month % 12 + 1, 1), datetime.min.time(), tz)
+        return cls(first.astimezone(UTC), following.astimezone(UTC), timezone)
+
+    @property
+    def local_start(self) -> datetime:
+        """The start in the period's zone."""
+        return self.start.astimezone(zone(self.timezone))
+
+    @property
+    def local_end(self) -> datetime:
+        """The (exclusive) end in the period's zone."""
+        return self.end.astimezone(zone(self.timezone))
+
+    @property
+    def label(self) -> str:
+        """``YYYY-MM`` for a calendar month, else ``<from date>..<to date>`` (local dates)."""
+        start, end = self.local_start, self.local_end
+        if self == ReportPeriod.month(start.year, start.month, self.timezone):
+            return f"{start.year:04d}-{start.month:02d}"
+        return f"{start.date().isoformat()}..{(end - timedelta(microseconds=1)).date().isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRecord:
+    """A report job as callers see it (never an ORM object)."""
+
+    id: str
+    status: ReportStatus
+    stage: str
+    progress: float
+    period: ReportPeriod
+    policy_name: str
+    policy_hash: str | None
+    purpose: str
+    requested_by: str
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    version: int
+    supersedes: str | None
+    pdf_sha256: str | None
+    has_dataset: bool
+    attempt: int = 0
+    artifact_key_id: str | None = None
+
+
+def new_report_id() -> str:
+    """``rpt_`` and 24 random hex digits."""
+    return "rpt_" + secrets.token_hex(12)
+
+
+def runner_id() -> str:
+    """This process as a lease owner: ``host:pid:random`` (the random part tells two runs of a pid apart)."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:64] or "host"
+    return f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _runner_is_dead(owner: str | None) -> bool:
+    """Whether ``owner`` is a process of this host that no longer exists (so its lease need not lapse)."""
+    if owner is None:
+        return True
+    match = _RUNNER.match(owner)
+    if match is None or match["host"] != runner_id().split(":", 1)[0]:
+        return False  # another machine's runner: only its lease tells
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False  # ourselves: a job we still run
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # exists, someone else's
+    return False
+
+
+def _record(row: Report) -> ReportRecord:
+    return ReportRecord(
+        id=row.id,
+        status=ReportStatus(row.status),
+        stage=row.stage,
+        progress=row.progress,
+        period=ReportPeriod(row.period_start, row.period_end, row.timezone),
+        policy_name=row.policy_name,
+        policy_hash=row.policy_hash,
+        purpose=row.purpose,
+        requested_by=row.requested_by,
+        requested_at=row.requested_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        error=row.error,
+        version=row.version,
+        supersedes=row.supersedes,
+        pdf_sha256=row.pdf_sha256,
+        has_dataset=row.has_dataset,
+        attempt=row.attempt,
+        artifact_key_id=row.artifact_key_id,
+    )
+
+
+def safe_reason(text: str) -> str:
+    """A failure reason as stored: one line, bounded (callers pass only messages free of personal data)."""
+    line = " ".join(text.split())
+    return line[: _MAX_ERROR - 1] + "…" if len(line) > _MAX_ERROR else line
+
+
+class ReportJobs:
+    """The report jobs of one database. Each method runs its own transaction."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        max_attempts: int = 3,
+    ) -> None:
+        self.sessions = sessions
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+
+    # --- requests and reads --------------------------------------------------------------------------
+
+    async def request(
+        self,
+        *,
+        period: ReportPeriod,
+        policy: str,
+        purpose: str,
+        requested_by: str,
+        report_id: str | None = None,
+    ) -> ReportRecord:
+        """Queue a new report (the next version for its period and policy). ``report_id`` (from
+        :func:`new_report_id`) lets a caller name the job in the audit record it writes before queuing it."""
+        if not purpose.strip():
+            msg = "a report needs a purpose"
+            raise ValueError(msg)
+        for attempt in range(5):
+            async with self.sessions() as session:
+                same = and_(
+                    Report.policy_name == policy,
+                    Report.timezone == period.timezone,
+                    Report.period_start == period.start,
+                    Report.period_end == period.end,
+                )
+                newest = (
+                    await session.execute(
+                        select(Report.id, Report.version).where(same).order_by(Report.version.desc()).limit(1)
+                    )
+                ).first()
+                row = Report(
+                    id=report_id or new_report_id(),
+                    status=ReportStatus.QUEUED.value,
+                    stage="queued",
+                    progress=0.0,
+                    period_start=period.start,
+                    period_end=period.end,
+                    timezone=period.timezone,
+                    policy_name=policy,
+                    purpose=purpose.strip(),
+                    requested_by=requested_by,
+                    requested_at=utcnow(),
+                    version=(newest[1] + 1) if newest else 1,
+                    supersedes=newest[0] if newest else None,
+                    attempt=0,
+                    has_dataset=False,
+                )
+                session.add(row)
+                try:
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()  # another request took this version number: take the next
+                    if attempt == 4:
+                        raise
+                    continue
+                return _record(row)
+        raise AssertionError  # pragma: no cover - the loop returns or raises
+
+    async def get(self, report_id: str) -> ReportRecord | None:
+        """The job, or ``None``."""
+        async with self.sessions() as session:
+            row = await session.get(Report, report_id)
+            return _record(row) if row is not None else None
+
+    async def list(self, *, limit: int = 50, before: str | None = None) -> list[ReportRecord]:
+        """Newest first; ``before`` (a report id) pages on from that report."""
+        async with self.sessions() as session:
+            query = select(Report).order_by(Report.requested_at.desc(), Report.id.desc()).limit(limit)
+            if before is not None:
+                anchor = await session.get(Report, before)
+                if anchor is None:
+                    return []
+                query = query.where(
+                    or_(
+                        Report.requested_at < anchor.requested_at,
+                        and_(Report.requested_at == anchor.requested_at, Report.id < anchor.id),
+                    )
+                )
+            return [_record(row) for row in (await session.scalars(query)).all()]
+
+    async def history(self, record: ReportRecord, *, limit: int = 12) -> builtins.list[ReportRecord]:
+        """Earlier succeeded reports of the same policy and zone, ending before this one starts, oldest first
+        (for the trend); one per period, the newest version."""
+        async with self.sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Report)
+                    .where(
+                        Report.status == ReportStatus.SUCCEEDED.value,
+                        Report.policy_name == record.policy_name,
+                        Report.timezone == record.period.timezone,
+                        Report.period_end <= record.period.start,
+                    )
+                    .order_by(Report.period_start.desc(), Report.version.desc())
+                    .limit(limit * 4)
+                )
+            ).all()
+        chosen: dict[tuple[datetime, datetime], Report] = {}
+        for row in rows:
+            chosen.setdefault((row.period_start, row.period_end), row)
+        return [_record(row) for row in sorted(chosen.values(), key=lambda r: r.period_start)[-limit:]]
+
+    # --- claiming and running --------------------------------------------------------------------------
+
+    def _claimable(self, now: datetime) -> Select[Any]:
+        return (
+            select(Report.id)
+            .where(
+                or_(
+                    Report.status == ReportStatus.QUEUED.value,
+                    and_(Report.status == ReportStatus.RUNNING.value, Report.lease_expires_at < now),
+                )
+            )
+            .order_by(Report.requested_at, Report.id)
+        )
+
+    async def claim(self, owner: str, *, report_id: str | None = None) -> ReportRecord | None:
+        """Take the oldest claimable job (or exactly ``report_id``) for ``owner``; ``None`` if there is none.
+
+        A job whose attempts are used up is failed on the way instead of being handed out.
+        """
+        for _ in range(20):
+            now = utcnow()
+            async with self.sessions() as session:
+                query = self._claimable(now).limit(1)
+                if report_id is not None:
+                    query = query.where(Report.id == report_id)
+                if session.get_bind().dialect.name == "postgresql":
+                    query = query.with_for_update(skip_locked=True)
+                candidate = await session.scalar(query)
+                if candidate is None:
+                    await session.commit()
+                    return None
+                still_claimable = and_(
+                    Report.id == candidate,
+                    or_(
+                        Report.status == ReportStatus.QUEUED.value,
+                        and_(Report.status == ReportStatus.RUNNING.value, Report.lease_expires_at < now),
+                    ),
+                )
+                exhausted = await session.scalar(
+                    select(Report.attempt >= self.max_attempts).where(Report.id == candidate)
+                )
+                if exhausted:
+                    await session.execute(
+                        update(Report)
+                        .where(still_claimable)
+                        .values(
+                            status=ReportStatus.FAILED.value,
+                            error=self._interrupted_reason(),
+                            finished_at=now,
+                            lease_owner=None,
+                            lease_expires_at=None,
+                        )
+                    )
+                    await session.commit()
+                    continue
+                result = await session.execute(
+                    update(Report)
+                    .where(still_claimable)
+                    .values(
+                        status=ReportStatus.RUNNING.value,
+                        stage="starting",
+                        progress=0.0,
+                        lease_owner=owner,
+                        lease_expires_at=now + self.lease,
+                        started_at=now,
+                        attempt=Report.attempt + 1,
+                        error=None,
+                    )
+                )
+                await session.commit()
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    row = await session.get(Report, candidate, populate_existing=True)
+                    assert row is not None
+                    return _record(row)
+                if report_id is not None:
+                    return None  # someone else won exactly this job
+        return None
+
+    def _interrupted_reason(self) -> str:
+        return (
+            f"the job was interrupted {self.max_attempts} time(s) (the process running it stopped or "
+            "crashed) and is not retried again; request the report anew"
+        )
+
+    async def progress(
+        self, report_id: str, owner: str, *, stage: str, progress: float, policy_hash: str | None = None
+    ) -> None:
+        """Record the stage and renew the lease; :class:`LeaseLost` if ``owner`` no longer holds the job."""
+        values: dict[str, object] = {
+            "stage": stage[:32],
+            "progress": max(0.0, min(1.0, progress)),
+            "lease_expires_at": utcnow() + self.lease,
+        }
+        if policy_hash is not None:
+            values["policy_hash"] = policy_hash
+        await self._owned_update(report_id, owner, values)
+
+    async def succeed(
+        self, report_id: str, owner: str, *, pdf_sha256: str, has_dataset: bool, artifact_key_id: str
+    ) -> None:
+        """Mark the job succeeded (its artifacts are stored)."""
+        await self._owned_update(
+            report_id,
+            owner,
+            {
+                "status": ReportStatus.SUCCEEDED.value,
+                "stage": "done",
+                "progress": 1.0,
+                "finished_at": utcnow(),
+                "pdf_sha256": pdf_sha256,
+                "has_dataset": has_dataset,
+                "artifact_key_id": artifact_key_id,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "error": None,
+            },
+        )
+
+    async def fail(self, report_id: str, owner: str, *, reason: str) -> None:
+        """Mark the job failed with ``reason`` (shown to callers: it must hold no personal data)."""
+        await self._owned_update(
+            report_id,
+            owner,
+            {
+                "status": ReportStatus.FAILED.value,
+                "finished_at": utcnow(),
+                "error": safe_reason(reason),
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+        )
+
+    async def release(self, report_id: str, owner: str) -> None:
+        """Give a job back to the queue (this runner is shutting down); another run resumes it."""
+        await self._owned_update(
+            report_id,
+            owner,
+            {
+                "status": ReportStatus.QUEUED.value,
+                "stage": "requeued after shutdown",
+                "progress": 0.0,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+        )
+
+    async def _owned_update(self, report_id: str, owner: str, values: dict[str, object]) -> None:
+        async with self.sessions() as session:
+            result = await session.execute(
+                update(Report)
+                .where(
+                    Report.id == report_id,
+                    Report.status == ReportStatus.RUNNING.value,
+                    Report.lease_owner == owner,
+                )
+                .values(**values)
+            )
+            await session.commit()
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost(report_id)
+
+    # --- after a restart ------------------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Requeue (or fail, when out of attempts) every running job whose runner is gone; how many."""
+        now = utcnow()
+        changed = 0
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Report.id, Report.lease_owner, Report.lease_expires_at, Report.attempt).where(
+                        Report.status == ReportStatus.RUNNING.value
+                    )
+                )
+            ).all()
+            for report_id, owner, expires, attempt in rows:
+                lapsed = expires is None or expires < now
+                if not (lapsed or _runner_is_dead(owner)):
+                    continue
+                values: dict[str, object]
+                if attempt >= self.max_attempts:
+                    values = {
+                        "status": ReportStatus.FAILED.value,
+                        "error": self._interrupted_reason(),
+                        "finished_at": now,
+                    }
+                else:
+                    values = {"status": ReportStatus.QUEUED.value, "stage": "requeued after interruption"}
+                result = await session.execute(
+                    update(Report)
+                    .where(
+                        Report.id == report_id,
+                        Report.status == ReportStatus.RUNNING.value,
+                        Report.lease_owner == owner if owner is not None else Report.lease_owner.is_(None),
+                    )
+                    .values(**values, lease_owner=None, lease_expires_at=None, progress=0.0)
+                )
+                changed += result.rowcount  # type: ignore[attr-defined]
+            await session.commit()
+        return changed
+
+    async def count(self, status: ReportStatus) -> int:
+        """How many jobs have ``status``."""
+        async with self.sessions() as session:
+            return int(
+                (
+                    await session.execute(
+                        select(func.count()).select_from(Report).where(Report.status == status.value)
+                    )
+                ).scalar_one()
+            )

@@ -1,0 +1,176 @@
+"""The report runtime of one process: jobs, the artifact store, the worker, and the loop that runs jobs.
+
+The app's lifespan builds it after the audit appender and keeps it in ``app.state[REPORT_RUNTIME]``::
+
+    runtime = ReportRuntime.from_settings(settings, engine=engine, appender=appender)
+    await runtime.start()      # recover jobs left running by a dead process, then pick queued jobs
+    ...
+    await runtime.stop()       # stop picking; a job in progress goes back to the queue; stop the worker
+
+Any number of processes may run a runtime on one database: the database hands each job to exactly one of
+them (see :mod:`.jobs`). The CLI (``report run``, ``demo``) runs one job in the foreground with
+:meth:`ReportRuntime.run_job` instead of the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from odeus_compliance.audit.appender import Actor, AuditAppender
+from odeus_compliance.audit.records import ActorRole
+from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.keys.ring import KeyEncryptionKey, KeyRing, ensure_key_ring
+from odeus_compliance.logging_setup import log_event
+from odeus_compliance.reports.flow import ReportFlow
+from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportRecord, runner_id
+from odeus_compliance.reports.store import ArtifactStore
+from odeus_compliance.reports.worker import ReportWorker
+from odeus_compliance.settings import Settings
+
+__all__ = ["REPORT_JOB_ACTOR", "ReportRuntime", "standalone_runtime"]
+
+REPORT_JOB_ACTOR: Final = Actor("system:reports", "odeus-compliance report job", ActorRole.SYSTEM)
+"""The actor of the records a report job writes (the requester is named by ``report.requested``)."""
+_log = logging.getLogger(__name__)
+
+
+class ReportRuntime:
+    """See the module docstring. ``jobs`` and ``store`` are what the HTTP API uses."""
+
+    def __init__(
+        self,
+        *,
+        jobs: ReportJobs,
+        store: ArtifactStore,
+        worker: ReportWorker,
+        flow: ReportFlow,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._jobs = jobs
+        self._store = store
+        self.worker = worker
+        self.flow = flow
+        self.poll_seconds = poll_seconds
+        self.owner = runner_id()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def jobs(self) -> ReportJobs:
+        """The report jobs."""
+        return self._jobs
+
+    @property
+    def store(self) -> ArtifactStore:
+        """The reports' encrypted files."""
+        return self._store
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        engine: AsyncEngine,
+        appender: AuditAppender,
+        actor: Actor = REPORT_JOB_ACTOR,
+        poll_seconds: float = 1.0,
+    ) -> ReportRuntime:
+        """Build the runtime on ``engine`` (owned by the caller) with the process's started ``appender``."""
+        sessions = session_factory(engine)
+        ring = KeyRing(sessions, KeyEncryptionKey(settings.require_master_key()))
+        jobs = ReportJobs(
+            sessions, lease_seconds=settings.report_lease_seconds, max_attempts=settings.report_max_attempts
+        )
+        store = ArtifactStore.for_database(
+            ring=ring, sessions=sessions, data_dir=settings.data_dir, dialect=engine.dialect.name
+        )
+        worker = ReportWorker(memory_mb=settings.report_worker_memory_mb)
+        flow = ReportFlow(
+            settings=settings, jobs=jobs, store=store, worker=worker, appender=appender, actor=actor
+        )
+        return cls(jobs=jobs, store=store, worker=worker, flow=flow, poll_seconds=poll_seconds)
+
+    async def recover(self) -> int:
+        """Requeue or fail the jobs that dead processes left running (see :meth:`ReportJobs.recover`)."""
+        recovered = await self._jobs.recover()
+        if recovered:
+            log_event(_log, logging.WARNING, "report.jobs_recovered", count=recovered)
+        return recovered
+
+    async def start(self) -> None:
+        """Recover interrupted jobs, then run queued ones in the background (an unreachable database is
+        logged and retried by the loop, not fatal: health/ready reports it)."""
+        try:
+            await self.recover()
+        except (SQLAlchemyError, OSError) as exc:
+            log_event(_log, logging.WARNING, "report.recover_failed", error_type=type(exc).__name__)
+        self._loop_task = asyncio.create_task(self._loop(), name="report-jobs")
+
+    def wake(self) -> None:
+        """Look for queued jobs now instead of at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop the loop (a job in progress is put back in the queue) and the worker process."""
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.worker.close()
+
+    async def run_job(self, report_id: str) -> ReportRecord | None:
+        """Claim exactly this job and run it here, in the foreground; ``None`` if another runner has it."""
+        record = await self._jobs.claim(self.owner, report_id=report_id)
+        if record is None:
+            return None
+        try:
+            return await self.flow.run(record, self.owner)
+        except LeaseLost:
+            return await self._jobs.get(report_id)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                record = await self._jobs.claim(self.owner)
+                if record is not None:
+                    with contextlib.suppress(LeaseLost):
+                        await self.flow.run(record, self.owner)
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must survive a database outage
+                log_event(_log, logging.WARNING, "report.loop_error", error_type=type(exc).__name__)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+
+@contextlib.asynccontextmanager
+async def standalone_runtime(settings: Settings, *, actor: Actor) -> AsyncIterator[ReportRuntime]:
+    """A runtime for a command (``report run``, ``demo``): its own engine, key ring (completed if a kind is
+    missing, and recorded), appender and worker; jobs left running by dead processes are recovered first.
+    No background loop: the command runs its job with :meth:`ReportRuntime.run_job`."""
+    engine = create_engine_for(settings)
+    try:
+        async with session_factory(engine)() as session:
+            created = (
+                await ensure_key_ring(session=session, kek=KeyEncryptionKey(settings.require_master_key()))
+            ).created
+        async with AuditAppender.open(settings) as appender:
+            await appender.record_created_keys(created, actor)
+            runtime = ReportRuntime.from_settings(settings, engine=engine, appender=appender, actor=actor)
+            try:
+                await runtime.recover()
+                yield runtime
+            finally:
+                await runtime.stop()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,229 @@
+"""The report worker: content, render, sign and self-verification in a separate process.
+
+Why a process: WeasyPrint holds the GIL and much memory while it lays out a report; in the service's own
+process it would stall every request. The worker is a ``ProcessPoolExecutor`` with one process, started
+with the ``spawn`` method (a fresh interpreter: no copied event loop, engine or keys of the parent), and
+its address space is capped in the initializer (``RLIMIT_AS``, ``ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB``,
+default 2048 MiB), so a report that would need more fails alone instead of starving the machine.
+
+Failures become reasons safe to show (:class:`WorkerFailed`): a ``MemoryError`` says the limit was hit; a
+worker that dies (killed, out of memory in native code, crashed) breaks the pool, which is then replaced,
+and the job fails with "the report renderer stopped unexpectedly". Messages of the render and signing
+modules name no data (their contract), so they are passed on.
+
+What crosses the process boundary: paths (the pseudonymised dataset file in the data dir, the template
+folder), the policy file's text, plain facts and the settings (the signer is loaded inside the worker from
+them, so the key never travels through a pipe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import resource
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from odeus_compliance.errors import OdeusComplianceError
+from odeus_compliance.reports.content import ContentError, ReportMeta, build_content
+from odeus_compliance.reports.figures import ReportFigures
+from odeus_compliance.reports.manifest import MANIFEST_NAME, build_report_manifest
+from odeus_compliance.reports.render import Attachment, RenderError, render_pdf
+from odeus_compliance.reports.signing import SigningError, load_signer, sign_pdf
+from odeus_compliance.reports.verify import trust_anchors, verify_pdf
+from odeus_compliance.settings import Settings
+
+__all__ = ["RenderOutcome", "RenderTask", "ReportWorker", "WorkerFailed", "produce_report"]
+
+MIB: Final = 1 << 20
+_CRASHED: Final = (
+    "the report renderer stopped unexpectedly (the worker process was killed or crashed, for example out "
+    "of memory); nothing was stored"
+)
+
+
+class WorkerFailed(OdeusComplianceError):
+    """The worker could not produce the report; the message is a reason safe to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderTask:
+    """Everything the worker needs for one report (picklable; holds no key)."""
+
+    report_id: str
+    dataset_path: Path
+    attach_dataset: bool
+    transformation_manifest: Mapping[str, Any]
+    policy_text: str
+    policy_file_name: str
+    meta: ReportMeta
+    history: Sequence[tuple[str, Mapping[str, Any]]]
+    upstream_export: Mapping[str, Any]
+    template: Mapping[str, str]
+    software: Mapping[str, str]
+    settings: Settings = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOutcome:
+    """The signed PDF, the report's figures (JSON) and the result of verifying the PDF as a reader would."""
+
+    pdf: bytes
+    figures: dict[str, Any]
+    valid: bool
+    verification: dict[str, Any]
+    verification_text: str
+
+
+def produce_report(task: RenderTask) -> RenderOutcome:
+    """Build the content, render, sign and verify (runs in the worker; also callable in process)."""
+    from odeus_compliance.policy.loader import parse_policy  # noqa: PLC0415 - worker-side import
+
+    try:
+        policy = parse_policy(task.policy_text, source=task.policy_file_name)
+        content = build_content(
+            dataset_csv=task.dataset_path,
+            manifest=task.transformation_manifest,
+            policy=policy,
+            meta=task.meta,
+            history=[(label, ReportFigures.from_json(data)) for label, data in task.history],
+        )
+        attachments: list[Attachment] = []
+        if task.attach_dataset:
+            attachments.append(
+                Attachment(
+                    name="data.csv",
+                    data=task.dataset_path.read_bytes(),
+                    media_type="text/csv",
+                    description="The pseudonymised dataset the report was computed from",
+                )
+            )
+        attachments.append(
+            Attachment(
+                name="policy.toml",
+                data=task.policy_text.encode("utf-8"),
+                media_type="application/toml",
+                description=f"The policy applied ({policy.name} {policy.version})",
+            )
+        )
+        meta = task.meta
+        manifest = build_report_manifest(
+            report_id=task.report_id,
+            period={
+                "from": meta.period_from.isoformat(),
+                "to": meta.period_to.isoformat(),
+                "timezone": meta.timezone,
+            },
+            policy={"name": meta.policy_name, "version": meta.policy_version, "hash": meta.policy_hash},
+            upstream_export=task.upstream_export,
+            transformation_manifest=task.transformation_manifest,
+            attachments=attachments,
+            template=task.template,
+            software=task.software,
+            audit_checkpoint=meta.audit_checkpoint,
+            generated_at=meta.generated_at,
+        )
+        attachments.append(
+            Attachment(
+                name=MANIFEST_NAME,
+                data=manifest,
+                media_type="application/json",
+                description="Hashes of the export, the policy and every attachment; the transformation",
+            )
+        )
+        pdf = render_pdf(content, template_dir=task.settings.template_dir, attachments=attachments)
+        signed = sign_pdf(pdf, load_signer(task.settings), tsa_url=task.settings.tsa_url)
+    except MemoryError:
+        raise WorkerFailed(
+            f"the report needed more memory than the renderer may use "
+            f"({task.settings.report_worker_memory_mb} MiB, ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB)"
+        ) from None
+    except (ContentError, RenderError, SigningError, OdeusComplianceError) as exc:
+        raise WorkerFailed(f"the report could not be produced: {exc}") from None
+    result = verify_pdf(signed, anchors=trust_anchors(task.settings))
+    return RenderOutcome(
+        pdf=signed,
+        figures=content.figures.to_json(),
+        valid=result.valid,
+        verification=result.to_json(),
+        verification_text=result.render_text(),
+    )
+
+
+def _limit_memory(limit_bytes: int) -> None:
+    """Worker initializer: cap the address space (soft and hard) so the kernel refuses more.
+
+    pyarrow's default allocator (mimalloc) reserves about 1 GiB of address space at its first allocation,
+    used or not; the worker switches to the system allocator first, so the cap bounds what is really used.
+    """
+    import pyarrow  # noqa: PLC0415 - the worker's own choice of allocator
+
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = limit_bytes if hard == resource.RLIM_INFINITY else min(limit_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _run_checked(task: RenderTask) -> RenderOutcome:
+    """:func:`produce_report`, with any unexpected exception turned into a reason that names only its type
+    (an exception message from a library could quote data)."""
+    try:
+        return produce_report(task)
+    except WorkerFailed:
+        raise
+    except MemoryError:
+        raise WorkerFailed(
+            "the report needed more memory than the renderer may use "
+            f"({task.settings.report_worker_memory_mb} MiB, ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB)"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - the reason must be safe to show
+        raise WorkerFailed(f"the report could not be produced (unexpected {type(exc).__name__})") from None
+
+
+class ReportWorker:
+    """One worker process (made on first use, replaced after a crash). ``close()`` stops it."""
+
+    def __init__(self, *, memory_mb: int) -> None:
+        self.memory_bytes = memory_mb * MIB
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_limit_memory,
+                initargs=(self.memory_bytes,),
+            )
+        return self._pool
+
+    async def run(self, task: RenderTask) -> RenderOutcome:
+        """Produce the report in the worker; :class:`WorkerFailed` with a safe reason on any failure."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor(), _run_checked, task)
+        except BrokenProcessPool:
+            self._discard()
+            raise WorkerFailed(_CRASHED) from None
+
+    def pids(self) -> list[int]:
+        """The worker's process ids (for tests and diagnostics)."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return list(processes)
+
+    def _discard(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    async def close(self) -> None:
+        """Stop the worker process (waits for a report in progress)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)

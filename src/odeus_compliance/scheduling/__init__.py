@@ -1,0 +1,13 @@
+"""Scheduled reports: schedule definitions, calendar periods in a schedule's timezone, exactly-once runs.
+
+- :mod:`periods`: monthly, quarterly and weekly periods in an IANA timezone, their due instants.
+- :mod:`model`: a schedule's definition, validated (clear errors that never echo secrets).
+- :mod:`tables`: the ``schedules`` and ``schedule_runs`` tables.
+- :mod:`service`: store and list schedules and their runs.
+- :mod:`claims`: claim a (schedule, period, version) under a unique constraint, with a lease.
+- :mod:`runner`: ``run_due(now)``, the flow that claims due periods and follows their report jobs.
+- :mod:`controllers`: ``GET/PUT /api/v1/schedules``, ``GET /api/v1/schedules/{id}/runs``.
+
+Every function takes ``now`` (or a clock) from its caller; nothing deep inside reads the system clock, so
+tests drive time explicitly.
+"""

@@ -1,0 +1,152 @@
+"""Request and response bodies of the schedule API (msgspec Structs), and their conversion from rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from odeus_compliance.scheduling.model import Delivery
+from odeus_compliance.scheduling.periods import Every, Period, due_at, period_containing
+from odeus_compliance.scheduling.service import spec_of
+from odeus_compliance.scheduling.tables import Schedule, ScheduleRun
+
+__all__ = ["RunList", "RunOut", "ScheduleIn", "ScheduleList", "ScheduleOut", "run_out", "schedule_out"]
+
+
+class ScheduleIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A schedule to create or replace (matched by ``name``)."""
+
+    name: str
+    """Unique name: 1-64 characters from A-Z a-z 0-9 . _ -."""
+    every: str
+    """``month``, ``quarter`` or ``week``."""
+    day: int
+    """Due day after the period: 1-28 of the following month (month, quarter) or ISO weekday 1-7 (week)."""
+    time: str
+    """Due time ``HH:MM`` in ``timezone``."""
+    timezone: str
+    """IANA zone the calendar periods and the due time are in, e.g. ``Europe/Berlin``."""
+    policy: str
+    """Name of the policy the reports are made under."""
+    catch_up: str = "run-missed-once"
+    """``run-missed-once`` (every missed period runs once) or ``skip-and-record``."""
+    delivery: dict[str, Any] | None = None
+    """``{"webhook_url", "webhook_secret_env", "email_to", "email_attach_pdf"}``; the archive is always on."""
+    enabled: bool = True
+    active_from: dt.datetime | None = None
+    """Periods falling due before this instant are not run (default: when the schedule is created)."""
+
+
+class ScheduleOut(msgspec.Struct, frozen=True):
+    """A schedule as stored. Delivery is summarised: no webhook URL, no e-mail addresses."""
+
+    id: uuid.UUID
+    name: str
+    every: str
+    day: int
+    time: str
+    timezone: str
+    policy: str
+    catch_up: str
+    delivery: dict[str, Any]
+    enabled: bool
+    active_from: dt.datetime
+    revision: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    next_period: str
+    """The next period to fall due (label such as ``2026-11``)."""
+    next_due_at: dt.datetime
+    """When that period falls due (RFC 3339 with offset, in the schedule's zone)."""
+
+
+class ScheduleList(msgspec.Struct, frozen=True):
+    """Every schedule, by name."""
+
+    schedules: list[ScheduleOut]
+
+
+class RunOut(msgspec.Struct, frozen=True):
+    """One run of a schedule for one period and version."""
+
+    id: uuid.UUID
+    period: str
+    period_from: dt.datetime
+    period_to: dt.datetime
+    timezone: str
+    version: int
+    status: str
+    """``claimed``, ``running``, ``succeeded``, ``failed`` or ``skipped``."""
+    due_at: dt.datetime
+    attempts: int
+    report_id: str | None
+    error: str | None
+    next_retry_at: dt.datetime | None
+    supersedes_run_id: uuid.UUID | None
+    claimed_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class RunList(msgspec.Struct, frozen=True):
+    """A schedule's runs, newest period first."""
+
+    schedule_id: uuid.UUID
+    runs: list[RunOut]
+
+
+def _next_due(row: Schedule, now: dt.datetime) -> tuple[Period, dt.datetime]:
+    spec = spec_of(row)
+    period = period_containing(spec.every, now, spec.timezone).previous()
+    while due_at(period, day=spec.day, time=spec.time) <= now:
+        period = period.following()
+    return period, due_at(period, day=spec.day, time=spec.time).astimezone(period.zone)
+
+
+def schedule_out(row: Schedule, *, now: dt.datetime) -> ScheduleOut:
+    """The response form of ``row``; ``now`` decides what is next."""
+    period, when = _next_due(row, now)
+    return ScheduleOut(
+        id=row.id,
+        name=row.name,
+        every=Every(row.every).value,
+        day=row.day,
+        time=row.time_of_day,
+        timezone=row.timezone,
+        policy=row.policy,
+        catch_up=row.catch_up,
+        delivery=Delivery.from_json(json.loads(row.delivery)).describe(),
+        enabled=row.enabled,
+        active_from=row.active_from,
+        revision=row.revision,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        next_period=period.label,
+        next_due_at=when,
+    )
+
+
+def run_out(row: ScheduleRun) -> RunOut:
+    """The response form of a run; period bounds in the run's zone."""
+    zone = ZoneInfo(row.timezone)
+    return RunOut(
+        id=row.id,
+        period=row.period_label,
+        period_from=row.period_start.astimezone(zone),
+        period_to=row.period_end.astimezone(zone),
+        timezone=row.timezone,
+        version=row.version,
+        status=row.status,
+        due_at=row.due_at.astimezone(zone),
+        attempts=row.attempts,
+        report_id=row.report_id,
+        error=row.error,
+        next_retry_at=row.next_retry_at,
+        supersedes_run_id=row.supersedes_run_id,
+        claimed_at=row.claimed_at,
+        finished_at=row.finished_at,
+    )

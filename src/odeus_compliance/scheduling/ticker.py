@@ -1,0 +1,71 @@
+"""The service's scheduler loop: ``run_due`` every ``schedule_tick_seconds``, in every replica.
+
+Every replica ticks; the claims in the database make exactly one of them run each period, so no replica is
+special and any may die. The report jobs the runs request are run by the report runtime's own loop (of this
+replica or another); a run follows its job to the end. The loop is the one place the real clock is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from odeus_compliance.audit.appender import AuditAppender
+from odeus_compliance.logging_setup import log_event
+from odeus_compliance.reports.jobs import ReportJobs
+from odeus_compliance.scheduling.runner import Clock, Scheduler
+
+__all__ = ["ScheduleTicker"]
+
+_log = logging.getLogger(__name__)
+
+
+def _system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ScheduleTicker:
+    """Calls :meth:`Scheduler.run_due` now and then every ``interval`` seconds until stopped."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        jobs: ReportJobs,
+        appender: AuditAppender,
+        interval: float,
+        clock: Clock = _system_clock,
+    ) -> None:
+        self.scheduler = Scheduler(sessions=sessions, jobs=jobs, appender=appender)
+        self._interval = interval
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start ticking in the background."""
+        self._task = asyncio.create_task(self._loop(), name="schedule-ticker")
+
+    async def stop(self) -> None:
+        """Stop ticking; a run in progress keeps its claim until the lease lapses, then another replica (or
+        this one, restarted) takes it over and follows its report job."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                outcomes = await self.scheduler.run_due(self._clock())
+                if outcomes:
+                    log_event(_log, logging.INFO, "schedule_tick", runs=len(outcomes))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must survive a database outage
+                log_event(_log, logging.WARNING, "schedule_tick_failed", error_type=type(exc).__name__)
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,199 @@
+"""``report run``, ``report verify``, ``report list`` as a user runs them (the installed command in a
+subprocess against the simulator over loopback), and a ``report run`` killed with SIGKILL mid-job: after
+the restart no job is left running, and the interrupted one is resumed to a verified report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from odeus_compliance.audit.appender import SYSTEM_CLI
+from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.reports.flow import WORK_DIR
+from odeus_compliance.reports.jobs import ReportJobs, ReportRecord, ReportStatus
+from odeus_compliance.reports.runtime import standalone_runtime
+from odeus_compliance.reports.verify import trust_anchors, verify_pdf
+from odeus_compliance.settings import Secret, Settings
+from odeus_compliance.upstream.simulator.config import SimulatorConfig
+from odeus_compliance.upstream.simulator.server import RunningSimulator, run_simulator
+from tests.support.audit import CLI, cli_env
+
+MONTH = "2026-10"
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[RunningSimulator]:
+    with run_simulator(SimulatorConfig(users=50, seed=5)) as running:
+        yield running
+
+
+def _env(settings: Settings, simulator: RunningSimulator) -> dict[str, str]:
+    return {
+        **cli_env(settings),
+        "ODEUS_BASE_URL": simulator.base_url,
+        "ODEUS_API_KEY": simulator.api_key,
+        "ODEUS_COMPLIANCE_DOWNLOAD_HOSTS": "127.0.0.1",
+    }
+
+
+def _cli(settings: Settings, simulator: RunningSimulator, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        env=_env(settings, simulator),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture
+def ready(migrated_settings: Settings, simulator: RunningSimulator) -> Settings:
+    """``keys init`` done (the key ring and the demo signing certificate)."""
+    result = _cli(migrated_settings, simulator, "keys", "init")
+    assert result.returncode == 0, result.stderr
+    return migrated_settings
+
+
+def test_report_run_verify_and_list(ready: Settings, simulator: RunningSimulator, tmp_path: Path) -> None:
+    out = tmp_path / "october.pdf"
+    run = _cli(ready, simulator, "report", "run", "--month", MONTH, "--out", str(out), "--purpose", "audit")
+
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert " succeeded (version 1, sha256 " in run.stdout
+    assert out.is_file()
+
+    verified = _cli(ready, simulator, "report", "verify", str(out))
+    assert verified.returncode == 0, verified.stdout
+    assert "VALID" in verified.stdout
+    as_json = _cli(ready, simulator, "report", "verify", "--json", str(out))
+    assert json.loads(as_json.stdout)["valid"] is True
+
+    tampered = tmp_path / "tampered.pdf"
+    tampered.write_bytes(out.read_bytes() + b"\n% appended after signing\n")
+    refused = _cli(ready, simulator, "report", "verify", str(tampered))
+    assert refused.returncode == 1
+    assert "INVALID" in refused.stdout
+
+    listed = _cli(ready, simulator, "report", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert entry["from"] == "2026-10-01T00:00:00+02:00"
+    assert entry["to"] == "2026-11-01T00:00:00+01:00"
+    assert (entry["policy"], entry["version"], entry["status"]) == ("default", 1, "succeeded")
+    assert entry["id"] in run.stdout
+    plain = _cli(ready, simulator, "report", "list")
+    assert entry["id"] in plain.stdout
+    assert "succeeded" in plain.stdout
+
+
+def test_report_run_refuses_bad_usage_and_reports_a_failed_job_in_one_line(
+    ready: Settings, simulator: RunningSimulator
+) -> None:
+    bad_month = _cli(ready, simulator, "report", "run", "--month", "2026-13")
+    assert bad_month.returncode == 2
+    assert "YYYY-MM" in bad_month.stderr
+
+    unknown = _cli(ready, simulator, "report", "run", "--month", MONTH, "--policy", "nope")
+    assert unknown.returncode == 1
+    assert "Traceback" not in unknown.stderr
+    assert (
+        unknown.stderr.strip()
+        .splitlines()[-1]
+        .endswith("failed: there is no policy named 'nope' in the policy folder")
+    )
+
+
+def test_report_verify_of_a_file_that_is_no_pdf_is_invalid(ready: Settings, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pdf"
+    junk.write_bytes(b"%PDF-1.7\nnot really\n")
+    result = subprocess.run(
+        [CLI, "report", "verify", str(junk)], env=cli_env(ready), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+
+
+def _jobs(settings: Settings) -> list[ReportRecord]:
+    async def go() -> list[ReportRecord]:
+        engine = create_engine_for(settings)
+        try:
+            return await ReportJobs(session_factory(engine)).list()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def test_a_report_run_killed_mid_job_leaves_no_running_job_and_is_resumed(
+    ready: Settings, simulator: RunningSimulator
+) -> None:
+    process = subprocess.Popen(
+        [CLI, "report", "run", "--month", MONTH],
+        env=_env(ready, simulator),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    killed_in: str | None = None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            running = [r for r in _jobs(ready) if r.status is ReportStatus.RUNNING]
+            if running and running[0].stage == "render":
+                killed_in = running[0].stage
+                break
+            time.sleep(0.05)
+        assert killed_in == "render", "the job never reached the render stage"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+        with contextlib.suppress(ProcessLookupError):  # the killed command's orphaned worker, if any
+            os.killpg(process.pid, signal.SIGKILL)
+    (interrupted,) = _jobs(ready)
+    assert interrupted.status is ReportStatus.RUNNING  # the dead process could not say otherwise
+
+    async def restart() -> tuple[ReportRecord | None, ReportRecord | None, bytes]:
+        settings = _with_upstream(ready, simulator)
+        async with standalone_runtime(settings, actor=SYSTEM_CLI) as runtime:  # recovers on start
+            after_recovery = await runtime.jobs.get(interrupted.id)
+            resumed = await runtime.run_job(interrupted.id)
+            pdf = await runtime.store.read(interrupted.id, "report.pdf")
+        return after_recovery, resumed, pdf
+
+    after_recovery, resumed, pdf = asyncio.run(restart())
+    assert after_recovery is not None
+    assert (after_recovery.status, after_recovery.stage) == (
+        ReportStatus.QUEUED,
+        "requeued after interruption",
+    )
+    assert resumed is not None
+    assert (resumed.status, resumed.attempt) == (ReportStatus.SUCCEEDED, 2)
+    assert verify_pdf(pdf, anchors=trust_anchors(ready)).valid
+    assert [r.status for r in _jobs(ready)] == [ReportStatus.SUCCEEDED]
+    work = ready.data_dir / WORK_DIR
+    assert not work.exists() or list(work.iterdir()) == []
+
+
+def _with_upstream(settings: Settings, simulator: RunningSimulator) -> Settings:
+    return dataclasses.replace(
+        settings,
+        odeus_base_url=simulator.base_url,
+        odeus_api_key=Secret(simulator.api_key),
+        download_hosts=frozenset({"127.0.0.1"}),
+    )

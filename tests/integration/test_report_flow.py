@@ -1,0 +1,242 @@
+"""The report flow with real parts: the simulator over loopback, the policy engine, the worker process
+(WeasyPrint, pyHanko), the audit log and the artifact store, on SQLite and PostgreSQL.
+
+Good path: the PDF verifies, the audit log holds ``export.fetched`` (with the purpose) before
+``report.generated``, nothing identifying reaches the stored files, the work folder is gone. Bad paths: an
+upstream that fails, a download cut short, an unknown policy, a worker killed mid-render, a report that fails
+its own verification: each gives a failed job with a clear reason, no artifact, no work files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import hashlib
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from odeus_compliance.audit import service as audit_service
+from odeus_compliance.audit.appender import SYSTEM_CLI
+from odeus_compliance.audit.store import EntryFilter
+from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.keys.certificates import ensure_demo_certificate
+from odeus_compliance.keys.ring import KeyEncryptionKey, load_identity
+from odeus_compliance.reports.flow import WORK_DIR
+from odeus_compliance.reports.jobs import ReportPeriod, ReportRecord, ReportStatus
+from odeus_compliance.reports.runtime import ReportRuntime, standalone_runtime
+from odeus_compliance.reports.verify import trust_anchors, verify_pdf
+from odeus_compliance.settings import Secret, Settings
+from odeus_compliance.upstream.backoff import RetryPolicy
+from odeus_compliance.upstream.simulator.config import SimulatorConfig
+from odeus_compliance.upstream.simulator.server import RunningSimulator, run_simulator
+
+USERS, SEED = 60, 11
+PERIOD = ReportPeriod.month(2026, 10, "Europe/Berlin")
+PURPOSE = "quarterly works-council review"
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[RunningSimulator]:
+    with run_simulator(SimulatorConfig(users=USERS, seed=SEED)) as running:
+        yield running
+
+
+@pytest.fixture
+def flow_settings(migrated_settings: Settings, simulator: RunningSimulator) -> Settings:
+    settings = dataclasses.replace(
+        migrated_settings,
+        odeus_base_url=simulator.base_url,
+        odeus_api_key=Secret(simulator.api_key),
+        download_hosts=frozenset({"127.0.0.1"}),
+    )
+    ensure_demo_certificate(settings.data_dir, settings.require_master_key())
+    return settings
+
+
+@pytest.fixture
+async def runtime(flow_settings: Settings) -> AsyncIterator[ReportRuntime]:
+    async with standalone_runtime(flow_settings, actor=SYSTEM_CLI) as running:
+        yield running
+
+
+async def _run(runtime: ReportRuntime, policy: str = "default") -> ReportRecord:
+    queued = await runtime.jobs.request(period=PERIOD, policy=policy, purpose=PURPOSE, requested_by="cli")
+    record = await runtime.run_job(queued.id)
+    assert record is not None
+    return record
+
+
+async def _audit(settings: Settings) -> list[dict[str, Any]]:
+    engine = create_engine_for(settings)
+    kek = KeyEncryptionKey(settings.require_master_key())
+    try:
+        async with session_factory(engine)() as session:
+            origin = (await load_identity(executor=session, kek=kek)).origin
+            entries, _ = await audit_service.list_entries(
+                session=session, kek=kek, origin=origin, filters=EntryFilter(), limit=1000
+            )
+    finally:
+        await engine.dispose()
+    return [e.record for e in entries if e.record is not None]
+
+
+async def _assert_nothing_left(runtime: ReportRuntime, settings: Settings, report_id: str) -> None:
+    for name in ("report.pdf", "data.csv", "figures.json"):
+        assert not await runtime.store.exists(report_id, name)
+    work = settings.data_dir / WORK_DIR
+    assert not work.exists() or list(work.iterdir()) == []
+
+
+async def test_a_report_is_pulled_pseudonymised_signed_verified_stored_and_audited(
+    runtime: ReportRuntime, flow_settings: Settings, simulator: RunningSimulator
+) -> None:
+    record = await _run(runtime)
+
+    assert record.status is ReportStatus.SUCCEEDED, record.error
+    assert (record.stage, record.progress, record.has_dataset) == ("done", 1.0, True)
+    assert record.policy_hash is not None
+    pdf = await runtime.store.read(record.id, "report.pdf")
+    result = verify_pdf(pdf, anchors=trust_anchors(flow_settings))
+    assert result.valid, result.render_text()
+    assert result.report_id == record.id
+    assert hashlib.sha256(pdf).hexdigest() == record.pdf_sha256
+    dataset = (await runtime.store.read(record.id, "data.csv")).decode("utf-8")
+    stored = pdf.decode("latin-1") + dataset
+    users = simulator.workspace.users
+    leaked = [v for v in (*users.names, *users.emails, *users.ids) if v and v.lower() in stored.lower()]
+    assert leaked == []
+    await _assert_nothing_left_of_work(flow_settings)
+
+    records = await _audit(flow_settings)
+    actions = [(r["action"], r["outcome"]) for r in records if r["resource"] == f"report:{record.id}"]
+    assert actions == [("export.fetched", "success"), ("report.generated", "success")]
+    fetched = next(r for r in records if r["action"] == "export.fetched")
+    assert fetched["purpose"] == PURPOSE
+    assert fetched["details"]["policy_hash"] == record.policy_hash
+    generated = next(r for r in records if r["action"] == "report.generated")
+    assert generated["details"]["sha256"] == record.pdf_sha256
+
+    second = await _run(runtime)  # a second version of the same month
+    assert (second.status, second.version, second.supersedes) == (ReportStatus.SUCCEEDED, 2, record.id)
+
+
+async def _assert_nothing_left_of_work(settings: Settings) -> None:
+    work = settings.data_dir / WORK_DIR
+    assert not work.exists() or list(work.iterdir()) == []
+
+
+async def test_an_upstream_that_keeps_failing_fails_the_job_with_a_clear_reason(
+    runtime: ReportRuntime, flow_settings: Settings, simulator: RunningSimulator
+) -> None:
+    runtime.flow.retry = RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.1)
+    simulator.faults.fail_next(3, status=503)
+    try:
+        record = await _run(runtime)
+    finally:
+        simulator.faults.clear()
+
+    assert record.status is ReportStatus.FAILED
+    assert record.error is not None
+    assert record.error.startswith("the Odeus export could not be fetched:")
+    assert "503" in record.error
+    assert "gave up after 3" in record.error
+    await _assert_nothing_left(runtime, flow_settings, record.id)
+    outcomes = [
+        (r["action"], r["outcome"])
+        for r in await _audit(flow_settings)
+        if r["resource"] == f"report:{record.id}"
+    ]
+    assert outcomes == [("export.fetched", "success"), ("export.fetched", "failure")]
+
+
+async def test_a_download_cut_short_fails_the_job_and_stores_nothing(
+    runtime: ReportRuntime, flow_settings: Settings, simulator: RunningSimulator
+) -> None:
+    runtime.flow.retry = RetryPolicy(max_attempts=2, base_delay=0.05, max_delay=0.1)
+    simulator.faults.truncate_next_download(2, keep_fraction=0.5, content_length=False)
+    try:
+        record = await _run(runtime)
+    finally:
+        simulator.faults.clear()
+
+    assert record.status is ReportStatus.FAILED
+    assert record.error is not None
+    assert "recordCount" in record.error
+    await _assert_nothing_left(runtime, flow_settings, record.id)
+
+
+async def test_an_unknown_policy_fails_before_anything_is_fetched(
+    runtime: ReportRuntime, flow_settings: Settings
+) -> None:
+    record = await _run(runtime, policy="no-such-policy")
+
+    assert record.status is ReportStatus.FAILED
+    assert record.error == "there is no policy named 'no-such-policy' in the policy folder"
+    assert not [r for r in await _audit(flow_settings) if r["action"] == "export.fetched"]
+
+
+async def test_a_worker_killed_mid_render_fails_the_job_and_the_next_report_works(
+    runtime: ReportRuntime, flow_settings: Settings
+) -> None:
+    queued = await runtime.jobs.request(period=PERIOD, policy="default", purpose=PURPOSE, requested_by="cli")
+    running = asyncio.create_task(runtime.run_job(queued.id))
+    for _ in range(600):
+        current = await runtime.jobs.get(queued.id)
+        assert current is not None
+        if current.stage == "render" and runtime.worker.pids():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    for pid in runtime.worker.pids():
+        os.kill(pid, signal.SIGKILL)
+    record = await running
+
+    assert record is not None
+    assert record.status is ReportStatus.FAILED
+    assert record.error is not None
+    assert "renderer stopped unexpectedly" in record.error
+    await _assert_nothing_left(runtime, flow_settings, record.id)
+    again = await _run(runtime)  # the crashed pool was replaced
+    assert again.status is ReportStatus.SUCCEEDED, again.error
+
+
+def _foreign_ca(path: Path) -> Path:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "someone else's CA")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+async def test_a_report_that_fails_its_own_verification_is_failed_and_not_stored(
+    flow_settings: Settings, tmp_path: Path
+) -> None:
+    untrusting = dataclasses.replace(flow_settings, trust_anchors_file=_foreign_ca(tmp_path / "other.pem"))
+    async with standalone_runtime(untrusting, actor=SYSTEM_CLI) as runtime:
+        record = await _run(runtime)
+        assert record.status is ReportStatus.FAILED
+        assert record.error is not None
+        assert record.error.startswith("the signed report failed its own verification (certificate")
+        await _assert_nothing_left(runtime, untrusting, record.id)
+    assert not [r for r in await _audit(untrusting) if r["action"] == "report.generated"]

@@ -1,0 +1,134 @@
+"""Exactly-once claims on SQLite and PostgreSQL: racing inserts, lease takeover, fencing of a lost lease."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.scheduling import claims
+from odeus_compliance.scheduling.claims import Lease
+from odeus_compliance.scheduling.model import ScheduleSpec
+from odeus_compliance.scheduling.periods import Every, Period, due_at
+from odeus_compliance.scheduling.service import save_schedule
+from odeus_compliance.scheduling.tables import ScheduleRun
+from odeus_compliance.settings import Settings
+
+NOW = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.UTC)
+OCTOBER = Period(Every.MONTH, dt.date(2026, 10, 1), "Europe/Berlin")
+
+
+@asynccontextmanager
+async def sessions_for(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A separate engine (its own connections), as another process would have."""
+    engine = create_engine_for(settings)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+async def make_schedule(settings: Settings) -> uuid.UUID:
+    spec = ScheduleSpec.build(
+        name="monthly", every="month", day=1, time="06:00", timezone="Europe/Berlin", policy="default"
+    )
+    async with sessions_for(settings) as sessions, sessions() as session:
+        saved = await save_schedule(
+            session=session, spec=spec, policy_dir=settings.policy_dir, now=NOW - dt.timedelta(days=60)
+        )
+    return saved.schedule.id
+
+
+async def claim(
+    settings: Settings, schedule_id: uuid.UUID, owner: str, *, version: int = 1
+) -> ScheduleRun | None:
+    async with sessions_for(settings) as sessions, sessions() as session:
+        return await claims.claim_new(
+            session=session,
+            schedule_id=schedule_id,
+            period=OCTOBER,
+            due_at=due_at(OCTOBER, day=1, time=dt.time(6, 0)),
+            version=version,
+            lease=Lease(owner, 60),
+            now=NOW,
+        )
+
+
+async def count_runs(settings: Settings) -> int:
+    async with sessions_for(settings) as sessions, sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(ScheduleRun))).scalar_one())
+
+
+async def test_racing_claims_give_exactly_one_run(migrated_settings: Settings) -> None:
+    schedule_id = await make_schedule(migrated_settings)
+    owners = [f"replica-{n}" for n in range(6)]
+    results = await asyncio.gather(*(claim(migrated_settings, schedule_id, owner) for owner in owners))
+    winners = [run for run in results if run is not None]
+    assert len(winners) == 1
+    assert winners[0].lease_owner in owners
+    assert winners[0].period_start == dt.datetime(2026, 9, 30, 22, 0, tzinfo=dt.UTC)
+    assert await count_runs(migrated_settings) == 1
+    # a second version of the same period is another claim, also exactly once
+    again = await asyncio.gather(*(claim(migrated_settings, schedule_id, o, version=2) for o in owners))
+    assert sum(run is not None for run in again) == 1
+    assert await count_runs(migrated_settings) == 2
+
+
+async def test_a_live_lease_is_not_taken_a_lapsed_one_is_taken_once(migrated_settings: Settings) -> None:
+    schedule_id = await make_schedule(migrated_settings)
+    run = await claim(migrated_settings, schedule_id, "dead-replica")
+    assert run is not None
+
+    async def take(owner: str, at: dt.datetime) -> bool:
+        async with sessions_for(migrated_settings) as sessions, sessions() as session:
+            return await claims.take_over(session=session, run_id=run.id, lease=Lease(owner, 60), now=at)
+
+    # while the lease holds (60 s from NOW), nobody takes the run
+    assert not await take("replica-b", NOW + dt.timedelta(seconds=59))
+    # after it lapsed, of several racing takers exactly one wins
+    later = NOW + dt.timedelta(seconds=61)
+    won = await asyncio.gather(*(take(f"taker-{n}", later) for n in range(5)))
+    assert sum(won) == 1
+    winner = f"taker-{won.index(True)}"
+    async with sessions_for(migrated_settings) as sessions, sessions() as session:
+        row = await session.get(ScheduleRun, run.id)
+        assert row is not None
+        assert row.lease_owner == winner
+        assert row.lease_expires_at == later + dt.timedelta(seconds=60)
+        # the dead owner, should it wake up, can no longer change the run (fenced by the owner check)
+        stale = Lease("dead-replica", 60)
+        assert not await claims.renew(session=session, run_id=run.id, lease=stale, now=later)
+        assert not await claims.finish(
+            session=session, run_id=run.id, lease=stale, now=later, status="succeeded"
+        )
+        assert await claims.mark_running(session=session, run_id=run.id, lease=Lease(winner, 60), now=later)
+
+
+async def test_a_failed_run_is_taken_again_only_when_its_retry_is_due(migrated_settings: Settings) -> None:
+    schedule_id = await make_schedule(migrated_settings)
+    run = await claim(migrated_settings, schedule_id, "replica-a")
+    assert run is not None
+    retry_at = NOW + dt.timedelta(hours=1)
+    async with sessions_for(migrated_settings) as sessions, sessions() as session:
+        lease = Lease("replica-a", 60)
+        assert await claims.finish(
+            session=session,
+            run_id=run.id,
+            lease=lease,
+            now=NOW,
+            status="failed",
+            error="x",
+            next_retry_at=retry_at,
+        )
+        early = await claims.take_over(
+            session=session, run_id=run.id, lease=Lease("b", 60), now=retry_at - dt.timedelta(seconds=1)
+        )
+        assert not early
+        assert await claims.take_over(session=session, run_id=run.id, lease=Lease("b", 60), now=retry_at)
+        assert not await claims.take_over(session=session, run_id=run.id, lease=Lease("c", 60), now=retry_at)

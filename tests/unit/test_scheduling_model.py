@@ -1,0 +1,105 @@
+"""Schedule definitions: every rule refuses with a clear message that never repeats the value given."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from odeus_compliance.scheduling.model import CatchUp, Delivery, ScheduleError, ScheduleSpec
+from odeus_compliance.scheduling.periods import Every
+
+GOOD: dict[str, Any] = {
+    "name": "monthly-default",
+    "every": "month",
+    "day": 1,
+    "time": "06:00",
+    "timezone": "Europe/Berlin",
+    "policy": "default",
+}
+
+
+def build(**changes: Any) -> ScheduleSpec:
+    return ScheduleSpec.build(**{**GOOD, **changes})
+
+
+def test_a_good_schedule() -> None:
+    spec = build(catch_up="skip-and-record")
+    assert (spec.every, spec.day, spec.time, spec.catch_up) == (
+        Every.MONTH,
+        1,
+        dt.time(6, 0),
+        CatchUp.SKIP_AND_RECORD,
+    )
+    assert spec.purpose == "scheduled monthly report monthly-default"
+    assert build(every="week", day=7).purpose.startswith("scheduled weekly report")
+    assert build().catch_up is CatchUp.RUN_MISSED_ONCE
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"timezone": "Europe/Berlinn"}, "timezone is not a known IANA time zone"),
+        ({"timezone": "../../etc/passwd"}, "timezone is not a known IANA time zone"),
+        ({"timezone": "localtime"}, "timezone is not a known IANA time zone"),
+        ({"timezone": ""}, "timezone must be an IANA time zone name"),
+        ({"every": "fortnight"}, "every must be one of: month, quarter, week"),
+        ({"day": 29}, "day must be a day of the month from 1 to 28"),
+        ({"day": 0}, "day must be a day of the month from 1 to 28"),
+        ({"day": True}, "day must be a day of the month"),
+        ({"every": "week", "day": 8}, "day must be an ISO weekday (1 = Monday) from 1 to 7"),
+        ({"time": "24:00"}, "time must be HH:MM"),
+        ({"time": "6:00"}, "time must be HH:MM"),
+        ({"time": "06:00:00"}, "time must be HH:MM"),
+        ({"policy": "../default"}, "policy must be the name of a policy file"),
+        ({"name": "has space"}, "name must be 1-64 characters"),
+        ({"name": "x" * 65}, "name must be 1-64 characters"),
+        ({"catch_up": "always"}, "catch_up must be one of: run-missed-once, skip-and-record"),
+    ],
+)
+def test_bad_schedules_are_refused_with_a_clear_error(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ScheduleError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        build(**changes)
+    for value in changes.values():
+        if isinstance(value, str) and len(value) > 3 and value not in {"week", "month"}:
+            assert value not in str(info.value)
+
+
+def test_delivery_never_echoes_secrets_or_addresses() -> None:
+    secret_url = "http://hooks.example.com/T0KEN-abc123"
+    with pytest.raises(ScheduleError, match="https:// URL") as info:
+        build(delivery={"webhook_url": secret_url, "webhook_secret_env": "HOOK_KEY"})
+    assert "T0KEN" not in str(info.value)
+    with pytest.raises(ScheduleError, match="must name an environment variable") as info:
+        build(delivery={"webhook_url": "https://hooks.example.com/x", "webhook_secret_env": "s3cr3t-value!"})
+    assert "s3cr3t" not in str(info.value)
+    with pytest.raises(ScheduleError, match="webhook_secret_env is required"):
+        build(delivery={"webhook_url": "https://hooks.example.com/x"})
+    with pytest.raises(ScheduleError, match="entry 2 is not an e-mail address") as info:
+        build(delivery={"email_to": ["dpo@example.com", "Jane Doe"]})
+    assert "Jane" not in str(info.value)
+    with pytest.raises(ScheduleError, match="unknown fields: <unnamed>"):
+        build(delivery={"password=hunter2": 1})
+    with pytest.raises(ScheduleError, match="cannot be turned off"):
+        build(delivery={"archive": False})
+
+
+def test_delivery_description_hides_url_and_addresses() -> None:
+    delivery = Delivery.from_json(
+        {
+            "webhook_url": "https://hooks.example.com/T0KEN",
+            "webhook_secret_env": "HOOK_KEY",
+            "email_to": ["dpo@example.com"],
+        }
+    )
+    shown = repr(delivery.describe())
+    assert "T0KEN" not in shown
+    assert "dpo@" not in shown
+    assert delivery.describe() == {
+        "archive": True,
+        "webhook": True,
+        "email_recipients": 1,
+        "email_attach_pdf": False,
+    }
+    assert Delivery.from_json(delivery.to_json()) == delivery
