@@ -2,7 +2,8 @@
 1,000,000-record log, inclusion-proof verifications per second. Each figure has a baseline measured in the
 same run (see README.md). Results: printed, and written to bench/results/audit.json.
 
-    .venv/bin/python bench/audit/run.py [--records 1000000] [--skip-postgres] [--appends-only]
+    .venv/bin/python bench/audit/run.py [--records 1000000] [--stored-records 1000000] [--skip-postgres]
+                                        [--appends-only]
 
 Profiling the SQLite append path: bench/audit/profile_appends.py.
 """
@@ -19,6 +20,7 @@ import json
 import os
 import random
 import secrets
+import sqlite3
 import sys
 import tempfile
 import time
@@ -34,10 +36,11 @@ sys.path.insert(0, str(ROOT))
 from tests.support.audit import init_ring  # noqa: E402
 from tests.support.postgres import scratch_database  # noqa: E402
 
+from odeus_compliance.audit import service  # noqa: E402
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender  # noqa: E402
 from odeus_compliance.audit.bundle import verify_log  # noqa: E402
 from odeus_compliance.audit.checkpoint import Checkpoint, sign_checkpoint  # noqa: E402
-from odeus_compliance.audit.leaf import DataKey, associated_data, open_leaf  # noqa: E402
+from odeus_compliance.audit.leaf import DataKey, associated_data, leaf_checker, open_leaf  # noqa: E402
 from odeus_compliance.audit.merkle import (  # noqa: E402
     MerkleAccumulator,
     MerkleTree,
@@ -47,8 +50,21 @@ from odeus_compliance.audit.merkle import (  # noqa: E402
 )
 from odeus_compliance.audit.note import Signer  # noqa: E402
 from odeus_compliance.audit.records import Action, canonical_json  # noqa: E402
-from odeus_compliance.db.engine import create_engine_for  # noqa: E402
+from odeus_compliance.audit.store import (  # noqa: E402
+    SQLITE_INSERT_CHECKPOINT,
+    SQLITE_INSERT_ENTRIES,
+    sqlite_checkpoint_params,
+    sqlite_entry_params,
+)
+from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: E402
 from odeus_compliance.db.migrate import upgrade  # noqa: E402
+from odeus_compliance.keys.ring import (  # noqa: E402
+    KeyEncryptionKey,
+    KeyKind,
+    LogIdentity,
+    current_data_key,
+    load_identity,
+)
 from odeus_compliance.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "audit.json"
@@ -71,7 +87,9 @@ async def _appends(settings: Settings, writers: int, each: int) -> tuple[float, 
         started = time.perf_counter()
         await asyncio.gather(*(writer(w) for w in range(writers)))
         # getattr: the same script also measures the previous code (no such property) for a before/after
-        return writers * each / (time.perf_counter() - started), getattr(appender, "prepared_batches", None)
+        channel = getattr(appender, "sqlite_channel", None)
+        shape = None if channel is None else (channel.prepared_ahead, channel.prepared_under_lock)
+        return writers * each / (time.perf_counter() - started), shape
 
 
 def _full_sync(dbapi_connection: Any, _record: Any) -> None:
@@ -154,12 +172,17 @@ def appends(label: str) -> dict[str, float]:
     return out
 
 
-def make_log(n: int) -> tuple[list[bytes], str, str, DataKey, list[str]]:
+def make_log(
+    n: int,
+    *,
+    origin: str = "odeus-compliance/bench",
+    signer: Signer | None = None,
+    key: DataKey | None = None,
+) -> tuple[list[bytes], str, str, DataKey, list[str]]:
     """n leaf texts in canonical schema-1 form (sealed with AES-256-GCM like the appender, with a fast
     record template), and checkpoints every 1000 leaves."""
-    origin = "odeus-compliance/bench"
-    signer = Signer.generate(origin)
-    key = DataKey("audit-data:1:bench", secrets.token_bytes(32))
+    signer = signer or Signer.generate(origin)
+    key = key or DataKey("audit-data:1:bench", secrets.token_bytes(32))
     aead = AESGCM(key.key)
     time_text = "2026-12-01T10:00:00.000Z"
     template = {
@@ -235,9 +258,26 @@ def verification(n: int) -> dict[str, float]:
         opener=lambda leaf: open_leaf(leaf, origin=origin, data_key=key),
     )
     opened = time.perf_counter() - started
+    assert report.disclosed == sample, report.summary()
     print(
-        f"with every record decrypted and checked: {sample:,} leaves in {opened:.2f} s "
-        f"({sample / opened:,.0f} leaves/s; 1M extrapolated {opened * n / sample:.1f} s)",
+        f"with every record opened by open_leaf (decrypted, record parsed and validated): {sample:,} leaves "
+        f"in {opened:.2f} s ({sample / opened:,.0f} leaves/s; 1M extrapolated {opened * n / sample:.1f} s)",
+        flush=True,
+    )
+    started = time.perf_counter()
+    report = verify_log(
+        leaves,
+        origin=origin,
+        vkey=vkey,
+        checkpoints=notes,
+        checker=leaf_checker({key.key_id: key}, origin=origin),
+    )
+    checked = time.perf_counter() - started
+    assert report.valid, report.summary()
+    assert report.disclosed == n
+    print(
+        f"verify_log with every leaf authenticated by leaf_checker (what 'audit verify' runs): {n:,} leaves "
+        f"in {checked:.2f} s ({n / checked:,.0f} leaves/s)",
         flush=True,
     )
     return {
@@ -245,7 +285,89 @@ def verification(n: int) -> dict[str, float]:
         "verify_seconds": full,
         "verify_baseline_seconds": baseline,
         "decrypt_leaves_per_s": sample / opened,
+        "verify_checked_seconds": checked,
     }
+
+
+def stored_verification(n: int) -> dict[str, float]:
+    """``verify_stored_log`` end to end (reads from SQLite, checks every leaf under the ring's keys) over a
+    log of n leaves written straight into a fresh database (sealed under the ring's own key and identity)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings.for_tests(Path(tmp))
+        asyncio.run(upgrade(settings))
+        init_ring(settings)
+        kek = KeyEncryptionKey(settings.require_master_key())
+
+        async def ring() -> tuple[LogIdentity, DataKey, Any]:
+            engine = create_engine_for(settings)
+            try:
+                async with engine.connect() as conn:
+                    identity = await load_identity(executor=conn, kek=kek)
+                    key = await current_data_key(executor=conn, kek=kek, kind=KeyKind.AUDIT_DATA)
+                    return identity, key, engine.dialect
+            finally:
+                await engine.dispose()
+
+        identity, key, dialect = asyncio.run(ring())
+        started = time.perf_counter()
+        leaves, _origin, _vkey, _key, notes = make_log(
+            n, origin=identity.origin, signer=identity.signer, key=key
+        )
+        when = dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)
+        rows = [
+            {
+                "seq": seq,
+                "leaf": leaf.decode(),
+                "leaf_hash": leaf_hash(leaf),
+                "time": when,
+                "key_id": key.key_id,
+                "action": "report.viewed",
+                "outcome": "success",
+                "actor_key_id": "bench",
+                "resource_tag": "tag",
+            }
+            for seq, leaf in enumerate(leaves)
+        ]
+        database = settings.database_url.split("///", 1)[1]
+        conn = sqlite3.connect(database)
+        try:
+            with conn:
+                conn.executemany(SQLITE_INSERT_ENTRIES, sqlite_entry_params(dialect, rows))
+                for note in notes:
+                    _origin_line, size, root = note.split("\n")[:3]
+                    conn.execute(
+                        SQLITE_INSERT_CHECKPOINT,
+                        sqlite_checkpoint_params(
+                            dialect, size=int(size), root=base64.b64decode(root), note=note, at=when
+                        ),
+                    )
+        finally:
+            conn.close()
+        print(f"stored a {n:,}-leaf log in {time.perf_counter() - started:.1f} s", flush=True)
+
+        async def verify(with_keys: bool) -> float:
+            engine = create_engine_for(settings)
+            try:
+                async with session_factory(engine)() as session:
+                    started = time.perf_counter()
+                    report = await service.verify_stored_log(
+                        session=session, kek=kek if with_keys else None, identity=identity
+                    )
+                    elapsed = time.perf_counter() - started
+                    assert report.valid, report.summary()
+                    assert report.disclosed == (n if with_keys else 0)
+                    return elapsed
+            finally:
+                await engine.dispose()
+
+        keyless = asyncio.run(verify(with_keys=False))
+        keyed = asyncio.run(verify(with_keys=True))
+    print(
+        f"verify_stored_log (SQLite, {n:,} leaves, reads included): without keys {keyless:.2f} s; "
+        f"with every leaf authenticated (what 'audit verify' runs) {keyed:.2f} s",
+        flush=True,
+    )
+    return {"stored_records": n, "stored_verify_keyless_seconds": keyless, "stored_verify_seconds": keyed}
 
 
 def proofs(n: int, count: int = 20_000) -> dict[str, float]:
@@ -282,6 +404,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument(
+        "--stored-records", type=int, default=1_000_000, help="size of the stored log 'audit verify' checks"
+    )
+    parser.add_argument(
         "--appends-only", action="store_true", help="only the append measurements (quick; no verification)"
     )
     args = parser.parse_args()
@@ -295,6 +420,7 @@ def main() -> None:
     if not args.appends_only:
         results |= proofs(args.records)
         results |= verification(args.records)
+        results |= stored_verification(args.stored_records)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"results in {RESULTS}")

@@ -209,9 +209,7 @@ def create_app(
         await runtime.start()
         app.state[REPORT_RUNTIME] = runtime
         # scheduled reports: every replica ticks, the database lets one run each period
-        ticker = ScheduleTicker(
-            sessions=sessions, jobs=runtime.jobs, appender=appender, interval=settings.schedule_tick_seconds
-        )
+        ticker = ScheduleTicker(settings=settings, sessions=sessions, runtime=runtime, appender=appender)
         await ticker.start()
         try:
             yield

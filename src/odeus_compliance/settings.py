@@ -41,6 +41,7 @@ MASTER_KEY_BYTES: Final = 32
 DEFAULT_BASE_URL: Final = "https://api.odeus.ai"
 LOG_LEVELS: Final = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 SQLITE_FILE_NAME: Final = "odeus-compliance.sqlite3"
+WEBHOOK_KEY_PREFIX: Final = "ODEUS_COMPLIANCE_WEBHOOK_"
 _BASE64: Final = re.compile(r"(?:[A-Za-z0-9+/]+|[A-Za-z0-9_-]+)={0,2}")
 _POSTGRES_SCHEMES: Final = frozenset({"postgres", "postgresql"})
 _GENERATE_HINT: Final = (
@@ -270,6 +271,28 @@ class Settings:
     schedule_tick_seconds: float = 60.0
     """How often the service looks for due scheduled reports (``ODEUS_COMPLIANCE_SCHEDULE_TICK_SECONDS``);
     every replica ticks, the database lets exactly one of them run each period."""
+    retention_dataset_days: int = 90
+    """Pseudonymised datasets (``data.csv`` of a report) are deleted this many days after their report was
+    made (``ODEUS_COMPLIANCE_RETENTION_DATASET_DAYS``); see docs/retention.md for why 90."""
+    retention_report_days: int = 3653
+    """Reports (signed PDF, figures, archive row) are deleted this many days after they were made
+    (``ODEUS_COMPLIANCE_RETENTION_REPORT_DAYS``; 3653 days: ten years including leap days)."""
+    retention_audit_days: int = 3653
+    """Audit-log payloads are shredded (their key epoch destroyed) once every record of the epoch is this
+    many days old (``ODEUS_COMPLIANCE_RETENTION_AUDIT_DAYS``); the leaves and proofs stay."""
+    retention_key_epoch_days: int = 30
+    """The retention run starts a new ``audit-data``/``report-data`` key epoch when the current one is this
+    many days old (``ODEUS_COMPLIANCE_RETENTION_KEY_EPOCH_DAYS``): the grain at which data can be shredded."""
+    smtp_url: Secret[str] | None = None
+    """The mail server for scheduled-report e-mails (``ODEUS_COMPLIANCE_SMTP_URL``): ``smtp://host:port``,
+    ``smtp+starttls://user:password@host:587`` or ``smtps://user:password@host:465``; none: no e-mail."""
+    mail_from: str = "odeus-compliance@localhost"
+    """Sender address of those e-mails (``ODEUS_COMPLIANCE_MAIL_FROM``)."""
+    public_url: str | None = None
+    """The service's address as its users reach it (``ODEUS_COMPLIANCE_PUBLIC_URL``), for links in e-mails."""
+    webhook_keys: Mapping[str, Secret[str]] = dataclasses.field(default_factory=dict)
+    """HMAC keys of schedule webhooks: every ``ODEUS_COMPLIANCE_WEBHOOK_<NAME>`` variable, by variable name (a
+    schedule names its key's variable; the key itself is never stored in the database)."""
     demo: bool = False
     """Built for the ``demo`` command: secrets may be absent (the demo makes its own)."""
 
@@ -319,6 +342,26 @@ class Settings:
             report_lease_seconds=_positive(env, "ODEUS_COMPLIANCE_REPORT_LEASE_SECONDS", 60.0),
             report_max_attempts=int(_positive(env, "ODEUS_COMPLIANCE_REPORT_MAX_ATTEMPTS", 3, integer=True)),
             schedule_tick_seconds=_positive(env, "ODEUS_COMPLIANCE_SCHEDULE_TICK_SECONDS", 60.0),
+            retention_dataset_days=int(
+                _positive(env, "ODEUS_COMPLIANCE_RETENTION_DATASET_DAYS", 90, integer=True)
+            ),
+            retention_report_days=int(
+                _positive(env, "ODEUS_COMPLIANCE_RETENTION_REPORT_DAYS", 3653, integer=True)
+            ),
+            retention_audit_days=int(
+                _positive(env, "ODEUS_COMPLIANCE_RETENTION_AUDIT_DAYS", 3653, integer=True)
+            ),
+            retention_key_epoch_days=int(
+                _positive(env, "ODEUS_COMPLIANCE_RETENTION_KEY_EPOCH_DAYS", 30, integer=True)
+            ),
+            smtp_url=Secret(smtp) if (smtp := env.get("ODEUS_COMPLIANCE_SMTP_URL", "").strip()) else None,
+            mail_from=env.get("ODEUS_COMPLIANCE_MAIL_FROM", "").strip() or "odeus-compliance@localhost",
+            public_url=_https_or_http_url(env, "ODEUS_COMPLIANCE_PUBLIC_URL", None),
+            webhook_keys={
+                name: Secret(value)
+                for name, value in env.items()
+                if name.startswith(WEBHOOK_KEY_PREFIX) and len(name) > len(WEBHOOK_KEY_PREFIX) and value
+            },
             demo=demo,
             **overrides,
         )

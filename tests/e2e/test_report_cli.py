@@ -167,13 +167,16 @@ def test_a_report_run_killed_mid_job_leaves_no_running_job_and_is_resumed(
             os.killpg(process.pid, signal.SIGKILL)
     (interrupted,) = _jobs(ready)
     assert interrupted.status is ReportStatus.RUNNING  # the dead process could not say otherwise
+    left = ready.data_dir / WORK_DIR / interrupted.id / "1"
+    assert (left / "dataset.csv").is_file()  # the killed attempt's pseudonymised output, swept on restart
 
     async def restart() -> tuple[ReportRecord | None, ReportRecord | None, bytes]:
         settings = _with_upstream(ready, simulator)
         async with standalone_runtime(settings, actor=SYSTEM_CLI) as runtime:  # recovers on start
             after_recovery = await runtime.jobs.get(interrupted.id)
             resumed = await runtime.run_job(interrupted.id)
-            pdf = await runtime.store.read(interrupted.id, "report.pdf")
+            succeeded = resumed is not None and resumed.status is ReportStatus.SUCCEEDED
+            pdf = await runtime.store.read(interrupted.id, "report.pdf") if succeeded else b""
         return after_recovery, resumed, pdf
 
     after_recovery, resumed, pdf = asyncio.run(restart())
@@ -183,7 +186,7 @@ def test_a_report_run_killed_mid_job_leaves_no_running_job_and_is_resumed(
         "requeued after interruption",
     )
     assert resumed is not None
-    assert (resumed.status, resumed.attempt) == (ReportStatus.SUCCEEDED, 2)
+    assert (resumed.status, resumed.attempt) == (ReportStatus.SUCCEEDED, 2), resumed.error
     assert verify_pdf(pdf, anchors=trust_anchors(ready)).valid
     assert [r.status for r in _jobs(ready)] == [ReportStatus.SUCCEEDED]
     work = ready.data_dir / WORK_DIR

@@ -179,11 +179,17 @@ def _tamper_truncate(settings: Settings) -> None:
 
 
 TAMPERING = {
-    "modified": (_tamper_modify, ["modified: seq 7:"]),
-    "missing": (_tamper_delete, ["missing: seq 7:"]),
-    # a swap shows as seqs 5..9 out of order in the stream (5 and 9 moved; 6..8 arrive "early" after 9)
-    "reordered": (_tamper_swap, ["reordered: seq 5, 6, 7, 8, 9:"]),
-    "truncated": (_tamper_truncate, ["truncated:", "covers 40 leaves but the log holds 35"]),
+    # kind: (tampering, fragments the verdict must hold, fragments it must not hold)
+    "modified": (_tamper_modify, ["modified: seq 7:"], ["missing:", "reordered:", "truncated:"]),
+    # with the keys every remaining leaf is authenticated: the deletion is not also called a modification
+    "missing": (_tamper_delete, ["missing: seq 7:"], ["modified:", "reordered:", "truncated:"]),
+    # exactly the two swapped seqs (not the range between them); put back in order they give the signed root
+    "reordered": (_tamper_swap, ["reordered: seq 5, 9:"], ["modified:", "missing:", "truncated:"]),
+    "truncated": (
+        _tamper_truncate,
+        ["truncated:", "covers 40 leaves but the log holds 35"],
+        ["modified:", "missing:", "reordered:"],
+    ),
 }
 
 
@@ -192,7 +198,7 @@ def test_audit_verify_names_each_kind_of_tampering(filled: Settings, kind: str) 
     clean = cli(filled, "audit", "verify")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert clean.stdout.startswith("valid\n")
-    tamper, expected = TAMPERING[kind]
+    tamper, expected, absent = TAMPERING[kind]
     # the clean run appended its own audit.verified record (seq 40); tampering happens below it
     tamper(filled)
     result = cli(filled, "audit", "verify")
@@ -200,6 +206,84 @@ def test_audit_verify_names_each_kind_of_tampering(filled: Settings, kind: str) 
     assert result.stdout.startswith("INVALID"), result.stdout
     for fragment in expected:
         assert fragment in result.stdout, result.stdout
+    for fragment in absent:
+        assert fragment not in result.stdout, result.stdout
+
+
+def _bundle_swap_entries(bundle: dict[str, Any]) -> None:
+    entries = bundle["entries"]
+    entries[5], entries[9] = entries[9], entries[5]
+
+
+def _bundle_swap_leaves(bundle: dict[str, Any]) -> None:
+    """The leaves (with their proofs and records) trade places under fixed seqs."""
+    five, nine = bundle["entries"][5], bundle["entries"][9]
+    for field in ("leaf", "proof", "record", "salt"):
+        five[field], nine[field] = nine[field], five[field]
+
+
+def _bundle_modify(bundle: dict[str, Any]) -> None:
+    bundle["entries"][7]["record"]["purpose"] = "something else"
+
+
+def _bundle_drop(bundle: dict[str, Any]) -> None:
+    del bundle["entries"][7]
+
+
+def _bundle_prune(bundle: dict[str, Any]) -> None:
+    bundle["entries"][3].update(record=None, salt=None)
+
+
+BUNDLE_TAMPERING = {
+    "modified": (_bundle_modify, 1, ["modified: seq 7:"], ["missing:", "reordered:"]),
+    "missing": (_bundle_drop, 1, ["missing: seq 7:"], ["modified:", "reordered:"]),
+    "reordered-entries": (_bundle_swap_entries, 1, ["reordered: seq 5, 9:"], ["modified:", "missing:"]),
+    "reordered-leaves": (
+        _bundle_swap_leaves,
+        1,
+        ["reordered: seq 5: the entry for seq 5 holds the leaf of seq 9", "reordered: seq 9:"],
+        ["modified:", "missing:"],
+    ),
+    # a withheld record is what retention's shredding looks like: listed, not a failure
+    "pruned": (_bundle_prune, 0, ["valid\n", "pruned by policy: 1 entries (3)"], ["INVALID"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BUNDLE_TAMPERING))
+def test_audit_verify_bundle_names_each_kind_of_tampering(
+    filled: Settings, tmp_path: Path, kind: str
+) -> None:
+    out = tmp_path / "bundle.json"
+    exported = cli(filled, "audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads(out.read_text())
+    vkey = data["vkey"]
+    clean = cli(None, "audit", "verify", "--bundle", str(out), "--vkey", vkey, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stdout
+    tamper, code, expected, absent = BUNDLE_TAMPERING[kind]
+    tamper(data)
+    out.write_text(json.dumps(data))
+    result = cli(None, "audit", "verify", "--bundle", str(out), "--vkey", vkey, cwd=tmp_path)
+    assert result.returncode == code, result.stdout
+    for fragment in expected:
+        assert fragment in result.stdout, result.stdout
+    for fragment in absent:
+        assert fragment not in result.stdout, result.stdout
+
+
+def test_audit_verify_bundle_names_a_truncated_tail(filled: Settings, tmp_path: Path) -> None:
+    """The auditor holds a checkpoint newer than the bundle's: the bundle's log was cut off before it."""
+    out = tmp_path / "bundle.json"
+    exported = cli(filled, "audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    asyncio.run(append_records(filled, writers=2, each=5))
+    (rows,) = sql(filled, [("SELECT note FROM audit_checkpoints ORDER BY size DESC LIMIT 1", {})])
+    held = tmp_path / "held.txt"
+    held.write_text(rows[0][0], encoding="utf-8")
+    vkey = json.loads(out.read_text())["vkey"]
+    result = cli(None, "audit", "verify", "--bundle", str(out), "--vkey", vkey, "--checkpoint", str(held))
+    assert result.returncode == 1, result.stdout
+    assert "truncated:" in result.stdout, result.stdout
 
 
 def test_a_fork_against_a_held_checkpoint_is_named(filled: Settings, tmp_path: Path) -> None:

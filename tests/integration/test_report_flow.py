@@ -13,12 +13,15 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import os
 import signal
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,7 +34,7 @@ from odeus_compliance.audit.store import EntryFilter
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.keys.ring import KeyEncryptionKey, load_identity
-from odeus_compliance.reports.flow import WORK_DIR
+from odeus_compliance.reports.flow import WORK_DIR, export_request_for
 from odeus_compliance.reports.jobs import ReportPeriod, ReportRecord, ReportStatus
 from odeus_compliance.reports.runtime import ReportRuntime, standalone_runtime
 from odeus_compliance.reports.verify import trust_anchors, verify_pdf
@@ -126,8 +129,38 @@ async def test_a_report_is_pulled_pseudonymised_signed_verified_stored_and_audit
     generated = next(r for r in records if r["action"] == "report.generated")
     assert generated["details"]["sha256"] == record.pdf_sha256
 
+    manifest = _embedded_manifest(pdf, flow_settings.data_dir)
+    raw = await _raw_export(simulator)
+    assert manifest["upstream_export"]["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert manifest["upstream_export"]["bytes"] == len(raw)
+    assert manifest["upstream_export"]["rows"] == raw.count(b"\n") - 1  # header + one line per user
+
     second = await _run(runtime)  # a second version of the same month
     assert (second.status, second.version, second.supersedes) == (ReportStatus.SUCCEEDED, 2, record.id)
+
+
+def _embedded_manifest(pdf: bytes, folder: Path) -> dict[str, Any]:
+    """manifest.json as poppler's pdfdetach extracts it (not our own reader)."""
+    source, target = folder / "check.pdf", folder / "manifest-check.json"
+    source.write_bytes(pdf)
+    subprocess.run(
+        ["pdfdetach", "-savefile", "manifest.json", "-o", str(target), str(source)], check=True, timeout=60
+    )
+    document: dict[str, Any] = json.loads(target.read_text("utf-8"))
+    return document
+
+
+async def _raw_export(simulator: RunningSimulator) -> bytes:
+    """The period's users export file exactly as the simulator serves it."""
+    request = export_request_for(PERIOD)
+    async with httpx.AsyncClient() as http:
+        envelope = await http.post(
+            simulator.base_url + request.path,
+            json=request.body(),
+            headers={"Authorization": f"Bearer {simulator.api_key}"},
+        )
+        download = await http.get(envelope.json()["data"]["downloadUrl"])
+    return download.content
 
 
 async def _assert_nothing_left_of_work(settings: Settings) -> None:
@@ -240,3 +273,92 @@ async def test_a_report_that_fails_its_own_verification_is_failed_and_not_stored
         assert record.error.startswith("the signed report failed its own verification (certificate")
         await _assert_nothing_left(runtime, untrusting, record.id)
     assert not [r for r in await _audit(untrusting) if r["action"] == "report.generated"]
+
+
+async def test_the_worker_memory_cap_turns_a_report_too_large_for_it_into_a_failed_job(
+    flow_settings: Settings,
+) -> None:
+    capped = dataclasses.replace(flow_settings, report_worker_memory_mb=200)  # below what a render needs
+    async with standalone_runtime(capped, actor=SYSTEM_CLI) as runtime:
+        record = await _run(runtime)
+        assert record.status is ReportStatus.FAILED
+        assert record.error in {
+            (
+                "the report needed more memory than the renderer may use "
+                "(200 MiB, ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB)"
+            ),
+            (
+                "the report renderer stopped unexpectedly (the worker process was killed or crashed, for "
+                "example out of memory); nothing was stored"
+            ),
+        }
+        await _assert_nothing_left(runtime, capped, record.id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_the_background_loop_runs_queued_jobs_and_gives_a_job_back_on_stop(
+    flow_settings: Settings,
+) -> None:
+    async with standalone_runtime(flow_settings, actor=SYSTEM_CLI) as runtime:
+        runtime.poll_seconds = 0.1
+        queued = await runtime.jobs.request(
+            period=PERIOD, policy="default", purpose=PURPOSE, requested_by="k"
+        )
+        await runtime.start()
+        done: ReportRecord | None = None
+        for _ in range(1200):
+            done = await runtime.jobs.get(queued.id)
+            if done is not None and done.status in {ReportStatus.SUCCEEDED, ReportStatus.FAILED}:
+                break
+            await asyncio.sleep(0.05)
+        assert done is not None
+        assert done.status is ReportStatus.SUCCEEDED, done.error
+
+        second = await runtime.jobs.request(
+            period=PERIOD, policy="default", purpose=PURPOSE, requested_by="k"
+        )
+        runtime.wake()
+        for _ in range(1200):  # stop while the worker renders: the render is abandoned, the job given back
+            current = await runtime.jobs.get(second.id)
+            assert current is not None
+            if current.stage == "render":
+                break
+            await asyncio.sleep(0.05)
+        rendering = runtime.worker.pids()
+        await runtime.stop()
+        assert rendering
+        assert all(not _alive(pid) for pid in rendering)
+        given_back = await runtime.jobs.get(second.id)
+        assert given_back is not None
+        assert (given_back.status, given_back.stage) == (ReportStatus.QUEUED, "requeued after shutdown")
+        await _assert_nothing_left(runtime, flow_settings, second.id)
+
+
+async def test_a_later_report_shows_the_trend_from_the_figures_kept_with_earlier_ones(
+    runtime: ReportRuntime, flow_settings: Settings
+) -> None:
+    september = ReportPeriod.month(2026, 9, "Europe/Berlin")
+    earlier = await runtime.jobs.request(
+        period=september, policy="default", purpose=PURPOSE, requested_by="cli"
+    )
+    first = await runtime.run_job(earlier.id)
+    assert first is not None
+    assert first.status is ReportStatus.SUCCEEDED, first.error
+    kept = json.loads(await runtime.store.read(first.id, "figures.json"))
+
+    october = await _run(runtime)
+    assert october.status is ReportStatus.SUCCEEDED, october.error
+    pdf = flow_settings.data_dir / "october.pdf"
+    pdf.write_bytes(await runtime.store.read(october.id, "report.pdf"))
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert "2026-09" in text  # the trend names the earlier month (nothing else in October's report does)
+    assert f"{kept['messages_total']:,}" in text or str(kept["messages_total"]) in text

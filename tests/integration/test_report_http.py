@@ -95,6 +95,24 @@ def wait_until_finished(client: httpx.Client, server: LiveServer, location: str)
         time.sleep(0.2)
 
 
+def corrupt_stored_pdf(settings: Settings, report_id: str) -> None:
+    """Flip one ciphertext byte of the stored PDF: in its file (SQLite) or its first row (PostgreSQL)."""
+    if settings.is_sqlite:
+        path = settings.data_dir / "reports" / report_id / "report.pdf.enc"
+        data = bytearray(path.read_bytes())
+        data[-20] ^= 0x01
+        path.write_bytes(bytes(data))
+        return
+    where = "report_id = :r AND name = 'report.pdf' AND seq = 0"
+    ((row,),) = sql(settings, [(f"SELECT data FROM report_artifact_chunks WHERE {where}", {"r": report_id})])
+    data = bytearray(row[0])
+    data[-20] ^= 0x01
+    sql(
+        settings,
+        [(f"UPDATE report_artifact_chunks SET data = :d WHERE {where}", {"r": report_id, "d": bytes(data)})],
+    )
+
+
 @pytest.fixture
 def report_server(migrated_settings: Settings) -> Iterator[LiveServer]:
     """The service pulling from the built-in Odeus simulator, with the demo signing certificate."""
@@ -271,6 +289,14 @@ def test_request_poll_download_verify_and_every_step_audited(report_server: Live
         newest_first = client.get("/api/v1/reports", params={"limit": 1}, headers=auditor).json()
         assert [r["id"] for r in newest_first["reports"]] == [second["id"]]
         assert newest_first["next_before"] == second["id"]
+
+        # a stored file altered at rest: refused whole (500, not one byte), and no download recorded
+        corrupt_stored_pdf(server.settings, second["id"])
+        altered = client.get(f"{second['links']['pdf']}", params={"purpose": "altered copy"}, headers=officer)
+        body = assert_problem(altered, 500)
+        assert body["type"].endswith("artifact-unreadable")
+        assert b"%PDF" not in altered.content
+        assert "altered copy" not in [r["purpose"] for r in audit_records(client, server)]
 
 
 BAD_REQUESTS: Final[list[tuple[str, Any]]] = [
@@ -556,7 +582,9 @@ def test_openapi_describes_every_report_operation(live_server: LiveServer) -> No
     for path in ("/api/v1/reports/{report_id}/pdf", "/api/v1/reports/{report_id}/data.csv"):
         operation = paths[path]["get"]
         assert "purpose" in operation["description"]
-        assert "purpose" in {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+        (purpose,) = [p for p in operation["parameters"] if p["in"] == "query" and p["name"] == "purpose"]
+        assert purpose["required"] is True
+        assert {"404", "409", "503"} <= set(operation["responses"])
     request_body = paths["/api/v1/reports"]["post"]["requestBody"]["content"]["application/json"]
     assert request_body["schema"]
     upload = paths["/api/v1/reports/verify"]["post"]["requestBody"]

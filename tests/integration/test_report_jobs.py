@@ -205,3 +205,19 @@ async def test_history_gives_earlier_succeeded_reports_newest_version_per_period
 
     history = await jobs.history(current)
     assert [r.id for r in history] == [ids[0], ids[2], ids[3]]
+
+
+async def test_claimers_with_their_own_engines_race_to_one_winner_per_job(
+    migrated_settings: Settings,
+) -> None:
+    """As several processes would: each claimer has its own engine (own connections, own SQLite locks)."""
+    engines = [create_engine_for(migrated_settings) for _ in range(3)]
+    try:
+        claimers = [ReportJobs(session_factory(engine), lease_seconds=30) for engine in engines]
+        for _ in range(5):
+            report_id = await _request(claimers[0])
+            won = await asyncio.gather(*(jobs.claim(runner_id()) for jobs in claimers))
+            assert [record.id for record in won if record is not None] == [report_id]
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -12,15 +12,18 @@ import json
 import re
 import subprocess
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from odeus_compliance.policy.loader import load_policy, parse_policy
 from odeus_compliance.policy.model import Policy
-from odeus_compliance.reports.content import ContentError, build_content
+from odeus_compliance.reports.content import ContentError, ReportMeta, build_content
+from odeus_compliance.reports.figures import ReportFigures
 from odeus_compliance.reports.render import MISSING, render_pdf
 from tests.support.reportdata import (
     POLICIES,
@@ -34,6 +37,26 @@ from tests.support.reportdata import (
 
 pytestmark = pytest.mark.slow
 
+EARLIER = ReportFigures(
+    mode="rows",
+    k=5,
+    summary_publishable=True,
+    people=100,
+    active_users=90,
+    messages_total=1000,
+    messages={},
+    agents_used=None,
+    projects_used=None,
+    actions_used=None,
+    model_messages=(),
+    extra_usage_usd="10",
+    extra_usage_people=None,
+    byok=False,
+    tokens={},
+    cost_usd=None,
+    breakdowns=(),
+)
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -43,11 +66,19 @@ class Rendered:
     text: str
 
 
-def _render(tmp: Path, policy: Policy, policy_text: str, *, users: int = 200, byok: bool = True) -> Rendered:
+def _render(
+    tmp: Path,
+    policy: Policy,
+    policy_text: str,
+    *,
+    users: int = 200,
+    byok: bool = True,
+    history: Sequence[tuple[str, ReportFigures]] = (),
+) -> Rendered:
     raw = simulator_export(tmp / "raw.csv", users=users, byok=byok)
     run = run_policy(policy, raw, tmp)
     content = build_content(
-        dataset_csv=run.dataset, manifest=run.manifest, policy=policy, meta=meta_for(policy)
+        dataset_csv=run.dataset, manifest=run.manifest, policy=policy, meta=meta_for(policy), history=history
     )
     pdf = tmp / "report.pdf"
     pdf.write_bytes(
@@ -233,7 +264,12 @@ def _with_report_section(section: str, *, drop: str | None = None) -> str:
 def test_person_rows_only_when_allowed_capped_and_ordered_by_pseudonym(tmp_path: Path) -> None:
     text = _with_report_section("[report]\nperson_rows = true\nperson_rows_cap = 7")
     policy = parse_policy(text, source="allowed.toml")
-    report = _render(tmp_path, policy, text, users=120)
+    september = ReportFigures.from_json(
+        {**EARLIER.to_json(), "active_users": 111, "messages_total": 22222, "extra_usage_usd": "333"}
+    )
+    report = _render(tmp_path, policy, text, users=120, history=[("2026-09", september)])
+    assert _line_with(report.text, "2026-09", "111", "22,222", "333")
+    assert "2026-10 (this report)" in report.text
     rows = _rows(report.run.dataset)
     tokens = sorted(r["user_id"] for r in rows)
     assert f"7 of {len(rows):,} people" in report.text
@@ -291,10 +327,9 @@ def test_strict_policy_reports_aggregates_only(tmp_path: Path) -> None:
     assert _line_with(report.text, "Messages, all channels", _n(int(total["messages_total"])))
     for r in rows:
         if r["dimension"] == "department" and r["group"] != "(suppressed)":
-            assert _line_with(report.text, _n(int(r["people"])), MISSING, _n(int(r["messages_total"]))), r[
-                "group"
-            ]
+            assert _line_with(report.text, _n(int(r["people"])), _n(int(r["messages_total"]))), r["group"]
     assert "fewer than 10 people" in report.text
+    assert _line_with(report.text, "Active users", MISSING)  # sums cannot tell who was active
     assert "Per-person rows (pseudonymous)" not in report.text
     assert "Cost (own provider keys)" not in report.text
 
@@ -306,3 +341,21 @@ def test_a_dataset_that_is_not_the_manifests_is_refused(tmp_path: Path) -> None:
     run.dataset.write_bytes(data.replace(b",member,", b",owner,", 1))
     with pytest.raises(ContentError, match="SHA-256"):
         build_content(dataset_csv=run.dataset, manifest=run.manifest, policy=policy, meta=meta_for(policy))
+
+
+def test_inputs_that_do_not_belong_together_are_refused(tmp_path: Path) -> None:
+    policy = load_policy(POLICIES / "default.toml")
+    strict = load_policy(POLICIES / "strict.toml")
+    run = run_policy(policy, simulator_export(tmp_path / "raw.csv", users=60, byok=False), tmp_path)
+    meta = meta_for(policy)
+    cases: list[tuple[dict[str, Any], Policy, ReportMeta, str]] = [
+        ({k: v for k, v in run.manifest.items() if k != "output"}, policy, meta, "lacks its output"),
+        (run.manifest, strict, meta, "same policy hash"),
+        (run.manifest, policy, replace(meta, policy_hash="sha256:" + "0" * 64), "same policy hash"),
+        (run.manifest, policy, replace(meta, period_to=meta.period_from), "end after it starts"),
+    ]
+    for manifest, used_policy, used_meta, message in cases:
+        with pytest.raises(ContentError, match=message):
+            build_content(dataset_csv=run.dataset, manifest=manifest, policy=used_policy, meta=used_meta)
+    with pytest.raises(ContentError, match="cannot be read"):
+        build_content(dataset_csv=tmp_path / "missing.csv", manifest=run.manifest, policy=policy, meta=meta)

@@ -7,14 +7,17 @@ the PDF/A identification and Info/XMP consistency are read back from the signed 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import io
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -150,6 +153,25 @@ def test_the_signed_file_stays_pdfa_3b_with_consistent_metadata(
     assert 'pdfaid:conformance="B"' in xmp
 
 
+def signer_info(pdf: bytes) -> Any:
+    (signature,) = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+    assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+    return signature.signer_info
+
+
+def test_the_cms_has_exactly_the_pades_baseline_b_attributes(signed_demo: Path) -> None:
+    info = signer_info(signed_demo.read_bytes())
+    # PAdES B-B: content-type, message-digest, signing-certificate-v2; no CMS signing-time (the time is /M)
+    assert [a["type"].native for a in info["signed_attrs"]] == [
+        "content_type",
+        "message_digest",
+        "signing_certificate_v2",
+    ]
+    assert info["digest_algorithm"]["algorithm"].native == "sha256"
+    assert info["signature_algorithm"]["algorithm"].native == "sha256_rsa"
+    assert not info["unsigned_attrs"]  # no time-stamp token: B-B
+
+
 def test_the_signature_is_invisible_and_printable_as_pdfa_requires(signed_demo: Path) -> None:
     reader = PdfFileReader(io.BytesIO(signed_demo.read_bytes()))
     form = reader.root["/AcroForm"]
@@ -192,6 +214,8 @@ def test_b_t_with_a_loopback_tsa_carries_a_trusted_time_stamp(
         assert first >= 1
         sign_pdf(unsigned_pdf, signer, tsa_url=tsa.url)
         assert tsa.requests == first + 1  # the kept client sizes the next signature without a second token
+    unsigned_attributes = [a["type"].native for a in signer_info(signed)["unsigned_attrs"]]
+    assert unsigned_attributes == ["signature_time_stamp_token"]  # B-T
     result = verify_pdf(signed, anchors=trust_anchors(pki_settings))
     assert result.valid, result.render_text()
     assert result.timestamped
@@ -302,6 +326,28 @@ def test_a_key_that_does_not_match_the_certificate_is_refused(tmp_path: Path, pk
     _, tsa_cert = pki.tsa.write_pem(tmp_path, "tsa")
     settings = Settings.for_tests(tmp_path, signing_key_file=key_file, signing_cert_file=tsa_cert)
     with pytest.raises(ConfigurationError, match="does not match"):
+        load_signer(settings)
+
+
+def test_an_expired_signing_certificate_is_refused_before_it_signs_anything(
+    tmp_path: Path, pki: SigningPki
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    expired = (
+        x509.CertificateBuilder()
+        .subject_name(pki.signer.certificate.subject)
+        .issuer_name(pki.root.certificate.subject)
+        .public_key(pki.signer.key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=30))
+        .not_valid_after(now - dt.timedelta(days=1))
+        .sign(pki.root.key, hashes.SHA256())
+    )
+    key_file, _ = pki.signer.write_pem(tmp_path, "signer")
+    cert_file = tmp_path / "expired.pem"
+    cert_file.write_bytes(expired.public_bytes(serialization.Encoding.PEM))
+    settings = Settings.for_tests(tmp_path, signing_key_file=key_file, signing_cert_file=cert_file)
+    with pytest.raises(ConfigurationError, match="not valid now"):
         load_signer(settings)
 
 

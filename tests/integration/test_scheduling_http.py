@@ -20,7 +20,7 @@ BODY: dict[str, Any] = {
     "catch_up": "skip-and-record",
     "delivery": {
         "webhook_url": "https://hooks.example.com/T0KEN-secret-path",
-        "webhook_secret_env": "HOOK_KEY",
+        "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_HOOK",
         "email_to": ["dpo@example.com"],
     },
 }
@@ -91,7 +91,12 @@ def test_bad_schedules_are_refused_with_clear_problems(live_server: LiveServer) 
         ({"time": "25:61"}, "time must be HH:MM", "25:61"),
         ({"catch_up": "maybe"}, "catch_up must be one of", "maybe"),
         (
-            {"delivery": {"webhook_url": "http://x.example/T0KEN", "webhook_secret_env": "K"}},
+            {
+                "delivery": {
+                    "webhook_url": "http://x.example/T0KEN",
+                    "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_K",
+                }
+            },
             "https://",
             "T0KEN",
         ),

@@ -234,3 +234,209 @@ async def test_catch_up_skip_records_missed_periods_and_rerun_supersedes(upstrea
     assert len(reports) == 2
     assert reports[1].supersedes == reports[0].id
     assert reports[1].version == 2
+
+
+async def test_a_dead_owners_run_is_taken_over_and_its_unrecorded_job_adopted(
+    upstream_settings: Settings,
+) -> None:
+    """The owner claimed the run, queued the report job and died before recording the job's id: the taker
+    adopts that job instead of requesting a second report for the period."""
+    from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod  # noqa: PLC0415
+    from odeus_compliance.scheduling import claims  # noqa: PLC0415
+    from odeus_compliance.scheduling.periods import Every, due_at, previous_closed_period  # noqa: PLC0415
+
+    month = last_closed_month_start()
+    due = berlin_due((month + dt.timedelta(days=32)).replace(day=1))
+    schedule_id = await create_schedule(upstream_settings, active_from=due - dt.timedelta(days=1))
+    period = previous_closed_period(Every.MONTH, due, "Europe/Berlin")
+    dead = claims.Lease("dead-host:1:0", 30)
+    engine = create_engine_for(upstream_settings)
+    try:
+        sessions = session_factory(engine)
+        async with sessions() as session:
+            run = await claims.claim_new(
+                session=session,
+                schedule_id=schedule_id,
+                period=period,
+                due_at=due_at(period, day=1, time=dt.time(6, 0)),
+                version=1,
+                lease=dead,
+                now=due,
+            )
+            assert run is not None
+            assert await claims.mark_running(session=session, run_id=run.id, lease=dead, now=due)
+        orphan = await ReportJobs(sessions).request(
+            period=ReportPeriod(period.start, period.end, period.timezone),
+            policy="default",
+            purpose="scheduled monthly report monthly",
+            requested_by=f"schedule:{schedule_id}",
+        )
+    finally:
+        await engine.dispose()
+    # within the lease the owner might still be alive: nobody touches the run
+    assert await run_due(upstream_settings, due + dt.timedelta(seconds=20)) == []
+    [outcome] = await run_due(upstream_settings, due + dt.timedelta(seconds=31))
+    assert (outcome.status, outcome.run_id, outcome.report_id) == ("succeeded", run.id, orphan.id)
+    [stored] = await runs_of(upstream_settings, schedule_id)
+    assert (stored.status, stored.attempts, stored.report_id, stored.lease_owner) == (
+        "succeeded",
+        1,
+        orphan.id,
+        None,
+    )
+    assert [(r.id, r.status) for r in await reports_of(upstream_settings, schedule_id)] == [
+        (orphan.id, "succeeded")
+    ]
+
+
+class Receiver:
+    """A webhook receiver on loopback: records every request, answers with the queued statuses (then 204)."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        import http.server  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+
+        self.statuses = statuses
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/odeus"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+async def test_webhook_is_signed_retried_and_delivered_by_a_later_tick(upstream_settings: Settings) -> None:
+    import json  # noqa: PLC0415
+
+    from odeus_compliance.scheduling.webhook import verify  # noqa: PLC0415
+
+    key = "webhook-test-key-0123456789"
+    settings = dataclasses.replace(
+        upstream_settings, webhook_keys={"ODEUS_COMPLIANCE_WEBHOOK_TEST": Secret(key)}
+    )
+    receiver = Receiver([500, 503])  # the receiver is down for the first two deliveries
+    try:
+        month = last_closed_month_start()
+        due = berlin_due((month + dt.timedelta(days=32)).replace(day=1))
+        schedule_id = await create_schedule(
+            settings,
+            active_from=due - dt.timedelta(days=1),
+            delivery={"webhook_url": receiver.url, "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_TEST"},
+        )
+        [outcome] = await run_due(settings, due)
+        assert outcome.status == "succeeded"  # the report is archived whatever the webhook does
+        [run] = await runs_of(settings, schedule_id)
+        assert (run.delivery_status, run.delivery_attempts) == ("failed", 2)
+        assert run.delivery_error == "the webhook answered HTTP 503"
+        assert run.delivery_next_at is not None
+        assert run.delivery_next_at >= due + dt.timedelta(seconds=600)
+        assert len(receiver.received) == 2
+        # before the retry time nothing is sent; after it, the next tick delivers
+        assert await run_due(settings, due + dt.timedelta(seconds=60)) == []
+        [again] = await run_due(settings, due + dt.timedelta(seconds=700))
+        assert (again.status, again.run_id) == ("delivered", run.id)
+        [run] = await runs_of(settings, schedule_id)
+        assert (run.delivery_status, run.delivery_attempts, run.delivery_error) == ("delivered", 3, None)
+        assert run.lease_owner is None
+        assert len(receiver.received) == 3
+        assert await run_due(settings, due + dt.timedelta(seconds=2000)) == []  # delivered once is enough
+        assert len(receiver.received) == 3
+    finally:
+        receiver.close()
+    # every attempt carried the same body and delivery id, signed with the key
+    bodies = {body for _headers, body in receiver.received}
+    assert len(bodies) == 1
+    for headers, body in receiver.received:
+        assert headers["odeus-compliance-delivery"] == str(run.id)
+        assert headers["content-type"] == "application/json"
+        timestamp = int(headers["odeus-compliance-signature"].split(",")[0].removeprefix("t="))
+        assert verify(key.encode(), headers["odeus-compliance-signature"], body, now=timestamp)
+        assert not verify(b"another key", headers["odeus-compliance-signature"], body, now=timestamp)
+        assert not verify(key.encode(), headers["odeus-compliance-signature"], body + b" ", now=timestamp)
+    note = json.loads(bodies.pop())
+    assert note["event"] == "scheduled_report.succeeded"
+    assert (note["schedule"], note["run_id"], note["report"]["id"]) == ("monthly", str(run.id), run.report_id)
+    assert note["period"]["label"] == f"{month.year:04d}-{month.month:02d}"
+    assert note["report"]["pdf_sha256"]
+    assert note["report"]["pdf"] == f"/api/v1/reports/{run.report_id}/pdf"
+    statuses = [o for _a, o in await audit_rows(settings, "schedule.run")]
+    assert statuses == ["failure", "success", "success"]  # delivery failed, run succeeded, delivered
+
+
+async def test_email_with_the_signed_pdf_after_a_mail_server_outage(upstream_settings: Settings) -> None:
+    import email  # noqa: PLC0415
+    import email.policy  # noqa: PLC0415
+    import hashlib  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from aiosmtpd.controller import Controller  # noqa: PLC0415
+
+    class Mailbox:
+        def __init__(self) -> None:
+            self.envelopes: list[Any] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+            self.envelopes.append(envelope)
+            return "250 OK"
+
+    with socket.socket() as probe:  # a port where, at first, no mail server listens
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    settings = dataclasses.replace(upstream_settings, smtp_url=Secret(f"smtp://127.0.0.1:{port}"))
+    recipients = ["dpo@example.com", "works-council@example.com"]
+    month = last_closed_month_start()
+    due = berlin_due((month + dt.timedelta(days=32)).replace(day=1))
+    schedule_id = await create_schedule(
+        settings,
+        active_from=due - dt.timedelta(days=1),
+        delivery={"email_to": recipients, "email_attach_pdf": True},
+    )
+    [outcome] = await run_due(settings, due)
+    assert outcome.status == "succeeded"
+    [run] = await runs_of(settings, schedule_id)
+    assert (run.delivery_status, run.delivery_attempts, run.delivered_channels) == ("failed", 2, None)
+    assert (
+        run.delivery_error
+        == "the mail server refused the message or could not be reached (ConnectionRefusedError)"
+    )
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        [again] = await run_due(settings, due + dt.timedelta(seconds=700))
+    finally:
+        controller.stop()
+    assert again.status == "delivered"
+    [run] = await runs_of(settings, schedule_id)
+    assert (run.delivery_status, run.delivered_channels, run.delivery_error) == ("delivered", "email", None)
+    [envelope] = mailbox.envelopes
+    assert sorted(envelope.rcpt_tos) == sorted(recipients)
+    message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert message["Subject"] == f"Compliance report {run.period_label} (monthly) is ready"
+    assert run.report_id is not None
+    assert run.report_id in message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == f"monthly-{run.period_label}.pdf"
+    pdf = attachment.get_content()
+    [report] = await reports_of(settings, schedule_id)
+    assert hashlib.sha256(pdf).hexdigest() == report.pdf_sha256
+    assert pdf.startswith(b"%PDF-")
+    # each attempt to hand the PDF out was recorded first (fail closed): two refused, one accepted
+    assert await audit_rows(settings, "report.downloaded") == [("report.downloaded", "success")] * 3

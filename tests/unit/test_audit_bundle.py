@@ -23,7 +23,15 @@ from odeus_compliance.audit.bundle import (
     verify_log,
 )
 from odeus_compliance.audit.checkpoint import Checkpoint, sign_checkpoint
-from odeus_compliance.audit.leaf import DataKey, Leaf, LeafError, OpenedLeaf, open_leaf, seal_record
+from odeus_compliance.audit.leaf import (
+    DataKey,
+    Leaf,
+    LeafError,
+    OpenedLeaf,
+    leaf_checker,
+    open_leaf,
+    seal_record,
+)
 from odeus_compliance.audit.merkle import leaf_hash, root_of_leaf_hashes
 from odeus_compliance.audit.note import Signer
 from odeus_compliance.audit.records import Action, ActorRole, AuditRecord, Outcome
@@ -599,3 +607,135 @@ def test_opener_errors_are_modifications(log: Log) -> None:
         log.leaves[:2], origin=ORIGIN, vkey=log.vkey, checkpoints=[log.checkpoint(2)], opener=failing
     )
     assert report.seqs(ProblemKind.MODIFIED) == (0, 1)
+
+
+def _swap(leaves: list[bytes], a: int, b: int) -> list[bytes]:
+    out = list(leaves)
+    out[a], out[b] = out[b], out[a]
+    return out
+
+
+def kinds(report: VerificationReport) -> set[ProblemKind]:
+    return {p.kind for p in report.problems}
+
+
+def test_verify_log_names_exactly_the_two_swapped_leaves(log: Log) -> None:
+    """A swap of two leaves far apart names those two seqs, not the range between them, and nothing is
+    called modified or missing: put back in seq order the leaves give the signed roots, with or without
+    keys, and the later checkpoints still match."""
+    cps = [log.checkpoint(n) for n in (4, 8, 12)]
+    swapped = _swap(log.leaves, 1, 3)
+    for opener in (None, log.opener()):
+        report = verify_log(swapped, origin=ORIGIN, vkey=log.vkey, checkpoints=cps, opener=opener)
+        assert kinds(report) == {ProblemKind.REORDERED}, report.summary()
+        assert report.seqs(ProblemKind.REORDERED) == (1, 3)
+        assert "reordered: seq 1, 3:" in report.summary()
+    wide = verify_log(
+        _swap(log.leaves, 0, 11), origin=ORIGIN, vkey=log.vkey, checkpoints=[log.checkpoint(12)]
+    )
+    assert kinds(wide) == {ProblemKind.REORDERED}, wide.summary()
+    assert wide.seqs(ProblemKind.REORDERED) == (0, 11)
+
+
+def test_verify_log_swap_across_checkpoints(log: Log) -> None:
+    """Across a checkpoint the interval's leaves are not the signed ones: without keys the intervals are
+    also reported as modified (nothing proves the leaves authentic); with keys every leaf opens, so only the
+    swap is named."""
+    cps = [log.checkpoint(n) for n in (4, 8, 12)]
+    swapped = _swap(log.leaves, 2, 9)
+    keyless = verify_log(swapped, origin=ORIGIN, vkey=log.vkey, checkpoints=cps)
+    assert keyless.seqs(ProblemKind.REORDERED) == (2, 9)
+    assert kinds(keyless) == {ProblemKind.REORDERED, ProblemKind.MODIFIED}
+    keyed = verify_log(swapped, origin=ORIGIN, vkey=log.vkey, checkpoints=cps, opener=log.opener())
+    assert kinds(keyed) == {ProblemKind.REORDERED}, keyed.summary()
+    assert keyed.seqs(ProblemKind.REORDERED) == (2, 9)
+
+
+def test_verify_log_a_moved_leaf_names_what_it_displaced(log: Log) -> None:
+    moved = [*log.leaves[:2], *log.leaves[3:6], log.leaves[2], *log.leaves[6:]]
+    report = verify_log(moved, origin=ORIGIN, vkey=log.vkey, checkpoints=[log.checkpoint(12)])
+    assert kinds(report) == {ProblemKind.REORDERED}, report.summary()
+    assert report.seqs(ProblemKind.REORDERED) == (2, 3, 4, 5)
+
+
+def test_verify_log_with_keys_a_deletion_is_missing_only(log: Log) -> None:
+    cps = [log.checkpoint(n) for n in (4, 8, 12)]
+    deleted = log.leaves[:5] + log.leaves[6:]
+    keyed = verify_log(deleted, origin=ORIGIN, vkey=log.vkey, checkpoints=cps, opener=log.opener())
+    assert kinds(keyed) == {ProblemKind.MISSING}, keyed.summary()
+    assert keyed.seqs(ProblemKind.MISSING) == (5,)
+    keyless = verify_log(deleted, origin=ORIGIN, vkey=log.vkey, checkpoints=cps)
+    assert kinds(keyless) == {ProblemKind.MISSING, ProblemKind.MODIFIED}
+
+
+def test_verify_log_a_swap_beside_a_modification_still_names_the_modification(log: Log) -> None:
+    leaves = _swap(log.leaves, 1, 3)
+    t = leaves[6].decode()
+    i = t.index('"ciphertext":"') + 30
+    leaves[6] = (t[:i] + ("A" if t[i] != "A" else "B") + t[i + 1 :]).encode()
+    cps = [log.checkpoint(n) for n in (4, 8, 12)]
+    keyless = verify_log(leaves, origin=ORIGIN, vkey=log.vkey, checkpoints=cps)
+    assert keyless.seqs(ProblemKind.REORDERED) == (1, 3)
+    assert kinds(keyless) == {ProblemKind.REORDERED, ProblemKind.MODIFIED}
+    assert "seq 4..7" in keyless.summary()
+    keyed = verify_log(leaves, origin=ORIGIN, vkey=log.vkey, checkpoints=cps, opener=log.opener())
+    assert keyed.seqs(ProblemKind.MODIFIED) == (6,)
+    assert keyed.seqs(ProblemKind.REORDERED) == (1, 3)
+
+
+def test_verify_log_a_deletion_among_shredded_leaves_is_not_excused(log: Log) -> None:
+    """Pruned leaves (their key destroyed) cannot be authenticated: a root mismatch around them stays a
+    modification even with keys."""
+    leaves = log.leaves[:2] + log.leaves[3:]
+    cps = [log.checkpoint(n) for n in (4, 8, 12)]
+    opener = log.opener(shredded=frozenset({"dek-1"}))
+    report = verify_log(leaves, origin=ORIGIN, vkey=log.vkey, checkpoints=cps, opener=opener)
+    assert kinds(report) == {ProblemKind.MISSING, ProblemKind.MODIFIED}, report.summary()
+    assert report.seqs(ProblemKind.MISSING) == (2,)
+
+
+def test_swapped_entries_far_apart_name_exactly_those(log: Log) -> None:
+    def swap(o: dict[str, Any]) -> None:
+        e = o["entries"]
+        e[2], e[9] = e[9], e[2]
+
+    report = verify_bundle(edit(log.bundle(), swap), trusted_vkey=log.vkey)
+    assert only(report, ProblemKind.REORDERED) == (2, 9)
+
+
+def _checker(log: Log, shredded: frozenset[str] = frozenset()) -> Callable[[bytes], bool]:
+    return leaf_checker({k: None if k in shredded else v for k, v in log.keys.items()}, origin=ORIGIN)
+
+
+def test_verify_log_checker_gives_the_openers_verdicts(log: Log) -> None:
+    """The fast leaf check (what ``audit verify`` uses) and full opening agree on every kind of tampering."""
+    cps = [log.checkpoint(n) for n in (4, 8, 12)]
+    t = log.leaves[6].decode()
+    i = t.index('"ciphertext":"') + 30
+    flipped = [
+        *log.leaves[:6],
+        (t[:i] + ("A" if t[i] != "A" else "B") + t[i + 1 :]).encode(),
+        *log.leaves[7:],
+    ]
+    cases = {
+        "clean": log.leaves,
+        "modified": flipped,
+        "missing": log.leaves[:5] + log.leaves[6:],
+        "swapped": _swap(log.leaves, 1, 9),
+        "duplicate": [*log.leaves[:3], log.leaves[2], *log.leaves[3:]],
+        "truncated": log.leaves[:9],
+    }
+    for name, leaves in cases.items():
+        for shredded in (frozenset(), frozenset({"dek-1"})):
+            by_opener = verify_log(
+                leaves, origin=ORIGIN, vkey=log.vkey, checkpoints=cps, opener=log.opener(shredded)
+            )
+            by_checker = verify_log(
+                leaves, origin=ORIGIN, vkey=log.vkey, checkpoints=cps, checker=_checker(log, shredded)
+            )
+            assert [(p.kind, p.seqs) for p in by_checker.problems] == [
+                (p.kind, p.seqs) for p in by_opener.problems
+            ], name
+            assert (by_checker.pruned, by_checker.disclosed) == (by_opener.pruned, by_opener.disclosed), name
+    with pytest.raises(ValueError, match="not both"):
+        verify_log(log.leaves, origin=ORIGIN, vkey=log.vkey, opener=log.opener(), checker=_checker(log))

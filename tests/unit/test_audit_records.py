@@ -216,3 +216,58 @@ def test_fast_format_time_equals_strftime(moment: datetime) -> None:
         return
     expected = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     assert format_time(moment) == expected
+
+
+_DETAIL_VALUES = st.one_of(
+    st.booleans(),
+    st.integers(-(2**53 - 1), 2**53 - 1),
+    st.from_regex(r"[A-Za-z0-9._:/=,+*#-]{0,20}", fullmatch=True),
+)
+
+
+@given(
+    name=st.one_of(st.none(), st.text(min_size=1, max_size=30)),
+    purpose=st.one_of(st.none(), st.text(min_size=1, max_size=60)),
+    request_id=st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9._:-]{1,20}", fullmatch=True)),
+    address=st.one_of(st.none(), st.ip_addresses().map(str)),
+    details=st.dictionaries(st.sampled_from(sorted(DETAIL_KEYS)), _DETAIL_VALUES, max_size=6),
+    role=st.sampled_from(list(ActorRole)),
+    action=st.sampled_from(list(Action)),
+    outcome=st.sampled_from(list(Outcome)),
+    seq=st.integers(0, 2**53 - 1),
+    moment=st.datetimes(min_value=datetime(1000, 1, 2), timezones=st.timezones()),  # noqa: DTZ001 - bound
+)
+def test_written_plaintext_is_the_encoders_canonical_json(
+    name: str | None,
+    purpose: str | None,
+    request_id: str | None,
+    address: str | None,
+    details: dict[str, Any],
+    role: ActorRole,
+    action: Action,
+    outcome: Outcome,
+    seq: int,
+    moment: datetime,
+) -> None:
+    """``plaintext`` writes the JSON by hand: byte for byte what the canonical encoder makes of the record."""
+    anonymous = role is ActorRole.ANONYMOUS
+    try:
+        r = make(
+            seq=seq,
+            time=moment,
+            role=role,
+            actor_key_id=None if anonymous else "key_01J0",
+            actor_name=None if anonymous else name,
+            action=action,
+            outcome=outcome,
+            purpose=purpose,
+            request_id=request_id,
+            client_address=address,
+            details=details,
+        )
+    except (RecordError, OverflowError):
+        return  # broke a rule (control characters, a missing purpose, ...): nothing to write
+    plaintext, time_text = r.plaintext_and_time()
+    assert plaintext == canonical_json(r.to_json_obj())
+    assert time_text == r.time_text
+    assert AuditRecord.from_plaintext(plaintext) == r

@@ -69,7 +69,7 @@ def test_bad_schedules_are_refused_with_a_clear_error(changes: dict[str, Any], m
 def test_delivery_never_echoes_secrets_or_addresses() -> None:
     secret_url = "http://hooks.example.com/T0KEN-abc123"
     with pytest.raises(ScheduleError, match="https:// URL") as info:
-        build(delivery={"webhook_url": secret_url, "webhook_secret_env": "HOOK_KEY"})
+        build(delivery={"webhook_url": secret_url, "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_HOOK"})
     assert "T0KEN" not in str(info.value)
     with pytest.raises(ScheduleError, match="must name an environment variable") as info:
         build(delivery={"webhook_url": "https://hooks.example.com/x", "webhook_secret_env": "s3cr3t-value!"})
@@ -89,7 +89,7 @@ def test_delivery_description_hides_url_and_addresses() -> None:
     delivery = Delivery.from_json(
         {
             "webhook_url": "https://hooks.example.com/T0KEN",
-            "webhook_secret_env": "HOOK_KEY",
+            "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_HOOK",
             "email_to": ["dpo@example.com"],
         }
     )
@@ -103,3 +103,68 @@ def test_delivery_description_hides_url_and_addresses() -> None:
         "email_attach_pdf": False,
     }
     assert Delivery.from_json(delivery.to_json()) == delivery
+
+
+def test_webhook_urls_and_key_variables() -> None:
+    ok = build(
+        delivery={
+            "webhook_url": "http://127.0.0.1:9/hook",
+            "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_A",
+        }
+    )
+    assert ok.delivery.webhook_url == "http://127.0.0.1:9/hook"
+    with pytest.raises(ScheduleError, match="plain http only to this host's loopback"):
+        build(
+            delivery={
+                "webhook_url": "http://10.0.0.1/hook",
+                "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_A",
+            }
+        )
+    with pytest.raises(ScheduleError, match="without user or password"):
+        build(
+            delivery={
+                "webhook_url": "https://user:pw@hooks.example.com/",
+                "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_A",
+            }
+        )
+    # only variables under the webhook prefix: a schedule cannot make the service send its master key
+    with pytest.raises(ScheduleError, match="ODEUS_COMPLIANCE_WEBHOOK_<NAME>"):
+        build(
+            delivery={
+                "webhook_url": "https://hooks.example.com/",
+                "webhook_secret_env": "ODEUS_COMPLIANCE_MASTER_KEY",
+            }
+        )
+
+
+def test_webhook_signature() -> None:
+    from odeus_compliance.scheduling.webhook import sign, verify  # noqa: PLC0415
+
+    body = b'{"event":"scheduled_report.succeeded"}'
+    header = sign(b"k", 1_790_000_000, body)
+    assert header.startswith("t=1790000000,v1=")
+    assert len(header.split("v1=")[1]) == 64
+    assert verify(b"k", header, body, now=1_790_000_100)
+    assert not verify(b"k", header, body, now=1_790_000_301)  # too old: a replay
+    assert not verify(b"k", header, body[:-1] + b" ", now=1_790_000_000)
+    assert not verify(b"x", header, body, now=1_790_000_000)
+    assert not verify(b"k", "v1=00", body, now=1_790_000_000)
+
+
+def test_settings_collect_webhook_keys_and_never_show_them(tmp_path: Any) -> None:
+    import base64  # noqa: PLC0415
+
+    from odeus_compliance.settings import Settings  # noqa: PLC0415
+
+    env = {
+        "ODEUS_COMPLIANCE_MASTER_KEY": base64.b64encode(bytes(32)).decode(),
+        "ODEUS_API_KEY": "upstream",
+        "ODEUS_COMPLIANCE_DATA_DIR": str(tmp_path),
+        "ODEUS_COMPLIANCE_WEBHOOK_TEAMS": "hook-key-value-1",
+        "ODEUS_COMPLIANCE_WEBHOOK_": "no name: ignored",
+        "ODEUS_COMPLIANCE_WEBHOOK_EMPTY": "",
+    }
+    settings = Settings.from_env(env)
+    assert set(settings.webhook_keys) == {"ODEUS_COMPLIANCE_WEBHOOK_TEAMS"}
+    assert settings.webhook_keys["ODEUS_COMPLIANCE_WEBHOOK_TEAMS"].reveal() == "hook-key-value-1"
+    assert "hook-key-value-1" not in repr(settings)

@@ -7,15 +7,22 @@ committed, so an acknowledged record is durable.
 Group commit: a single writer task takes everything queued (up to ``max_batch`` records) and writes it in
 one transaction: take the append lock (:func:`~odeus_compliance.audit.store.lock_head`), read the size and
 the compact range, give each record the next sequence number, seal it (AES-256-GCM under the current
-audit-data key, see :mod:`~odeus_compliance.audit.leaf`), append its leaf hash, insert all rows with one
-``executemany``, sign any checkpoint that fell due, store the new head, commit (one fsync), then wake every
-caller of the batch. While one batch commits the next one queues up, so 32 concurrent writers cost about one
-fsync per batch, not one per record.
+audit-data key, see :mod:`~odeus_compliance.audit.leaf`), append its leaf hash, insert all rows, sign any
+checkpoint that fell due, store the new head, commit (one fsync), then wake every caller of the batch. While
+one batch commits the next one queues up, so 32 concurrent writers cost about one fsync per batch, not one
+per record. The batch itself is computed by :func:`~odeus_compliance.audit.batch.prepare_batch`.
+
+Two writers: on PostgreSQL (and an in-memory SQLite database) the batch is prepared under the lock and
+written through the engine. On a SQLite file the appender has its own connection in its own thread
+(:mod:`~odeus_compliance.audit.sqlite_channel`): each batch is prepared ahead of the lock against the head
+the previous batch leaves, and committed in one trip to that thread, which checks the head under the lock
+and prepares the batch again there if it was not the expected one; up to ``pipeline_depth`` batches are in
+flight, acknowledged in order.
 
 Durability: on PostgreSQL a commit is durable (``synchronous_commit`` on, the server default). On SQLite the
-appender has its own engine whose connections run ``PRAGMA synchronous=FULL``: in WAL mode that syncs the WAL
-on every commit, so an acknowledged record survives power loss too, not only a crashed process (the rest of
-the app keeps ``NORMAL``, which survives a crash of the process but may lose the last commits on power loss).
+appender's connections run ``PRAGMA synchronous=FULL``: in WAL mode that syncs the WAL on every commit, so
+an acknowledged record survives power loss too, not only a crashed process (the rest of the app keeps
+``NORMAL``, which survives a crash of the process but may lose the last commits on power loss).
 
 Checkpoints: at least every ``every_records`` records (signed at exactly that size, inside the batch) or
 ``every_seconds`` while the log grows (checked at each batch and by a ticker task), and on demand with
@@ -33,7 +40,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
@@ -73,7 +79,6 @@ __all__ = ["ANONYMOUS", "SYSTEM_CLI", "SYSTEM_SERVICE", "Actor", "AuditAppender"
 _log = logging.getLogger(__name__)
 MAX_BATCH: Final = 1024
 PIPELINE_DEPTH: Final = 2
-SPLIT_MIN: Final = 8
 """SQLite: batches in flight at once (one committing, the next one sealed meanwhile and queued behind it)."""
 
 
@@ -156,8 +161,6 @@ class AuditAppender:
         self._expect: HeadRead | None = None
         """SQLite channel: the head the next batch appends to if every batch before it commits."""
         self._submitted = 0
-        self._in_flight = 0
-        self._split = os.environ.get("AUDIT_SPLIT", "1") == "1"
 
     @classmethod
     def for_settings(cls, settings: Settings, **kwargs: Any) -> AuditAppender:
@@ -186,12 +189,9 @@ class AuditAppender:
         return self._kek
 
     @property
-    def prepared_batches(self) -> tuple[int, int] | None:
-        """SQLite channel: batches committed as prepared ahead of the lock, and batches prepared again under
-        the lock (the head was not the expected one); ``None`` on the engine path. For the benchmark."""
-        if self._channel is None:
-            return None
-        return self._channel.prepared_ahead, self._channel.prepared_under_lock
+    def sqlite_channel(self) -> SqliteAppendChannel | None:
+        """The SQLite append channel once started on a SQLite file, else ``None``."""
+        return self._channel
 
     async def start(self) -> None:
         """Start the writer and the checkpoint ticker in the running event loop."""
@@ -298,19 +298,14 @@ class AuditAppender:
             finally:
                 self._done(batch)
 
-    async def _next_batch(self, *, split: bool = False) -> list[_Pending]:
-        """The next batch: everything queued, up to ``max_batch``; with ``split``, half of it (at least
-        ``SPLIT_MIN``), so that the rest is sealed while the first half commits."""
+    async def _next_batch(self) -> list[_Pending]:
         assert self._queue is not None
         queue = self._queue
         batch = [await queue.get()]
         # let every caller that is ready to run enqueue its record first (the callers of the batch just
         # committed wake up together): without this yield, batches shrink to one or two records
         await asyncio.sleep(0)
-        limit = self._max_batch
-        if split and queue.qsize() + 1 >= 2 * SPLIT_MIN:
-            limit = min(limit, (queue.qsize() + 2) // 2)
-        while len(batch) < limit and not queue.empty():
+        while len(batch) < self._max_batch and not queue.empty():
             batch.append(queue.get_nowait())
         return batch
 
@@ -374,7 +369,7 @@ class AuditAppender:
         try:
             while True:
                 await slots.acquire()
-                batch = await self._next_batch(split=self._in_flight == 0 and self._split)
+                batch = await self._next_batch()
                 try:
                     identity = await self.identity()
                 except Exception as exc:  # noqa: BLE001 - e.g. no key ring yet: this batch fails, closed
@@ -391,7 +386,6 @@ class AuditAppender:
                         ahead = None
                 self._expect = None if ahead is None else ahead.prepared.after()
                 self._submitted += 1
-                self._in_flight += 1
                 again = functools.partial(self._prepare, batch=batch, identity=identity)
                 in_flight.put_nowait((self._submitted, batch, channel.submit(ahead, again)))
         finally:
@@ -419,7 +413,6 @@ class AuditAppender:
                 if number == self._submitted:
                     self._expect = prepared.after()
             finally:
-                self._in_flight -= 1
                 slots.release()
                 self._done(batch)
 

@@ -16,7 +16,7 @@ import base64
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Final
 
 from odeus_compliance.audit.appender import AuditAppender
@@ -28,7 +28,15 @@ from odeus_compliance.audit.bundle import (
     verify_log,
 )
 from odeus_compliance.audit.checkpoint import CheckpointError, open_checkpoint
-from odeus_compliance.audit.leaf import DataKey, Leaf, LeafError, OpenedLeaf, open_leaf, parse_leaf
+from odeus_compliance.audit.leaf import (
+    DataKey,
+    Leaf,
+    LeafError,
+    OpenedLeaf,
+    leaf_checker,
+    open_leaf,
+    parse_leaf,
+)
 from odeus_compliance.audit.merkle import consistency_proof, inclusion_proof, leaf_hash
 from odeus_compliance.audit.store import (
     EntryFilter,
@@ -36,6 +44,7 @@ from odeus_compliance.audit.store import (
     checkpoint_at,
     checkpoint_notes,
     entries_in_range,
+    leaf_batch,
     leaf_hashes,
     query_entries,
     read_head,
@@ -207,16 +216,6 @@ async def get_consistency(
     )
 
 
-def _opener(keys: dict[str, DataKey | None], origin: str) -> Callable[[Leaf], OpenedLeaf | None]:
-    def opener(leaf: Leaf) -> OpenedLeaf | None:
-        if leaf.key_id not in keys:
-            raise LeafError("the leaf names a data key the key ring does not hold")
-        key = keys[leaf.key_id]
-        return None if key is None else open_leaf(leaf, origin=origin, data_key=key)
-
-    return opener
-
-
 async def verify_stored_log(
     *,
     session: Executor,
@@ -229,31 +228,21 @@ async def verify_stored_log(
     With ``kek`` every leaf is decrypted too (a modification is named by its seq; shredded leaves count as
     pruned); without, the tree and the leaves' form and order are checked.
     """
-    opener = None
+    checker = None
     if kek is not None:
         ids = [
             key_id
             for kind, key_id, _e, _d in await list_epochs(executor=session)
             if kind == KeyKind.AUDIT_DATA
         ]
-        opener = _opener(await data_keys(executor=session, kek=kek, key_ids=ids), identity.origin)
+        checker = leaf_checker(
+            await data_keys(executor=session, kek=kek, key_ids=ids), origin=identity.origin
+        )
     notes = await checkpoint_notes(session)
     loop = asyncio.get_running_loop()
 
     async def fetch(after: int) -> list[tuple[int, bytes]]:
-        from sqlalchemy import select  # noqa: PLC0415
-
-        from odeus_compliance.db.models import AuditEntry  # noqa: PLC0415 - the model, for one query
-
-        rows = (
-            await session.execute(
-                select(AuditEntry.seq, AuditEntry.leaf)
-                .where(AuditEntry.seq > after)
-                .order_by(AuditEntry.seq)
-                .limit(_VERIFY_BATCH)
-            )
-        ).all()
-        return [(int(s), leaf.encode("utf-8")) for s, leaf in rows]
+        return await leaf_batch(session, after=after, limit=_VERIFY_BATCH)
 
     def leaves() -> Iterator[bytes]:
         after = -1
@@ -272,7 +261,7 @@ async def verify_stored_log(
         vkey=identity.vkey,
         checkpoints=notes,
         previous_checkpoint=previous_checkpoint,
-        opener=opener,
+        checker=checker,
     )
 
 

@@ -107,6 +107,15 @@ class SqliteAppendChannel:
             self._conn.close()
             self._conn = None
 
+    async def synchronous(self) -> int:
+        """The connection's ``PRAGMA synchronous`` (2 is ``FULL``): what acknowledged durability rests on."""
+
+        def read() -> int:
+            assert self._conn is not None
+            return int(self._conn.execute("PRAGMA synchronous").fetchone()[0])
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, read)
+
     def expected(self, base: HeadRead) -> tuple[Any, ...]:
         """The lock statement's row that ``base`` stands for, as the driver returns it."""
         return (*sqlite_head_params(self._dialect, base.head), base.key_id, base.wrapped)

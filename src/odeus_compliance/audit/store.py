@@ -54,6 +54,7 @@ __all__ = [
     "insert_entries",
     "iter_leaves",
     "latest_checkpoint",
+    "leaf_batch",
     "leaf_hashes",
     "lock_head",
     "lock_head_with_key",
@@ -375,6 +376,32 @@ async def iter_leaves(executor: Executor, *, start: int = 0, end: int | None = N
         if len(rows) < _STREAM_BATCH:
             return
         after = rows[-1][0]
+
+
+_LEAF_BATCH_SQLITE: Final = (
+    f"SELECT seq, CAST(leaf AS BLOB) FROM {AuditEntry.__tablename__} WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608 - the model's name
+)
+
+
+async def leaf_batch(executor: Executor, *, after: int, limit: int) -> list[tuple[int, bytes]]:
+    """``(seq, leaf text)`` of up to ``limit`` leaves after seq ``after``, by seq (full-log verification).
+
+    On SQLite straight through the driver, the text read as the UTF-8 bytes it is stored as: one trip to the
+    driver's thread and no row objects or decoding per leaf, which were most of the cost of reading.
+    """
+    if isinstance(executor, AsyncSession):
+        executor = await executor.connection()
+    driver = await _sqlite_driver(executor)
+    if driver is not None:
+        rows = await driver.execute_fetchall(_LEAF_BATCH_SQLITE, (after, limit))
+        return [(int(seq), bytes(leaf)) for seq, leaf in rows]
+    result = await executor.execute(
+        select(AuditEntry.seq, AuditEntry.leaf)
+        .where(AuditEntry.seq > after)
+        .order_by(AuditEntry.seq)
+        .limit(limit)
+    )
+    return [(int(seq), leaf.encode("utf-8")) for seq, leaf in result.all()]
 
 
 async def leaf_hashes(executor: Executor, size: int) -> list[bytes]:

@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "keys",
     "policy",
     "report",
+    "retention",
     "schedule",
     "serve",
     "simulator",

@@ -88,7 +88,7 @@ async def _run(
         return outcome
 
 
-@report.command("run")
+@report.command("run", short_help="Make one report now (as a job) and wait for it.")
 @click.option("--month", "month", required=True, help="The calendar month to report on, YYYY-MM.")
 @click.option(
     "--timezone", default="Europe/Berlin", show_default=True, help="IANA zone whose calendar month it is."
@@ -139,7 +139,7 @@ def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str) 
         click.echo(f"signed PDF written to {outcome['out']}")
 
 
-@report.command("verify")
+@report.command("verify", short_help="Verify a report PDF offline; exit 0 valid, 1 invalid.")
 @click.argument("pdf_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(pdf_file: Path, as_json: bool) -> None:
@@ -173,7 +173,7 @@ async def _list(settings: Settings, limit: int) -> list[Any]:
         await engine.dispose()
 
 
-@report.command("list")
+@report.command("list", short_help="The archive of reports, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one report per line).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 def list_(as_json: bool, limit: int) -> None:

@@ -127,18 +127,23 @@ async def _set(
 )
 @click.option("--disabled", is_flag=True, help="Keep the schedule but do not run it.")
 @click.option(
-    "--webhook-url", default=None, help="https:// URL to notify (stored; delivery is not carried out yet)."
+    "--webhook-url",
+    default=None,
+    help="https:// URL notified (signed with HMAC-SHA-256) when a report is ready.",
 )
 @click.option(
     "--webhook-secret-env",
     default=None,
-    help="Name of the environment variable holding the webhook's HMAC key.",
+    help="Name of the environment variable holding the webhook's HMAC key (ODEUS_COMPLIANCE_WEBHOOK_<NAME>).",
 )
 @click.option(
     "--email",
     "emails",
     multiple=True,
-    help="E-mail recipient (repeatable; stored; delivery is not carried out yet).",
+    help="E-mail recipient told when a report is ready (repeatable; needs ODEUS_COMPLIANCE_SMTP_URL).",
+)
+@click.option(
+    "--email-attach-pdf", is_flag=True, help="Attach the signed PDF to the e-mail instead of sending a link."
 )
 def set_(  # noqa: PLR0917 - click passes options as arguments
     name: str,
@@ -153,10 +158,11 @@ def set_(  # noqa: PLR0917 - click passes options as arguments
     webhook_url: str | None,
     webhook_secret_env: str | None,
     emails: tuple[str, ...],
+    email_attach_pdf: bool,
 ) -> None:
     """Create the schedule NAME, or change it (its run history is kept). Refuses unknown timezones and
     policies, days out of range and bad times with a one-line reason."""
-    delivery: dict[str, Any] = {"email_to": list(emails)}
+    delivery: dict[str, Any] = {"email_to": list(emails), "email_attach_pdf": email_attach_pdf}
     if webhook_url is not None or webhook_secret_env is not None:
         delivery |= {"webhook_url": webhook_url, "webhook_secret_env": webhook_secret_env}
     fields = {

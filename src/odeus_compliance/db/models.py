@@ -36,10 +36,13 @@ __all__ = [
     "AuditEntry",
     "AuditLogState",
     "Base",
+    "DeletionReceipt",
     "Installation",
     "KeyEpoch",
+    "LegalHold",
     "Report",
     "ReportArtifactChunk",
+    "RetentionRun",
     "UtcDateTime",
     "utcnow",
 ]
@@ -357,3 +360,128 @@ class ReportArtifactChunk(Base):
     """The data key the chunk is encrypted under."""
     data: Mapped[bytes] = mapped_column(LargeBinary, comment="nonce || AES-256-GCM(chunk)")
     """``nonce (12) || ciphertext || tag``, with the report, name, position and last-chunk flag as AD."""
+
+
+_RETENTION_CLASSES = "('raw-exports', 'datasets', 'reports', 'audit-payloads', 'key-epochs')"
+
+
+class LegalHold(Base):
+    """A legal hold: pauses the retention deletions of one data class that fall in its scope, until it
+    expires or is released (GDPR Art. 17(3)(e): data needed for legal claims)."""
+
+    __tablename__ = "legal_holds"
+    __table_args__ = (
+        CheckConstraint(f"data_class IN {_RETENTION_CLASSES}", name="data_class"),
+        {"comment": "Legal holds: a data class, optionally one report or a period; reason; expiry"},
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, comment="Hold id (hold_ + random hex)")
+    """The hold's id, ``hold_`` and 16 random hex digits."""
+    data_class: Mapped[str] = mapped_column(String(32), comment="The data class whose deletion it pauses")
+    """``datasets``, ``reports``, ``audit-payloads`` or ``key-epochs`` (raw exports are never stored)."""
+    report_id: Mapped[str | None] = mapped_column(
+        String(40), nullable=True, comment="Only this report (null: every report of the class)"
+    )
+    """Narrows the hold to one report (for audit payloads: the records about that report)."""
+    period_from: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="Only data of/at or after this instant (UTC)"
+    )
+    """Start of the held period: reports whose period overlaps it, audit records whose time is in it."""
+    period_to: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="Only data before this instant (UTC, exclusive)"
+    )
+    """End of the held period (exclusive)."""
+    reason: Mapped[str] = mapped_column(Text, comment="Why (a case reference); never logged")
+    """Why the data must be kept, e.g. a case reference; shown to admins, never written to a log line."""
+    created_by: Mapped[str] = mapped_column(String(128), comment="API key id or cli; never a person's name")
+    """Who placed the hold."""
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, comment="When it was placed")
+    """When the hold was placed (UTC)."""
+    expires_at: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="When it stops pausing deletions (null: until released)"
+    )
+    """From this instant on the hold no longer blocks anything; ``None``: until released."""
+    released_at: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="When it was released early (null: not released)"
+    )
+    """When an admin released the hold; the row stays as a record."""
+
+
+class RetentionRun(Base):
+    """One retention run (not dry runs): when, on which clock, what it did. A daily run claims its day."""
+
+    __tablename__ = "retention_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+        {"comment": "Retention runs: trigger, retention clock, outcome; one daily run per UTC day"},
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, comment="Run id (ret_ + random hex)")
+    """The run's id, named by its receipts and audit records."""
+    trigger: Mapped[str] = mapped_column(String(16), comment="cli or daily")
+    """What started the run."""
+    daily_key: Mapped[str | None] = mapped_column(
+        String(10), nullable=True, unique=True, comment="UTC date of a daily run (unique: one per day)"
+    )
+    """For a daily run, the UTC date it ran for: the unique constraint lets one replica run it."""
+    as_of: Mapped[dt.datetime] = mapped_column(UtcDateTime, comment="The retention clock (now, or --now)")
+    """The instant the rules were applied at."""
+    status: Mapped[str] = mapped_column(String(16), comment="running, succeeded, failed")
+    """Where the run is."""
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, comment="When it started (UTC)")
+    """When the run started (real clock)."""
+    finished_at: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="When it ended (UTC)"
+    )
+    """When the run ended."""
+    summary: Mapped[str | None] = mapped_column(
+        Text, nullable=True, comment="JSON: counts per data class; ids only, no personal data"
+    )
+    """What the run deleted, per data class (JSON)."""
+    error: Mapped[str | None] = mapped_column(Text, nullable=True, comment="Why it failed (safe to show)")
+    """The failure reason, safe to show."""
+
+
+class DeletionReceipt(Base):
+    """A signed deletion receipt: one data class of one run. Written ``pending`` before anything is
+    deleted and marked ``done`` after, so a crash leaves the data or this receipt, never neither."""
+
+    __tablename__ = "deletion_receipts"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'done')", name="status"),
+        CheckConstraint(f"data_class IN {_RETENTION_CLASSES}", name="data_class"),
+        Index("ix_deletion_receipts_status", "status"),
+        {"comment": "Signed deletion receipts: class, what, how many, hash of the deleted ids, method, time"},
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, comment="Receipt id (rcp_ + random hex)")
+    """The receipt's id."""
+    run_id: Mapped[str] = mapped_column(String(40), index=True, comment="The retention run")
+    """The run that wrote it."""
+    data_class: Mapped[str] = mapped_column(String(32), comment="The data class deleted")
+    """Which retention rule applied."""
+    what: Mapped[str] = mapped_column(String(200), comment="What was deleted, in words")
+    """What kind of thing the identifiers name (e.g. "report-data key epochs")."""
+    method: Mapped[str] = mapped_column(String(64), comment="How: delete-ciphertext, crypto-shred, ...")
+    """How it was deleted."""
+    count: Mapped[int] = mapped_column(Integer, comment="How many identifiers")
+    """How many things were deleted."""
+    items: Mapped[str] = mapped_column(
+        Text, comment="JSON list of the deleted identifiers, sorted (ids only)"
+    )
+    """The deleted identifiers (report ids, key ids, folder names), sorted: what a pending receipt still has
+    to delete, and what an auditor hashes to check ``items_sha256``."""
+    items_sha256: Mapped[str] = mapped_column(String(64), comment="SHA-256 of the sorted ids, one per line")
+    """SHA-256 (hex) of the sorted identifiers, each followed by a newline."""
+    as_of: Mapped[dt.datetime] = mapped_column(UtcDateTime, comment="The retention clock of the run")
+    """The instant the rules were applied at."""
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, comment="When it was written (UTC)")
+    """When the receipt was written, before the deletion."""
+    completed_at: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="When the deletion completed (UTC)"
+    )
+    """When the deletion was complete."""
+    status: Mapped[str] = mapped_column(String(16), comment="pending or done")
+    """``pending`` until the deletion is complete and logged."""
+    note: Mapped[str] = mapped_column(Text, comment="The receipt as a C2SP signed note (Ed25519)")
+    """The receipt signed with the audit log's checkpoint key (re-signed when it is done)."""

@@ -30,8 +30,6 @@ pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; c
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _PAIRS = 13  # ten-bit numbers (two characters each) per token
 _WORDS = 3  # the token's 130 bits lie in the MAC's first three 64-bit words
-_LAYOUTS = 4  # batch sizes whose layout is kept (a run has one or two: full batches and the last)
-_KEPT_LAYOUT_MIN = 4096
 assert TOKEN_CHARS == 2 * _PAIRS
 
 
@@ -48,25 +46,27 @@ _SHIFTS_1 = tuple(_u64(118 - 10 * k) for k in range(7, 12))
 class Base32Tokens:
     """Formats many MACs as tokens at once. Holds the lookup table; build one per run, not per batch."""
 
-    __slots__ = ("_layouts", "_table")
+    __slots__ = ("_counting", "_table")
 
     def __init__(self) -> None:
         pairs = b"".join((a + b).encode("ascii") for a in _ALPHABET for b in _ALPHABET)
         self._table = pa.UInt16Array.from_buffers(pa.uint16(), len(pairs) // 2, [None, pa.py_buffer(pairs)])
-        self._layouts: dict[int, tuple[Any, pa.Buffer]] = {}
+        self._counting: Any = pa.array([], pa.int32())  # 0, 1, 2, ...: grown to the largest batch
 
     def _layout(self, count: int) -> tuple[Any, pa.Buffer]:
         """For ``count`` tokens: the order that puts the 13 pair columns row by row, and the offsets."""
-        layout = self._layouts.get(count)
-        if layout is None:
-            order = pa.array([k * count + row for row in range(count) for k in range(_PAIRS)], pa.int32())
-            offsets = pa.py_buffer(array.array("i", range(0, TOKEN_CHARS * (count + 1), TOKEN_CHARS)))
-            layout = (order, offsets)
-            if count >= _KEPT_LAYOUT_MIN:  # small ones are cheap to make and come in many sizes
-                if len(self._layouts) >= _LAYOUTS:
-                    self._layouts.clear()
-                self._layouts[count] = layout
-        return layout
+        size = _PAIRS * count + 1
+        if len(self._counting) < size:
+            grown = max(size, 2 * len(self._counting))
+            numbers = pa.py_buffer(array.array("i", range(grown)))
+            self._counting = pa.Int32Array.from_buffers(pa.int32(), grown, [None, numbers])
+        positions = self._counting.slice(0, _PAIRS * count)
+        rows = pc.divide(positions, _PAIRS)  # integer division
+        order = pc.add(pc.multiply(pc.subtract(positions, pc.multiply(rows, _PAIRS)), count), rows)
+        offsets: Any = pc.multiply_checked(
+            self._counting.slice(0, count + 1), pa.scalar(TOKEN_CHARS, pa.int32())
+        )
+        return order, offsets.buffers()[1]
 
     def tokens(self, macs: Sequence[bytes], *, prefix: str) -> pa.StringArray:
         """``<prefix><first 26 base32 characters of the MAC, lower-case>`` for every MAC."""

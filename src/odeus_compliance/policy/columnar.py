@@ -206,23 +206,35 @@ class BatchTransformer:
             c.name: _placeholder_mask(batch.column(c.name)) for c in self.plan.outputs if c.privacy
         }
         others = [c for c in self.plan.outputs if not c.subject]
+        # two groups of about equal work for two workers: the count maps, and the rest
+        groups = [
+            [c for c in others if isinstance(c.rule, MapKeys)],
+            [c for c in others if not isinstance(c.rule, MapKeys)],
+        ]
         map_keys: dict[str, dict[str, int]] = {}
         pending = (
-            pool.submit(self._columns, others, batch, row_offset=row_offset, map_keys=map_keys)
+            [
+                pool.submit(self._columns, group, batch, row_offset=row_offset, map_keys=map_keys)
+                for group in groups
+                if group
+            ]
             if pool is not None
-            else None
+            else []
         )
         try:
             subject = self._subject_tokens(batch, placeholders) if self.plan.subject is not None else None
         except BaseException:
-            if pending is not None:  # never leave the worker running on this batch
-                wait([pending])
+            wait(pending)  # never leave a worker running on this batch
             raise
-        computed = (
-            pending.result()
-            if pending is not None
-            else self._columns(others, batch, row_offset=row_offset, map_keys=map_keys)
+        done = (
+            [job.result() for job in pending]
+            if pool is not None
+            else [self._columns(others, batch, row_offset=row_offset, map_keys=map_keys)]
         )
+        failures = [failure for _, failure in done if failure is not None]
+        if failures:  # the first failing column in output order, as one thread would have found it
+            raise min(failures, key=lambda failure: failure[0])[1]
+        computed = {name: array for part, _ in done for name, array in part.items()}
         arrays: list[pa.Array[Any]] = []
         for column in self.plan.outputs:
             raw: Any = batch.column(column.name)
@@ -256,12 +268,18 @@ class BatchTransformer:
         *,
         row_offset: int,
         map_keys: dict[str, dict[str, int]],
-    ) -> dict[str, Any]:
-        """The columns that do not take the subject token, in order (the first error in order raises)."""
-        return {
-            c.name: self._column(c, batch.column(c.name), None, row_offset=row_offset, map_keys=map_keys)
-            for c in columns
-        }
+    ) -> tuple[dict[str, Any], tuple[int, Exception] | None]:
+        """Columns that do not take the subject token, in order, up to the first that fails (with its
+        position in the output and the error)."""
+        out: dict[str, Any] = {}
+        for column in columns:
+            try:
+                out[column.name] = self._column(
+                    column, batch.column(column.name), None, row_offset=row_offset, map_keys=map_keys
+                )
+            except Exception as error:  # noqa: BLE001 - re-raised by transform(), in column order
+                return out, (self.plan.names.index(column.name), error)
+        return out, None
 
     # --- one column ---------------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; c
 _KEY = r'"[^"\\\x00-\x1f]*"'
 _COUNT = r"(?:0|[1-9][0-9]{0,17})"
 _FAST = rf"^\{{(?:{_KEY}:{_COUNT}(?:,{_KEY}:{_COUNT})*)?\}}$"
-_PAIR = r'^(?P<key>[^"]*)":(?P<count>[0-9]+)$'
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +66,13 @@ def _fast(text: Any, map_keys: KeyMapper, *, out_keys: dict[str, int] | None) ->
     parents: Any = pc.list_parent_indices(pairs_list)
     if len(pairs) == 0:
         return cast("pa.Array[Any]", text)
-    parsed: Any = pc.extract_regex(pairs, _PAIR)
-    keys: Any = parsed.field("key")
-    counts: Any = parsed.field("count")
+    # ``key":count``, split at the first ``":`` (keys hold no quote). A key ending in a comma makes the split
+    # at ``,"`` above cut a pair apart; such pieces have no ``":``, and the column goes cell by cell.
+    halves: Any = pc.split_pattern(pairs, '":', max_splits=1)
+    if not pc.all(pc.equal(pc.list_value_length(halves), 2)).as_py():
+        return None
+    keys: Any = pc.list_element(halves, 0)
+    counts: Any = pc.list_element(halves, 1)
     encoded: Any = pc.dictionary_encode(keys)
     distinct = encoded.dictionary.to_pylist()
     mapped = map_keys(distinct)
@@ -77,7 +80,6 @@ def _fast(text: Any, map_keys: KeyMapper, *, out_keys: dict[str, int] | None) ->
     rank_of: Any = pa.array([ranks[key] for key in mapped], pa.int64())
     mapped_array: Any = pa.array(mapped, pa.string())
     indices: Any = encoded.indices
-    new_keys: Any = pc.take(mapped_array, indices)
     if out_keys is not None:
         first_rows: Any = (
             pa.table({"key": indices, "row": parents}).group_by("key").aggregate([("row", "min")])
@@ -93,11 +95,13 @@ def _fast(text: Any, map_keys: KeyMapper, *, out_keys: dict[str, int] | None) ->
     ordered: Any = pc.take(composite, order)
     if len(ordered) > 1 and pc.any(pc.equal(ordered[1:], ordered[:-1])).as_py():
         return None
-    pieces: Any = pc.binary_join_element_wise('"', pc.take(new_keys, order), '":', pc.take(counts, order), "")
+    # pieces ``key":count`` in canonical order, joined by ``,"``, inside ``{"`` and ``}``
+    new_keys: Any = pc.take(mapped_array, pc.take(indices, order))
+    pieces: Any = pc.binary_join_element_wise(new_keys, pc.take(counts, order), '":')
     offsets: Any = pairs_list.offsets
     lists: Any = pa.ListArray.from_arrays(offsets, pieces, mask=pc.is_null(inner))
-    body: Any = pc.binary_join(lists, ",")
-    wrapped: Any = pc.binary_join_element_wise("{", body, "}", "")
+    body: Any = pc.binary_join(lists, ',"')
+    wrapped: Any = pc.binary_join_element_wise('{"', body, "}", "")
     return cast("pa.Array[Any]", pc.if_else(empty_map, text, wrapped))
 
 

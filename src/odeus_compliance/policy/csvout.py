@@ -145,11 +145,26 @@ class CsvSink:
         plain_columns: frozenset[str] = frozenset(),
         json_columns: frozenset[str] = frozenset(),
     ) -> None:
-        """Append a batch's rows in order. ``plain_columns`` hold only numbers, tokens or date labels
-        (checked by construction): written as they are; other ``text_columns`` are neutralised;
-        ``json_columns`` (text columns of JSON maps) take :func:`csv_json_cells`, which gives the same."""
+        """Append a batch's rows in order (:meth:`lines`, then :meth:`put_lines`)."""
+        lines = self.lines(
+            batch, text_columns=text_columns, plain_columns=plain_columns, json_columns=json_columns
+        )
+        self.put_lines(lines, batch.num_rows)
+
+    @staticmethod
+    def lines(
+        batch: pa.RecordBatch,
+        *,
+        text_columns: frozenset[str],
+        plain_columns: frozenset[str] = frozenset(),
+        json_columns: frozenset[str] = frozenset(),
+    ) -> pa.Buffer:
+        """A batch's CSV lines, not yet written (so another thread can make them). ``plain_columns`` hold
+        only numbers, tokens or date labels (checked by construction): written as they are; other
+        ``text_columns`` are neutralised; ``json_columns`` (text columns of JSON maps) take
+        :func:`csv_json_cells`, which gives the same."""
         if batch.num_rows == 0:
-            return
+            return pa.py_buffer(b"")
         columns = [
             pc.fill_null(batch.column(i), "")
             if name in plain_columns
@@ -158,8 +173,13 @@ class CsvSink:
             else csv_cells(batch.column(i), text=name in text_columns)
             for i, name in enumerate(batch.schema.names)
         ]
-        self._put(csv_lines(columns))
-        self.rows += batch.num_rows
+        return csv_lines(columns)
+
+    def put_lines(self, lines: pa.Buffer, rows: int) -> None:
+        """Append lines made by :meth:`lines` (in the order of their batches)."""
+        if rows:
+            self._put(lines)
+            self.rows += rows
 
     def commit(self) -> None:
         """Make the file appear at its path (atomically replacing any file there)."""

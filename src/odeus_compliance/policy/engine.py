@@ -76,6 +76,8 @@ from odeus_compliance.upstream.schema import ExportSchema
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
+_LINES_AHEAD = 3  # batches whose CSV lines are being made while earlier ones are written (pass 2)
+
 __all__ = ["PolicyRun", "RunResult", "apply_policy", "apply_policy_async", "apply_to_file"]
 
 
@@ -156,7 +158,7 @@ class PolicyRun:
             self._sink.write_header(plan.names)
             if self._qis:
                 self._spool = EncryptedSpool(self._spool_dir)
-        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="policy-columns")
+        self._workers = ThreadPoolExecutor(max_workers=3, thread_name_prefix="policy-columns")
         self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-keep")
 
     def feed(self, batch: pa.RecordBatch) -> None:
@@ -219,12 +221,7 @@ class PolicyRun:
             )
 
     def _count_classes(self, data: pa.RecordBatch) -> None:
-        table = pa.table({q: data.column(q) for q in self._qis})
-        counted = table.group_by(list(self._qis)).aggregate([([], "count_all")])
-        columns = [counted.column(q).to_pylist() for q in self._qis]
-        sizes: list[Any] = counted.column("count_all").to_pylist()
-        for values, rows in zip(zip(*columns, strict=True), sizes, strict=True):
-            self._class_counts[values] += rows
+        _count_into(self._class_counts, data, self._qis)
 
     # --- gate, pass 2 and the manifest ------------------------------------------------------------
 
@@ -238,7 +235,6 @@ class PolicyRun:
             raise RuntimeError(msg)
         while self._kept:
             self._kept.popleft().result()
-        self._stop_workers()
         self._scanner.verify()
         disclosure = self.policy.disclosure
         k = disclosure.min_group_size
@@ -321,40 +317,59 @@ class PolicyRun:
             },
         }
         manifest = seal(body, key=self._keys.manifest_key, key_id=self._keys.manifest_key_id)
+        self._stop_workers()
         return RunResult(manifest=manifest, rows_in=self._rows, rows_out=self._sink.rows)
 
     def _write_gated(self, kplan: KAnonymityPlan, k: int) -> None:
+        """Pass 2: the gate's generalisation and suppression on every spooled batch, then the CSV.
+
+        The CSV lines of the batches are made on the worker threads (a few batches at a time) while this one
+        prepares the next batch and writes the earlier ones, in order.
+        """
         assert self._spool is not None
-        suppressed_keys = pa.array(sorted(_class_key(c) for c in kplan.suppressed_classes), pa.string())
-        output_counts: Counter[str] = Counter()
+        assert self._workers is not None
+        qis = kplan.quasi_identifiers
+        suppressed = _Suppressed(kplan.suppressed_classes, qis)
+        output_counts: Counter[tuple[Any, ...]] = Counter()
         transformer = self._transformer
         assert transformer is not None
+        made: deque[tuple[Future[pa.Buffer], int]] = deque()
         for data in self._spool.batches():
             columns = {name: data.column(name) for name in data.schema.names}
-            for q in kplan.quasi_identifiers:
+            for q in qis:
                 level = kplan.levels[q]
                 if level is not None:
                     columns[q] = _generalised(columns[q], level, q)
                     if level is DateLevel.SUPPRESSED:
                         transformer.counts[q].suppressed += len(columns[q]) - columns[q].null_count
-            keys = _class_keys([columns[q] for q in kplan.quasi_identifiers])
             batch = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
-            if len(suppressed_keys):
-                keep = pc.invert(pc.is_in(keys, value_set=suppressed_keys))
+            dropped_rows = suppressed.rows_of(columns)
+            if dropped_rows is not None:
+                keep = pc.invert(dropped_rows)
                 dropped = batch.num_rows - int(pc.sum(keep).as_py() or 0)
                 if dropped:
                     for name in batch.schema.names:
                         transformer.counts[name].suppressed += dropped
                     batch = batch.filter(keep)
-                    keys = pc.filter(keys, keep)
-            for item in pc.value_counts(keys).to_pylist():
-                output_counts[item["values"]] += item["counts"]
-            self._sink.write(
-                batch,
-                text_columns=self._text_columns,
-                plain_columns=self._plain_columns,
-                json_columns=self._json_columns,
+            _count_into(output_counts, batch, qis)
+            made.append(
+                (
+                    self._workers.submit(
+                        self._sink.lines,
+                        batch,
+                        text_columns=self._text_columns,
+                        plain_columns=self._plain_columns,
+                        json_columns=self._json_columns,
+                    ),
+                    batch.num_rows,
+                )
             )
+            while len(made) > _LINES_AHEAD:  # earlier batches' lines, written (and hashed) in order
+                lines, rows = made.popleft()
+                self._sink.put_lines(lines.result(), rows)
+        while made:
+            lines, rows = made.popleft()
+            self._sink.put_lines(lines.result(), rows)
         self._spool.close()
         small = [count for count in output_counts.values() if count < k]
         if small:  # the plan guarantees this never happens; checked because the output must never hold it
@@ -468,6 +483,67 @@ def _generalised(array: Any, level: DateLevel, column: str) -> Any:
     return per_distinct(
         array, lambda v: generalize_quasi_identifier(v, level, column=column), column=column, row_offset=0
     )
+
+
+def _count_into(counts: Counter[tuple[Any, ...]], data: pa.RecordBatch, qis: tuple[str, ...]) -> None:
+    """Add the batch's rows per class (tuple of quasi-identifier values, ``None`` for empty) to ``counts``."""
+    if data.num_rows == 0:
+        return
+    table = pa.table({q: data.column(q) for q in qis})
+    counted = table.group_by(list(qis)).aggregate([([], "count_all")])
+    columns = [counted.column(q).to_pylist() for q in qis]
+    sizes: list[Any] = counted.column("count_all").to_pylist()
+    for values, rows in zip(zip(*columns, strict=True), sizes, strict=True):
+        counts[values] += rows
+
+
+class _Suppressed:
+    """The rows of a batch that belong to the gate's suppressed classes.
+
+    Each quasi-identifier's value becomes its position among the values the suppressed classes have there
+    (``index_in``: absent means the row is in no suppressed class), and the positions of a row one number
+    (mixed radix) that is looked up among the suppressed classes' numbers. Numeric kernels only; when the
+    numbers would not fit 62 bits, each candidate row's class is compared as text instead.
+    """
+
+    def __init__(self, classes: frozenset[tuple[Any, ...]], qis: tuple[str, ...]) -> None:
+        self._qis = qis
+        self._keys = pa.array(sorted(_class_key(c) for c in classes), pa.string())
+        values = [
+            sorted({c[i] for c in classes}, key=lambda v: (v is None, v or "")) for i in range(len(qis))
+        ]
+        self._values = [pa.array(v, pa.string()) for v in values]
+        self._radix = [len(v) for v in values]
+        span = 1
+        for size in self._radix:
+            span *= max(size, 1)
+        self._numeric = span < 1 << 62
+        numbers: list[int] = []
+        if self._numeric:
+            positions = [{v: i for i, v in enumerate(vs)} for vs in values]
+            for c in classes:
+                number = 0
+                for i, value in enumerate(c):
+                    number = number * self._radix[i] + positions[i][value]
+                numbers.append(number)
+        self._numbers = pa.array(sorted(numbers), pa.int64())
+
+    def rows_of(self, columns: dict[str, Any]) -> Any:
+        """A mask of the suppressed rows, or ``None`` when no class is suppressed."""
+        if not len(self._keys):
+            return None
+        number: Any = None
+        for q, value_set, size in zip(self._qis, self._values, self._radix, strict=True):
+            position = pc.cast(pc.index_in(columns[q], value_set=value_set, skip_nulls=False), pa.int64())
+            number = position if number is None else pc.add(pc.multiply(number, size), position)
+        candidate = pc.is_valid(number)  # null: some value no suppressed class has
+        if self._numeric:
+            return pc.fill_null(pc.is_in(number, value_set=self._numbers), False)
+        places = pc.indices_nonzero(candidate)
+        if not len(places):
+            return candidate
+        keys = _class_keys([pc.take(columns[q], places) for q in self._qis])
+        return pc.replace_with_mask(candidate, candidate, pc.is_in(keys, value_set=self._keys))
 
 
 def _class_key(values: tuple[Any, ...]) -> str:

@@ -45,7 +45,6 @@ _SIMPLE = rf"^{_WORD}(?: {_WORD})*$"
 _ASCII_WORD = r"[a-z0-9](?:[a-z0-9_'.@+\-]*[a-z0-9])?"  # _WORD for lower-case ASCII text
 _ASCII_SIMPLE = rf"^{_ASCII_WORD}(?: {_ASCII_WORD})*$"
 TOKEN_SHAPE = r"^[a-z][0-9]+_[a-z2-7]+$"  # noqa: S105 - the shape of a pseudonym, not a secret
-_DIGITS = r"^[0-9]+$"
 _PLACEHOLDERS = pa.array(sorted(PLACEHOLDERS), pa.string())
 
 
@@ -63,7 +62,11 @@ class LeakFound(ValueError):
 
 def word_form(values: Any) -> Any:
     """The comparison form of a string array (see the module doc), null for values with no word."""
-    lowered = pc.replace_substring(pc.utf8_lower(values), "ß", "ss")
+    return _form_of_lower_case(pc.utf8_lower(values))
+
+
+def _form_of_lower_case(lower_case: Any) -> Any:
+    lowered = pc.replace_substring(lower_case, "ß", "ss")
     simple = _simple(lowered)
     if pc.all(simple).as_py():
         return lowered  # already words of word characters separated by single spaces
@@ -116,16 +119,15 @@ class LeakScanner:
         chunk: Any = pc.drop_null(values)
         if not len(chunk):
             return
-        forms: Any = word_form(chunk)
+        lower_case = pc.utf8_lower(chunk)  # lower-casing neither makes nor removes white space
+        forms: Any = _form_of_lower_case(lower_case)
+        length = pc.utf8_length(forms)
         counted = pc.and_(
             pc.and_(
-                pc.greater_equal(pc.utf8_length(forms), MIN_CHARS),
-                pc.invert(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(chunk)), value_set=_PLACEHOLDERS)),
+                pc.greater_equal(length, MIN_CHARS),
+                pc.invert(pc.is_in(pc.utf8_trim_whitespace(lower_case), value_set=_PLACEHOLDERS)),
             ),
-            pc.or_(
-                pc.invert(pc.match_substring_regex(forms, _DIGITS)),
-                pc.greater_equal(pc.utf8_length(forms), MIN_DIGITS),
-            ),
+            pc.or_(pc.invert(pc.ascii_is_decimal(forms)), pc.greater_equal(length, MIN_DIGITS)),
         )
         counted_forms: Any = pc.filter(forms, pc.fill_null(counted, False))
         self._counted += len(counted_forms)

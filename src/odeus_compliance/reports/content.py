@@ -22,6 +22,7 @@ from odeus_compliance.policy.canonical import policy_hash
 from odeus_compliance.policy.model import Policy
 from odeus_compliance.reports.charts import bar_chart, share_chart
 from odeus_compliance.reports.figures import (
+    DatasetError,
     PersonRow,
     ReportFigures,
     compute_figures,
@@ -42,7 +43,7 @@ class ContentError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ReportMeta:
-    """The cover facts of one report (see docs/reports.md)."""
+    """The cover facts of one report (see docs/report-content.md)."""
 
     report_id: str
     workspace: str  # org id / name from the export, or "Odeus workspace"
@@ -153,18 +154,20 @@ def build_content(
     history: Sequence[tuple[str, ReportFigures]] = (),
 ) -> ReportContent:
     """The report's content; raises :class:`ContentError` when the inputs do not belong together."""
-    _check_inputs(dataset_csv, manifest, policy, meta)
-    kind = str(manifest["output"]["kind"])
+    kind = _check_inputs(dataset_csv, manifest, policy, meta)
     disclosure = manifest.get("disclosure", {})
     allowed = policy.report.person_rows and policy.disclosure.per_person_rows and kind == "rows"
     cap = policy.report.person_rows_cap if allowed else 0
-    figures, persons = compute_figures(
-        dataset_csv,
-        kind=kind,
-        k=policy.disclosure.min_group_size,
-        manifest_groups=disclosure.get("groups") if isinstance(disclosure, Mapping) else None,
-        person_rows_cap=cap,
-    )
+    try:
+        figures, persons = compute_figures(
+            dataset_csv,
+            kind=kind,
+            k=policy.disclosure.min_group_size,
+            manifest_groups=disclosure.get("groups") if isinstance(disclosure, Mapping) else None,
+            person_rows_cap=cap,
+        )
+    except DatasetError as exc:
+        raise ContentError(str(exc)) from None
     return ReportContent(
         meta=meta,
         policy=PolicyFacts(
@@ -192,18 +195,24 @@ def build_content(
     )
 
 
-def _check_inputs(dataset_csv: Path, manifest: Mapping[str, Any], policy: Policy, meta: ReportMeta) -> None:
+def _check_inputs(dataset_csv: Path, manifest: Mapping[str, Any], policy: Policy, meta: ReportMeta) -> str:
+    """The dataset's kind (``rows`` or ``aggregates``) once everything belongs together."""
     try:
         output = manifest["output"]
         cited = manifest["policy"]
         expected_sha = str(output["sha256"])
+        kind = str(output["kind"])
     except (KeyError, TypeError, ValueError):
         msg = "the transformation manifest lacks its output or policy section"
         raise ContentError(msg) from None
     digest = hashlib.sha256()
-    with dataset_csv.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with dataset_csv.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        msg = f"the dataset cannot be read ({type(exc).__name__})"
+        raise ContentError(msg) from None
     if digest.hexdigest() != expected_sha:
         msg = "the dataset is not the one the transformation manifest describes (SHA-256 differs)"
         raise ContentError(msg)
@@ -214,6 +223,7 @@ def _check_inputs(dataset_csv: Path, manifest: Mapping[str, Any], policy: Policy
     if meta.period_to <= meta.period_from or meta.period_from.tzinfo is None:
         msg = "the report period must be aware and end after it starts"
         raise ContentError(msg)
+    return kind
 
 
 def _trend(

@@ -19,12 +19,14 @@ from typing import Annotated, Any, Final
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from odeus_compliance.audit.recording import record_access
 from odeus_compliance.audit.records import Action
+from odeus_compliance.problems import PROBLEM_JSON
 from odeus_compliance.reports import service
 from odeus_compliance.reports.jobs import new_report_id
 from odeus_compliance.reports.schemas import MAX_PURPOSE_LENGTH, ReportOut, ReportPage, ReportRequestIn
@@ -46,14 +48,30 @@ OFFICER: Final = requires_role(Role.OFFICER)
 READERS: Final = requires_role(Role.OFFICER, Role.AUDITOR)
 ReportRequest = Request[ApiKeyIdentity, Any, State]
 DownloadPurpose = Annotated[
-    str | None,
+    str,
     QueryParameter(
         name="purpose",
-        required=False,
+        min_length=1,
         max_length=MAX_PURPOSE_LENGTH,
-        description="Why the file is downloaded (required, recorded in the audit record of the download).",
+        description="Why the file is downloaded (required, not blank); recorded in the audit record of the "
+        "download.",
     ),
 ]
+
+
+def _problems(**statuses: str) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem documents a route answers with (``s404="why"``)."""
+    return {
+        int(code[1:]): ResponseSpec(None, description=why, media_type=PROBLEM_JSON)
+        for code, why in statuses.items()
+    }
+
+
+_DOWNLOAD_PROBLEMS: Final = _problems(
+    s404="No report with that id, or it has no such file",
+    s409="The report has not succeeded (yet): see its status",
+    s503="The audit record of the download could not be written: nothing was sent",
+)
 
 
 def _runtime(request: ReportRequest) -> service.ReportBackend:
@@ -86,6 +104,10 @@ async def _record_or_close(
     opt=OFFICER,
     status_code=202,
     request_max_body_size=16 * 1024,
+    responses=_problems(
+        s400="No valid period, zone, policy or purpose (the problem names the field, never its value)",
+        s503="The audit record of the request could not be written: no job was queued",
+    ),
     response_description="The report job, queued; poll its 'links.self' (also the Location header)",
 )
 async def request_report(
@@ -166,10 +188,11 @@ async def get_report(request: ReportRequest, report_id: FromPath[str]) -> Report
     tags=_TAGS,
     opt=READERS,
     media_type="application/pdf",
+    responses=_DOWNLOAD_PROBLEMS,
     response_description="The signed PDF/A-3b report (PAdES), as an attachment",
 )
 async def download_report_pdf(
-    request: ReportRequest, report_id: FromPath[str], purpose: DownloadPurpose = None
+    request: ReportRequest, report_id: FromPath[str], purpose: DownloadPurpose
 ) -> Stream:
     """The signed PDF of a finished report, streamed as an attachment; ``ETag`` and ``Repr-Digest`` carry
     its SHA-256. The query parameter ``purpose`` is required: the download is recorded as
@@ -194,10 +217,11 @@ async def download_report_pdf(
     tags=_TAGS,
     opt=OFFICER,
     media_type="text/csv; charset=utf-8",
+    responses=_DOWNLOAD_PROBLEMS,
     response_description="The pseudonymised dataset as CSV (formula cells neutralised), as an attachment",
 )
 async def download_report_dataset(
-    request: ReportRequest, report_id: FromPath[str], purpose: DownloadPurpose = None
+    request: ReportRequest, report_id: FromPath[str], purpose: DownloadPurpose
 ) -> Stream:
     """The pseudonymised per-person dataset of a finished report (the policy engine's output), streamed as
     CSV. Safe to open in a spreadsheet: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
@@ -238,6 +262,7 @@ class _PdfUploadOperation(Operation):
     opt=requires_role(*ALL_ROLES),
     status_code=200,
     request_max_body_size=service.MAX_VERIFY_BYTES,
+    responses=_problems(s400="The body is not a PDF upload", s413="The PDF is larger than 64 MiB"),
     operation_class=_PdfUploadOperation,
     response_description="The verification result: 'valid' and every check with its outcome",
 )

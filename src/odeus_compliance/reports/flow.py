@@ -57,7 +57,7 @@ from odeus_compliance.policy.problems import PolicyError
 from odeus_compliance.policy.rows import UnknownColumnError
 from odeus_compliance.policy.service import POLICY_NAME
 from odeus_compliance.reports.content import ReportMeta
-from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportRecord
+from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportPeriod, ReportRecord, ReportStatus
 from odeus_compliance.reports.rawdigest import DigestingTransport
 from odeus_compliance.reports.store import ArtifactStore, ArtifactStoreError
 from odeus_compliance.reports.worker import RenderTask, ReportWorker, WorkerFailed
@@ -69,7 +69,14 @@ from odeus_compliance.upstream.config import OdeusClientConfig
 from odeus_compliance.upstream.errors import UpstreamError
 from odeus_compliance.upstream.request import ExportRequest, PeriodEnd
 
-__all__ = ["ReportFailed", "ReportFlow", "export_request_for", "template_facts"]
+__all__ = [
+    "WORK_DIR",
+    "ReportFailed",
+    "ReportFlow",
+    "export_request_for",
+    "sweep_work_dirs",
+    "template_facts",
+]
 
 _log = logging.getLogger(__name__)
 WORK_DIR: Final = "report-work"
@@ -91,15 +98,46 @@ class ReportFailed(OdeusComplianceError):
     """The job failed; the message is the reason stored with it (safe to show)."""
 
 
-def export_request_for(record: ReportRecord) -> ExportRequest:
+def export_request_for(period: ReportPeriod) -> ExportRequest:
     """The users export of the report's period: Odeus ends are inclusive to the millisecond."""
-    period = record.period
     last = period.end - timedelta(milliseconds=1)
     return ExportRequest(
         ExportType.USERS,
         PeriodEnd.from_instant(period.start, period.timezone),
         PeriodEnd.from_instant(last, period.timezone),
     )
+
+
+def _remove_work(work: Path) -> None:
+    """Remove one attempt's work folder, and the report's folder once no attempt is left in it."""
+    shutil.rmtree(work, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        work.parent.rmdir()
+
+
+async def sweep_work_dirs(jobs: ReportJobs, data_dir: Path) -> int:
+    """Remove work folders no running attempt owns (left by a killed process); how many were removed.
+
+    Layout: ``<data dir>/report-work/<report id>/<attempt>/``.
+    """
+    root = data_dir / WORK_DIR
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        record = await jobs.get(folder.name)
+        for attempt in sorted(p for p in folder.iterdir() if p.is_dir()):
+            alive = (
+                record is not None
+                and record.status is ReportStatus.RUNNING
+                and str(record.attempt) == attempt.name
+            )
+            if not alive:
+                await asyncio.to_thread(_remove_work, attempt)
+                removed += 1
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    return removed
 
 
 def template_facts(template_dir: Path) -> dict[str, str]:
@@ -157,16 +195,16 @@ class ReportFlow:
         in the queue (``release``) so another run resumes it.
         """
         state = _Progress()
-        work = self.settings.data_dir / WORK_DIR / record.id
+        # <id>/<attempt>: a runner that lost the job never touches the files of the one that took it over
+        work = self.settings.data_dir / WORK_DIR / record.id / str(record.attempt)
         heartbeat = asyncio.create_task(self._heartbeat(record.id, owner, state), name="report-lease")
         try:
             await self._produce(record, owner, state, work)
         except LeaseLost:
             raise
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._cleanup(record.id, work, stored=True))
-                await asyncio.shield(self.jobs.release(record.id, owner))
+            with contextlib.suppress(Exception):  # LeaseLost: not ours any more, so nothing to give back
+                await asyncio.shield(self._give_back(record, owner, work))
             raise
         except ReportFailed as failure:
             await self._fail(record, owner, work, str(failure))
@@ -176,21 +214,29 @@ class ReportFlow:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await heartbeat
-            await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
+            await asyncio.to_thread(_remove_work, work)
         final = await self.jobs.get(record.id)
         assert final is not None
         return final
 
     async def _fail(self, record: ReportRecord, owner: str, work: Path, reason: str) -> None:
+        # still ours? (a runner that lost the job must not delete what the new runner stored)
+        await self.jobs.progress(record.id, owner, stage="failing", progress=1.0)
         await self._cleanup(record.id, work, stored=True)
         log_event(_log, logging.WARNING, "report.failed", report_id=record.id, reason=reason)
         await self.jobs.fail(record.id, owner, reason=reason)
+
+    async def _give_back(self, record: ReportRecord, owner: str, work: Path) -> None:
+        """Shutting down mid-job: remove what this attempt stored and put the job back in the queue."""
+        await self.jobs.progress(record.id, owner, stage="stopping", progress=0.0)  # still ours?
+        await self._cleanup(record.id, work, stored=True)
+        await self.jobs.release(record.id, owner)
 
     async def _cleanup(self, report_id: str, work: Path, *, stored: bool) -> None:
         if stored:
             with contextlib.suppress(ArtifactStoreError, OSError):
                 await self.store.delete(report_id)
-        await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
+        await asyncio.to_thread(_remove_work, work)
 
     async def _heartbeat(self, report_id: str, owner: str, state: _Progress) -> None:
         """Renew the lease while a long step (the pull, the render) runs."""
@@ -224,8 +270,9 @@ class ReportFlow:
                 "the audit record of the export could not be written, so nothing was fetched"
             ) from exc
         await self._step(record, owner, state, "fetch", 0.1)
-        work.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        work.mkdir(exist_ok=True, mode=0o700)
+        work.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for folder in (work.parent, work):
+            folder.mkdir(exist_ok=True, mode=0o700)
         dataset = work / "dataset.csv"
         try:
             manifest, rows, upstream = await self._pull(record, loaded, dataset, work)
@@ -350,7 +397,7 @@ class ReportFlow:
             async with (
                 httpx.AsyncClient(transport=transport, follow_redirects=False) as http,
                 OdeusClient(config, http=http) as client,
-                client.open_export(export_request_for(record)) as export,
+                client.open_export(export_request_for(record.period)) as export,
             ):
                 result = await apply_policy_async(
                     loaded.policy, ExportType.USERS, export.batches(), keys=keys, sink=sink, spool_dir=work

@@ -2,10 +2,10 @@
 
 The database decides who runs a job, so any number of processes (CLI runs, replicas) can work side by side:
 
-- **claim** takes the oldest job that is queued, or running with a lapsed lease (its runner died), with a
-  conditional ``UPDATE ... WHERE id = ? AND <still claimable>``: of two claimers exactly one changes the row.
-  On PostgreSQL the candidate is first selected ``FOR UPDATE SKIP LOCKED`` so concurrent claimers pick
-  different jobs instead of queuing on one row.
+- **claim** takes the oldest job that is queued, or running with a lapsed lease (its runner died), with one
+  conditional ``UPDATE ... WHERE id = (SELECT ...) AND <still claimable> RETURNING id``: of two claimers
+  exactly one changes the row. On PostgreSQL the inner select is ``FOR UPDATE SKIP LOCKED`` so concurrent
+  claimers pick different jobs instead of queuing on one row.
 - **lease**: a claim lasts ``lease_seconds``; every progress update renews it. An update that finds the
   lease gone (another runner took the job over) raises :class:`LeaseLost` and the old runner stops.
 - **attempts**: a job is claimed at most ``max_attempts`` times; an interrupted job with no attempt left is
@@ -25,9 +25,9 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -309,62 +309,49 @@ class ReportJobs:
 
     # --- claiming and running --------------------------------------------------------------------------
 
-    def _claimable(self, now: datetime) -> Select[Any]:
-        return (
-            select(Report.id)
-            .where(
-                or_(
-                    Report.status == ReportStatus.QUEUED.value,
-                    and_(Report.status == ReportStatus.RUNNING.value, Report.lease_expires_at < now),
-                )
-            )
-            .order_by(Report.requested_at, Report.id)
+    @staticmethod
+    def _claimable(now: datetime) -> ColumnElement[bool]:
+        return or_(
+            Report.status == ReportStatus.QUEUED.value,
+            and_(Report.status == ReportStatus.RUNNING.value, Report.lease_expires_at < now),
         )
 
     async def claim(self, owner: str, *, report_id: str | None = None) -> ReportRecord | None:
         """Take the oldest claimable job (or exactly ``report_id``) for ``owner``; ``None`` if there is none.
 
-        A job whose attempts are used up is failed on the way instead of being handed out.
+        One ``UPDATE ... WHERE id = (SELECT ...)`` statement, so the claim is a single write (SQLite never
+        has to upgrade a read transaction, which a concurrent writer would make fail). Jobs whose attempts
+        are used up are failed first instead of being handed out.
         """
-        for _ in range(20):
-            now = utcnow()
-            async with self.sessions() as session:
-                query = self._claimable(now).limit(1)
-                if report_id is not None:
-                    query = query.where(Report.id == report_id)
-                if session.get_bind().dialect.name == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                candidate = await session.scalar(query)
-                if candidate is None:
-                    await session.commit()
-                    return None
-                still_claimable = and_(
-                    Report.id == candidate,
-                    or_(
-                        Report.status == ReportStatus.QUEUED.value,
-                        and_(Report.status == ReportStatus.RUNNING.value, Report.lease_expires_at < now),
-                    ),
+        now = utcnow()
+        async with self.sessions() as session:
+            await session.execute(
+                update(Report)
+                .where(self._claimable(now), Report.attempt >= self.max_attempts)
+                .values(
+                    status=ReportStatus.FAILED.value,
+                    error=self._interrupted_reason(),
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
                 )
-                exhausted = await session.scalar(
-                    select(Report.attempt >= self.max_attempts).where(Report.id == candidate)
-                )
-                if exhausted:
-                    await session.execute(
-                        update(Report)
-                        .where(still_claimable)
-                        .values(
-                            status=ReportStatus.FAILED.value,
-                            error=self._interrupted_reason(),
-                            finished_at=now,
-                            lease_owner=None,
-                            lease_expires_at=None,
-                        )
-                    )
-                    await session.commit()
-                    continue
-                result = await session.execute(
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+            pick = (
+                select(Report.id)
+                .where(self._claimable(now))
+                .order_by(Report.requested_at, Report.id)
+                .limit(1)
+            )
+            if report_id is not None:
+                pick = pick.where(Report.id == report_id)
+            if session.get_bind().dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)  # concurrent claimers pick different jobs
+            claimed = (
+                await session.execute(
                     update(Report)
-                    .where(still_claimable)
+                    .where(Report.id == pick.scalar_subquery(), self._claimable(now))
                     .values(
                         status=ReportStatus.RUNNING.value,
                         stage="starting",
@@ -375,15 +362,16 @@ class ReportJobs:
                         attempt=Report.attempt + 1,
                         error=None,
                     )
+                    .returning(Report.id)
+                    .execution_options(synchronize_session=False)
                 )
-                await session.commit()
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    row = await session.get(Report, candidate, populate_existing=True)
-                    assert row is not None
-                    return _record(row)
-                if report_id is not None:
-                    return None  # someone else won exactly this job
-        return None
+            ).scalar()
+            await session.commit()
+            if claimed is None:
+                return None
+            row = await session.get(Report, claimed, populate_existing=True)
+            assert row is not None
+            return _record(row)
 
     def _interrupted_reason(self) -> str:
         return (

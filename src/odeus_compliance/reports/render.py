@@ -11,6 +11,7 @@ signature writes the same producer into Info and XMP (see docs/report-verificati
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -159,9 +160,20 @@ def _srgb_profile() -> Any:
     return ColorProfile(BytesIO(icc), "sRGB2014.icc", "relative-colorimetric", (["r"], ["g"], ["b"]))
 
 
+ATTACHMENT_ZLIB_LEVEL = 1  # pydyf uses level 9: 3x the time for a 100,000-row dataset, ~20 % fewer bytes
+
+
 def _finish(_document: Any, pdf: Any) -> None:
-    """Drop Info's Producer (a signer rewrites it), and the duplicate ``/AF`` entries WeasyPrint writes."""
+    """Drop Info's Producer (a signer rewrites it) and the duplicate ``/AF`` entries WeasyPrint writes;
+    compress embedded files at a fast level (a 28 MB dataset: ~0.3 s instead of ~1.5 s)."""
     pdf.info.pop("Producer", None)
+    for item in pdf.objects:
+        extra = getattr(item, "extra", None)
+        if isinstance(extra, dict) and extra.get("Type") == "/EmbeddedFile" and item.compress:
+            data = b"\n".join(part if isinstance(part, bytes) else str(part).encode() for part in item.stream)
+            item.stream = [zlib.compress(data, ATTACHMENT_ZLIB_LEVEL)]
+            item.compress = False
+            extra["Filter"] = "/FlateDecode"
     files = pdf.catalog.get("AF")
     if files is not None:
         unique: list[Any] = []

@@ -28,7 +28,7 @@ from odeus_compliance.audit.records import ActorRole
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.ring import KeyEncryptionKey, KeyRing, ensure_key_ring
 from odeus_compliance.logging_setup import log_event
-from odeus_compliance.reports.flow import ReportFlow
+from odeus_compliance.reports.flow import ReportFlow, sweep_work_dirs
 from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportRecord, runner_id
 from odeus_compliance.reports.store import ArtifactStore
 from odeus_compliance.reports.worker import ReportWorker
@@ -98,8 +98,10 @@ class ReportRuntime:
         return cls(jobs=jobs, store=store, worker=worker, flow=flow, poll_seconds=poll_seconds)
 
     async def recover(self) -> int:
-        """Requeue or fail the jobs that dead processes left running (see :meth:`ReportJobs.recover`)."""
+        """Requeue or fail the jobs that dead processes left running (see :meth:`ReportJobs.recover`) and
+        remove the work folders they left."""
         recovered = await self._jobs.recover()
+        await sweep_work_dirs(self._jobs, self.flow.settings.data_dir)
         if recovered:
             log_event(_log, logging.WARNING, "report.jobs_recovered", count=recovered)
         return recovered

@@ -9,7 +9,7 @@
 - pyHanko's stock ``SimpleSigner`` re-parses the private key for each raw signature (about 110 ms for
   RSA-3072, twice per PDF); :class:`_ParsedKeySigner` keeps the parsed key.
 - :func:`sign_pdf` is plain synchronous code that runs its own event loop inside pyHanko: async callers run
-  it in a worker thread (``anyio.to_thread.run_sync``) so the event loop is never blocked (called inside a
+  it in a worker thread (``asyncio.to_thread``) so the event loop is never blocked (called inside a
   running loop it still works, see :mod:`odeus_compliance.reports.pyhanko_calls`).
 """
 
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import aiohttp
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -27,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from pyhanko.sign import fields, signers
-from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimestampRequestError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from odeus_compliance.errors import ConfigurationError, OdeusComplianceError
@@ -46,6 +48,8 @@ SIGNATURE_FIELD: Final = "ReportSignature"
 MIN_RSA_BITS: Final = 2048
 TSA_TIMEOUT_SECONDS: Final = 20
 _REASON: Final = "odeus-compliance usage report: issued and sealed"
+# what a TSA round trip raises: refused or dropped connections, HTTP errors, timeouts, a bad reply
+_TSA_FAILURES: Final = (TimestampRequestError, aiohttp.ClientError, TimeoutError, OSError)
 
 
 class SigningError(OdeusComplianceError):
@@ -92,6 +96,13 @@ class ReportSigner:
             raise ConfigurationError(f"the report-signing key must have at least {MIN_RSA_BITS} bits")
         if self.certificate.public_key() != self.private_key.public_key():
             raise ConfigurationError("the report-signing certificate does not match the signing key")
+        start, end = self.certificate.not_valid_before_utc, self.certificate.not_valid_after_utc
+        if not start <= datetime.now(UTC) < end:
+            # every report signed with it would fail verification: refuse now, with the dates
+            raise ConfigurationError(
+                "the report-signing certificate is not valid now "
+                f"(valid from {start:%Y-%m-%d} to {end:%Y-%m-%d})"
+            )
         key_der = self.private_key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -215,9 +226,10 @@ def sign_pdf(pdf: bytes, signer: ReportSigner, *, tsa_url: str | None) -> bytes:
                 output=output,
             )
         )
-    except Exception as exc:  # noqa: BLE001 - pyHanko, aiohttp and asn1crypto raise many kinds
-        where = "the time-stamp authority failed" if timestamper is not None else "signing failed"
-        raise SigningError(f"{where} ({type(exc).__name__})") from None
+    except _TSA_FAILURES as exc:
+        raise SigningError(f"the time-stamp authority failed ({type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001 - pyHanko and asn1crypto raise many kinds
+        raise SigningError(f"signing failed ({type(exc).__name__})") from None
     signed = output.getvalue()
     introduced = [p for p in pdfa_problems(read_pdfa_metadata(signed)) if p not in before]
     if introduced:

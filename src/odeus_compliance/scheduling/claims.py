@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, update
@@ -31,10 +32,12 @@ __all__ = [
     "Lease",
     "claim_new",
     "finish",
+    "finish_delivery",
     "make_owner_id",
     "mark_running",
     "record_report",
     "renew",
+    "take_delivery",
     "take_over",
 ]
 
@@ -87,6 +90,7 @@ async def claim_new(
         lease_owner=None if skipped else lease.owner,
         lease_expires_at=None if skipped else lease.expiry(now),
         attempts=0,
+        delivery_attempts=0,
         error=skipped_reason,
         requested_by=requested_by,
         supersedes_run_id=supersedes_run_id,
@@ -171,8 +175,9 @@ async def finish(
     status: str,
     error: str | None = None,
     next_retry_at: dt.datetime | None = None,
+    delivery: Mapping[str, object] | None = None,
 ) -> bool:
-    """End the run (``succeeded`` or ``failed``) and release the lease."""
+    """End the run (``succeeded`` or ``failed``, with its webhook delivery columns) and release the lease."""
     return await _update_held(
         session,
         run_id,
@@ -183,4 +188,31 @@ async def finish(
         lease_owner=None,
         lease_expires_at=None,
         finished_at=now,
+        **(delivery or {}),
+    )
+
+
+async def take_delivery(*, session: AsyncSession, run_id: uuid.UUID, lease: Lease, now: dt.datetime) -> bool:
+    """Take a succeeded run's webhook delivery: a failed one whose retry is due, or one whose sender died
+    (``sending`` with a lapsed lease); ``True`` if this caller won it."""
+    takeable = or_(
+        and_(ScheduleRun.delivery_status == "failed", ScheduleRun.delivery_next_at <= now),
+        and_(ScheduleRun.delivery_status == "sending", ScheduleRun.lease_expires_at < now),
+    )
+    result = await session.execute(
+        update(ScheduleRun)
+        .where(ScheduleRun.id == run_id, ScheduleRun.status == "succeeded", takeable)
+        .values(delivery_status="sending", lease_owner=lease.owner, lease_expires_at=lease.expiry(now))
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    return _one_row(result)
+
+
+async def finish_delivery(
+    *, session: AsyncSession, run_id: uuid.UUID, lease: Lease, delivery: Mapping[str, object]
+) -> bool:
+    """Store the delivery's outcome and release the lease."""
+    return await _update_held(
+        session, run_id, lease.owner, lease_owner=None, lease_expires_at=None, **delivery
     )

@@ -31,7 +31,9 @@ __all__ = [
 SCHEDULE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """A schedule's name: it appears in audit records and report purposes, so identifier-like only."""
 _TIME: Final = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
-_SECRET_REF: Final = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_SECRET_REF: Final = re.compile(r"ODEUS_COMPLIANCE_WEBHOOK_[A-Z0-9_]{1,40}")
+"""Webhook keys live in the environment under this prefix (settings collect them, nothing else is read)."""
+_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 _EMAIL: Final = re.compile(r"[^@\s,;<>]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 MAX_RECIPIENTS: Final = 20
 
@@ -53,8 +55,9 @@ class CatchUp(enum.StrEnum):
 class Delivery:
     """Where a finished report goes. The archive always; a webhook and e-mail are optional.
 
-    Secrets are never stored here: ``webhook_secret_env`` names the environment variable that holds the
-    HMAC key. (Delivery by webhook and e-mail is configured here but not carried out yet.)
+    Secrets are never stored here: ``webhook_secret_env`` names the environment variable
+    (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``) that holds the webhook's HMAC key. E-mail is configured here but not
+    delivered yet.
     """
 
     webhook_url: str | None = None
@@ -116,14 +119,23 @@ def _webhook(url: object, secret_env: object) -> tuple[str | None, str | None]:
         if not isinstance(url, str) or len(url) > 2000:
             raise ScheduleError("delivery.webhook_url must be a URL of at most 2000 characters")
         parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-            raise ScheduleError("delivery.webhook_url must be an https:// URL without user or password")
+        plain_ok = parts.scheme == "http" and parts.hostname in _LOOPBACK  # a sidecar, or a test receiver
+        if (
+            (parts.scheme != "https" and not plain_ok)
+            or not parts.hostname
+            or parts.username
+            or parts.password
+        ):
+            raise ScheduleError(
+                "delivery.webhook_url must be an https:// URL without user or password "
+                "(plain http only to this host's loopback address)"
+            )
         if secret_env is None:
             raise ScheduleError("delivery.webhook_secret_env is required with a webhook (the HMAC key)")
     if secret_env is not None and (not isinstance(secret_env, str) or not _SECRET_REF.fullmatch(secret_env)):
         raise ScheduleError(
-            "delivery.webhook_secret_env must name an environment variable (A-Z, 0-9, _), "
-            "not hold the secret itself"
+            "delivery.webhook_secret_env must name an environment variable ODEUS_COMPLIANCE_WEBHOOK_<NAME> "
+            "(A-Z, 0-9, _) that holds the key, not hold the key itself"
         )
     return url, secret_env
 

@@ -31,14 +31,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.audit.appender import Actor, AuditAppender
 from odeus_compliance.audit.records import Action, ActorRole, Outcome
+from odeus_compliance.db.models import Report
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod, ReportRecord, ReportStatus
 from odeus_compliance.scheduling import claims
 from odeus_compliance.scheduling.claims import Lease
+from odeus_compliance.scheduling.mail import MailSender
 from odeus_compliance.scheduling.model import CatchUp, ScheduleError, ScheduleSpec
 from odeus_compliance.scheduling.periods import Period, due_at, period_containing, periods_due
 from odeus_compliance.scheduling.service import spec_of
 from odeus_compliance.scheduling.tables import Schedule, ScheduleRun
+from odeus_compliance.scheduling.webhook import WebhookSender, notification_body
 
 __all__ = ["SCHEDULER", "Clock", "RunOutcome", "RunSettings", "Scheduler", "offset_clock"]
 
@@ -49,6 +52,8 @@ SKIPPED_REASON: Final = "missed while no replica ran; skipped by the schedule's 
 
 Clock = Callable[[], dt.datetime]
 Sleep = Callable[[float], Awaitable[None]]
+PdfReader = Callable[[str], Awaitable[bytes]]
+"""Reads a stored report's signed PDF (``store.read(report_id, "report.pdf")``), for e-mail attachments."""
 RunJob = Callable[[str], Awaitable[object]]
 """Runs a queued report job in the foreground (``ReportRuntime.run_job``); without one, a runtime loop of
 some process picks the job up and the run follows it."""
@@ -119,6 +124,9 @@ class Scheduler:
         owner: str | None = None,
         sleep: Sleep = asyncio.sleep,
         run_job: RunJob | None = None,
+        webhooks: WebhookSender | None = None,
+        mailer: MailSender | None = None,
+        pdf_reader: PdfReader | None = None,
     ) -> None:
         self._sessions = sessions
         self._jobs = jobs
@@ -127,6 +135,9 @@ class Scheduler:
         self._lease = Lease(owner or claims.make_owner_id(), self._settings.lease_seconds)
         self._sleep = sleep
         self._run_job = run_job
+        self._webhooks = webhooks
+        self._mailer = mailer
+        self._pdf_reader = pdf_reader
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -272,6 +283,8 @@ class Scheduler:
     async def _resume(
         self, schedule: Schedule, spec: ScheduleSpec, run: ScheduleRun, period: Period, clock: Clock
     ) -> RunOutcome | None:
+        if run.status == "succeeded" and run.delivery_status in {"failed", "sending"}:
+            return await self._redeliver(_Target(schedule, spec, run, period), clock)
         if run.status in {"succeeded", "skipped"}:
             return None
         if run.status == "failed" and run.next_retry_at is None:
@@ -283,8 +296,32 @@ class Scheduler:
         log_event(
             _log, logging.INFO, "schedule_run_taken_over", run_id=str(run.id), previous_status=run.status
         )
-        follow = run.report_id if run.status in {"claimed", "running"} else None
+        follow = None
+        if run.status in {"claimed", "running"}:
+            # the dead owner may have queued a job without living to record it: adopt that one, never a second
+            follow = await self._unrecorded_report(run) or run.report_id
         return await self._execute(_Target(schedule, spec, run, period), clock, follow_report=follow)
+
+    async def _unrecorded_report(self, run: ScheduleRun) -> str | None:
+        """A live (not failed) report job of this schedule and period that no run row names: one requested by
+        an owner that died before recording it."""
+        recorded = select(ScheduleRun.report_id).where(
+            ScheduleRun.schedule_id == run.schedule_id, ScheduleRun.report_id.is_not(None)
+        )
+        query = (
+            select(Report.id)
+            .where(
+                Report.requested_by == f"schedule:{run.schedule_id}",
+                Report.period_start == run.period_start,
+                Report.period_end == run.period_end,
+                Report.status != ReportStatus.FAILED.value,
+                Report.id.not_in(recorded),
+            )
+            .order_by(Report.requested_at.desc())
+            .limit(1)
+        )
+        async with self._sessions() as session:
+            return (await session.execute(query)).scalar_one_or_none()
 
     # --- one run ------------------------------------------------------------------------------------------
 
@@ -293,6 +330,12 @@ class Scheduler:
     ) -> RunOutcome:
         spec, run = target.spec, target.run
         settings = self._settings
+        if follow_report is not None and follow_report != run.report_id:
+            async with self._sessions() as session:  # an adopted job: name it on the run from now on
+                if not await claims.record_report(
+                    session=session, run_id=run.id, lease=self._lease, now=clock(), report_id=follow_report
+                ):
+                    return _outcome(spec, run, "lost", None, "the lease was lost to another process")
         attempts_done = run.attempts
         error: str | None = None
         report_id = follow_report
@@ -311,7 +354,8 @@ class Scheduler:
             record, error = await self._follow(report_id or "", run, clock)
             follow_report = None
             if record is not None and record.status is ReportStatus.SUCCEEDED:
-                return await self._finish(target, clock, "succeeded", report_id=report_id)
+                delivery = await self._deliver(target, record, clock, attempts_before=0)
+                return await self._finish(target, clock, "succeeded", report_id=report_id, delivery=delivery)
             if error == _LEASE_LOST:
                 return _outcome(spec, run, "lost", report_id, "the lease was lost to another process")
         retry = None
@@ -416,6 +460,7 @@ class Scheduler:
         report_id: str | None,
         error: str | None = None,
         retry: dt.datetime | None = None,
+        delivery: dict[str, object] | None = None,
     ) -> RunOutcome:
         spec, run = target.spec, target.run
         async with self._sessions() as session:
@@ -427,6 +472,7 @@ class Scheduler:
                 status=status,
                 error=error[:500] if error else None,
                 next_retry_at=retry,
+                delivery=delivery,
             )
         if not held:
             return _outcome(spec, run, "lost", report_id, "the lease was lost to another process")
@@ -441,6 +487,133 @@ class Scheduler:
             retry=retry is not None,
         )
         return _outcome(spec, run, status, report_id, error)
+
+    # --- webhook delivery ---------------------------------------------------------------------------------
+
+    async def _deliver(
+        self,
+        target: _Target,
+        record: ReportRecord,
+        clock: Clock,
+        *,
+        attempts_before: int,
+        done_before: frozenset[str] = frozenset(),
+    ) -> dict[str, object] | None:
+        """Notify the schedule's webhook and e-mail recipients (bounded attempts with backoff; a channel that
+        accepted is not sent to again); the delivery columns to store, or ``None`` with nothing to notify."""
+        wanted = _channels(target.spec)
+        if not wanted:
+            return None
+        settings = self._settings
+        done = set(done_before) & wanted
+        attempts, error = attempts_before, "no attempt left"
+        for attempt in range(settings.attempts_per_tick):
+            if attempts >= settings.max_attempts or done == wanted:
+                break
+            if attempt > 0:
+                await self._sleep(settings.backoff_seconds * 2 ** (attempt - 1))
+            attempts += 1
+            for channel in sorted(wanted - done):
+                failure = await self._send(channel, target, record, clock)
+                if failure is None:
+                    done.add(channel)
+                else:
+                    error = failure
+        columns: dict[str, object] = {
+            "delivery_attempts": attempts,
+            "delivered_channels": ",".join(sorted(done)) or None,
+        }
+        if done == wanted:
+            await self._audit(target, Outcome.SUCCESS, "delivered", report_id=record.id)
+            return columns | {
+                "delivery_status": "delivered",
+                "delivery_error": None,
+                "delivery_next_at": None,
+                "delivered_at": clock(),
+            }
+        await self._audit(target, Outcome.FAILURE, "delivery_failed", report_id=record.id)
+        retry = None
+        if attempts < settings.max_attempts:
+            retry = clock() + dt.timedelta(seconds=settings.retry_after_seconds)
+        return columns | {
+            "delivery_status": "failed",
+            "delivery_error": error[:500],
+            "delivery_next_at": retry,
+        }
+
+    async def _send(self, channel: str, target: _Target, record: ReportRecord, clock: Clock) -> str | None:
+        """One delivery on one channel: ``None`` if accepted, else why not."""
+        delivery = target.spec.delivery
+        if channel == "webhook":
+            if self._webhooks is None or delivery.webhook_url is None or delivery.webhook_secret_env is None:
+                return "webhook delivery is not set up in this process"
+            return await self._webhooks.send(
+                url=delivery.webhook_url,
+                key_variable=delivery.webhook_secret_env,
+                body=notification_body(_notification(target, record)),
+                delivery_id=str(target.run.id),
+                now=clock(),
+            )
+        if self._mailer is None:
+            return "e-mail delivery is not set up in this process"
+        attachment = None
+        if delivery.email_attach_pdf:
+            if self._pdf_reader is None:
+                return "the PDF cannot be read in this process"
+            try:
+                pdf = await self._pdf_reader(record.id)
+                # handing the PDF out is a data access: recorded first, or nothing is sent (fail closed)
+                await self._appender.append(
+                    actor=SCHEDULER,
+                    action=Action.REPORT_DOWNLOADED,
+                    resource=f"report:{record.id}",
+                    purpose=target.spec.purpose,
+                    details={
+                        "report_id": record.id,
+                        "format": "pdf",
+                        "byte_count": len(pdf),
+                        "count": len(delivery.email_to),
+                        "schedule": target.spec.name,
+                    },
+                )
+            except Exception as exc:  # noqa: BLE001 - a failed attempt, recorded by its kind
+                return f"the PDF could not be read or its hand-out recorded ({type(exc).__name__})"
+            attachment = (f"{target.spec.name}-{target.period.label}.pdf", pdf)
+        return await self._mailer.send(
+            recipients=delivery.email_to,
+            subject=f"Compliance report {target.period.label} ({target.spec.name}) is ready",
+            text=_mail_text(target, record, self._mailer.public_url, attached=attachment is not None),
+            attachment=attachment,
+        )
+
+    async def _redeliver(self, target: _Target, clock: Clock) -> RunOutcome | None:
+        """Try a succeeded run's failed (or orphaned) webhook delivery again, if it is due and still ours."""
+        run = target.run
+        async with self._sessions() as session:
+            if not await claims.take_delivery(session=session, run_id=run.id, lease=self._lease, now=clock()):
+                return None
+        record = await self._jobs.get(run.report_id or "")
+        delivery: dict[str, object] | None
+        if record is None:
+            delivery = {
+                "delivery_status": "failed",
+                "delivery_error": "the report is gone",
+                "delivery_next_at": None,
+            }
+        else:
+            done = frozenset(filter(None, (run.delivered_channels or "").split(",")))
+            delivery = await self._deliver(
+                target, record, clock, attempts_before=run.delivery_attempts, done_before=done
+            )
+        async with self._sessions() as session:
+            held = await claims.finish_delivery(
+                session=session, run_id=run.id, lease=self._lease, delivery=delivery or {}
+            )
+        status = "delivered" if delivery and delivery["delivery_status"] == "delivered" else "delivery_failed"
+        if not held:
+            return _outcome(target.spec, run, "lost", run.report_id, "the lease was lost to another process")
+        error = None if status == "delivered" else str((delivery or {}).get("delivery_error"))
+        return _outcome(target.spec, run, status, run.report_id, error)
 
     async def _audit(
         self, target: _Target, outcome: Outcome, status: str, *, report_id: str | None = None
@@ -468,6 +641,59 @@ class Scheduler:
 
 
 _LEASE_LOST: Final = "lease lost"
+
+
+def _channels(spec: ScheduleSpec) -> frozenset[str]:
+    """The notification channels a schedule asks for."""
+    channels = set()
+    if spec.delivery.webhook_url is not None:
+        channels.add("webhook")
+    if spec.delivery.email_to:
+        channels.add("email")
+    return frozenset(channels)
+
+
+def _mail_text(target: _Target, record: ReportRecord, public_url: str | None, *, attached: bool) -> str:
+    """The e-mail's text: what the report covers and how to get it; no personal data."""
+    period = target.period
+    where = f"{public_url}/api/v1/reports/{record.id}/pdf?purpose=..." if public_url else None
+    lines = [
+        f"The scheduled report of schedule {target.spec.name} for {period.label} is ready.",
+        "",
+        f"Period:      {period.start.isoformat()} to {period.end.isoformat()} ({period.timezone})",
+        f"Report id:   {record.id} (version {record.version})",
+        f"PDF SHA-256: {record.pdf_sha256 or '-'}",
+        "",
+        "The signed PDF is attached." if attached else "The signed PDF is in the archive.",
+    ]
+    if where is not None and not attached:
+        lines.append(f"Download it with an officer's or auditor's API key, stating a purpose: {where}")
+    lines.append("Check it with 'odeus-compliance report verify FILE.pdf'.")
+    return "\n".join(lines) + "\n"
+
+
+def _notification(target: _Target, record: ReportRecord) -> dict[str, object]:
+    """What the webhook is told: ids, period, hash - no personal data, no file."""
+    period = target.period
+    return {
+        "schedule": target.spec.name,
+        "schedule_id": str(target.schedule.id),
+        "run_id": str(target.run.id),
+        "version": target.run.version,
+        "period": {
+            "label": period.label,
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
+            "timezone": period.timezone,
+        },
+        "report": {
+            "id": record.id,
+            "version": record.version,
+            "supersedes": record.supersedes,
+            "pdf_sha256": record.pdf_sha256,
+            "pdf": f"/api/v1/reports/{record.id}/pdf",
+        },
+    }
 
 
 def _outcome(

@@ -7,10 +7,13 @@ command started by cron needs no service running; a job another process already 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 from odeus_compliance.reports.runtime import standalone_runtime
+from odeus_compliance.scheduling.mail import MailSender
 from odeus_compliance.scheduling.runner import SCHEDULER, RunSettings, Scheduler
+from odeus_compliance.scheduling.webhook import WebhookSender
 from odeus_compliance.settings import Settings
 
 __all__ = ["standalone_scheduler"]
@@ -28,4 +31,7 @@ async def standalone_scheduler(
             appender=runtime.flow.appender,
             settings=run_settings,
             run_job=runtime.run_job,
+            webhooks=WebhookSender(settings.webhook_keys),
+            mailer=MailSender.from_settings(settings),
+            pdf_reader=functools.partial(runtime.store.read, name="report.pdf"),
         )

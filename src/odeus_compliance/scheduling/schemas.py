@@ -36,7 +36,9 @@ class ScheduleIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     catch_up: str = "run-missed-once"
     """``run-missed-once`` (every missed period runs once) or ``skip-and-record``."""
     delivery: dict[str, Any] | None = None
-    """``{"webhook_url", "webhook_secret_env", "email_to", "email_attach_pdf"}``; the archive is always on."""
+    """``{"webhook_url", "webhook_secret_env", "email_to", "email_attach_pdf"}``: the archive is always on; a
+    webhook (https) is notified with a signed body when a report is ready, its HMAC key read from the
+    environment variable ``webhook_secret_env`` (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``); e-mail: stored only."""
     enabled: bool = True
     active_from: dt.datetime | None = None
     """Periods falling due before this instant are not run (default: when the schedule is created)."""
@@ -90,6 +92,14 @@ class RunOut(msgspec.Struct, frozen=True):
     supersedes_run_id: uuid.UUID | None
     claimed_at: dt.datetime
     finished_at: dt.datetime | None
+    delivery_status: str | None
+    """Notification (webhook, e-mail): ``delivered``, ``failed`` (retried later), ``sending``; null: none."""
+    delivery_attempts: int
+    delivery_error: str | None
+    delivery_next_at: dt.datetime | None
+    delivered_channels: list[str]
+    """Channels that accepted the notification (``webhook``, ``email``)."""
+    delivered_at: dt.datetime | None
 
 
 class RunList(msgspec.Struct, frozen=True):
@@ -149,4 +159,10 @@ def run_out(row: ScheduleRun) -> RunOut:
         supersedes_run_id=row.supersedes_run_id,
         claimed_at=row.claimed_at,
         finished_at=row.finished_at,
+        delivery_status=row.delivery_status,
+        delivery_attempts=row.delivery_attempts,
+        delivery_error=row.delivery_error,
+        delivery_next_at=row.delivery_next_at,
+        delivered_channels=[c for c in (row.delivered_channels or "").split(",") if c],
+        delivered_at=row.delivered_at,
     )

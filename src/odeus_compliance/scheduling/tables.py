@@ -86,6 +86,9 @@ class ScheduleRun(Base):
         UniqueConstraint("schedule_id", "period_start", "version", name="uq_schedule_runs_claim"),
         CheckConstraint("status IN ('claimed', 'running', 'succeeded', 'failed', 'skipped')", name="status"),
         CheckConstraint("version >= 1", name="version"),
+        CheckConstraint(
+            "delivery_status IN ('pending', 'sending', 'delivered', 'failed')", name="delivery_status"
+        ),
         Index("ix_schedule_runs_status_retry", "status", "next_retry_at"),
         {"comment": "Runs of schedules: one row per (schedule, period, version), claimed under a lease"},
     )
@@ -144,3 +147,29 @@ class ScheduleRun(Base):
         UtcDateTime, nullable=True, comment="When it succeeded, failed for good or was skipped (UTC)"
     )
     """When the run reached its current final status."""
+    delivery_status: Mapped[str | None] = mapped_column(
+        String(16),
+        nullable=True,
+        comment="Notification: sending, delivered, failed; null: no webhook or e-mail",
+    )
+    """Where the notification (webhook, e-mail) of a succeeded run stands (``sending`` holds the lease)."""
+    delivery_attempts: Mapped[int] = mapped_column(
+        Integer, default=0, comment="Notification deliveries tried"
+    )
+    """How many deliveries of the notification were tried."""
+    delivery_error: Mapped[str | None] = mapped_column(
+        String(500), nullable=True, comment="Why the last delivery failed (safe reason)"
+    )
+    """Why the last delivery failed: an HTTP status or the kind of network error, never the URL."""
+    delivery_next_at: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="When a failed delivery is tried again (UTC)"
+    )
+    """For a failed delivery: the next tick at or after this instant tries again."""
+    delivered_channels: Mapped[str | None] = mapped_column(
+        String(32), nullable=True, comment="Channels that accepted the notification: webhook, email"
+    )
+    """Comma-separated channels already delivered, so a retry sends only to the others."""
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True, comment="When every channel had accepted the notification (UTC)"
+    )
+    """When the last channel accepted it."""

@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.audit.appender import AuditAppender
 from odeus_compliance.logging_setup import log_event
-from odeus_compliance.reports.jobs import ReportJobs
+from odeus_compliance.reports.runtime import ReportRuntime
+from odeus_compliance.scheduling.mail import MailSender
 from odeus_compliance.scheduling.runner import Clock, Scheduler
+from odeus_compliance.scheduling.webhook import WebhookSender
+from odeus_compliance.settings import Settings
 
 __all__ = ["ScheduleTicker"]
 
@@ -34,14 +38,21 @@ class ScheduleTicker:
     def __init__(
         self,
         *,
+        settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
-        jobs: ReportJobs,
+        runtime: ReportRuntime,
         appender: AuditAppender,
-        interval: float,
         clock: Clock = _system_clock,
     ) -> None:
-        self.scheduler = Scheduler(sessions=sessions, jobs=jobs, appender=appender)
-        self._interval = interval
+        self.scheduler = Scheduler(
+            sessions=sessions,
+            jobs=runtime.jobs,
+            appender=appender,
+            webhooks=WebhookSender(settings.webhook_keys),
+            mailer=MailSender.from_settings(settings),
+            pdf_reader=functools.partial(runtime.store.read, name="report.pdf"),
+        )
+        self._interval = settings.schedule_tick_seconds
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
 

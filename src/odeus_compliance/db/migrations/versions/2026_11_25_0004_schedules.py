@@ -117,11 +117,36 @@ def upgrade() -> None:
         ),
         _time("claimed_at", "When the row was claimed (UTC)"),
         _time("finished_at", "When it succeeded, failed for good or was skipped (UTC)", nullable=True),
+        sa.Column(
+            "delivery_status",
+            sa.String(length=16),
+            nullable=True,
+            comment="Notification: sending, delivered, failed; null: no webhook or e-mail",
+        ),
+        sa.Column("delivery_attempts", sa.Integer(), nullable=False, comment="Notification deliveries tried"),
+        sa.Column(
+            "delivery_error",
+            sa.String(length=500),
+            nullable=True,
+            comment="Why the last delivery failed (safe reason)",
+        ),
+        _time("delivery_next_at", "When a failed delivery is tried again (UTC)", nullable=True),
+        sa.Column(
+            "delivered_channels",
+            sa.String(length=32),
+            nullable=True,
+            comment="Channels that accepted the notification: webhook, email",
+        ),
+        _time("delivered_at", "When every channel had accepted the notification (UTC)", nullable=True),
         sa.CheckConstraint(
             "status IN ('claimed', 'running', 'succeeded', 'failed', 'skipped')",
             name=op.f("ck_schedule_runs_status"),
         ),
         sa.CheckConstraint("version >= 1", name=op.f("ck_schedule_runs_version")),
+        sa.CheckConstraint(
+            "delivery_status IN ('pending', 'sending', 'delivered', 'failed')",
+            name=op.f("ck_schedule_runs_delivery_status"),
+        ),
         sa.ForeignKeyConstraint(
             ["schedule_id"], ["schedules.id"], name=op.f("fk_schedule_runs_schedule_id_schedules")
         ),

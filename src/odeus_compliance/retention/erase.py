@@ -1,0 +1,104 @@
+"""How each data class is deleted. Every function is idempotent: a pending receipt is finished by calling
+it again with the same identifiers after a crash, whatever part was already done.
+
+- raw-exports: leftover work folders of report jobs (``<data dir>/report-work/<id>``) are removed.
+- datasets: the ``data.csv`` ciphertext is removed (file or chunk rows) and the report row says it is gone.
+- reports: every artifact of the report (PDF, dataset, figures) and its row are removed.
+- audit-payloads: the ``audit-data`` key of the epoch is destroyed and the entries' filter columns cleared
+  (:func:`~odeus_compliance.audit.service.shred_epoch`): the leaves and proofs stay, the log verifies and
+  shows them as pruned by policy.
+- key-epochs: the key material is destroyed (its row stays, with the destruction time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from odeus_compliance.audit.service import shred_epoch
+from odeus_compliance.db.models import Report, ReportArtifactChunk
+from odeus_compliance.keys.ring import destroy_key
+from odeus_compliance.reports.store import REPORT_ID, ArtifactStore, DatabaseChunks, FileChunks
+from odeus_compliance.retention.rules import DataClass
+
+__all__ = ["METHODS", "WHAT", "erase", "work_root"]
+
+WORK_DIR: Final = "report-work"
+"""Where the report flow keeps a job's working files (``reports.flow.WORK_DIR``)."""
+
+METHODS: Final = {
+    DataClass.RAW_EXPORTS: "delete-files",
+    DataClass.DATASETS: "delete-ciphertext",
+    DataClass.REPORTS: "delete-ciphertext-and-rows",
+    DataClass.AUDIT_PAYLOADS: "crypto-shred",
+    DataClass.KEY_EPOCHS: "crypto-shred",
+}
+"""How each class is deleted (NIST SP 800-88 terms: "crypto-shred" is cryptographic erase, a purge)."""
+
+WHAT: Final = {
+    DataClass.RAW_EXPORTS: "leftover work folders of interrupted report jobs",
+    DataClass.DATASETS: "pseudonymised datasets (data.csv) of reports, by report id",
+    DataClass.REPORTS: "reports (signed PDF, dataset, figures, archive row), by report id",
+    DataClass.AUDIT_PAYLOADS: "audit record payloads, by audit-data key epoch",
+    DataClass.KEY_EPOCHS: "data keys (report-data, pseudonymisation), by key id",
+}
+
+
+def work_root(data_dir: Path) -> Path:
+    """The report flow's work folder."""
+    return data_dir / WORK_DIR
+
+
+async def _remove_dataset(
+    store: ArtifactStore, sessions: async_sessionmaker[AsyncSession], report_id: str
+) -> None:
+    backend = store.backend
+    if isinstance(backend, FileChunks):
+        await asyncio.to_thread(backend.path(report_id, "data.csv").unlink, missing_ok=True)
+    elif isinstance(backend, DatabaseChunks):
+        async with sessions() as session, session.begin():
+            await session.execute(
+                delete(ReportArtifactChunk).where(
+                    ReportArtifactChunk.report_id == report_id, ReportArtifactChunk.name == "data.csv"
+                )
+            )
+    else:  # pragma: no cover - the two backends the store has
+        msg = f"unknown artifact backend {type(backend).__name__}"
+        raise TypeError(msg)
+    async with sessions() as session, session.begin():
+        await session.execute(update(Report).where(Report.id == report_id).values(has_dataset=False))
+
+
+async def erase(
+    data_class: DataClass,
+    items: Sequence[str],
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    store: ArtifactStore,
+    data_dir: Path,
+) -> None:
+    """Delete ``items`` of ``data_class`` (see the module docstring); safe to repeat."""
+    for item in items:
+        if data_class is DataClass.RAW_EXPORTS:
+            folder = work_root(data_dir) / item
+            if REPORT_ID.match(item):  # only names the report flow makes: never a path elsewhere
+                await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+        elif data_class is DataClass.DATASETS:
+            await _remove_dataset(store, sessions, item)
+        elif data_class is DataClass.REPORTS:
+            await store.delete(item)
+            async with sessions() as session, session.begin():
+                await session.execute(delete(Report).where(Report.id == item))
+        elif data_class is DataClass.AUDIT_PAYLOADS:
+            async with sessions() as session:
+                await shred_epoch(session=session, key_id=item)
+        else:
+            async with sessions() as session:
+                await destroy_key(session=session, key_id=item)
+                await session.commit()

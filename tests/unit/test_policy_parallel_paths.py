@@ -1,0 +1,238 @@
+"""The engine's faster paths (worker threads, fixed-width tokens, numeric class lookup, JSON cells, ASCII word
+check) give exactly what the plain paths give, including which error a bad batch reports."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as _compute
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from odeus_compliance.policy.bulktokens import Base32Tokens
+from odeus_compliance.policy.columnar import BatchTransformer, CellRejected, plan_columns
+from odeus_compliance.policy.crypto import Tokenizer, format_token
+from odeus_compliance.policy.csvout import CsvSink, csv_cells_direct, csv_json_cells
+from odeus_compliance.policy.engine import PolicyRun, _class_key, _Suppressed, apply_to_file
+from odeus_compliance.policy.keys import engine_keys
+from odeus_compliance.policy.leakscan import _SIMPLE, LeakScanner, _simple, _split_form, word_form
+from odeus_compliance.policy.loader import load_policy
+from odeus_compliance.policy.spool import EncryptedSpool
+from odeus_compliance.upstream.columns import ExportType, columns_for
+from odeus_compliance.upstream.schema import ExportSchema
+
+pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+HEADER = [c.name for c in columns_for(ExportType.USERS, byok=False)]
+MASTER = bytes(range(32))
+
+_json_like = st.one_of(
+    st.none(),
+    st.sampled_from(["{}", '{"a":1}', '{"a,b":2,"c":3}', '{"=x":1}', '{"l\nf":1}', "{ }", "{", '{"', "=1"]),
+    st.dictionaries(st.text(max_size=6), st.integers(0, 99), max_size=3).map(
+        lambda d: "{" + ",".join(f'"{k}":{v}' for k, v in d.items()) + "}"
+    ),
+    st.text(max_size=8),
+)
+
+
+@given(st.lists(_json_like, max_size=40), st.integers(min_value=1, max_value=60))
+@settings(max_examples=80, deadline=None)
+def test_json_cells_equal_the_cell_by_cell_csv(cells: list[str | None], repeat: int) -> None:
+    array = pa.array(cells * repeat, pa.string())
+    assert csv_json_cells(array).to_pylist() == csv_cells_direct(array, text=True).to_pylist()
+
+
+def test_tokens_in_batches_of_changing_size_equal_format_token() -> None:
+    tokens = Base32Tokens()
+    macs = [bytes((i * 7 + j) % 256 for j in range(32)) for i in range(6000)]
+    for count in (5000, 3, 6000, 1, 4999, 5000):  # the row-order table grows and is reused
+        got = tokens.tokens(macs[:count], prefix="a12_").to_pylist()
+        assert got == [format_token("a", 12, mac) for mac in macs[:count]]
+
+
+def test_tokens_refuse_macs_of_uneven_length() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        Base32Tokens().tokens([bytes(32), bytes(31)], prefix="u1_")
+    with pytest.raises(ValueError, match="at least 24"):
+        Base32Tokens().tokens([bytes(20)], prefix="u1_")
+
+
+_texts = st.one_of(
+    st.text(max_size=24),
+    st.text(alphabet="abcXYZ019 _'.@+-ßéÅ\t,;", max_size=24),
+    st.sampled_from(["Anna Meier", "anna.meier@corp.example", "usr_01", " Björn  Fischer ", "STRASSE", "ß"]),
+)
+
+
+@given(st.lists(st.one_of(st.none(), _texts), max_size=30))
+@settings(max_examples=120, deadline=None)
+def test_word_form_fast_path_equals_the_general_form(values: list[str | None]) -> None:
+    array = pa.array(values, pa.string())
+    lowered = pc.replace_substring(pc.utf8_lower(array), "ß", "ss")
+    general = _split_form(lowered).to_pylist()
+    assert word_form(array).to_pylist() == general
+    reference = pc.fill_null(pc.match_substring_regex(lowered, _SIMPLE), True).to_pylist()
+    assert _simple(lowered).to_pylist() == reference
+
+
+def test_identifying_values_count_by_the_stated_rule() -> None:
+    scanner = LeakScanner()
+    values = [" ANONYMOUS ", "anonymous.", "12345", "123456", "١٢٣٤", "abc", "Anna Meier", None]
+    scanner.add_identifying(pa.array(values, pa.string()))
+    scanner.observe_column("department", pa.array(["x"], pa.string()), row_offset=0)
+    # counted: "anonymous." (not a placeholder as written), "123456", "١٢٣٤" (not ASCII digits), "anna meier"
+    assert scanner.values_registered == 4
+    scanner.verify()
+    scanner.observe_column("role", pa.array(["Team of ANNA MEIER"], pa.string()), row_offset=7)
+    with pytest.raises(Exception, match=r"output column 'role' \(data row 8\)"):
+        scanner.verify()
+
+
+_classes = st.lists(
+    st.tuples(*[st.sampled_from([None, "", "a", "b", "c"]) for _ in range(3)]), min_size=0, max_size=12
+)
+
+
+@given(_classes, st.lists(st.tuples(*[st.sampled_from([None, "", "a", "b", "c", "d"])] * 3), max_size=60))
+@settings(max_examples=80, deadline=None)
+def test_suppressed_rows_are_the_rows_of_suppressed_classes(
+    classes: list[tuple[str | None, ...]], rows: list[tuple[str | None, ...]]
+) -> None:
+    qis = ("q0", "q1", "q2")
+    columns = {q: pa.array([r[i] for r in rows], pa.string()) for i, q in enumerate(qis)}
+    mask = _Suppressed(frozenset(classes), qis).rows_of(columns)
+    if not classes:
+        assert mask is None
+        return
+    assert mask.to_pylist() == [r in set(classes) for r in rows]
+
+
+def test_suppressed_rows_by_text_when_the_class_numbers_would_overflow() -> None:
+    qis = tuple(f"q{i}" for i in range(5))
+    classes = frozenset(tuple(f"{i}-{n}" for i in range(5)) for n in range(6000))  # 6000**5 > 2**62
+    suppressed = _Suppressed(classes, qis)
+    rows = [("0-1", "1-1", "2-1", "3-1", "4-1"), ("0-1", "1-2", "2-1", "3-1", "4-1"), ("x",) * 5]
+    columns = {q: pa.array([r[i] for r in rows], pa.string()) for i, q in enumerate(qis)}
+    assert suppressed.rows_of(columns).to_pylist() == [True, False, False]
+    assert _class_key(rows[0]) != _class_key(rows[1])
+
+
+def _batch(rows: list[dict[str, str]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [pa.array([r.get(name) for r in rows], pa.string()) for name in HEADER], names=HEADER
+    )
+
+
+def _row(n: int, **changes: str) -> dict[str, str]:
+    row = dict.fromkeys(HEADER, "0")
+    row.update(
+        period_start="2026-10-01",
+        period_end="2026-10-31",
+        user_id=f"usr_{n:04d}",
+        joined_at="2026-01-15",
+        payg_limit_current="2.50",
+        assistants_to_messages=f'{{"asst_{n % 3}":3,"asst_9":4}}',
+        projects_to_messages="{}",
+        model_to_messages_total='{"gpt-4o":7,"claude":1}',
+        action_to_messages='{"web":1}',
+    )
+    row.update(changes)
+    return row
+
+
+def _transformer() -> BatchTransformer:
+    policy = load_policy(POLICIES / "default.toml")
+    keys = engine_keys(MASTER, policy)
+    plan = plan_columns(policy, ExportType.USERS, ExportSchema.from_header(ExportType.USERS, HEADER))
+    return BatchTransformer(plan, Tokenizer(keys.context), Base32Tokens())
+
+
+def test_a_transform_on_worker_threads_equals_one_on_this_thread() -> None:
+    batches = [_batch([_row(n + 50 * b) for n in range(50)]) for b in range(3)]
+    alone, threaded = _transformer(), _transformer()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for number, batch in enumerate(batches):
+            one = alone.transform(batch, row_offset=50 * number)
+            two = threaded.transform(batch, row_offset=50 * number, pool=pool)
+            assert one.data.equals(two.data)
+            assert one.map_keys == two.map_keys
+    assert alone.counts == threaded.counts
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_the_first_bad_column_in_output_order_is_reported(threads: bool) -> None:
+    # joined_at (a date, rest group) comes before assistants_to_messages (a map, maps group)
+    rows = [_row(n) for n in range(5)]
+    rows[3] = _row(3, joined_at="not a date", assistants_to_messages="{broken")
+    with ThreadPoolExecutor(max_workers=3) as pool, pytest.raises(CellRejected, match="'joined_at'"):
+        _transformer().transform(_batch(rows), row_offset=0, pool=pool if threads else None)
+    rows[3] = _row(3, assistants_to_messages="{broken", messages_projects="x")  # map before the number
+    with ThreadPoolExecutor(max_workers=3) as pool, pytest.raises(Exception, match="assistants_to_messages"):
+        _transformer().transform(_batch(rows), row_offset=0, pool=pool if threads else None)
+
+
+def test_a_failure_on_the_keeper_thread_fails_the_run_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "raw.csv"
+    with source.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(HEADER)
+        for n in range(30):
+            writer.writerow([_row(n).get(name, "") for name in HEADER])
+
+    def broken(self: EncryptedSpool, batch: Any) -> None:
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(EncryptedSpool, "append", broken)
+    policy = load_policy(POLICIES / "default.toml")
+    with pytest.raises(OSError, match="simulated"):
+        apply_to_file(
+            policy,
+            ExportType.USERS,
+            source=source,
+            out=tmp_path / "out.csv",
+            manifest_path=tmp_path / "out.manifest.json",
+            keys=engine_keys(MASTER, policy),
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.csv"]
+
+
+def test_lines_made_apart_and_put_in_order_equal_one_write(tmp_path: Path) -> None:
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(["=1", "a,b", None]), pa.array(['{"k":1}', "{}", None])], names=["t", "m"]
+    )
+    one, two = CsvSink(tmp_path / "one.csv"), CsvSink(tmp_path / "two.csv")
+    for sink in (one, two):
+        sink.write_header(["t", "m"])
+    one.write(batch, text_columns=frozenset({"t", "m"}))
+    lines = CsvSink.lines(batch, text_columns=frozenset({"t", "m"}), json_columns=frozenset({"m"}))
+    two.put_lines(lines, batch.num_rows)
+    assert (one.sha256, one.rows) == (two.sha256, two.rows)
+    for sink in (one, two):
+        sink.commit()
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    assert (tmp_path / "one.csv").read_bytes().endswith(b'\'=1,"{""k"":1}"\n"a,b",{}\n,\n')
+
+
+def test_a_run_stops_its_worker_threads(tmp_path: Path) -> None:
+    policy = load_policy(POLICIES / "default.toml")
+    before = {t.name for t in threading.enumerate()}
+    run = PolicyRun(
+        policy, ExportType.USERS, keys=engine_keys(MASTER, policy), sink=CsvSink(tmp_path / "o.csv")
+    )
+    run.begin(ExportSchema.from_header(ExportType.USERS, HEADER))
+    run.feed(_batch([_row(n) for n in range(20)]))
+    assert any(t.name.startswith("policy-") for t in threading.enumerate())
+    run.abort()
+    after = {t.name for t in threading.enumerate() if t.name.startswith("policy-")}
+    assert after <= before
+    assert not list(itertools.islice((p for p in tmp_path.iterdir()), 1))
