@@ -73,8 +73,11 @@ def measure(mode: str, source: Path, folder: Path) -> dict[str, Any]:
         "t = time.perf_counter()\n"
         "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
         "s = time.perf_counter() - t\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "out = {'seconds': s, 'peak_rss_mb': rss, 'code': done.returncode, 'err': done.stderr[-300:]}\n"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "rss = usage.ru_maxrss / 1024\n"
+        "cpu = usage.ru_utime + usage.ru_stime\n"
+        "out = {'seconds': s, 'cpu_seconds': cpu, 'peak_rss_mb': rss, 'code': done.returncode,"
+        " 'err': done.stderr[-300:]}\n"
         "print(json.dumps(out))\n"
     )
     result = subprocess.run(
@@ -86,6 +89,11 @@ def measure(mode: str, source: Path, folder: Path) -> dict[str, Any]:
     data["output_mb"] = round(out.stat().st_size / 1e6, 1)
     out.unlink()
     return data
+
+
+def _load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages (other work on it slows every mode)."""
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def main() -> None:
@@ -102,31 +110,36 @@ def main() -> None:
     size = source.stat().st_size / 1e6
     print(f"input: {source.name}, {rows} rows, {size:.1f} MB (ready in {ready:.0f} s)")
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    load_before = _load_average()
     with tempfile.TemporaryDirectory(dir=RESULTS) as folder:
         for _ in range(args.repeat):
             for mode in MODES:  # interleaved, so drift in machine load hits every mode alike
                 runs[mode].append(measure(mode, source, Path(folder)))
     median = {mode: statistics.median(r["seconds"] for r in runs[mode]) for mode in MODES}
+    cpu = {mode: statistics.median(r["cpu_seconds"] for r in runs[mode]) for mode in MODES}
     summary: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": rows,
         "input_mb": round(source.stat().st_size / 1e6, 1),
         "repeat": args.repeat,
+        "load_average": {"before": load_before, "after": _load_average()},
         "modes": {},
     }
-    print(f"{'mode':<8} {'seconds':>8} {'vs polars':>10} {'vs csv':>7} {'peak RSS MB':>12}")
+    print(f"load average (1, 5, 15 min): before {load_before}, after {summary['load_average']['after']}")
+    print(f"{'mode':<8} {'seconds':>8} {'vs polars':>10} {'vs csv':>7} {'CPU s':>7} {'peak RSS MB':>12}")
     for mode in MODES:
         peak = max(r["peak_rss_mb"] for r in runs[mode])
         summary["modes"][mode] = {
             "seconds": round(median[mode], 2),
             "ratio_vs_polars": round(median[mode] / median["polars"], 2),
             "ratio_vs_csv": round(median[mode] / median["csv"], 2),
+            "cpu_seconds": round(cpu[mode], 2),  # user + system, all threads: less load-dependent
             "peak_rss_mb": round(peak, 1),
             "all_seconds": [round(r["seconds"], 2) for r in runs[mode]],
         }
         print(
             f"{mode:<8} {median[mode]:>8.2f} {median[mode] / median['polars']:>10.2f} "
-            f"{median[mode] / median['csv']:>7.2f} {peak:>12.1f}"
+            f"{median[mode] / median['csv']:>7.2f} {cpu[mode]:>7.2f} {peak:>12.1f}"
         )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "policy.json").write_text(json.dumps(summary, indent=2) + "\n")

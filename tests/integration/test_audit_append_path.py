@@ -213,3 +213,23 @@ def test_the_multi_row_insert_stores_what_the_orm_insert_stores(tmp_path: Path) 
     assert len(stored) == 4
     assert stored[0][2:] == stored[2][2:]
     assert stored[1][2:] == stored[3][2:]
+
+
+def test_appends_before_keys_init_fail_and_later_ones_succeed(migrated_settings: Settings) -> None:
+    """No key ring yet: the append fails (closed) rather than hanging or killing the writer; once the ring
+    exists the same appender writes seq 0."""
+
+    async def go() -> tuple[bool, int]:
+        async with AuditAppender.open(migrated_settings) as appender:
+            failed = False
+            try:
+                await asyncio.wait_for(_one(appender, "report:early"), timeout=60)
+            except AuditWriteError:
+                failed = True
+            await asyncio.to_thread(init_ring, migrated_settings)
+            record = await asyncio.wait_for(_one(appender, "report:later"), timeout=60)
+            return failed, record.seq
+
+    failed, seq = asyncio.run(go())
+    assert failed
+    assert seq == 0

@@ -132,3 +132,47 @@ async def test_a_failed_run_is_taken_again_only_when_its_retry_is_due(migrated_s
         assert not early
         assert await claims.take_over(session=session, run_id=run.id, lease=Lease("b", 60), now=retry_at)
         assert not await claims.take_over(session=session, run_id=run.id, lease=Lease("c", 60), now=retry_at)
+
+
+async def test_has_due_work_tells_when_a_tick_has_something_to_do(migrated_settings: Settings) -> None:
+    from odeus_compliance.scheduling.runner import has_due_work  # noqa: PLC0415
+
+    schedule_id = await make_schedule(migrated_settings)  # active from 60 days before NOW
+    due = due_at(OCTOBER, day=1, time=dt.time(6, 0))  # 05:00 UTC on 1 November (CET)
+    async with sessions_for(migrated_settings) as sessions:
+        # 06:00 UTC on 1 November: October fell due an hour ago, September a month before (August was due
+        # before the schedule existed)
+        assert await has_due_work(sessions, NOW)
+        # claim everything that is due; the claims' leases (60 s) make the runs nobody else's business
+        for first_day in (dt.date(2026, 9, 1), dt.date(2026, 10, 1)):
+            period = Period(Every.MONTH, first_day, "Europe/Berlin")
+            async with sessions() as session:
+                run = await claims.claim_new(
+                    session=session,
+                    schedule_id=schedule_id,
+                    period=period,
+                    due_at=due_at(period, day=1, time=dt.time(6, 0)),
+                    version=1,
+                    lease=Lease("a", 60),
+                    now=NOW,
+                )
+                assert run is not None
+                if first_day.month != 10:
+                    assert await claims.finish(
+                        session=session, run_id=run.id, lease=Lease("a", 60), now=NOW, status="succeeded"
+                    )
+        assert due < NOW
+        assert run is not None
+        assert not await has_due_work(sessions, NOW + dt.timedelta(seconds=59))
+        assert await has_due_work(sessions, NOW + dt.timedelta(seconds=61))  # October's lease lapsed
+        async with sessions() as session:
+            assert await claims.finish(
+                session=session,
+                run_id=run.id,
+                lease=Lease("a", 60),
+                now=NOW,
+                status="failed",
+                next_retry_at=NOW + dt.timedelta(hours=1),
+            )
+        assert not await has_due_work(sessions, NOW + dt.timedelta(minutes=59))
+        assert await has_due_work(sessions, NOW + dt.timedelta(hours=1))

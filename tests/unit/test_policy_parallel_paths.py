@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 from odeus_compliance.policy.bulktokens import Base32Tokens
 from odeus_compliance.policy.columnar import BatchTransformer, CellRejected, plan_columns
+from odeus_compliance.policy.countmaps import map_count_column
 from odeus_compliance.policy.crypto import Tokenizer, format_token
 from odeus_compliance.policy.csvout import CsvSink, csv_cells_direct, csv_json_cells
 from odeus_compliance.policy.engine import PolicyRun, _class_key, _Suppressed, apply_to_file
@@ -236,3 +239,32 @@ def test_a_run_stops_its_worker_threads(tmp_path: Path) -> None:
     after = {t.name for t in threading.enumerate() if t.name.startswith("policy-")}
     assert after <= before
     assert not list(itertools.islice((p for p in tmp_path.iterdir()), 1))
+
+
+_map_keys = st.sampled_from(["asst_1", "asst_2", "gpt-4o", "", "é", 'q"uote', "a,b", "x:y", "a,"])
+_map_cells = st.one_of(
+    st.none(),
+    st.just("{}"),
+    st.dictionaries(_map_keys, st.integers(min_value=0, max_value=10**6), max_size=4).map(
+        lambda d: json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+    ),
+    st.dictionaries(_map_keys, st.integers(min_value=0, max_value=99), max_size=3).map(json.dumps),
+    st.just('{"asst_1":1,"asst_1":2}'),
+)
+_mappers: dict[str, Callable[[list[str]], list[str]]] = {
+    "same": lambda keys: keys,
+    "tokens": lambda keys: [f"a1_{len(k)}x{sum(map(ord, k))}" for k in keys],
+    "quoting": lambda keys: [f'k"{k}' for k in keys],  # output keys with a quote of their own
+    "merging": lambda keys: ["one" for _ in keys],
+}
+
+
+@given(st.lists(_map_cells, min_size=1, max_size=12), st.sampled_from(sorted(_mappers)))
+@settings(max_examples=120, deadline=None)
+def test_count_maps_as_csv_equal_their_json_formatted(cells: list[str | None], mapper: str) -> None:
+    array = pa.array(cells, pa.string())
+    as_json = map_count_column(array, _mappers[mapper], column="c", row_offset=0)
+    as_csv = map_count_column(array, _mappers[mapper], column="c", row_offset=0, csv=True)
+    expected = csv_cells_direct(as_json.array, text=True).to_pylist()
+    assert pc.fill_null(as_csv.array, "").to_pylist() == expected
+    assert as_csv.keys == as_json.keys

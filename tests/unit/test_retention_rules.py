@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ def test_report_cites_the_dates_of_every_class(tmp_path: Path) -> None:
     dates = retention_dates(Settings.for_tests(tmp_path), MADE)
     assert set(dates) == {c.value for c in DataClass}
     assert dates["raw-exports"] == "never stored"
+    assert pickle.loads(pickle.dumps(dates)) == dates  # the meta travels to the render worker process
     assert dates["datasets"] == "until 2027-02-28 (90 days)"
     assert dates["reports"] == "until 2036-11-30 (3653 days)"  # ten years, three leap days between
     assert dates["audit-payloads"] == "until at least 2036-11-30 (3653 days)"

@@ -177,3 +177,26 @@ def test_periods_due_are_exactly_those_due_in_the_window(
         if period not in due:
             when = due_at(period, day=day, time=at)
             assert not active_from <= when <= now
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_months_agree_with_the_report_periods_and_the_calendar(zone: str) -> None:
+    """Every month 2020-2035: the same instants as the reports' own ``ReportPeriod.month`` (written
+    independently), a start at local midnight of the 1st, and a length of the calendar's days give or take
+    the zone's DST shift that month."""
+    from odeus_compliance.reports.jobs import ReportPeriod  # noqa: PLC0415
+
+    tz = ZoneInfo(zone)
+    for year in range(2020, 2036):
+        for number in range(1, 13):
+            period = month(year, number, zone)
+            report = ReportPeriod.month(year, number, zone)
+            assert (period.start, period.end) == (report.start, report.end), (zone, year, number)
+            local = period.start.astimezone(tz)
+            assert (local.year, local.month, local.day, local.hour, local.minute) == (year, number, 1, 0, 0)
+            start_offset = period.start.utcoffset()
+            end_offset = period.end.utcoffset()
+            assert start_offset is not None
+            assert end_offset is not None
+            days = (period.next_first_day - period.first_day).days
+            assert period.duration == dt.timedelta(days=days) + (start_offset - end_offset)

@@ -199,9 +199,10 @@ class AuditAppender:
         self._lock = asyncio.Lock()
         database = _sqlite_file(self._engine)
         if database is not None:
-            self._channel = SqliteAppendChannel(database, self._engine.dialect)
-            await self._channel.open()
-            self._writer = asyncio.create_task(self._run_channel(self._channel), name="audit-appender")
+            channel = SqliteAppendChannel(database, self._engine.dialect)
+            await channel.open()
+            self._channel = channel
+            self._writer = asyncio.create_task(self._run_channel(channel), name="audit-appender")
         else:
             self._writer = asyncio.create_task(self._run(), name="audit-appender")
         self._ticker = asyncio.create_task(self._tick(), name="audit-checkpoint-ticker")

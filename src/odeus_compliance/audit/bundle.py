@@ -749,12 +749,17 @@ def verify_log(  # noqa: PLR0912, PLR0915 - the hot loop is inlined on purpose
 ) -> VerificationReport:
     """Verify the whole stored log: ``leaves`` in storage order (by seq, from 0), every signed checkpoint.
 
-    - Each leaf must be a canonical schema-1 leaf text whose seq is its position; a jump is reported as
-      ``missing``, a seq that comes back later as ``reordered``, a repeat as ``duplicate``.
-    - The root at each checkpoint's size must equal the signed root; a mismatch is ``modified`` for the seq
-      range since the last matching checkpoint. A checkpoint larger than the log is ``truncated``; two
-      checkpoints with different roots for one size, or a ``previous_checkpoint`` (held outside the
-      service) whose root disagrees, are ``forked``.
+    - Each leaf must be a canonical schema-1 leaf text whose seq is its position. Seqs never seen are
+      ``missing``; a repeat is ``duplicate``; if leaves are out of order, the seqs not at their place in
+      ascending order among those present are ``reordered`` (a swap of two leaves names exactly those two).
+    - The root at each checkpoint's size must equal the signed root. On a mismatch: if the leaves since the
+      last matching checkpoint are exactly the signed ones out of order (put back in seq order they give the
+      signed root), only the reordering is reported and the tree goes on from the corrected order; if every
+      one of them was opened and checked with the keys (so none was made or changed without the key), the
+      mismatch is the consequence of the missing, reordered or duplicated leaves already named; otherwise it
+      is ``modified`` for the seq range since the last matching checkpoint. A checkpoint larger than the log
+      whose last leaves are absent is ``truncated``; two checkpoints with different roots for one size, or
+      a ``previous_checkpoint`` (held outside the service) whose root disagrees, are ``forked``.
     - With ``opener`` (which holds the data keys: ``lambda leaf: open_leaf(leaf, origin=..., data_key=...)``,
       returning ``None`` when the leaf's epoch key was destroyed by retention), every leaf is decrypted and
       its commitment checked, which pins a modification to its exact seq; shredded leaves are ``pruned``.

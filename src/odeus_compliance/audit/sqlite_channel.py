@@ -76,8 +76,12 @@ class SqliteAppendChannel:
         """Batches that had to be prepared again under the lock."""
 
     async def open(self) -> None:
-        """Open the connection in the channel's thread."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
+        """Open the connection in the channel's thread (and stop the thread if that fails)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
 
     def _open(self) -> None:
         conn = sqlite3.connect(

@@ -278,9 +278,18 @@ def _run_settings(lease: float, attempts: int, backoff: float, retry_after: floa
 
 
 async def _run_due(settings: Settings, now: dt.datetime, run_settings: Any) -> list[Any]:
-    from odeus_compliance.scheduling.runtime import standalone_scheduler  # noqa: PLC0415
+    from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
+    from odeus_compliance.scheduling.runner import has_due_work  # noqa: PLC0415
 
     await ensure_schema_at_head(settings)
+    engine = create_engine_for(settings)
+    try:
+        if not await has_due_work(session_factory(engine), now):
+            return []  # most ticks: no need to start the report runtime
+    finally:
+        await engine.dispose()
+    from odeus_compliance.scheduling.runtime import standalone_scheduler  # noqa: PLC0415
+
     async with standalone_scheduler(settings, run_settings=run_settings) as scheduler:
         return list(await scheduler.run_due(now))
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as _compute
 
 from odeus_compliance.policy.countmaps import map_count_column
+from odeus_compliance.policy.csvout import csv_cells
 from odeus_compliance.policy.model import (
     Drop,
     Encrypt,
@@ -90,8 +91,9 @@ class OutputColumn:
 
     @property
     def plain(self) -> bool:
-        """Cells are numbers, tokens or date labels: never quoted, never a formula."""
-        return self.numeric or isinstance(self.rule, Pseudonymize | Encrypt | GeneralizeDate)
+        """Cells are numbers, tokens or date labels (never quoted, never a formula), or count maps, which
+        the transformer gives as their CSV cell text: written as they are."""
+        return self.numeric or isinstance(self.rule, Pseudonymize | Encrypt | GeneralizeDate | MapKeys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +174,8 @@ class ColumnCounts:
 
 @dataclass(frozen=True, slots=True)
 class TransformedBatch:
-    """A batch after the column rules: output columns as text, plus what the leak scan needs."""
+    """A batch after the column rules: output columns as text (count maps as their CSV cell text, see
+    :attr:`OutputColumn.plain`), plus what the leak scan needs."""
 
     data: pa.RecordBatch
     map_keys: dict[str, dict[str, int]]  # per map column: output key -> first row (within the batch)
@@ -196,8 +199,9 @@ class BatchTransformer:
         """The batch's output columns, in input order. ``row_offset`` is the number of rows before it.
 
         With ``pool``, the columns that are not the subject's (Arrow kernels, which release the GIL) are
-        computed on a worker thread while this thread makes the subject tokens (HMACs, which hold it). The
-        result, and the first error in column order, are the same either way.
+        computed on two worker threads (the count maps, and the rest) while this thread makes the subject
+        tokens (HMACs, which hold the GIL). The result, and the first error in column order, are the same
+        either way.
         """
         rows = batch.num_rows
         for name in self.plan.dropped:
@@ -250,8 +254,9 @@ class BatchTransformer:
             held = 0
             if placeholder is not None:
                 held = int(pc.sum(placeholder).as_py() or 0)
-                if held:
-                    out = pc.if_else(placeholder, raw, out)
+                if held:  # a count map column already holds CSV text: so must its placeholders
+                    kept = csv_cells(raw, text=True) if isinstance(column.rule, MapKeys) else raw
+                    out = pc.if_else(placeholder, kept, out)
             counts.upstream_anonymised += held
             if isinstance(column.rule, Keep):
                 counts.kept += rows - nulls - held
@@ -308,6 +313,7 @@ class BatchTransformer:
                 column=name,
                 row_offset=row_offset,
                 collect_keys=rule.keys is KeyAction.KEEP,
+                csv=True,
             )
             map_keys[name] = mapped.keys
             return mapped.array

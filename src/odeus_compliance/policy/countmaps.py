@@ -5,6 +5,11 @@ keys that fall together summed, keys sorted, no whitespace), but computed with A
 usual compact shape (``{"key":12,...}``: no whitespace, no escapes, whole non-negative counts, no key
 twice after mapping). Every other cell (whitespace, escapes, ``12.0``, duplicates, invalid JSON) takes the
 per-cell path, which also raises the errors. Keys are mapped once per distinct key and batch.
+
+With ``csv=True`` the cells come out as their CSV cell text (what :func:`~odeus_compliance.policy.csvout.
+csv_json_cells` makes of the JSON): the fast path builds the quoted form directly (``"{""key"":1}"``: every
+quote of canonical JSON whose keys hold none is a structural one, so doubling them is the quoting), the others
+format their JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as _compute
 
+from odeus_compliance.policy.csvout import csv_json_cells
 from odeus_compliance.policy.operations import OperationError, dump_count_map, parse_count_map
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
@@ -38,11 +44,18 @@ KeyMapper = Callable[[list[str]], list[str]]
 
 
 def map_count_column(
-    cells: pa.Array[Any], map_keys: KeyMapper, *, column: str, row_offset: int, collect_keys: bool = True
+    cells: pa.Array[Any],
+    map_keys: KeyMapper,
+    *,
+    column: str,
+    row_offset: int,
+    collect_keys: bool = True,
+    csv: bool = False,
 ) -> MappedColumn:
     """Transform every count map of ``cells``; ``map_keys`` maps distinct input keys to output keys.
 
-    ``collect_keys`` = False skips noting the output keys (when they are all tokens by construction).
+    ``collect_keys`` = False skips noting the output keys (when they are all tokens by construction);
+    ``csv`` = True gives each cell's CSV text instead of its JSON (see the module doc).
 
     ``row_offset`` only numbers rows in errors (never values).
     """
@@ -50,14 +63,22 @@ def map_count_column(
     fast: Any = pc.fill_null(pc.match_substring_regex(text, _FAST), True)
     out_keys: dict[str, int] = {}
     if not pc.all(fast).as_py():
-        return _mixed(text, fast, map_keys, column=column, row_offset=row_offset, out_keys=out_keys)
-    result = _fast(text, map_keys, out_keys=out_keys if collect_keys else None)
+        mapped = _mixed(text, fast, map_keys, column=column, row_offset=row_offset, out_keys=out_keys)
+        return _as_csv(mapped) if csv else mapped
+    result = _fast(text, map_keys, out_keys=out_keys if collect_keys else None, csv=csv)
     if result is None:  # a key occurs twice in a row after mapping: sum those rows cell by cell
-        return _per_cell_all(text, map_keys, column=column, row_offset=row_offset)
+        mapped = _per_cell_all(text, map_keys, column=column, row_offset=row_offset)
+        return _as_csv(mapped) if csv else mapped
     return MappedColumn(result, out_keys)
 
 
-def _fast(text: Any, map_keys: KeyMapper, *, out_keys: dict[str, int] | None) -> pa.Array[Any] | None:
+def _as_csv(mapped: MappedColumn) -> MappedColumn:
+    return MappedColumn(cast("pa.Array[Any]", csv_json_cells(mapped.array)), mapped.keys)
+
+
+def _fast(
+    text: Any, map_keys: KeyMapper, *, out_keys: dict[str, int] | None, csv: bool = False
+) -> pa.Array[Any] | None:
     """All cells are of the compact shape (or null); ``None`` if some row needs summing."""
     empty_map: Any = pc.equal(text, "{}")
     inner: Any = pc.if_else(empty_map, pa.scalar(None, pa.string()), pc.utf8_slice_codeunits(text, 2, -1))
@@ -95,14 +116,19 @@ def _fast(text: Any, map_keys: KeyMapper, *, out_keys: dict[str, int] | None) ->
     ordered: Any = pc.take(composite, order)
     if len(ordered) > 1 and pc.any(pc.equal(ordered[1:], ordered[:-1])).as_py():
         return None
-    # pieces ``key":count`` in canonical order, joined by ``,"``, inside ``{"`` and ``}``
+    # pieces ``key":count`` in canonical order, joined by ``,"``, inside ``{"`` and ``}``; for CSV with every
+    # quote doubled and the cell quoted (keys with a quote of their own take the general CSV formatting)
+    quoted = csv and not any('"' in key for key in mapped)
     new_keys: Any = pc.take(mapped_array, pc.take(indices, order))
-    pieces: Any = pc.binary_join_element_wise(new_keys, pc.take(counts, order), '":')
+    pieces: Any = pc.binary_join_element_wise(new_keys, pc.take(counts, order), '"":' if quoted else '":')
     offsets: Any = pairs_list.offsets
     lists: Any = pa.ListArray.from_arrays(offsets, pieces, mask=pc.is_null(inner))
-    body: Any = pc.binary_join(lists, ',"')
-    wrapped: Any = pc.binary_join_element_wise('{"', body, "}", "")
-    return cast("pa.Array[Any]", pc.if_else(empty_map, text, wrapped))
+    body: Any = pc.binary_join(lists, ',""' if quoted else ',"')
+    wrapped: Any = pc.binary_join_element_wise('"{""' if quoted else '{"', body, '}"' if quoted else "}", "")
+    result = pc.if_else(empty_map, text, wrapped)  # "{}" needs no quotes in CSV
+    if csv and not quoted:
+        result = csv_json_cells(result)
+    return cast("pa.Array[Any]", result)
 
 
 def _mixed(

@@ -15,8 +15,12 @@ The flow, for one export (one module, one job: coordinate the pieces):
 4. **Commit.** Only now the manifest and the CSV appear at their paths (the caller commits).
 
 Without quasi-identifiers in the output the gate has nothing to do and batches are written in the first
-pass; with ``per_person_rows = false`` only grouped aggregates are written. Memory holds one batch, the
-class counts, the leak scan's distinct texts and the identifying values (as compact Arrow text).
+pass; with ``per_person_rows = false`` only grouped aggregates are written. Memory holds a few batches, the
+class counts, the leak scan's distinct texts and the identifying values' word forms (as compact Arrow text).
+
+Arrow's kernels release the GIL, so a run uses worker threads for them (see ``PolicyRun.__init__`` and
+``BatchTransformer.transform``); batches reach the spool and the output in order, and results and errors are
+those of one thread. The threads end with the run (``finish`` or ``abort``).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ from odeus_compliance.upstream.schema import ExportSchema
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
-_LINES_AHEAD = 3  # batches whose CSV lines are being made while earlier ones are written (pass 2)
+_LINES_AHEAD = 2  # batches whose CSV lines are being made while earlier ones are written (pass 2)
 
 __all__ = ["PolicyRun", "RunResult", "apply_policy", "apply_policy_async", "apply_to_file"]
 
@@ -123,7 +127,6 @@ class PolicyRun:
         self._qis: tuple[str, ...] = ()
         self._text_columns: frozenset[str] = frozenset()
         self._plain_columns: frozenset[str] = frozenset()
-        self._json_columns: frozenset[str] = frozenset()
         # Worker threads: Arrow kernels release the GIL, so they run beside this thread's HMACs. ``_workers``
         # computes a batch's columns and input checks; ``_keeper`` (one thread: batches stay in order) hands
         # transformed batches to the leak scan, the class counts and the spool or output.
@@ -144,7 +147,6 @@ class PolicyRun:
         self._qis = tuple(q for q in disclosure.quasi_identifiers if q in plan.names)
         self._text_columns = frozenset(c.name for c in plan.outputs if not c.numeric)
         self._plain_columns = frozenset(c.name for c in plan.outputs if c.plain)
-        self._json_columns = frozenset(c.name for c in plan.outputs if isinstance(c.rule, MapKeys))
         if not disclosure.per_person_rows:
             person = next((c.name for c in plan.outputs if c.subject), None)
             grouped = any(name in plan.names for name in ("model", "source", "deployment"))
@@ -217,7 +219,6 @@ class PolicyRun:
                 data,
                 text_columns=self._text_columns,
                 plain_columns=self._plain_columns,
-                json_columns=self._json_columns,
             )
 
     def _count_classes(self, data: pa.RecordBatch) -> None:
@@ -359,7 +360,6 @@ class PolicyRun:
                         batch,
                         text_columns=self._text_columns,
                         plain_columns=self._plain_columns,
-                        json_columns=self._json_columns,
                     ),
                     batch.num_rows,
                 )

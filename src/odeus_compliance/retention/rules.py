@@ -19,7 +19,6 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from odeus_compliance.settings import Settings
 
@@ -88,16 +87,13 @@ def retention_dates(settings: Settings, generated_at: dt.datetime) -> Mapping[st
         msg = "generated_at must be timezone-aware"
         raise ValueError(msg)
     rules = RetentionRules.from_settings(settings)
-    return MappingProxyType(
-        {
-            DataClass.RAW_EXPORTS.value: "never stored",
-            DataClass.DATASETS.value: (
-                f"until {_day(generated_at + rules.dataset)} ({rules.dataset.days} days)"
-            ),
-            DataClass.REPORTS.value: f"until {_day(generated_at + rules.report)} ({rules.report.days} days)",
-            DataClass.AUDIT_PAYLOADS.value: (
-                f"until at least {_day(generated_at + rules.audit)} ({rules.audit.days} days)"
-            ),
-            DataClass.KEY_EPOCHS.value: "destroyed once nothing they encrypted is kept",
-        }
-    )
+    # a plain dict: the report's meta is pickled to the render worker process
+    return {
+        DataClass.RAW_EXPORTS.value: "never stored",
+        DataClass.DATASETS.value: (f"until {_day(generated_at + rules.dataset)} ({rules.dataset.days} days)"),
+        DataClass.REPORTS.value: f"until {_day(generated_at + rules.report)} ({rules.report.days} days)",
+        DataClass.AUDIT_PAYLOADS.value: (
+            f"until at least {_day(generated_at + rules.audit)} ({rules.audit.days} days)"
+        ),
+        DataClass.KEY_EPOCHS.value: "destroyed once nothing they encrypted is kept",
+    }
