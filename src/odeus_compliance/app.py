@@ -58,6 +58,7 @@ from odeus_compliance.reports.controllers import (
 from odeus_compliance.reports.runtime import ReportRuntime
 from odeus_compliance.request_log import install_request_log
 from odeus_compliance.scheduling.controllers import list_schedule_runs, list_schedules, put_schedule
+from odeus_compliance.retention.ticker import RetentionTicker
 from odeus_compliance.scheduling.ticker import ScheduleTicker
 from odeus_compliance.security import (
     AUTH_STATE_KEY,
@@ -211,9 +212,13 @@ def create_app(
         # scheduled reports: every replica ticks, the database lets one run each period
         ticker = ScheduleTicker(settings=settings, sessions=sessions, runtime=runtime, appender=appender)
         await ticker.start()
+        # retention: a daily run (the database lets one replica do each day's)
+        retention = RetentionTicker(settings=settings, engine=engine, appender=appender)
+        await retention.start()
         try:
             yield
         finally:
+            await retention.stop()
             await ticker.stop()
             await runtime.stop()
             await appender.close()

@@ -262,6 +262,10 @@ class Settings:
     report_worker_memory_mb: int = 2048
     """Address-space limit of the report worker process in MiB (``ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB``):
     a report that needs more fails with that reason instead of starving the service."""
+    report_timeout_seconds: float = 600.0
+    """How long the worker may take to render, sign and verify one report
+    (``ODEUS_COMPLIANCE_REPORT_TIMEOUT_SECONDS``); a report that takes longer fails with that reason and
+    the worker process is stopped."""
     report_lease_seconds: float = 60.0
     """How long a report job's claim lasts without a sign of life (``ODEUS_COMPLIANCE_REPORT_LEASE_SECONDS``);
     a job whose runner died is taken over after this."""
@@ -339,6 +343,7 @@ class Settings:
             report_worker_memory_mb=int(
                 _positive(env, "ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB", 2048, integer=True)
             ),
+            report_timeout_seconds=_positive(env, "ODEUS_COMPLIANCE_REPORT_TIMEOUT_SECONDS", 600.0),
             report_lease_seconds=_positive(env, "ODEUS_COMPLIANCE_REPORT_LEASE_SECONDS", 60.0),
             report_max_attempts=int(_positive(env, "ODEUS_COMPLIANCE_REPORT_MAX_ATTEMPTS", 3, integer=True)),
             schedule_tick_seconds=_positive(env, "ODEUS_COMPLIANCE_SCHEDULE_TICK_SECONDS", 60.0),

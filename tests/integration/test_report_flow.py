@@ -295,6 +295,21 @@ async def test_the_worker_memory_cap_turns_a_report_too_large_for_it_into_a_fail
         await _assert_nothing_left(runtime, capped, record.id)
 
 
+async def test_a_render_that_takes_too_long_is_stopped_and_its_job_failed(flow_settings: Settings) -> None:
+    hurried = dataclasses.replace(flow_settings, report_timeout_seconds=0.05)  # far below one render
+    async with standalone_runtime(hurried, actor=SYSTEM_CLI) as runtime:
+        record = await _run(runtime)
+        assert record.status is ReportStatus.FAILED
+        assert record.error == (
+            "the report took longer than 0.05 s to produce (ODEUS_COMPLIANCE_REPORT_TIMEOUT_SECONDS)"
+        )
+        assert runtime.worker.pids() == []  # the process was stopped, not left rendering
+        await _assert_nothing_left(runtime, hurried, record.id)
+        runtime.worker.timeout_seconds = 600.0
+        again = await _run(runtime)  # a new worker process takes the next report
+        assert again.status is ReportStatus.SUCCEEDED, again.error
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -61,6 +61,7 @@ from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportPeriod, R
 from odeus_compliance.reports.rawdigest import DigestingTransport
 from odeus_compliance.reports.store import ArtifactStore, ArtifactStoreError
 from odeus_compliance.reports.worker import RenderTask, ReportWorker, WorkerFailed
+from odeus_compliance.retention.rules import retention_dates
 from odeus_compliance.settings import Settings
 from odeus_compliance.upstream.backoff import RetryPolicy
 from odeus_compliance.upstream.client import OdeusClient
@@ -88,10 +89,6 @@ _ENGINE_FAILURES: Final = (
     UnknownColumnError,
     CryptoError,
 )
-RETENTION_NOTE: Final = {
-    "report": "kept until deleted; no retention rule is configured yet",
-    "dataset": "kept with its report; shredded when its report-data key epoch is destroyed",
-}
 
 
 class ReportFailed(OdeusComplianceError):
@@ -291,6 +288,7 @@ class ReportFlow:
         await self._step(record, owner, state, "render", 0.4)
         history = await self._history(record)
         attach = manifest["output"]["kind"] == "rows"
+        generated_at = utcnow()
         task = RenderTask(
             report_id=record.id,
             dataset_path=dataset,
@@ -307,9 +305,9 @@ class ReportFlow:
                 policy_name=loaded.policy.name,
                 policy_version=loaded.policy.version,
                 policy_hash=loaded.hash,
-                generated_at=utcnow(),
+                generated_at=generated_at,
                 audit_checkpoint=checkpoint[1] if checkpoint is not None else None,
-                retention=RETENTION_NOTE,
+                retention=retention_dates(self.settings, generated_at),
                 software_version=__version__,
             ),
             history=history,

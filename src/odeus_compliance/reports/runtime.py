@@ -91,7 +91,9 @@ class ReportRuntime:
         store = ArtifactStore.for_database(
             ring=ring, sessions=sessions, data_dir=settings.data_dir, dialect=engine.dialect.name
         )
-        worker = ReportWorker(memory_mb=settings.report_worker_memory_mb)
+        worker = ReportWorker(
+            memory_mb=settings.report_worker_memory_mb, timeout_seconds=settings.report_timeout_seconds
+        )
         flow = ReportFlow(
             settings=settings, jobs=jobs, store=store, worker=worker, appender=appender, actor=actor
         )

@@ -206,8 +206,9 @@ def _run_checked(task: RenderTask) -> RenderOutcome:
 class ReportWorker:
     """One worker process (made on first use, replaced after a crash). ``close()`` stops it."""
 
-    def __init__(self, *, memory_mb: int) -> None:
+    def __init__(self, *, memory_mb: int, timeout_seconds: float = 600.0) -> None:
         self.memory_bytes = memory_mb * MIB
+        self.timeout_seconds = timeout_seconds
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -225,10 +226,19 @@ class ReportWorker:
         try:
             with _worker_environment():  # the pool starts its process on the first submit
                 future = self._executor().submit(_run_checked, task)
-            return await asyncio.wrap_future(future)
+            async with asyncio.timeout(self.timeout_seconds):
+                return await asyncio.wrap_future(future)
         except BrokenProcessPool:
             self._discard()
             raise WorkerFailed(_CRASHED) from None
+        except TimeoutError:
+            # a render that hangs would otherwise renew its job's lease for ever: stop the process instead
+            await self.close()
+            msg = (
+                f"the report took longer than {self.timeout_seconds:g} s to produce "
+                "(ODEUS_COMPLIANCE_REPORT_TIMEOUT_SECONDS)"
+            )
+            raise WorkerFailed(msg) from None
 
     def pids(self) -> list[int]:
         """The worker's process ids (for tests and diagnostics)."""

@@ -208,13 +208,16 @@ class Purge:
                 items = result.due.get(data_class.value, [])
                 if items:
                     result.receipts.append(await self._delete(signer, run_id, data_class, items, now))
-            await self._record(
-                f"retention:{run_id}",
-                run_id=run_id,
-                status="succeeded",
-                purged_count=sum(r.count for r in result.receipts),
-                count=len(result.receipts),
-            )
+            if result.receipts or result.rotated or result.finished:
+                # a run that changed nothing leaves only its run row: the daily run of every idle service
+                # would otherwise fill the audit log with empty records
+                await self._record(
+                    f"retention:{run_id}",
+                    run_id=run_id,
+                    status="succeeded",
+                    purged_count=sum(r.count for r in result.receipts),
+                    count=len(result.receipts),
+                )
         except BaseException as exc:
             await self._end(run_id, "failed", error=f"the run stopped ({type(exc).__name__}); run it again")
             raise
