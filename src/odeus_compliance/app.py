@@ -57,8 +57,8 @@ from odeus_compliance.reports.controllers import (
 )
 from odeus_compliance.reports.runtime import ReportRuntime
 from odeus_compliance.request_log import install_request_log
-from odeus_compliance.scheduling.controllers import list_schedule_runs, list_schedules, put_schedule
 from odeus_compliance.retention.ticker import RetentionTicker
+from odeus_compliance.scheduling.controllers import list_schedule_runs, list_schedules, put_schedule
 from odeus_compliance.scheduling.ticker import ScheduleTicker
 from odeus_compliance.security import (
     AUTH_STATE_KEY,

@@ -10,9 +10,11 @@ its own verification: each gives a failed job with a clear reason, no artifact, 
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import signal
@@ -33,7 +35,7 @@ from odeus_compliance.audit.appender import SYSTEM_CLI
 from odeus_compliance.audit.store import EntryFilter
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.certificates import ensure_demo_certificate
-from odeus_compliance.keys.ring import KeyEncryptionKey, load_identity
+from odeus_compliance.keys.ring import KeyEncryptionKey, KeyKind, load_identity
 from odeus_compliance.reports.flow import WORK_DIR, export_request_for
 from odeus_compliance.reports.jobs import ReportPeriod, ReportRecord, ReportStatus
 from odeus_compliance.reports.runtime import ReportRuntime, standalone_runtime
@@ -137,6 +139,27 @@ async def test_a_report_is_pulled_pseudonymised_signed_verified_stored_and_audit
 
     second = await _run(runtime)  # a second version of the same month
     assert (second.status, second.version, second.supersedes) == (ReportStatus.SUCCEEDED, 2, record.id)
+
+
+def _subject_tokens(dataset: str) -> set[str]:
+    rows = list(csv.DictReader(io.StringIO(dataset)))
+    assert rows
+    return {row["user_id"] for row in rows}
+
+
+async def test_pseudonyms_come_from_the_key_rings_current_epoch_and_change_when_it_is_rotated(
+    runtime: ReportRuntime,
+) -> None:
+    first = await _run(runtime)
+    before = _subject_tokens((await runtime.store.read(first.id, "data.csv")).decode("utf-8"))
+    assert all(token.startswith("u1_") for token in before)
+
+    await runtime.store.ring.rotate(KeyKind.PSEUDONYMISATION)
+    second = await _run(runtime)
+    after = _subject_tokens((await runtime.store.read(second.id, "data.csv")).decode("utf-8"))
+    assert all(token.startswith("u2_") for token in after)
+    assert len(after) == len(before)
+    assert {t.removeprefix("u2_") for t in after}.isdisjoint({t.removeprefix("u1_") for t in before})
 
 
 def _embedded_manifest(pdf: bytes, folder: Path) -> dict[str, Any]:

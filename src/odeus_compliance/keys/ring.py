@@ -164,6 +164,14 @@ def _new_key_id(kind: KeyKind, epoch: int) -> str:
     return f"{kind.value}:{epoch}:{secrets.token_hex(4)}"
 
 
+def epoch_of(key_id: str) -> int:
+    """The epoch number inside a key id of this ring (``<kind>:<epoch>:<random>``)."""
+    parts = key_id.split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise KeyRingError("a key id of the key ring has the form <kind>:<epoch>:<random>")
+    return int(parts[1])
+
+
 def _material(kind: KeyKind) -> bytes:
     return secrets.token_bytes(_KEY_BYTES)  # a data key, a token key, or an Ed25519 seed: 32 random bytes
 

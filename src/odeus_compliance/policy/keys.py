@@ -1,8 +1,9 @@
-"""The engine's keys, derived from the master key: the pseudonymisation root key and the manifest MAC key.
+"""The engine's keys: the pseudonymisation root key and the manifest MAC key.
 
-Until the key ring with epochs exists, the root key of epoch ``n`` is HKDF-SHA-256 of the master key with
-its own info string; :func:`pseudonymization_root_key` is the one place to swap for the key ring. Key ids
-are HKDF-derived too, so publishing them reveals nothing about a key.
+Reports take the root key from the key ring (the current ``pseudonymisation`` epoch, so ``keys rotate
+pseudonymisation`` starts new tokens and destroying an epoch's key makes its tokens unlinkable for good).
+``policy apply`` on a file runs without a database: its root key of epoch ``n`` is HKDF-SHA-256 of the master
+key with its own info string. Key ids are HKDF-derived too, so publishing them reveals nothing about a key.
 """
 
 from __future__ import annotations
@@ -40,13 +41,21 @@ class EngineKeys:
 
 
 def engine_keys(
-    master_key: bytes, policy: Policy, *, epoch: int = ROOT_EPOCH, report_salt: bytes | None = None
+    master_key: bytes,
+    policy: Policy,
+    *,
+    epoch: int = ROOT_EPOCH,
+    root_key: bytes | None = None,
+    report_salt: bytes | None = None,
 ) -> EngineKeys:
-    """The keys of one run under ``policy``; ``per_report`` policies get a fresh report salt."""
+    """The keys of one run under ``policy``; ``per_report`` policies get a fresh report salt.
+
+    ``root_key`` is the key ring's key of ``epoch``; without it the root key is derived from the master key.
+    """
     if policy.pseudonymization.linkability is Linkability.PER_REPORT and report_salt is None:
         report_salt = new_report_salt()
     context = KeyContext(
-        root_key=pseudonymization_root_key(master_key, epoch=epoch),
+        root_key=root_key if root_key is not None else pseudonymization_root_key(master_key, epoch=epoch),
         epoch=epoch,
         policy_domain=policy.pseudonymization.domain,
         report_salt=report_salt,

@@ -40,7 +40,7 @@ from odeus_compliance.audit.appender import Actor, AuditAppender, AuditWriteErro
 from odeus_compliance.audit.records import Action, Outcome
 from odeus_compliance.db.models import utcnow
 from odeus_compliance.errors import OdeusComplianceError
-from odeus_compliance.keys.ring import KeyRingError
+from odeus_compliance.keys.ring import KeyKind, KeyRingError, epoch_of
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.policy.canonical import policy_hash
 from odeus_compliance.policy.columnar import CellRejected
@@ -389,7 +389,13 @@ class ReportFlow:
             retry=self.retry,
         )
         transport = DigestingTransport(self._transport)
-        keys = engine_keys(settings.require_master_key(), loaded.policy)
+        token_key = await self.store.ring.current_data_key(KeyKind.PSEUDONYMISATION)
+        keys = engine_keys(
+            settings.require_master_key(),
+            loaded.policy,
+            epoch=epoch_of(token_key.key_id),
+            root_key=token_key.key,
+        )
         sink = CsvSink(dataset)
         try:
             async with (
