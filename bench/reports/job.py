@@ -148,8 +148,9 @@ def _render(base_url: str, key: str, folder: Path) -> dict[str, Any]:
     from odeus_compliance.policy.loader import parse_policy  # noqa: PLC0415
     from odeus_compliance.reports import worker  # noqa: PLC0415
     from odeus_compliance.reports.content import ReportMeta  # noqa: PLC0415
-    from odeus_compliance.reports.flow import RETENTION_NOTE, template_facts  # noqa: PLC0415
+    from odeus_compliance.reports.flow import template_facts  # noqa: PLC0415
     from odeus_compliance.reports.jobs import ReportPeriod  # noqa: PLC0415
+    from odeus_compliance.retention.rules import retention_dates  # noqa: PLC0415
 
     settings = _settings(base_url, key)
     worker._limit_memory(settings.report_worker_memory_mb * worker.MIB)  # noqa: SLF001 - as the pool does
@@ -158,6 +159,7 @@ def _render(base_url: str, key: str, folder: Path) -> dict[str, Any]:
     policy = parse_policy(text, source=policy_path.name)
     period = ReportPeriod.month(YEAR, MONTH, ZONE)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    generated_at = datetime.now(UTC)
     task = worker.RenderTask(
         report_id="rpt_bench",
         dataset_path=folder / "dataset.csv",
@@ -174,9 +176,9 @@ def _render(base_url: str, key: str, folder: Path) -> dict[str, Any]:
             policy_name=policy.name,
             policy_version=policy.version,
             policy_hash=policy_hash(policy),
-            generated_at=datetime.now(UTC),
+            generated_at=generated_at,
             audit_checkpoint="bench/audit\n1\nAAAA\n",
-            retention=RETENTION_NOTE,
+            retention=retention_dates(settings, generated_at),
             software_version=__version__,
         ),
         history=[],

@@ -302,3 +302,65 @@ def test_upstream_placeholders_and_opaque_ids_stay_anonymous(tmp_path: Path) -> 
     assert hows == {"user_id": "opaque_ids", "name": "placeholder", "email": "empty"}
     user_id = next(c for c in manifest["columns"] if c["column"] == "user_id")
     assert "opaque" in user_id["effective"]
+
+
+def _group_figures_run(tmp_path: Path, rows: list[dict[str, Any]], *, wanted: bool) -> dict[str, Any]:
+    from odeus_compliance.policy.csvout import CsvSink
+    from odeus_compliance.policy.source import CsvFileInput
+
+    policy = default_policy()
+    reader = CsvFileInput(write_export(tmp_path / "raw.csv", rows), ExportType.USERS)
+    sink = CsvSink(tmp_path / "out.csv")
+    run_ = PolicyRun(
+        policy,
+        ExportType.USERS,
+        keys=engine_keys(MASTER, policy),
+        sink=sink,
+        spool_dir=tmp_path,
+        group_figures=wanted,
+    )
+    run_.begin(reader.schema)
+    for batch in reader.batches():
+        run_.feed(batch)
+    result = run_.finish()
+    sink.commit()
+    return result.manifest
+
+
+def test_group_figures_come_from_before_the_k_gate_with_small_groups_hidden(tmp_path: Path) -> None:
+    # 40 people in 4 departments (20, 12, 5, 3) with distinct join months: the k gate must generalise the
+    # rows' department away, but the departments of at least 5 people can still be published as groups
+    sizes = {"Sales": 20, "Engineering": 12, "Legal": 5, "Board": 3}
+    rows: list[dict[str, Any]] = []
+    for department, size in sizes.items():
+        for _ in range(size):
+            n = len(rows)
+            rows.append(
+                user_row(
+                    n,
+                    department=department,
+                    joined_at=f"20{10 + n % 15}-{1 + n % 12:02d}-01",
+                    messages_total=str(n),
+                )
+            )
+    manifest = _group_figures_run(tmp_path, rows, wanted=True)
+    written = read_rows(tmp_path / "out.csv")
+    assert {r["department"] for r in written} == {"*"}  # the rows lost their department
+
+    group_figures = manifest["group_figures"]
+    columns = group_figures["columns"]
+    table = [dict(zip(columns, row, strict=True)) for row in group_figures["rows"]]
+    departments = {r["group"]: r for r in table if r["dimension"] == "department"}
+    assert set(departments) == {"Sales", "Engineering", "(suppressed)"}  # Legal hidden too: complementary
+    assert departments["Sales"]["people"] == "20"
+    assert departments["(suppressed)"]["people"] == "8"
+    sales_messages = sum(n for n, r in enumerate(rows) if r["department"] == "Sales")
+    assert departments["Sales"]["messages_total"] == str(sales_messages)
+    assert all(int(r["people"]) >= group_figures["k"] for r in table)
+
+    without = (
+        _group_figures_run(tmp_path / "again", rows, wanted=False)
+        if (tmp_path / "again").mkdir() is None
+        else {}
+    )
+    assert "group_figures" not in without

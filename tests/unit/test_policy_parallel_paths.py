@@ -19,7 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from odeus_compliance.policy.bulktokens import Base32Tokens
-from odeus_compliance.policy.columnar import BatchTransformer, CellRejected, plan_columns
+from odeus_compliance.policy.columnar import (
+    _INT,
+    BatchTransformer,
+    CellRejected,
+    _all_digits,
+    _all_match,
+    plan_columns,
+)
 from odeus_compliance.policy.countmaps import map_count_column
 from odeus_compliance.policy.crypto import Tokenizer, format_token
 from odeus_compliance.policy.csvout import CsvSink, csv_cells_direct, csv_json_cells
@@ -268,3 +275,13 @@ def test_count_maps_as_csv_equal_their_json_formatted(cells: list[str | None], m
     expected = csv_cells_direct(as_json.array, text=True).to_pylist()
     assert pc.fill_null(as_csv.array, "").to_pylist() == expected
     assert as_csv.keys == as_json.keys
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="0123456789-+ \u0661.e", max_size=21)), max_size=20))
+@settings(max_examples=150, deadline=None)
+def test_the_digit_scan_never_accepts_what_the_integer_pattern_refuses(cells: list[str | None]) -> None:
+    array = pa.array(cells, pa.string())
+    if _all_digits(array):
+        assert _all_match(array, _INT)
+    if cells and all(c is not None and c.isascii() and c.isdigit() and len(c) <= 18 for c in cells):
+        assert _all_digits(array)  # the usual case takes the scan

@@ -63,7 +63,8 @@ if TYPE_CHECKING:
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 _BLANK = r"^\s*$"
-_INT = r"^-?[0-9]{1,18}$"
+_INT_DIGITS = 18
+_INT = rf"^-?[0-9]{{1,{_INT_DIGITS}}}$"
 _DECIMAL = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TRUE = ("true", "True", "TRUE", "1")
@@ -469,7 +470,7 @@ def checked_kind(raw: Any, kind: Kind, *, column: str, row_offset: int) -> Any: 
     if kind is Kind.STR or len(raw) == raw.null_count:
         return raw
     if kind is Kind.INT:
-        if _all_match(raw, _INT):
+        if _all_digits(raw) or _all_match(raw, _INT):
             return raw
         try:
             return pc.cast(pc.cast(pc.cast(raw, DECIMAL_TYPE), pa.int64()), pa.string())
@@ -497,6 +498,14 @@ def checked_kind(raw: Any, kind: Kind, *, column: str, row_offset: int) -> Any: 
     if kind is Kind.DATETIME:
         return per_distinct(raw, lambda v: to_datetime(v).isoformat(), column=column, row_offset=row_offset)
     return raw
+
+
+def _all_digits(raw: Any) -> bool:
+    """Every cell 1 to 18 ASCII digits (or empty): ``_INT`` without its sign, by a byte scan, no pattern."""
+    if not pc.all(pc.fill_null(pc.ascii_is_decimal(raw), True)).as_py():
+        return False
+    longest = pc.max(pc.binary_length(raw)).as_py()
+    return longest is not None and longest <= _INT_DIGITS
 
 
 def _all_match(raw: Any, pattern: str) -> bool:

@@ -105,6 +105,7 @@ class PolicyRun:
         keys: EngineKeys,
         sink: CsvSink,
         spool_dir: Path | None = None,
+        group_figures: bool = False,
     ) -> None:
         if not policy.covers(export_type):
             msg = f"the policy {policy.name!r} has no rules for the {export_type.value} export; refusing"
@@ -124,6 +125,8 @@ class PolicyRun:
         self._schema: ExportSchema | None = None
         self._spool: EncryptedSpool | None = None
         self._aggregator: Aggregator | None = None
+        self._group_figures: Aggregator | None = None
+        self._want_group_figures = group_figures
         self._qis: tuple[str, ...] = ()
         self._text_columns: frozenset[str] = frozenset()
         self._plain_columns: frozenset[str] = frozenset()
@@ -160,6 +163,14 @@ class PolicyRun:
             self._sink.write_header(plan.names)
             if self._qis:
                 self._spool = EncryptedSpool(self._spool_dir)
+            if self._want_group_figures:
+                # grouped figures before the k gate: the gate may generalise a dimension away in the rows,
+                # while its groups of at least k people can still be published (with small-group rules)
+                self._group_figures = Aggregator(
+                    dimensions=tuple(d for d in DIMENSIONS if d in plan.names),
+                    figures=tuple(c.name for c in plan.outputs if c.numeric),
+                    person=None,
+                )
         self._workers = ThreadPoolExecutor(max_workers=3, thread_name_prefix="policy-columns")
         self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-keep")
 
@@ -211,7 +222,10 @@ class PolicyRun:
             self._scanner.observe_keys(name, keys, row_offset=offset)
         if self._aggregator is not None:
             self._aggregator.observe(data)
-        elif self._spool is not None:
+            return
+        if self._group_figures is not None:
+            self._group_figures.observe(data)
+        if self._spool is not None:
             self._count_classes(data)
             self._spool.append(data)
         else:
@@ -295,6 +309,7 @@ class PolicyRun:
                 else None,
             },
             "columns": self._column_entries(anonymised, kplan),
+            **self._group_figures_entry(k),
             "unknown_columns_dropped": unknown,
             "upstream_anonymised": [
                 {
@@ -416,6 +431,15 @@ class PolicyRun:
                 entry["k_gate_level"] = None if level is None else level.label
             entries.append(entry)
         return entries
+
+    def _group_figures_entry(self, k: int) -> dict[str, Any]:
+        """``group_figures`` for the manifest: the aggregates table of the per-person rows (asked for by
+        the report flow), each group of at least k people, with complementary suppression."""
+        if self._group_figures is None:
+            return {}
+        rows, groups = self._group_figures.table(k=k)
+        columns = ["dimension", "group", "people", *self._group_figures.figures]
+        return {"group_figures": {"k": k, "columns": columns, "rows": rows, "groups": groups}}
 
     def _key_of(self, rule: Any, column: str) -> tuple[str | None, str | None]:
         if isinstance(rule, Pseudonymize):
@@ -576,9 +600,12 @@ def apply_policy(
     sink: CsvSink,
     upstream: ExportReport | None = None,
     spool_dir: Path | None = None,
+    group_figures: bool = False,
 ) -> RunResult:
     """Run the engine over the upstream client's typed batches. The caller commits ``sink`` on success."""
-    run = PolicyRun(policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir)
+    run = PolicyRun(
+        policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir, group_figures=group_figures
+    )
     try:
         begun = False
         for batch in batches:
@@ -603,13 +630,16 @@ async def apply_policy_async(
     sink: CsvSink,
     upstream: ExportReport | None = None,
     spool_dir: Path | None = None,
+    group_figures: bool = False,
 ) -> RunResult:
     """:func:`apply_policy` over an async stream (``ExportStream.batches()``); CPU work runs in a thread.
 
     ``upstream`` may be a callable-free report known only at the end: pass ``None`` and the engine detects
     upstream anonymisation itself, with the same tracker the client uses.
     """
-    run = PolicyRun(policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir)
+    run = PolicyRun(
+        policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir, group_figures=group_figures
+    )
     try:
         begun = False
         async for batch in batches:

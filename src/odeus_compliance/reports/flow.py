@@ -404,7 +404,13 @@ class ReportFlow:
                 client.open_export(export_request_for(record.period)) as export,
             ):
                 result = await apply_policy_async(
-                    loaded.policy, ExportType.USERS, export.batches(), keys=keys, sink=sink, spool_dir=work
+                    loaded.policy,
+                    ExportType.USERS,
+                    export.batches(),
+                    keys=keys,
+                    sink=sink,
+                    spool_dir=work,
+                    group_figures=True,  # the report's breakdowns, from before the k gate
                 )
             sink.commit()
         except BaseException:

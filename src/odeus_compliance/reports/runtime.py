@@ -28,6 +28,7 @@ from odeus_compliance.audit.records import ActorRole
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.ring import KeyEncryptionKey, KeyRing, ensure_key_ring
 from odeus_compliance.logging_setup import log_event
+from odeus_compliance.policy.memory import use_lean_arrow_pool
 from odeus_compliance.reports.flow import ReportFlow, sweep_work_dirs
 from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportRecord, runner_id
 from odeus_compliance.reports.store import ArtifactStore
@@ -111,6 +112,7 @@ class ReportRuntime:
     async def start(self) -> None:
         """Recover interrupted jobs, then run queued ones in the background (an unreachable database is
         logged and retried by the loop, not fatal: health/ready reports it)."""
+        use_lean_arrow_pool()  # the policy engine runs in this process
         try:
             await self.recover()
         except (SQLAlchemyError, OSError) as exc:
@@ -171,6 +173,7 @@ async def standalone_runtime(settings: Settings, *, actor: Actor) -> AsyncIterat
         async with AuditAppender.open(settings) as appender:
             await appender.record_created_keys(created, actor)
             runtime = ReportRuntime.from_settings(settings, engine=engine, appender=appender, actor=actor)
+            use_lean_arrow_pool()  # the policy engine runs in this process
             try:
                 await runtime.recover()
                 yield runtime
