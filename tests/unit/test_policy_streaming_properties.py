@@ -91,6 +91,7 @@ def test_vectorised_count_maps_equal_the_per_cell_operation(cells: list[str | No
     assert result.to_pylist() == expected
     for before, after in zip(cells, result.to_pylist(), strict=True):  # totals preserved
         if before is not None:
+            assert after is not None
             assert sum(
                 json.loads(before, object_pairs_hook=lambda p: dict(enumerate(v for _, v in p))).values()
             ) == sum(json.loads(after).values())
