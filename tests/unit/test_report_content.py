@@ -281,3 +281,60 @@ def test_a_count_map_that_is_not_one_object_of_counts_is_refused(tmp_path: Path,
     rows = [person(1, "A"), person(2, "A", model_to_messages_total=bad)]
     with pytest.raises(DatasetError, match="count-map"):
         compute_figures(dataset(tmp_path / "d.csv", rows), kind="rows", k=5)
+
+
+def test_a_dimension_the_k_gate_withheld_is_broken_down_from_the_engines_group_figures(
+    tmp_path: Path,
+) -> None:
+    rows = [person(n, "*", role="member" if n % 2 else "admin") for n in range(12)]  # department withheld
+    group_figures = {
+        "k": 5,
+        "columns": ["dimension", "group", "people", "messages_total", "payg_consumption_in_period"],
+        "rows": [
+            ["department", "Sales", "7", "70", "10.5"],
+            ["department", "(suppressed)", "5", "50", "7.5"],
+            ["total", "total", "12", "120", "18"],
+        ],
+        "groups": {"department": {"groups": 3, "suppressed_primary": 1, "suppressed_complementary": 1}},
+    }
+    figures, _ = compute_figures(
+        dataset(tmp_path / "d.csv", rows), kind="rows", k=5, group_figures=group_figures
+    )
+    by = {b.dimension: b for b in figures.breakdowns}
+    department = by["department"]
+    assert department.source == "groups"
+    assert [(r.name, r.people, r.figures.get("messages_total")) for r in department.rows] == [
+        ("Sales", 7, "70"),
+        ("(suppressed)", 5, "50"),
+    ]
+    assert (department.groups, department.suppressed_primary, department.suppressed_complementary) == (
+        3,
+        1,
+        1,
+    )
+    assert department.rows[0].active_users is None  # not countable from sums
+    role = by["role"]  # kept in the rows: still broken down from them, with active users
+    assert role.source == "rows"
+    assert {r.name: r.people for r in role.rows} == {"admin": 6, "member": 6}
+    assert ReportFigures.from_json(json.loads(json.dumps(figures.to_json()))) == figures
+
+
+def test_group_figures_do_not_replace_a_dimension_the_rows_still_show(tmp_path: Path) -> None:
+    rows = departments({"Sales": 10, "IT": 7})
+    group_figures = {
+        "k": 5,
+        "columns": ["dimension", "group", "people", "messages_total"],
+        "rows": [["department", "Other", "17", "1"]],
+        "groups": {},
+    }
+    with_groups, _ = compute_figures(
+        dataset(tmp_path / "d.csv", rows), kind="rows", k=5, group_figures=group_figures
+    )
+    without, _ = compute_figures(dataset(tmp_path / "d.csv", rows), kind="rows", k=5)
+    assert with_groups == without
+
+
+def test_malformed_group_figures_are_refused(tmp_path: Path) -> None:
+    rows = [person(n, "*") for n in range(6)]
+    with pytest.raises(DatasetError, match="grouped figures"):
+        compute_figures(dataset(tmp_path / "d.csv", rows), kind="rows", k=5, group_figures={"rows": []})

@@ -164,6 +164,7 @@ def build_content(
             kind=kind,
             k=policy.disclosure.min_group_size,
             manifest_groups=disclosure.get("groups") if isinstance(disclosure, Mapping) else None,
+            group_figures=manifest.get("group_figures") if kind == "rows" else None,
             person_rows_cap=cap,
         )
     except DatasetError as exc:

@@ -14,8 +14,9 @@ already suppressed the same way. Rows are never ordered by a person's usage (no 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -92,6 +93,9 @@ class Breakdown:
     suppressed_primary: int
     suppressed_complementary: int
     total_publishable: bool
+    source: str = "rows"
+    """``rows``: from the dataset; ``groups``: from the engine's grouped figures, made before the k gate
+    withheld this dimension from the rows (each group of at least k people, hidden ones pooled)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,7 @@ class ReportFigures:
                     "suppressed_primary": b.suppressed_primary,
                     "suppressed_complementary": b.suppressed_complementary,
                     "total_publishable": b.total_publishable,
+                    "source": b.source,
                     "rows": [
                         {
                             "name": r.name,
@@ -200,6 +205,7 @@ class ReportFigures:
                     suppressed_primary=int(b["suppressed_primary"]),
                     suppressed_complementary=int(b["suppressed_complementary"]),
                     total_publishable=bool(b["total_publishable"]),
+                    source=str(b.get("source", "rows")),
                     rows=tuple(
                         GroupRow(
                             name=str(r["name"]),
@@ -269,11 +275,19 @@ def compute_figures(
     kind: str,
     k: int,
     manifest_groups: Mapping[str, Any] | None = None,
+    group_figures: Mapping[str, Any] | None = None,
     person_rows_cap: int = 0,
 ) -> tuple[ReportFigures, tuple[PersonRow, ...]]:
-    """The report's figures, and up to ``person_rows_cap`` per-person rows (rows mode only)."""
+    """The report's figures, and up to ``person_rows_cap`` per-person rows (rows mode only).
+
+    ``group_figures`` is the manifest's table of the engine's grouped figures (rows mode): a dimension the
+    k gate withheld from every row is broken down from it instead.
+    """
     if kind == "rows":
-        return _from_rows(dataset_csv, k=k, person_cap=person_rows_cap)
+        figures, persons = _from_rows(dataset_csv, k=k, person_cap=person_rows_cap)
+        if group_figures:
+            figures = _with_group_figures(figures, group_figures)
+        return figures, persons
     if kind == "aggregates":
         return _from_aggregates(dataset_csv, k=k, manifest_groups=manifest_groups or {}), ()
     msg = f"unknown dataset kind {kind!r}"
@@ -554,13 +568,87 @@ def _from_aggregates(path: Path, *, k: int, manifest_groups: Mapping[str, Any]) 
         msg = "the aggregates dataset does not start with dimension,group,people"
         raise DatasetError(msg)
     figures = header[3:]
+    tables, total, total_people, not_summable = _aggregate_rows(figures, enumerate(reader, start=2))
+    breakdowns = []
+    for dimension in DIMENSIONS:
+        facts = manifest_groups.get(dimension)
+        rows = tables.get(dimension, [])
+        if facts is None and not rows:
+            continue
+        breakdowns.append(_aggregate_breakdown(dimension, rows, facts or {}, publishable=total is not None))
+    return _aggregate_figures(
+        total,
+        people=total_people,
+        columns=figures,
+        k=k,
+        breakdowns=tuple(breakdowns),
+        not_summable=not_summable,
+    )
+
+
+def _aggregate_breakdown(
+    dimension: str,
+    rows: Sequence[GroupRow],
+    facts: Mapping[str, Any],
+    *,
+    publishable: bool,
+    source: str = "rows",
+) -> Breakdown:
+    return Breakdown(
+        dimension=dimension,
+        rows=tuple(rows),
+        groups=int(facts.get("groups", len(rows))),
+        suppressed_primary=int(facts.get("suppressed_primary", 0)),
+        suppressed_complementary=int(facts.get("suppressed_complementary", 0)),
+        total_publishable=publishable,
+        source=source,
+    )
+
+
+def _with_group_figures(figures: ReportFigures, group_figures: Mapping[str, Any]) -> ReportFigures:
+    """Breakdowns of withheld dimensions (every row ``*``) from the engine's grouped figures."""
+    try:
+        columns = tuple(str(c) for c in group_figures["columns"])
+        raw_rows = [[str(cell) for cell in row] for row in group_figures["rows"]]
+        facts: Mapping[str, Any] = group_figures.get("groups", {})
+    except (KeyError, TypeError) as exc:
+        msg = "the manifest's grouped figures are malformed"
+        raise DatasetError(msg) from exc
+    if columns[:3] != ("dimension", "group", "people"):
+        msg = "the manifest's grouped figures do not start with dimension,group,people"
+        raise DatasetError(msg)
+    tables, total, _, _ = _aggregate_rows(columns[3:], enumerate(raw_rows, start=1))
+    replaced = []
+    for breakdown in figures.breakdowns:
+        withheld = [r.name for r in breakdown.rows if r.suppression is None] == ["*"]
+        if not (withheld and breakdown.dimension in tables):
+            replaced.append(breakdown)
+            continue
+        replaced.append(
+            _aggregate_breakdown(
+                breakdown.dimension,
+                tables[breakdown.dimension],
+                facts.get(breakdown.dimension, {}),
+                publishable=total is not None,
+                source="groups",
+            )
+        )
+    return dataclasses.replace(figures, breakdowns=tuple(replaced))
+
+
+def _aggregate_rows(
+    figures: Sequence[str], numbered: Iterable[tuple[int, list[str]]]
+) -> tuple[dict[str, list[GroupRow]], dict[str, str] | None, int | None, set[str]]:
+    """Rows ``dimension, group, people, figures...`` as breakdown rows per dimension, the total row's
+    figures and people, and the figure columns that held non-numbers."""
+    header_width = 3 + len(figures)
     total: dict[str, str] | None = None
     total_people: int | None = None
     tables: dict[str, list[GroupRow]] = {}
     not_summable: set[str] = set()
-    for number, row in enumerate(reader, start=2):
-        if len(row) != len(header):
-            msg = f"line {number} of the dataset has {len(row)} cells, the header {len(header)}"
+    for number, row in numbered:
+        if len(row) != header_width:
+            msg = f"line {number} of the dataset has {len(row)} cells, the header {header_width}"
             raise DatasetError(msg)
         dimension, name, people_text = row[0], row[1], row[2]
         people = _number(people_text)
@@ -588,31 +676,7 @@ def _from_aggregates(path: Path, *, k: int, manifest_groups: Mapping[str, Any]) 
                 suppression=suppression,
             )
         )
-    breakdowns = []
-    for dimension in DIMENSIONS:
-        facts = manifest_groups.get(dimension)
-        rows = tables.get(dimension, [])
-        if facts is None and not rows:
-            continue
-        facts = facts or {}
-        breakdowns.append(
-            Breakdown(
-                dimension=dimension,
-                rows=tuple(rows),
-                groups=int(facts.get("groups", len(rows))),
-                suppressed_primary=int(facts.get("suppressed_primary", 0)),
-                suppressed_complementary=int(facts.get("suppressed_complementary", 0)),
-                total_publishable=total is not None,
-            )
-        )
-    return _aggregate_figures(
-        total,
-        people=total_people,
-        columns=figures,
-        k=k,
-        breakdowns=tuple(breakdowns),
-        not_summable=not_summable,
-    )
+    return tables, total, total_people, not_summable
 
 
 def _aggregate_figures(

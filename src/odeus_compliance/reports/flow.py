@@ -267,6 +267,7 @@ class ReportFlow:
                 "the audit record of the export could not be written, so nothing was fetched"
             ) from exc
         await self._step(record, owner, state, "fetch", 0.1)
+        self.worker.warm()  # the renderer starts (imports WeasyPrint, pyHanko) while the export is pulled
         work.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         for folder in (work.parent, work):
             folder.mkdir(exist_ok=True, mode=0o700)

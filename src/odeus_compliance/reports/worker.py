@@ -203,6 +203,11 @@ def _run_checked(task: RenderTask) -> RenderOutcome:
         raise WorkerFailed(f"the report could not be produced (unexpected {type(exc).__name__})") from None
 
 
+def _ready() -> bool:
+    """Nothing to do: the worker's imports happened when it started."""
+    return True
+
+
 class ReportWorker:
     """One worker process (made on first use, replaced after a crash). ``close()`` stops it."""
 
@@ -220,6 +225,12 @@ class ReportWorker:
                 initargs=(self.memory_bytes,),
             )
         return self._pool
+
+    def warm(self) -> None:
+        """Start the worker process now if it is not running (a report's pull hides its start-up of about
+        a second); a failure here shows up, and is handled, at the next :meth:`run`."""
+        with contextlib.suppress(Exception), _worker_environment():
+            self._executor().submit(_ready)
 
     async def run(self, task: RenderTask) -> RenderOutcome:
         """Produce the report in the worker; :class:`WorkerFailed` with a safe reason on any failure."""
