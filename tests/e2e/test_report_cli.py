@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,8 @@ def test_report_run_verify_and_list(ready: Settings, simulator: RunningSimulator
     tampered = tmp_path / "tampered.pdf"
     tampered.write_bytes(out.read_bytes() + b"\n% appended after signing\n")
     refused = _cli(ready, simulator, "report", "verify", str(tampered))
-    assert refused.returncode == 1
+    assert refused.returncode == 1, refused.stderr
+    print(repr(refused.stderr))
     assert "INVALID" in refused.stdout
 
     listed = _cli(ready, simulator, "report", "list", "--json")
@@ -105,15 +107,48 @@ def test_report_run_refuses_bad_usage_and_reports_a_failed_job_in_one_line(
     bad_month = _cli(ready, simulator, "report", "run", "--month", "2026-13")
     assert bad_month.returncode == 2
     assert "YYYY-MM" in bad_month.stderr
+    future = _cli(ready, simulator, "report", "run", "--month", f"{datetime.now(UTC).year + 1}-01")
+    assert future.returncode == 2, future.stderr
+    assert "must not be in the future" in future.stderr
 
-    unknown = _cli(ready, simulator, "report", "run", "--month", MONTH, "--policy", "nope")
-    assert unknown.returncode == 1
-    assert "Traceback" not in unknown.stderr
-    assert (
-        unknown.stderr.strip()
-        .splitlines()[-1]
-        .endswith("failed: there is no policy named 'nope' in the policy folder")
+    # a policy that is not in the folder is bad usage, like the API's 400: nothing is queued or recorded
+    for policy in ("nope", "../default"):
+        unknown = _cli(ready, simulator, "report", "run", "--month", MONTH, "--policy", policy)
+        assert unknown.returncode == 2, unknown.stderr
+        assert "Traceback" not in unknown.stderr
+        assert "--policy" in unknown.stderr
+        assert "no policy named" in unknown.stderr
+    assert _jobs(ready) == []
+
+    # a job that fails (Odeus refuses the key): exit 1, its reason in one line
+    refused = subprocess.run(
+        [CLI, "report", "run", "--month", MONTH],
+        env={**_env(ready, simulator), "ODEUS_API_KEY": "not-the-key"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
+    assert refused.returncode == 1, refused.stderr
+    # the progress line, then the error: no stray log record (Python's last-resort handler prints them)
+    progress, error = refused.stderr.strip().splitlines()
+    assert progress.startswith("report rpt_")
+    assert progress.endswith("running it now ...")
+    assert error.startswith("Error: report rpt_")
+    assert "failed: the Odeus export could not be fetched" in error
+    assert [r.status for r in _jobs(ready)] == [ReportStatus.FAILED]
+
+
+def test_report_run_that_cannot_write_its_out_file_says_so_and_keeps_the_report(
+    ready: Settings, simulator: RunningSimulator
+) -> None:
+    result = _cli(ready, simulator, "report", "run", "--month", MONTH, "--out", "/proc/report.pdf")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "succeeded and is archived, but the signed PDF could not be written to /proc/report.pdf" in last
+    assert "database" not in last
+    assert [r.status for r in _jobs(ready)] == [ReportStatus.SUCCEEDED]
 
 
 def test_report_verify_of_a_file_that_is_no_pdf_is_invalid(ready: Settings, tmp_path: Path) -> None:
@@ -124,6 +159,35 @@ def test_report_verify_of_a_file_that_is_no_pdf_is_invalid(ready: Settings, tmp_
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+
+
+def test_report_verify_that_cannot_judge_the_file_exits_2_in_one_line(
+    ready: Settings, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.pdf"
+    junk.write_bytes(b"%PDF-1.7\nnot really\n")
+    broken = tmp_path / "anchors.pem"
+    broken.write_text("not a certificate")
+    cases = {
+        "missing file": ([str(tmp_path / "absent.pdf")], {}),
+        "a folder": ([str(tmp_path)], {}),
+        "unreadable trust anchors": ([str(junk)], {"ODEUS_COMPLIANCE_TRUST_ANCHORS_FILE": str(broken)}),
+    }
+    for name, (args, extra) in cases.items():
+        result = subprocess.run(
+            [CLI, "report", "verify", *args],
+            env={**cli_env(ready), **extra},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 2, (name, result.stderr)
+        assert "Traceback" not in result.stderr, name
+        assert result.stdout == "", name
+    assert (
+        result.stderr.strip()
+        == f"Error: cannot verify: ODEUS_COMPLIANCE_TRUST_ANCHORS_FILE {broken} holds no PEM certificate"
+    )
 
 
 def _jobs(settings: Settings) -> list[ReportRecord]:

@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 from odeus_compliance.db.models import utcnow
 from odeus_compliance.settings import Settings
@@ -52,6 +56,34 @@ def test_dry_run_then_run_then_audit_verify_and_receipts(migrated_settings: Sett
     assert body["vkey"].startswith("odeus-compliance/")
     assert {r["data_class"] for r in body["receipts"]} >= {"reports", "audit-payloads", "datasets"}
     assert all(r["signature_valid"] and r["status"] == "done" for r in body["receipts"])
+    # the offline check of docs/retention.md, run as an auditor would: the note, the items, the vkey
+    doc = (Path(__file__).parents[2] / "docs" / "retention.md").read_text(encoding="utf-8")
+    section = doc.split("### Checking a receipt offline", 1)[1]
+    script = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert script is not None
+    checker = migrated_settings.data_dir.parent / "check_receipt.py"
+    checker.write_text(script.group(1), encoding="utf-8")
+    for number, receipt in enumerate(body["receipts"]):
+        path = checker.with_name(f"receipt-{number}.json")
+        path.write_text(json.dumps(receipt), encoding="utf-8")
+        checked = subprocess.run(
+            [sys.executable, str(checker), str(path), body["vkey"]],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stderr
+        assert checked.stdout.split() == [receipt["id"], "done", receipt["data_class"], str(receipt["count"]),
+                                          receipt["method"], "OK"]  # fmt: skip
+        tampered = dict(receipt, items=[*receipt["items"][1:], "rpt_someone_else"])
+        path.write_text(json.dumps(tampered), encoding="utf-8")
+        refused = subprocess.run(
+            [sys.executable, str(checker), str(path), body["vkey"]],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0
     text = cli(migrated_settings, "retention", "receipts")
     assert text.returncode == 0
     assert text.stdout.count("signature ok") == len(body["receipts"])

@@ -415,6 +415,16 @@ def test_bad_requests_are_problems_that_never_echo(live_server: LiveServer) -> N
             )
             assert_problem(missing, 404)
         assert_problem(client.get("/api/v1/reports", params={"before": f"{MARKER}!"}, headers=officer), 400)
+        # a download purpose may name a person: a bad one is refused without being repeated
+        for purpose in (MARKER * 100, f"{MARKER}\x1b[2J", " "):
+            for suffix in ("pdf", "data.csv"):
+                refused = client.get(
+                    f"/api/v1/reports/rpt_000000000000000000000000/{suffix}",
+                    params={"purpose": purpose},
+                    headers=officer,
+                )
+                assert_problem(refused, 400)
+                assert MARKER not in refused.text
         assert_problem(client.get("/api/v1/reports", params={"limit": 0}, headers=officer), 400)
 
         # verify: only a raw PDF, within the size limit; junk is answered (invalid), never an error

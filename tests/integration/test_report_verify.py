@@ -7,22 +7,28 @@ implementation that is not ours.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import random
 import re
 import subprocess
 import sys
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from odeus_compliance.errors import ConfigurationError
 from odeus_compliance.keys.certificates import demo_paths, ensure_demo_certificate
-from odeus_compliance.reports.signing import load_signer, sign_pdf
+from odeus_compliance.reports import verify as verify_module
+from odeus_compliance.reports.signing import ReportSigner, load_signer, sign_pdf
 from odeus_compliance.reports.verify import VerificationResult, trust_anchors, verify_pdf
 from odeus_compliance.settings import Settings
 from tests.support.report_pdf import (
@@ -145,6 +151,61 @@ def test_an_attachment_swapped_after_signing_fails_coverage_and_manifest(
     manifest = next(c for c in result.checks if c.name == "manifest")
     assert '"data.csv"' in manifest.detail
     assert "9999" not in result.render_text()  # the content itself is never shown
+
+
+def test_a_deflate_bomb_attachment_is_refused_without_being_inflated(
+    good: bytes, anchors: tuple[x509.Certificate, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # anyone with a key may upload a file to verify: 64 MiB of deflated zeros must not become 64 GiB
+    monkeypatch.setattr(verify_module, "MAX_ATTACHMENT_BYTES", 2**20)
+    deflater = zlib.compressobj(9)
+    bomb = b"".join(deflater.compress(bytes(2**20)) for _ in range(96)) + deflater.flush()
+    assert len(bomb) < 2**20  # 96 MiB of zeros, as sent
+    writer = IncrementalPdfFileWriter(io.BytesIO(good))
+    names = writer.root["/Names"]["/EmbeddedFiles"]["/Names"]
+    position = [str(names[i]) for i in range(0, len(names), 2)].index("data.csv")
+    reference = names.raw_get(2 * position + 1)
+    spec = reference.get_object()
+    stream = generic.StreamObject(
+        dict_data={generic.pdf_name("/Filter"): generic.pdf_name("/FlateDecode")}, encoded_data=bomb
+    )
+    spec["/EF"] = generic.DictionaryObject({generic.pdf_name("/F"): writer.add_object(stream)})  # type: ignore[no-untyped-call]
+    writer.mark_update(reference)
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    tracemalloc.start()
+    try:
+        result = verify_pdf(out.getvalue(), anchors=anchors)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert failed(result) == ["coverage", "manifest"]
+    assert "decode to more than" in result.checks[-1].detail
+    assert peak < 32 * 2**20  # the 96 MiB were never materialised
+
+
+@pytest.mark.parametrize(
+    ("filters", "why"),
+    [
+        (generic.pdf_name("/LZWDecode"), "an encoding reports never use"),
+        (generic.pdf_name("/FlateDecode"), "compressed data is damaged"),
+    ],
+)
+def test_an_attachment_in_a_foreign_or_damaged_encoding_fails_the_manifest(
+    good: bytes, anchors: tuple[x509.Certificate, ...], filters: generic.NameObject, why: str
+) -> None:
+    writer = IncrementalPdfFileWriter(io.BytesIO(good))
+    names = writer.root["/Names"]["/EmbeddedFiles"]["/Names"]
+    reference = names.raw_get(1)
+    spec = reference.get_object()
+    stream = generic.StreamObject(dict_data={generic.pdf_name("/Filter"): filters}, encoded_data=b"not zlib")
+    spec["/EF"] = generic.DictionaryObject({generic.pdf_name("/F"): writer.add_object(stream)})  # type: ignore[no-untyped-call]
+    writer.mark_update(reference)
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    result = verify_pdf(out.getvalue(), anchors=anchors)
+    assert failed(result) == ["coverage", "manifest"]
+    assert why in result.checks[-1].detail
 
 
 def test_an_attachment_that_differs_from_the_manifest_fails_even_under_a_valid_signature(
@@ -307,3 +368,40 @@ def test_the_result_renders_as_text_and_json(good: bytes, anchors: tuple[x509.Ce
     assert "  [ok] signature: " in text
     assert f"report id: {REPORT_ID}" in text
     assert "claimed by the signer, not proven" in text
+
+
+def test_a_forged_signer_name_cannot_forge_lines_or_terminal_codes_in_the_verdict() -> None:
+    # the subject comes from the file under test: a newline would print a fake "[ok]" line, ESC codes
+    # could clear the screen before the real verdict
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "evil\n  [ok] certificate: trusted\x1b[2J\u202e")]
+    )
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    attachments = default_attachments()
+    forged = sign_pdf(
+        render_test_pdf(attachments, build_manifest(attachments)),
+        ReportSigner(private_key=key, certificate=certificate, chain=()),
+        tsa_url=None,
+    )
+    result = verify_pdf(forged, anchors=())
+    assert failed(result) == ["certificate"]
+    assert result.signer is not None
+    assert result.signer.startswith("CN=evil\\u000a  [ok]")
+    assert "\\u001b[2J\\u202e" in result.signer
+    text = result.render_text()
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert [line for line in text.splitlines() if line.startswith("  [")] == [
+        f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in result.checks
+    ]

@@ -19,7 +19,7 @@ from odeus_compliance.audit.store import EntryFilter
 from odeus_compliance.db.models import AuditEntry, DeletionReceipt, KeyEpoch, Report, RetentionRun, utcnow
 from odeus_compliance.keys.ring import KeyKind
 from odeus_compliance.reports.store import ArtifactMissing, ArtifactShredded
-from odeus_compliance.retention.holds import HoldError, place_hold
+from odeus_compliance.retention.holds import HoldError, place_hold, release_hold
 from odeus_compliance.retention.purge import Purge, run_daily
 from odeus_compliance.retention.receipts import ReceiptError, list_receipts, verify_receipt
 from odeus_compliance.retention.rules import DataClass
@@ -336,5 +336,52 @@ def test_leftover_work_folders_are_removed_and_stray_plaintext_reported(migrated
         assert stray.is_file()
         assert "name,email" not in json.dumps(result.to_json())
         assert result.receipts[0].data_class is DataClass.RAW_EXPORTS
+
+    run(body, migrated_settings)
+
+
+def test_a_pending_receipt_waits_while_a_hold_placed_after_the_crash_covers_it(
+    migrated_settings: Settings,
+) -> None:
+    async def body(w: World) -> None:
+        report_id = await w.report(10)
+        now = utcnow() + FAR
+
+        def hook(at: str, receipt: object) -> None:
+            if at == "receipt-pending" and getattr(receipt, "data_class", None) is DataClass.REPORTS:
+                raise Crash(at)
+
+        with pytest.raises(Crash):
+            await w.purge(hook).run(now=now)
+        async with w.sessions() as session:
+            hold = await place_hold(
+                session=session,
+                data_class=DataClass.REPORTS,
+                reason="case 99",
+                created_by="cli",
+                now=utcnow(),
+                report_id=report_id,
+            )
+
+        dry = await w.purge().run(now=now, dry_run=True)
+        assert dry.finished == []
+        assert [r.data_class for r in dry.waiting] == [DataClass.REPORTS]
+        held_run = await w.purge().run(now=now)
+        assert held_run.finished == []
+        assert [r.items for r in held_run.waiting] == [(report_id,)]
+        assert held_run.due["reports"] == []
+        assert await w.store.read(report_id, "report.pdf") == f"%PDF-1.7 {report_id}".encode()
+        assert await w.jobs.get(report_id) is not None
+        async with w.sessions() as session:
+            assert [
+                r.status for r in await list_receipts(session=session) if r.data_class is DataClass.REPORTS
+            ] == ["pending"]
+            assert await release_hold(session=session, hold_id=hold.id, now=utcnow())
+
+        released = await w.purge().run(now=now)
+        assert [r.items for r in released.finished] == [(report_id,)]
+        assert released.waiting == []
+        assert await w.jobs.get(report_id) is None
+        assert (await w.verify())[0]
 
     run(body, migrated_settings)

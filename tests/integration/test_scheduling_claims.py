@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -176,3 +177,82 @@ async def test_has_due_work_tells_when_a_tick_has_something_to_do(migrated_setti
             )
         assert not await has_due_work(sessions, NOW + dt.timedelta(minutes=59))
         assert await has_due_work(sessions, NOW + dt.timedelta(hours=1))
+
+
+async def test_changing_the_zone_or_kind_does_not_run_past_periods_again(migrated_settings: Settings) -> None:
+    """Periods already run under the old boundaries have no run under the new ones: without a fresh
+    ``active_from`` every past period would be due again (a second report of each month)."""
+    from odeus_compliance.scheduling.runner import has_due_work  # noqa: PLC0415
+
+    schedule_id = await make_schedule(migrated_settings)
+    later = NOW + dt.timedelta(days=3)
+    async with sessions_for(migrated_settings) as sessions:
+        for first_day in (dt.date(2026, 9, 1), dt.date(2026, 10, 1)):
+            period = Period(Every.MONTH, first_day, "Europe/Berlin")
+            async with sessions() as session:
+                run = await claims.claim_new(
+                    session=session,
+                    schedule_id=schedule_id,
+                    period=period,
+                    due_at=due_at(period, day=1, time=dt.time(6, 0)),
+                    version=1,
+                    lease=Lease("a", 60),
+                    now=NOW,
+                )
+                assert run is not None
+                assert await claims.finish(
+                    session=session, run_id=run.id, lease=Lease("a", 60), now=NOW, status="succeeded"
+                )
+        assert not await has_due_work(sessions, later)
+        for every, zone in (("month", "Europe/London"), ("quarter", "Europe/London"), ("week", "UTC")):
+            spec = ScheduleSpec.build(
+                name="monthly", every=every, day=1, time="06:00", timezone=zone, policy="default"
+            )
+            async with sessions() as session:
+                saved = await save_schedule(
+                    session=session, spec=spec, policy_dir=migrated_settings.policy_dir, now=later
+                )
+            assert saved.changed
+            assert saved.schedule.active_from == later
+            assert not await has_due_work(sessions, later)
+        # a change of day or time keeps the period boundaries, so it keeps active_from
+        spec = ScheduleSpec.build(
+            name="monthly", every="week", day=2, time="07:00", timezone="UTC", policy="default"
+        )
+        async with sessions() as session:
+            saved = await save_schedule(
+                session=session,
+                spec=spec,
+                policy_dir=migrated_settings.policy_dir,
+                now=later + dt.timedelta(hours=1),
+            )
+        assert saved.schedule.active_from == later
+
+
+async def test_a_rerun_is_refused_while_the_periods_newest_run_is_in_progress(
+    migrated_settings: Settings,
+) -> None:
+    """Otherwise the new version would hide the running one from every tick (a dead owner's run would never be
+    taken over) or two reports of the period would be made at once."""
+    from odeus_compliance.keys.certificates import ensure_demo_certificate  # noqa: PLC0415
+    from odeus_compliance.scheduling.model import ScheduleError  # noqa: PLC0415
+    from odeus_compliance.scheduling.runtime import standalone_scheduler  # noqa: PLC0415
+    from odeus_compliance.scheduling.service import get_schedule  # noqa: PLC0415
+
+    ensure_demo_certificate(migrated_settings.data_dir, migrated_settings.require_master_key())
+    schedule_id = await make_schedule(migrated_settings)
+    run = await claim(migrated_settings, schedule_id, "replica-a")
+    assert run is not None
+    async with standalone_scheduler(migrated_settings) as scheduler:
+        async with scheduler.sessions() as session:
+            schedule = await get_schedule(session=session, schedule_id=schedule_id)
+        assert schedule is not None
+        for now in (NOW, NOW + dt.timedelta(hours=1)):  # a live lease, and a lapsed one (a tick takes it)
+            with pytest.raises(ScheduleError, match="still in progress"):
+                await scheduler.rerun(
+                    schedule=schedule,
+                    moment=OCTOBER.start + dt.timedelta(days=3),
+                    now=now,
+                    requested_by="cli",
+                )
+    assert await count_runs(migrated_settings) == 1

@@ -66,8 +66,14 @@ def test_put_creates_then_changes_and_get_reads_back(live_server: LiveServer) ->
         assert runs.status_code == 200
         assert runs.json() == {"schedule_id": first["id"], "runs": []}
 
-        # an officer may read but not change
+        # an officer may read but not change; an auditor may do neither; no key, no answer
         assert client.put("/api/v1/schedules", json=BODY, headers=officer).status_code == 403
+        assert client.put("/api/v1/schedules", json=BODY, headers=auditor).status_code == 403
+        assert client.get("/api/v1/schedules", headers=auditor).status_code == 403
+        assert client.get(f"/api/v1/schedules/{first['id']}/runs", headers=auditor).status_code == 403
+        assert client.get("/api/v1/schedules").status_code == 401
+        assert client.get(f"/api/v1/schedules/{first['id']}/runs").status_code == 401
+        assert client.put("/api/v1/schedules", json=BODY).status_code == 401
 
         # two changes, two schedule.changed records (the unchanged PUT wrote none)
         entries = client.get(

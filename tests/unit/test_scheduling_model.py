@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,3 +170,59 @@ def test_settings_collect_webhook_keys_and_never_show_them(tmp_path: Any) -> Non
     assert set(settings.webhook_keys) == {"ODEUS_COMPLIANCE_WEBHOOK_TEAMS"}
     assert settings.webhook_keys["ODEUS_COMPLIANCE_WEBHOOK_TEAMS"].reveal() == "hook-key-value-1"
     assert "hook-key-value-1" not in repr(settings)
+
+
+def test_smtp_urls_never_send_a_password_in_clear_and_errors_never_echo_it() -> None:
+    from odeus_compliance.scheduling.mail import MailSender, parse_smtp_url  # noqa: PLC0415
+    from odeus_compliance.settings import Secret, Settings  # noqa: PLC0415
+
+    relay = parse_smtp_url("smtp://relay.internal")
+    assert (relay.host, relay.port, relay.security, relay.username) == ("relay.internal", 25, "plain", None)
+    local = parse_smtp_url("smtp://user:pw@127.0.0.1:2525")
+    assert local.password is not None
+    assert local.password.reveal() == "pw"
+    secure = parse_smtp_url("smtp+starttls://mailer:s3cr%40t@mail.example.com")
+    assert (secure.port, secure.security, secure.username) == (587, "starttls", "mailer")
+    assert "s3cr" not in repr(secure)
+    for url in ("smtp://mailer:hunter2@mail.example.com:25", "smtp://:hunter2@mail.example.com"):
+        with pytest.raises(ValueError, match="smtp\\+starttls:// or smtps://") as caught:
+            parse_smtp_url(url)
+        assert "hunter2" not in str(caught.value)
+        assert "mail.example.com" not in str(caught.value)
+
+    async def reason() -> str | None:
+        sender = MailSender.from_settings(
+            Settings.for_tests(
+                Path("/nonexistent"), smtp_url=Secret("smtp://mailer:hunter2@mail.example.com")
+            )
+        )
+        return await sender.send(recipients=["dpo@example.com"], subject="s", text="t")
+
+    why = asyncio.run(reason())
+    assert why is not None
+    assert "smtp+starttls://" in why
+    assert "hunter2" not in why
+
+
+def test_the_documented_webhook_receiver_accepts_our_signature_and_refuses_others() -> None:
+    import re  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from odeus_compliance.scheduling.webhook import sign  # noqa: PLC0415
+
+    doc = (Path(__file__).parents[2] / "docs" / "scheduling.md").read_text(encoding="utf-8")
+    section = doc.split("## Webhook", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert code is not None
+    assert "compare_digest" in code.group(1)
+    scope: dict[str, Any] = {}
+    exec(compile(code.group(1), "docs/scheduling.md", "exec"), scope)  # our own documentation
+    verified = scope["verified"]
+    body = b'{"event":"scheduled_report.succeeded","run_id":"r1"}'
+    now = int(time.time())
+    header = sign(b"key", now, body)
+    assert verified(b"key", header, body)
+    assert not verified(b"other", header, body)
+    assert not verified(b"key", header, body + b" ")
+    assert not verified(b"key", sign(b"key", now - 3600, body), body)
+    assert not verified(b"key", "v1=" + header.split("v1=")[1], body)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,31 @@ def _month(value: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def _keep_log_records_off_stderr() -> None:
+    """With no logging configured, Python's last-resort handler would print the service's warning records
+    (``report.failed``) as bare lines on stderr; the command reports the outcome itself, in one line."""
+    logger = logging.getLogger("odeus_compliance")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
+def _check_policy(settings: Settings, name: str) -> None:
+    """Bad usage (exit 2) before anything is recorded or queued: the policy must be a valid file of the
+    policy folder, as ``POST /api/v1/reports`` requires (a 400 there)."""
+    from odeus_compliance.policy.service import find_policy  # noqa: PLC0415
+
+    entry = find_policy(policy_dir=settings.policy_dir, name=name)
+    if entry is None:
+        raise click.BadParameter(
+            f"there is no policy named {json.dumps(name)} in {settings.policy_dir}", param_hint="--policy"
+        )
+    if entry.policy is None:
+        raise click.BadParameter(
+            f"the policy {name} is not valid; see 'odeus-compliance policy check {entry.path}'",
+            param_hint="--policy",
+        )
+
+
 async def _run(
     settings: Settings, *, year: int, month: int, timezone: str, policy: str, purpose: str, out: Path | None
 ) -> dict[str, Any]:
@@ -83,7 +110,14 @@ async def _run(
                 purpose=purpose,
                 details={"report_id": final.id, "format": "pdf", "byte_count": len(pdf)},
             )
-            write_atomically(out, pdf)
+            try:
+                write_atomically(out, pdf)
+            except OSError as exc:  # not a database failure, which is all run_async would call it
+                msg = (
+                    f"report {final.id} succeeded and is archived, but the signed PDF could not be written "
+                    f"to {out} ({type(exc).__name__})"
+                )
+                raise click.ClickException(msg) from None
             outcome["out"] = out
         return outcome
 
@@ -114,20 +148,26 @@ async def _run(
 def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str) -> None:
     """Make one report now, as a job, and wait for it: pull the month's users export from Odeus, apply the
     policy, render, sign and verify the PDF, and keep it in the archive. Prints the report id; exit 1 (with
-    the reason) if the job failed."""
+    the reason) if the job failed; exit 2, with nothing queued, if the month, zone, purpose or policy is
+    not usable (the policy must be a valid file of the policy folder)."""
     from odeus_compliance.reports.jobs import ReportStatus  # noqa: PLC0415
     from odeus_compliance.upstream.request import zone  # noqa: PLC0415
 
     year, number = _month(month)
     try:
-        zone(timezone)
+        today = datetime.now(zone(timezone)).date()
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--timezone") from None
+    if (year, number) > (today.year, today.month):
+        # as POST /api/v1/reports (400): a month that has not begun has no usage to report
+        raise click.BadParameter("must not be in the future", param_hint="--month")
     if not purpose.strip():
         raise click.BadParameter("must not be empty", param_hint="--purpose")
     if out is not None and not out.parent.is_dir():
         raise click.BadParameter(f"the folder does not exist: {out.parent}", param_hint="--out")
     settings = load_settings()
+    _check_policy(settings, policy)
+    _keep_log_records_off_stderr()
     outcome = run_async(
         _run(settings, year=year, month=number, timezone=timezone, policy=policy, purpose=purpose, out=out)
     )
@@ -139,20 +179,33 @@ def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str) 
         click.echo(f"signed PDF written to {outcome['out']}")
 
 
-@report.command("verify", short_help="Verify a report PDF offline; exit 0 valid, 1 invalid.")
+class _CannotVerify(click.ClickException):
+    """The file was not judged (unreadable, or the trust anchors cannot be loaded): exit 2, never 1, so a
+    script does not take a configuration problem for an invalid report."""
+
+    exit_code = 2
+
+
+@report.command("verify", short_help="Verify a report PDF offline; exit 0 valid, 1 invalid, 2 usage.")
 @click.argument("pdf_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(pdf_file: Path, as_json: bool) -> None:
     """Verify a report PDF offline: the signature covers the whole file, the certificate chains to a trust
-    anchor, and the embedded manifest matches every attachment. Exit 0 if valid, 1 if not."""
+    anchor, and the embedded manifest matches every attachment. Exit 0 if valid, 1 if not; 2 if the file
+    could not be judged (missing or unreadable, or the trust anchors cannot be loaded)."""
+    from odeus_compliance.errors import OdeusComplianceError  # noqa: PLC0415
     from odeus_compliance.reports.verify import trust_anchors, verify_pdf  # noqa: PLC0415
 
     settings = load_settings(demo=True)  # needs no secret: only the trust anchors
     try:
         data = pdf_file.read_bytes()
     except OSError as exc:
-        raise click.ClickException(f"cannot read {pdf_file} ({type(exc).__name__})") from None
-    result = verify_pdf(data, anchors=trust_anchors(settings))
+        raise _CannotVerify(f"cannot read {pdf_file} ({type(exc).__name__})") from None
+    try:
+        anchors = trust_anchors(settings)
+    except OdeusComplianceError as exc:
+        raise _CannotVerify(f"cannot verify: {exc}") from None
+    result = verify_pdf(data, anchors=anchors)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
     else:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import unicodedata
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +44,10 @@ __all__ = ["Check", "VerificationResult", "embedded_files", "trust_anchors", "ve
 
 _MAX_TREE_NODES: Final = 256
 _REPORT_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+_MAX_SIGNER_CHARS: Final = 256
+MAX_ATTACHMENT_BYTES: Final = 256 * 1024 * 1024
+"""The most the attachments of one file may decode to, together: a 64 MiB upload of deflated zeros would
+otherwise decode to tens of GiB in the verifying process (a report's dataset is far below this)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,16 @@ def _shown(name: str) -> str:
     return json.dumps(name[:64], ensure_ascii=True)
 
 
+def _printable(text: str, limit: int) -> str:
+    """``text`` with every control, format or unassigned character escaped, cut to ``limit`` characters.
+
+    A signing certificate's subject comes from the file under test: unescaped, a newline could forge a
+    "[ok]" line in the verdict and an ESC sequence could clear the terminal (RFC 4514 escapes neither).
+    """
+    shown = "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch).startswith("C") else ch for ch in text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 def _filespec_name(filespec: generic.DictionaryObject, fallback: str) -> str:
     for key in ("/UF", "/F"):
         if key in filespec:
@@ -156,10 +172,50 @@ def _name_tree_leaves(root: generic.DictionaryObject) -> list[tuple[str, Any]]:
     return leaves
 
 
+def _filters(stream: generic.StreamObject) -> list[str]:
+    named = _resolved(stream.get("/Filter"))
+    if named is None:
+        return []
+    if isinstance(named, generic.NameObject):
+        return [str(named)]
+    if isinstance(named, generic.ArrayObject):
+        return [str(_resolved(f)) for f in named]
+    msg = "an attachment names its encoding in a malformed way"
+    raise ValueError(msg)
+
+
+def _bounded_data(stream: generic.StreamObject, budget: int) -> bytes:
+    """The decoded bytes of an attachment stream, or ``ValueError`` once they pass ``budget``.
+
+    Decoded here, not by pyHanko (which would inflate a deflate bomb in full before anyone could look at
+    its size): only the encodings a report uses, plain or ``FlateDecode`` without predictors.
+    """
+    filters = _filters(stream)
+    raw = stream.encoded_data
+    if not filters:
+        data = raw
+    elif filters == ["/FlateDecode"] and "/DecodeParms" not in stream:
+        inflater = zlib.decompressobj()
+        try:
+            data = inflater.decompress(raw, budget + 1)
+        except zlib.error:
+            msg = "an attachment's compressed data is damaged"
+            raise ValueError(msg) from None
+    else:
+        msg = "an attachment uses an encoding reports never use"
+        raise ValueError(msg)
+    if len(data) > budget:
+        msg = f"the attachments decode to more than {MAX_ATTACHMENT_BYTES // 2**20} MiB; not inflated"
+        raise ValueError(msg)
+    return data
+
+
 def embedded_files(reader: PdfFileReader) -> dict[str, bytes]:
     """Every embedded file of the newest revision (name tree and catalog ``/AF``) as name -> bytes.
 
-    Raises ``ValueError`` if two different files share a name (one could hide behind the other).
+    Raises ``ValueError`` if two different files share a name (one could hide behind the other), or if
+    the attachments decode to more than :data:`MAX_ATTACHMENT_BYTES` together or use an unexpected
+    encoding.
     """
     root = reader.root
     filespecs: list[tuple[str, Any]] = []
@@ -169,6 +225,8 @@ def embedded_files(reader: PdfFileReader) -> dict[str, bytes]:
     if "/AF" in root:
         filespecs.extend(("", filespec) for filespec in root["/AF"])
     found: dict[str, bytes] = {}
+    budget = MAX_ATTACHMENT_BYTES
+    decoded: dict[int, tuple[generic.StreamObject, bytes]] = {}  # holding the stream keeps its id unique
     for key, filespec in filespecs:
         spec = _resolved(filespec)
         if not isinstance(spec, generic.DictionaryObject) or "/EF" not in spec:
@@ -178,7 +236,11 @@ def embedded_files(reader: PdfFileReader) -> dict[str, bytes]:
         if not isinstance(stream, generic.StreamObject):
             continue
         name = _filespec_name(spec, key)
-        data = stream.data
+        known = decoded.get(id(stream))
+        if known is None:  # listed in the name tree and in /AF: decoded and counted once
+            known = decoded[id(stream)] = (stream, _bounded_data(stream, budget))
+            budget -= len(known[1])
+        data = known[1]
         if name in found and found[name] != data:
             msg = f"two different attachments are named {_shown(name)}"
             raise ValueError(msg)
@@ -246,7 +308,8 @@ def _verify(pdf: bytes, anchors: Sequence[x509.Certificate], findings: _Findings
     status = validate_pdf_signature(
         signatures[0], signer_validation_context=context, ts_validation_context=ts_context
     )
-    findings.signer = x509.load_der_x509_certificate(status.signing_cert.dump()).subject.rfc4514_string()
+    subject = x509.load_der_x509_certificate(status.signing_cert.dump()).subject.rfc4514_string()
+    findings.signer = _printable(subject, _MAX_SIGNER_CHARS)
     intact = bool(status.intact and status.valid)
     checks.append(
         Check(

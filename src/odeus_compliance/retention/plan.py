@@ -30,7 +30,7 @@ from odeus_compliance.retention.erase import work_root
 from odeus_compliance.retention.holds import Hold
 from odeus_compliance.retention.rules import DataClass, RetentionRules
 
-__all__ = ["Plan", "due_rotations", "make_plan", "rotation_due", "stray_plaintext"]
+__all__ = ["Plan", "due_rotations", "held_items", "make_plan", "rotation_due", "stray_plaintext"]
 
 _OPEN_JOBS = ("queued", "running")
 _DATA_KINDS = (KeyKind.AUDIT_DATA, KeyKind.REPORT_DATA)
@@ -248,6 +248,45 @@ def _pseudonym_epochs_due(
             continue
         due.append(e.key_id)
     return due, held
+
+
+async def held_items(
+    *,
+    session: AsyncSession,
+    data_class: DataClass,
+    items: Sequence[str],
+    holds: Collection[Hold],
+    kek: KeyEncryptionKey,
+    now: dt.datetime,
+) -> list[str]:
+    """Which of ``items`` (a pending receipt's identifiers) that still exist an active hold covers now.
+
+    A hold placed after a run recorded its intent and crashed still wins: the pending receipt waits.
+    An item already deleted (no row, or a destroyed key) has nothing left to hold.
+    """
+    scoped = _held(holds, data_class)
+    if not scoped or not items:
+        return []
+    if data_class in {DataClass.REPORTS, DataClass.DATASETS}:
+        rows = (
+            await session.execute(
+                select(Report.id, Report.period_start, Report.period_end).where(Report.id.in_(items))
+            )
+        ).all()
+        return sorted(
+            rid for rid, start, end in rows if any(h.covers_report(rid, start, end) for h in scoped)
+        )
+    live = {e.key_id: e for e in await _epochs(session) if not e.destroyed}
+    if data_class is DataClass.AUDIT_PAYLOADS:
+        return sorted([k for k in items if k in live and await _audit_epoch_held(session, k, scoped, kek)])
+    if data_class is DataClass.KEY_EPOCHS:
+        return sorted(
+            k
+            for k in items
+            if k in live
+            and any(h.covers_period(live[k].created_at, live[k].successor_at or now) for h in scoped)
+        )
+    return []  # raw exports cannot be held
 
 
 async def make_plan(

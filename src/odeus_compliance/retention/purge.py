@@ -4,7 +4,9 @@ Order of a run, and why it is safe to crash anywhere (the data or a receipt rema
 
 1. Claim the run: a ``retention_runs`` row (a daily run's row is unique per UTC day, so one replica runs it).
 2. Finish the receipts an earlier run left ``pending`` (it crashed mid-deletion): delete their identifiers
-   again (every deletion is idempotent), log them, mark them done.
+   again (every deletion is idempotent), log them, mark them done. A pending receipt that a legal hold
+   placed since covers (some of its identifiers still exist and are held) waits, still pending, until the
+   hold ends: a hold always wins, and the data or the receipt remains.
 3. Rotate the ``audit-data``/``report-data`` key epochs that are older than the key-epoch period
    (``key.rotated`` is recorded), so older epochs can be shredded once their data is past retention.
 4. Plan (:mod:`~odeus_compliance.retention.plan`): the rules, minus what legal holds keep.
@@ -51,7 +53,7 @@ from odeus_compliance.logging_setup import log_event
 from odeus_compliance.reports.store import ArtifactStore
 from odeus_compliance.retention.erase import METHODS, WHAT, erase
 from odeus_compliance.retention.holds import active_holds
-from odeus_compliance.retention.plan import due_rotations, make_plan, stray_plaintext
+from odeus_compliance.retention.plan import due_rotations, held_items, make_plan, stray_plaintext
 from odeus_compliance.retention.receipts import Receipt, complete_receipt, pending_receipts, write_pending
 from odeus_compliance.retention.rules import DataClass, RetentionRules
 from odeus_compliance.settings import Settings
@@ -93,6 +95,9 @@ class RunResult:
     receipts: list[Receipt] = field(default_factory=list)
     finished: list[Receipt] = field(default_factory=list)
     """Receipts an earlier run left pending (finished now, or dry: that would be)."""
+    waiting: list[Receipt] = field(default_factory=list)
+    """Receipts an earlier run left pending that a legal hold placed since covers: kept pending (the data
+    stays) until the hold ends."""
     findings: list[str] = field(default_factory=list)
     """Plaintext export-like files in the data dir (never deleted: an operator must look)."""
 
@@ -109,6 +114,7 @@ class RunResult:
             "held": self.held,
             "receipts": [r.to_json() for r in self.receipts],
             "finished_pending": [r.to_json() for r in self.finished],
+            "pending_held": [r.to_json() for r in self.waiting],
             "raw_findings": self.findings,
         }
 
@@ -123,6 +129,10 @@ class RunResult:
         lines = [head]
         lines += [f"key epochs: {rotate} {kind}" for kind in self.rotated]
         lines += [f"{finish} pending receipt {r.id} ({r.data_class}, {r.count})" for r in self.finished]
+        lines += [
+            f"pending receipt {r.id} ({r.data_class}, {r.count}) waits: a legal hold covers some of it"
+            for r in self.waiting
+        ]
         lines += [self._class_line(data_class) for data_class in ORDER]
         lines += [
             f"receipt {r.id}: {r.data_class}, {r.count}, sha256 {r.items_sha256}" for r in self.receipts
@@ -191,8 +201,7 @@ class Purge:
         result = RunResult(as_of=now, dry_run=dry_run, rules=self.rules.describe())
         if dry_run:
             await self._plan_into(result, now, rotated=None)
-            async with self.sessions() as session:
-                result.finished = await pending_receipts(session=session)
+            result.finished, result.waiting = await self._split_pending(now)
             return result
         signer = (await self.appender.identity()).signer
         run_id = await self._claim(now, trigger, daily_key)
@@ -201,7 +210,7 @@ class Purge:
             return result
         result.run_id = run_id
         try:
-            result.finished = await self._finish_pending(signer)
+            result.finished, result.waiting = await self._finish_pending(signer, now)
             result.rotated = await self._rotate(now, run_id)
             await self._plan_into(result, now, rotated=result.rotated)
             for data_class in ORDER:
@@ -366,16 +375,38 @@ class Purge:
         async with self.sessions() as session:
             return await complete_receipt(session=session, signer=signer, receipt=receipt, now=utcnow())
 
-    async def _finish_pending(self, signer: Signer) -> list[Receipt]:
+    async def _split_pending(self, now: dt.datetime) -> tuple[list[Receipt], list[Receipt]]:
+        """Pending receipts to finish now, and those a legal hold placed since their run covers (they wait:
+        retention never deletes what an active hold keeps, even to finish an interrupted deletion)."""
+        ready: list[Receipt] = []
+        waiting: list[Receipt] = []
         async with self.sessions() as session:
-            pending = await pending_receipts(session=session)
+            holds = await active_holds(session=session, now=now)
+            for receipt in await pending_receipts(session=session):
+                held = await held_items(
+                    session=session,
+                    data_class=receipt.data_class,
+                    items=receipt.items,
+                    holds=holds,
+                    kek=self.kek,
+                    now=now,
+                )
+                (waiting if held else ready).append(receipt)
+        return ready, waiting
+
+    async def _finish_pending(self, signer: Signer, now: dt.datetime) -> tuple[list[Receipt], list[Receipt]]:
+        ready, waiting = await self._split_pending(now)
+        for receipt in waiting:
+            log_event(
+                _log, logging.WARNING, "retention.pending_held", job_id=receipt.run_id, count=receipt.count
+            )
         finished = []
-        for receipt in pending:
+        for receipt in ready:
             log_event(
                 _log, logging.WARNING, "retention.finish_pending", job_id=receipt.run_id, count=receipt.count
             )
             finished.append(await self._complete(signer, receipt))
-        return finished
+        return finished, waiting
 
 
 async def run_daily(

@@ -1,6 +1,7 @@
 """E-mail notifications of finished scheduled reports over SMTP: a link, or the signed PDF attached.
 
-The mail server comes from ``ODEUS_COMPLIANCE_SMTP_URL``: ``smtp://host:port`` (plain, for a local relay),
+The mail server comes from ``ODEUS_COMPLIANCE_SMTP_URL``: ``smtp://host:port`` (plain, for a local relay;
+a user and password only to a loopback host, never in clear over the network),
 ``smtp+starttls://user:password@host:587`` or ``smtps://user:password@host:465``. Sending runs the standard
 library's ``smtplib`` in a thread. Failures become reasons safe to store and show: the kind of error, never
 the server's reply (it can quote recipient addresses) and never an address.
@@ -24,6 +25,7 @@ __all__ = ["MailSender", "SmtpServer", "parse_smtp_url"]
 
 TIMEOUT_SECONDS: Final = 30.0
 _PORTS: Final = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,10 @@ def parse_smtp_url(url: str) -> SmtpServer:
         msg = "ODEUS_COMPLIANCE_SMTP_URL has an invalid port"
         raise ValueError(msg) from None
     security = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}[parts.scheme]
+    if security == "plain" and (parts.username or parts.password) and parts.hostname not in _LOOPBACK:
+        # a login over a plain connection would send the password in clear across the network
+        msg = "ODEUS_COMPLIANCE_SMTP_URL with a user or password needs smtp+starttls:// or smtps://"
+        raise ValueError(msg)
     username = unquote(parts.username) if parts.username else None
     password = Secret(unquote(parts.password)) if parts.password else None
     return SmtpServer(parts.hostname, port, security, username, password)
@@ -58,21 +64,26 @@ def parse_smtp_url(url: str) -> SmtpServer:
 class MailSender:
     """Sends one message to a list of recipients (see the module docstring)."""
 
-    def __init__(self, *, server: SmtpServer | None, mail_from: str, public_url: str | None) -> None:
+    def __init__(
+        self, *, server: SmtpServer | None, mail_from: str, public_url: str | None, problem: str | None = None
+    ) -> None:
         self._server = server
+        self._problem = problem
         self.mail_from = mail_from
         self.public_url = public_url.rstrip("/") if public_url else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailSender:
         """A sender for the configured server (an unusable URL leaves e-mail off, and each try says why)."""
-        server = None
+        server = problem = None
         if settings.smtp_url is not None:
             try:
                 server = parse_smtp_url(settings.smtp_url.reveal())
-            except ValueError:
-                server = None
-        return cls(server=server, mail_from=settings.mail_from, public_url=settings.public_url)
+            except ValueError as exc:
+                problem = str(exc)  # names the rule, never the URL
+        return cls(
+            server=server, mail_from=settings.mail_from, public_url=settings.public_url, problem=problem
+        )
 
     async def send(
         self,
@@ -84,7 +95,7 @@ class MailSender:
     ) -> str | None:
         """Send; ``None`` when the server accepted the message, else a reason safe to store."""
         if self._server is None:
-            return "no usable mail server is configured (ODEUS_COMPLIANCE_SMTP_URL)"
+            return self._problem or "no mail server is configured (ODEUS_COMPLIANCE_SMTP_URL)"
         message = EmailMessage()
         message["From"] = self.mail_from
         message["To"] = ", ".join(recipients)

@@ -56,8 +56,8 @@ class Delivery:
     """Where a finished report goes. The archive always; a webhook and e-mail are optional.
 
     Secrets are never stored here: ``webhook_secret_env`` names the environment variable
-    (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``) that holds the webhook's HMAC key. E-mail is configured here but not
-    delivered yet.
+    (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``) that holds the webhook's HMAC key. E-mail goes over the SMTP server
+    of ``ODEUS_COMPLIANCE_SMTP_URL`` (:mod:`odeus_compliance.scheduling.mail`).
     """
 
     webhook_url: str | None = None

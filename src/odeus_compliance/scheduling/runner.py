@@ -180,8 +180,8 @@ class Scheduler:
     ) -> RunOutcome:
         """Run the closed period containing ``moment`` again as a new version that supersedes the newest one.
 
-        Raises :class:`ScheduleError` if the period has not ended at ``now``, or another re-run of it got the
-        same version first.
+        Raises :class:`ScheduleError` if the period has not ended at ``now``, its newest run is still in
+        progress, or another re-run of it got the same version first.
         """
         spec = spec_of(schedule)
         period = period_containing(spec.every, moment, spec.timezone)
@@ -197,6 +197,13 @@ class Scheduler:
                     .limit(1)
                 )
             ).scalar_one_or_none()
+            if newest is not None and newest.status in {"claimed", "running"}:
+                # a new version now would hide this one from every tick: if its owner died, nobody would
+                # take it over, and if it lives, two reports of the period would be made side by side
+                raise ScheduleError(
+                    "the period's newest run is still in progress; wait until it ends (or until a tick takes "
+                    "it over after its lease)"
+                )
             run = await claims.claim_new(
                 session=session,
                 schedule_id=schedule.id,

@@ -89,8 +89,9 @@ async def save_schedule(
 ) -> SavedSchedule:
     """Create the schedule called ``spec.name`` or change it (upsert by name).
 
-    ``active_from`` (default ``now`` for a new schedule, unchanged for an existing one) is the earliest due
-    instant that counts: periods that fell due before the schedule existed are not run.
+    ``active_from`` (default ``now`` for a new schedule, unchanged for an existing one unless its period kind
+    or timezone changes, then ``now``) is the earliest due instant that counts: periods that fell due before
+    the schedule existed, or before its periods were redefined, are not run.
     """
     check_policy(policy_dir=policy_dir, name=spec.policy)
     row = await find_schedule(session=session, name=spec.name)
@@ -113,9 +114,14 @@ async def save_schedule(
         return SavedSchedule(row, created=True, changed=True)
     if spec_of(row) == spec and (active_from is None or active_from == row.active_from):
         return SavedSchedule(row, created=False, changed=False)
+    old = spec_of(row)
     _apply(row, spec)
     if active_from is not None:
         row.active_from = active_from
+    elif (old.every, old.timezone) != (spec.every, spec.timezone):
+        # new period boundaries: the periods already run under the old ones would look unrun and be run a
+        # second time (or recorded as skipped), so only periods falling due from now on count
+        row.active_from = now
     row.revision += 1
     row.updated_at = now
     await session.commit()
