@@ -86,7 +86,6 @@ def test_report_run_verify_and_list(ready: Settings, simulator: RunningSimulator
     tampered.write_bytes(out.read_bytes() + b"\n% appended after signing\n")
     refused = _cli(ready, simulator, "report", "verify", str(tampered))
     assert refused.returncode == 1, refused.stderr
-    print(repr(refused.stderr))
     assert "INVALID" in refused.stdout
 
     listed = _cli(ready, simulator, "report", "list", "--json")
@@ -171,6 +170,7 @@ def test_report_verify_that_cannot_judge_the_file_exits_2_in_one_line(
     cases = {
         "missing file": ([str(tmp_path / "absent.pdf")], {}),
         "a folder": ([str(tmp_path)], {}),
+        "bad configuration": ([str(junk)], {"ODEUS_COMPLIANCE_REPORT_LEASE_SECONDS": "soon"}),
         "unreadable trust anchors": ([str(junk)], {"ODEUS_COMPLIANCE_TRUST_ANCHORS_FILE": str(broken)}),
     }
     for name, (args, extra) in cases.items():

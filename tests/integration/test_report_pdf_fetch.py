@@ -172,11 +172,13 @@ def test_the_fetcher_serves_only_assets_inside_the_folder(tmp_path: Path) -> Non
         "http://report-assets.invalid/a.css",
         (tmp_path / "a.css").as_uri(),
         "data:text/css,p{}",
+        "https://report-assets.invalid:x-secret/a.css",  # a port that is no number
     ]:
         with pytest.raises(BlockedURL) as caught:
             fetcher.fetch(url)
         assert url not in str(caught.value)
-    assert fetcher.refused == 8
+        assert "secret" not in str(caught.value)
+    assert fetcher.refused == 9
 
 
 def test_control_weasyprints_default_fetcher_does_reach_the_canary(canary: Canary, secret_file: Path) -> None:

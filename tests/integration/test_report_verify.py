@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import signers
 
 from odeus_compliance.errors import ConfigurationError
 from odeus_compliance.keys.certificates import demo_paths, ensure_demo_certificate
@@ -188,7 +190,7 @@ def test_a_deflate_bomb_attachment_is_refused_without_being_inflated(
     ("filters", "why"),
     [
         (generic.pdf_name("/LZWDecode"), "an encoding reports never use"),
-        (generic.pdf_name("/FlateDecode"), "compressed data is damaged"),
+        (generic.pdf_name("/FlateDecode"), "is damaged: its data does not decode"),
     ],
 )
 def test_an_attachment_in_a_foreign_or_damaged_encoding_fails_the_manifest(
@@ -206,6 +208,76 @@ def test_an_attachment_in_a_foreign_or_damaged_encoding_fails_the_manifest(
     result = verify_pdf(out.getvalue(), anchors=anchors)
     assert failed(result) == ["coverage", "manifest"]
     assert why in result.checks[-1].detail
+
+
+def test_attachment_names_from_the_file_cannot_forge_lines_in_a_passing_manifest_check(
+    good: bytes, anchors: tuple[x509.Certificate, ...]
+) -> None:
+    # a hostile file whose manifest lists its own attachments passes that check: the names it shows are
+    # still the file's, so control characters in them are escaped
+    hostile = "x\n  [ok] signature: intact\x1b[2J"
+    writer = IncrementalPdfFileWriter(io.BytesIO(good))
+    names = writer.root["/Names"]["/EmbeddedFiles"]["/Names"]
+    listed = [str(names[i]) for i in range(0, len(names), 2)]
+    data = b"psn_1,3\n"
+    manifest = build_manifest([SampleAttachment(hostile, data, "text/csv")])
+    for name, content in (("data.csv", data), ("manifest.json", manifest)):
+        reference = names.raw_get(2 * listed.index(name) + 1)
+        spec = reference.get_object()
+        stream = generic.StreamObject(stream_data=content)
+        spec["/EF"] = generic.DictionaryObject({generic.pdf_name("/F"): writer.add_object(stream)})  # type: ignore[no-untyped-call]
+        if name == "data.csv":
+            spec["/UF"] = spec["/F"] = generic.TextStringObject(hostile)
+        writer.mark_update(reference)
+    policy_reference = names.raw_get(2 * listed.index("policy.toml") + 1)
+    policy_spec = policy_reference.get_object()
+    del policy_spec["/EF"]  # so only the hostile name and the manifest are attached
+    writer.mark_update(policy_reference)
+    writer.root["/AF"] = generic.ArrayObject()
+    writer.update_root()  # type: ignore[no-untyped-call]
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    result = verify_pdf(out.getvalue(), anchors=anchors)
+    assert failed(result) == ["coverage"]
+    manifest_check = result.checks[-1]
+    assert manifest_check.ok
+    assert "\\u000a  [ok] signature: intact\\u001b[2J" in manifest_check.detail
+    text = result.render_text()
+    assert "\x1b" not in text
+    assert len(text.splitlines()) == 1 + len(result.checks) + 3  # verdict, checks, signer, time, id
+
+
+def test_a_second_signature_added_later_is_refused_even_when_it_is_trusted_and_covers_the_file(
+    settings: Settings, good: bytes, anchors: tuple[x509.Certificate, ...]
+) -> None:
+    # an incremental update signed by a trusted key may change what the report shows: one signature only
+    writer = IncrementalPdfFileWriter(io.BytesIO(good))
+    out = io.BytesIO()
+    signers.sign_pdf(
+        writer,
+        signers.PdfSignatureMetadata(field_name="Later", md_algorithm="sha256"),
+        signer=load_signer(settings)._pyhanko,
+        output=out,
+    )
+    result = verify_pdf(out.getvalue(), anchors=anchors)
+    assert failed(result) == ["signature"]
+    assert result.checks[0].detail == "2 signatures, expected one"
+
+
+def test_a_flipped_byte_in_a_compressed_attachment_names_it_and_still_reads_the_manifest(
+    good: bytes, anchors: tuple[x509.Certificate, ...]
+) -> None:
+    reader = PdfFileReader(io.BytesIO(good), strict=False)
+    names = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
+    position = [str(names[i]) for i in range(0, len(names), 2)].index("data.csv")
+    encoded = names[2 * position + 1]["/EF"]["/F"].encoded_data
+    assert good.count(encoded) == 1
+    tampered = bytearray(good)
+    tampered[good.index(encoded) + len(encoded) // 2] ^= 0x01
+    result = verify_pdf(bytes(tampered), anchors=anchors)
+    assert failed(result) == ["signature", "manifest"]
+    assert result.checks[-1].detail == '"data.csv" is damaged: its data does not decode'
+    assert result.report_id == REPORT_ID  # the audit record of the upload still names the report
 
 
 def test_an_attachment_that_differs_from_the_manifest_fails_even_under_a_valid_signature(

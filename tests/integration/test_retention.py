@@ -340,9 +340,12 @@ def test_leftover_work_folders_are_removed_and_stray_plaintext_reported(migrated
     run(body, migrated_settings)
 
 
+@pytest.mark.parametrize("hold_class", [DataClass.REPORTS, DataClass.DATASETS])
 def test_a_pending_receipt_waits_while_a_hold_placed_after_the_crash_covers_it(
-    migrated_settings: Settings,
+    migrated_settings: Settings, hold_class: DataClass
 ) -> None:
+    """A hold on the report, or on its dataset (which goes with the report), placed after the crash."""
+
     async def body(w: World) -> None:
         report_id = await w.report(10)
         now = utcnow() + FAR
@@ -356,7 +359,7 @@ def test_a_pending_receipt_waits_while_a_hold_placed_after_the_crash_covers_it(
         async with w.sessions() as session:
             hold = await place_hold(
                 session=session,
-                data_class=DataClass.REPORTS,
+                data_class=hold_class,
                 reason="case 99",
                 created_by="cli",
                 now=utcnow(),
@@ -383,5 +386,98 @@ def test_a_pending_receipt_waits_while_a_hold_placed_after_the_crash_covers_it(
         assert released.waiting == []
         assert await w.jobs.get(report_id) is None
         assert (await w.verify())[0]
+
+    run(body, migrated_settings)
+
+
+def test_a_hold_placed_while_a_run_works_wins_over_its_plan(migrated_settings: Settings) -> None:
+    """The run planned before the hold existed; the classes it deletes after the hold must respect it."""
+    import threading  # noqa: PLC0415
+
+    from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
+
+    def place_elsewhere(data_class: DataClass) -> None:
+        """Another process (an admin's ``retention hold add``) places an unscoped hold of ``data_class``."""
+
+        async def place() -> None:
+            engine = create_engine_for(migrated_settings)
+            try:
+                async with session_factory(engine)() as session:
+                    await place_hold(
+                        session=session,
+                        data_class=data_class,
+                        reason="case 7",
+                        created_by="cli",
+                        now=utcnow(),
+                    )
+            finally:
+                await engine.dispose()
+
+        thread = threading.Thread(target=lambda: asyncio.run(place()))
+        thread.start()
+        thread.join()
+
+    async def body(w: World) -> None:
+        await w.report(10)
+        audit_key = str(await w.scalar(select(AuditEntry.key_id).order_by(AuditEntry.seq).limit(1)))
+        now = utcnow() + FAR
+        planned = await w.purge().run(now=now, dry_run=True)
+        assert planned.due["audit-payloads"] == [audit_key]
+        assert planned.due["key-epochs"]
+        placed: list[str] = []
+
+        def hook(at: str, receipt: object) -> None:
+            if (
+                at == "receipt-pending"
+                and getattr(receipt, "data_class", None) is DataClass.REPORTS
+                and not placed
+            ):
+                place_elsewhere(DataClass.AUDIT_PAYLOADS)
+                place_elsewhere(DataClass.KEY_EPOCHS)
+                placed.append("yes")
+
+        result = await w.purge(hook).run(now=now)
+        assert placed
+        assert {r.data_class for r in result.receipts} == {DataClass.REPORTS}
+        assert result.due["audit-payloads"] == []
+        assert result.due["key-epochs"] == []
+        assert result.held["audit-payloads"] == 1
+        assert not await w.destroyed(audit_key)
+        for key_id in planned.due["key-epochs"]:
+            assert not await w.destroyed(key_id)
+        valid, pruned, problems = await w.verify()
+        assert valid, problems
+        assert pruned == 0
+
+    run(body, migrated_settings)
+
+
+def test_a_held_dataset_keeps_its_report_past_the_reports_period(migrated_settings: Settings) -> None:
+    """Deleting a report deletes its dataset: a datasets hold must keep the report (row and files) too."""
+
+    async def body(w: World) -> None:
+        report_id = await w.report(10)
+        now = utcnow() + FAR
+        async with w.sessions() as session:
+            hold = await place_hold(
+                session=session,
+                data_class=DataClass.DATASETS,
+                reason="case 31",
+                created_by="cli",
+                now=utcnow(),
+                report_id=report_id,
+            )
+        result = await w.purge().run(now=now)
+        assert result.due["reports"] == []
+        assert result.due["datasets"] == []
+        assert result.held["reports"] == 1
+        assert result.held["datasets"] == 1
+        assert await w.store.read(report_id, "data.csv") == b"person,count\nu1_abc,3\n"
+        assert await w.jobs.get(report_id) is not None
+        async with w.sessions() as session:
+            assert await release_hold(session=session, hold_id=hold.id, now=utcnow())
+        released = await w.purge().run(now=now)
+        assert released.due["reports"] == [report_id]
+        assert await w.jobs.get(report_id) is None
 
     run(body, migrated_settings)

@@ -227,6 +227,26 @@ async def test_changing_the_zone_or_kind_does_not_run_past_periods_again(migrate
                 now=later + dt.timedelta(hours=1),
             )
         assert saved.schedule.active_from == later
+        # disabled for two months, then enabled again: the weeks of the pause were switched off, not missed
+        for enabled, when in ((False, later + dt.timedelta(hours=2)), (True, later + dt.timedelta(days=60))):
+            spec = ScheduleSpec.build(
+                name="monthly",
+                every="week",
+                day=2,
+                time="07:00",
+                timezone="UTC",
+                policy="default",
+                enabled=enabled,
+            )
+            async with sessions() as session:
+                saved = await save_schedule(
+                    session=session,
+                    spec=spec,
+                    policy_dir=migrated_settings.policy_dir,
+                    now=when,
+                )
+        assert saved.schedule.active_from == later + dt.timedelta(days=60)
+        assert not await has_due_work(sessions, later + dt.timedelta(days=60))
 
 
 async def test_a_rerun_is_refused_while_the_periods_newest_run_is_in_progress(

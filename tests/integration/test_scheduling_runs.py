@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -292,7 +292,7 @@ async def test_a_dead_owners_run_is_taken_over_and_its_unrecorded_job_adopted(
 class Receiver:
     """A webhook receiver on loopback: records every request, answers with the queued statuses (then 204)."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], on_request: Callable[[], None] | None = None) -> None:
         import http.server  # noqa: PLC0415
         import threading  # noqa: PLC0415
 
@@ -303,6 +303,8 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if on_request is not None:
+                    on_request()  # a slow receiver, say
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(receiver.statuses.pop(0) if receiver.statuses else 204)
                 self.send_header("Content-Length", "0")
@@ -440,3 +442,49 @@ async def test_email_with_the_signed_pdf_after_a_mail_server_outage(upstream_set
     assert pdf.startswith(b"%PDF-")
     # each attempt to hand the PDF out was recorded first (fail closed): two refused, one accepted
     assert await audit_rows(settings, "report.downloaded") == [("report.downloaded", "success")] * 3
+
+
+async def test_a_slow_delivery_keeps_the_runs_lease(upstream_settings: Settings) -> None:
+    """A webhook that answers late must not let the lease lapse meanwhile: another replica would take the run
+    over, notify again and fence the first one's result out."""
+    import time  # noqa: PLC0415
+
+    settings = dataclasses.replace(
+        upstream_settings, webhook_keys={"ODEUS_COMPLIANCE_WEBHOOK_TEST": Secret("k" * 32)}
+    )
+    leases: list[dt.datetime | None] = []
+
+    async def lease_now() -> dt.datetime | None:
+        engine = create_engine_for(settings)
+        try:
+            async with session_factory(engine)() as session:
+                return (await session.execute(select(ScheduleRun.lease_expires_at))).scalar_one()
+        finally:
+            await engine.dispose()
+
+    def slow() -> None:  # in the receiver's thread: the lease before and after a wait of three leases
+        leases.append(asyncio.run(lease_now()))
+        time.sleep(3.0)
+        leases.append(asyncio.run(lease_now()))
+
+    receiver = Receiver([], on_request=slow)
+    try:
+        month = last_closed_month_start()
+        due = berlin_due((month + dt.timedelta(days=32)).replace(day=1))
+        await create_schedule(
+            settings,
+            active_from=due - dt.timedelta(days=1),
+            delivery={"webhook_url": receiver.url, "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_TEST"},
+        )
+        async with standalone_scheduler(
+            settings, run_settings=dataclasses.replace(FAST, lease_seconds=1.0)
+        ) as scheduler:
+            [outcome] = await scheduler.run_due(due)
+    finally:
+        receiver.close()
+    assert outcome.status == "succeeded"
+    assert len(leases) == 2
+    before, after = leases
+    assert before is not None
+    assert after is not None
+    assert after > before  # renewed while the receiver took its time

@@ -226,3 +226,85 @@ def test_the_documented_webhook_receiver_accepts_our_signature_and_refuses_other
     assert not verified(b"key", header, body + b" ")
     assert not verified(b"key", sign(b"key", now - 3600, body), body)
     assert not verified(b"key", "v1=" + header.split("v1=")[1], body)
+
+
+def test_a_webhook_is_signed_with_the_real_time_even_on_a_backfill_clock() -> None:
+    """``run-due --now`` in the past must not send a signature the receiver takes for a replay."""
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from odeus_compliance.scheduling.webhook import SIGNATURE_HEADER, WebhookSender, verify  # noqa: PLC0415
+    from odeus_compliance.settings import Secret  # noqa: PLC0415
+
+    received: list[tuple[str, bytes]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers[SIGNATURE_HEADER], body))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        weak = WebhookSender({"ODEUS_COMPLIANCE_WEBHOOK_T": Secret("short-key")})
+        sender = WebhookSender({"ODEUS_COMPLIANCE_WEBHOOK_T": Secret("key-of-at-least-16-bytes")})
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        body = b'{"event":"scheduled_report.succeeded"}'
+
+        async def send() -> str | None:
+            return await sender.send(
+                url=url, key_variable="ODEUS_COMPLIANCE_WEBHOOK_T", body=body, delivery_id="run-1"
+            )
+
+        assert asyncio.run(send()) is None
+
+        async def send_weak() -> str | None:
+            return await weak.send(
+                url=url, key_variable="ODEUS_COMPLIANCE_WEBHOOK_T", body=body, delivery_id="run-1"
+            )
+
+        refusal = asyncio.run(send_weak())
+        assert refusal == "the webhook key in ODEUS_COMPLIANCE_WEBHOOK_T is shorter than 16 bytes"
+        assert "short-key" not in refusal
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    [(header, got)] = received
+    assert got == body
+    assert verify(
+        b"key-of-at-least-16-bytes", header, body, now=int(time.time())
+    )  # the weak one sent nothing
+
+
+def test_next_due_is_the_next_period_that_will_run_even_with_a_later_active_from() -> None:
+    import json  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    from odeus_compliance.scheduling.schemas import schedule_out  # noqa: PLC0415
+    from odeus_compliance.scheduling.tables import Schedule  # noqa: PLC0415
+
+    now = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+
+    def row(active_from: dt.datetime) -> Schedule:
+        return Schedule(
+            id=uuid.uuid4(), name="m", every="month", day=1, time_of_day="06:00", timezone="Europe/Berlin",
+            policy="default", catch_up="run-missed-once", delivery=json.dumps({}), enabled=True,
+            active_from=active_from, revision=1, created_at=now, updated_at=now,
+        )  # fmt: skip
+
+    soon = schedule_out(row(now), now=now)
+    assert (soon.next_period, soon.next_due_at.isoformat()) == ("2026-11", "2026-12-01T06:00:00+01:00")
+    # periods due before active_from never run: the next one is the first due at or after it
+    later = schedule_out(row(dt.datetime(2027, 2, 10, tzinfo=dt.UTC)), now=now)
+    assert (later.next_period, later.next_due_at.isoformat()) == ("2027-02", "2027-03-01T06:00:00+01:00")
+    exact = schedule_out(row(dt.datetime(2027, 3, 1, 5, 0, tzinfo=dt.UTC)), now=now)
+    assert exact.next_period == "2027-02"  # due exactly at active_from: it runs

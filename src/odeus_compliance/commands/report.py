@@ -192,11 +192,14 @@ class _CannotVerify(click.ClickException):
 def verify(pdf_file: Path, as_json: bool) -> None:
     """Verify a report PDF offline: the signature covers the whole file, the certificate chains to a trust
     anchor, and the embedded manifest matches every attachment. Exit 0 if valid, 1 if not; 2 if the file
-    could not be judged (missing or unreadable, or the trust anchors cannot be loaded)."""
+    could not be judged (missing or unreadable, or the configuration or trust anchors cannot be loaded)."""
     from odeus_compliance.errors import OdeusComplianceError  # noqa: PLC0415
     from odeus_compliance.reports.verify import trust_anchors, verify_pdf  # noqa: PLC0415
 
-    settings = load_settings(demo=True)  # needs no secret: only the trust anchors
+    try:
+        settings = load_settings(demo=True)  # needs no secret: only the trust anchors
+    except click.ClickException as exc:  # a configuration problem is not a verdict on the file
+        raise _CannotVerify(exc.message) from None
     try:
         data = pdf_file.read_bytes()
     except OSError as exc:
@@ -228,9 +231,12 @@ async def _list(settings: Settings, limit: int) -> list[Any]:
 
 @report.command("list", short_help="The archive of reports, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one report per line).")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=100, show_default=True, help="Show at most N reports."
+)
 def list_(as_json: bool, limit: int) -> None:
-    """The archive, newest first: id, period (from/to as RFC 3339 with offset), policy, version, status."""
+    """The archive, newest first: id, period (from/to as RFC 3339 with the offset of the report's zone;
+    'to' is exclusive: the next month's first instant), policy, version, status."""
     records = run_async(_list(load_settings(), limit))
     for record in records:
         entry = {

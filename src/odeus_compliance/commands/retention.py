@@ -72,9 +72,10 @@ async def _run(settings: Settings, now: dt.datetime, dry_run: bool) -> RunResult
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def run(dry_run: bool, now_text: str | None, as_json: bool) -> None:
-    """Apply the retention rules now: finish receipts a crash left pending, rotate due key epochs, delete
-    what is past retention and not held, one signed receipt per data class. Exit 1 if plaintext
-    export-like files are found in the data dir (they are reported, never deleted)."""
+    """Apply the retention rules now: finish receipts a crash left pending (one a legal hold placed since
+    covers waits), rotate due key epochs, delete what is past retention and not held, one signed receipt
+    per data class. Exit 1 if plaintext export-like files are found in the data dir (they are reported,
+    never deleted)."""
     now = _instant(now_text, "--now") or _now()
     result = run_async(_run(load_settings(), now, dry_run))
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render_text())

@@ -123,7 +123,8 @@ async def _set(
 @click.option(
     "--active-from",
     default=None,
-    help="ISO time with offset: periods due before it are not run (default: now, for a new schedule).",
+    help="ISO time with offset: periods due before it are not run (default: now, for a new schedule, a new "
+    "--every or --timezone, or enabling it again; else unchanged).",
 )
 @click.option("--disabled", is_flag=True, help="Keep the schedule but do not run it.")
 @click.option(

@@ -95,9 +95,10 @@ def _normalised(url: str) -> str:
     """``url`` without its fragment (fonts are fetched as ``font.ttf#...``); anything odd maps to ``""``."""
     try:
         parts = urlsplit(url)
+        port = parts.port  # raises on a port that is no number (its message would repeat the URL)
     except ValueError:
         return ""
-    if parts.scheme != "https" or parts.query or parts.username or parts.password or parts.port:
+    if parts.scheme != "https" or parts.query or parts.username or parts.password or port:
         return ""
     path = unquote(parts.path)
     if "\\" in path or "/../" in f"{path}/" or "/./" in f"{path}/" or "//" in path:

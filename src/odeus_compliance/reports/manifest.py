@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -136,11 +136,14 @@ def _shown(name: str) -> str:
     return json.dumps(name[:64], ensure_ascii=True)
 
 
-def attachment_problems(manifest: Mapping[str, Any], attachments: Mapping[str, bytes]) -> list[str]:
+def attachment_problems(
+    manifest: Mapping[str, Any], attachments: Mapping[str, bytes], *, damaged: Collection[str] = ()
+) -> list[str]:
     """How ``attachments`` (name -> bytes, the manifest itself excluded) differ from what ``manifest`` lists.
 
-    Every listed attachment must be present with the listed size and SHA-256, and no other may exist. The
-    problems name attachments, never their content. Empty means they match.
+    Every listed attachment must be present with the listed size and SHA-256, and no other may exist;
+    ``damaged`` names attachments that are present but do not decode. The problems name attachments, never
+    their content. Empty means they match.
     """
     problems: list[str] = []
     listed: dict[str, Mapping[str, Any]] = {}
@@ -149,6 +152,9 @@ def attachment_problems(manifest: Mapping[str, Any], attachments: Mapping[str, b
             problems.append(f"{_shown(entry['name'])} is listed twice")
         listed[entry["name"]] = entry
     for name, entry in sorted(listed.items()):
+        if name in damaged:
+            problems.append(f"{_shown(name)} is damaged: its data does not decode")
+            continue
         if name not in attachments:
             problems.append(f"{_shown(name)} is listed but missing")
             continue
@@ -159,7 +165,7 @@ def attachment_problems(manifest: Mapping[str, Any], attachments: Mapping[str, b
             problems.append(f"{_shown(name)} does not match its SHA-256 in the manifest")
     problems.extend(
         f"{_shown(name)} is attached but not listed in the manifest"
-        for name in sorted(attachments)
+        for name in sorted({*attachments, *damaged})
         if name not in listed
     )
     return problems

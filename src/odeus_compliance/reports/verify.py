@@ -184,6 +184,14 @@ def _filters(stream: generic.StreamObject) -> list[str]:
     raise ValueError(msg)
 
 
+class _DamagedData(ValueError):
+    """An attachment's compressed data does not decode (a changed byte): that attachment fails, not the
+    reading of the others (the manifest among them)."""
+
+    def __init__(self) -> None:
+        super().__init__("an attachment's compressed data is damaged")
+
+
 def _bounded_data(stream: generic.StreamObject, budget: int) -> bytes:
     """The decoded bytes of an attachment stream, or ``ValueError`` once they pass ``budget``.
 
@@ -199,8 +207,7 @@ def _bounded_data(stream: generic.StreamObject, budget: int) -> bytes:
         try:
             data = inflater.decompress(raw, budget + 1)
         except zlib.error:
-            msg = "an attachment's compressed data is damaged"
-            raise ValueError(msg) from None
+            raise _DamagedData from None
     else:
         msg = "an attachment uses an encoding reports never use"
         raise ValueError(msg)
@@ -213,10 +220,18 @@ def _bounded_data(stream: generic.StreamObject, budget: int) -> bytes:
 def embedded_files(reader: PdfFileReader) -> dict[str, bytes]:
     """Every embedded file of the newest revision (name tree and catalog ``/AF``) as name -> bytes.
 
-    Raises ``ValueError`` if two different files share a name (one could hide behind the other), or if
-    the attachments decode to more than :data:`MAX_ATTACHMENT_BYTES` together or use an unexpected
-    encoding.
+    Raises ``ValueError`` if two different files share a name (one could hide behind the other), if the
+    attachments decode to more than :data:`MAX_ATTACHMENT_BYTES` together or use an unexpected encoding,
+    or if one of them is damaged.
     """
+    found, damaged = _attachments(reader)
+    if damaged:
+        raise _DamagedData
+    return found
+
+
+def _attachments(reader: PdfFileReader) -> tuple[dict[str, bytes], set[str]]:
+    """The decodable attachments (as :func:`embedded_files`), and the names of the damaged ones."""
     root = reader.root
     filespecs: list[tuple[str, Any]] = []
     names = _resolved(root.get("/Names"))
@@ -225,6 +240,7 @@ def embedded_files(reader: PdfFileReader) -> dict[str, bytes]:
     if "/AF" in root:
         filespecs.extend(("", filespec) for filespec in root["/AF"])
     found: dict[str, bytes] = {}
+    damaged: set[str] = set()
     budget = MAX_ATTACHMENT_BYTES
     decoded: dict[int, tuple[generic.StreamObject, bytes]] = {}  # holding the stream keeps its id unique
     for key, filespec in filespecs:
@@ -238,21 +254,27 @@ def embedded_files(reader: PdfFileReader) -> dict[str, bytes]:
         name = _filespec_name(spec, key)
         known = decoded.get(id(stream))
         if known is None:  # listed in the name tree and in /AF: decoded and counted once
-            known = decoded[id(stream)] = (stream, _bounded_data(stream, budget))
+            try:
+                known = decoded[id(stream)] = (stream, _bounded_data(stream, budget))
+            except _DamagedData:
+                damaged.add(name)
+                continue
             budget -= len(known[1])
         data = known[1]
-        if name in found and found[name] != data:
+        if (name in found and found[name] != data) or name in damaged:
             msg = f"two different attachments are named {_shown(name)}"
             raise ValueError(msg)
         found[name] = data
-    return found
+    return found, damaged
 
 
 def _manifest_check(reader: PdfFileReader) -> tuple[Check, str | None]:
     try:
-        files = embedded_files(reader)
+        files, damaged = _attachments(reader)
     except ValueError as exc:
         return Check("manifest", ok=False, detail=str(exc)), None
+    if MANIFEST_NAME in damaged:
+        return Check("manifest", ok=False, detail=f"{MANIFEST_NAME} is damaged: it does not decode"), None
     if MANIFEST_NAME not in files:
         return Check("manifest", ok=False, detail=f"no {MANIFEST_NAME} is attached"), None
     try:
@@ -261,10 +283,10 @@ def _manifest_check(reader: PdfFileReader) -> tuple[Check, str | None]:
         return Check("manifest", ok=False, detail=str(exc)), None
     report_id = manifest.get("report_id")
     shown_id = report_id if isinstance(report_id, str) and _REPORT_ID.fullmatch(report_id) else None
-    problems = attachment_problems(manifest, files)
+    problems = attachment_problems(manifest, files, damaged=damaged)
     if problems:
         return Check("manifest", ok=False, detail="; ".join(problems)), shown_id
-    listed = ", ".join(sorted(files)) or "none"
+    listed = ", ".join(_printable(name, 64) for name in sorted(files)) or "none"
     detail = f"{len(files)} attachment(s) match their size and SHA-256 in {MANIFEST_NAME} ({listed})"
     return Check("manifest", ok=True, detail=detail), shown_id
 

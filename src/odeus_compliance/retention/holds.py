@@ -5,7 +5,8 @@ It is active while it is neither released nor past its expiry, measured on the r
 that expired no longer blocks anything. Scope per class:
 
 - ``reports``, ``datasets``: the report named, or every report whose period overlaps the held period;
-  without either, every report of the class.
+  without either, every report of the class. A held dataset keeps its whole report (deleting a report
+  deletes its dataset).
 - ``audit-payloads``: the records about the report named (matched by the keyed resource tag), or the
   records whose time is in the held period; a key epoch holding any such record is not shredded.
 - ``key-epochs``: epochs whose lifetime overlaps the held period (all of them without a period).

@@ -130,7 +130,9 @@ async def _reports(
             continue
         made_at = made if made.tzinfo is not None else made.replace(tzinfo=dt.UTC)
         if made_at <= now - rules.report:
-            if any(h.covers_report(report_id, start, end) for h in report_holds):
+            # deleting a report deletes its dataset too: a hold on the dataset keeps the whole report
+            dataset_held = has_dataset and any(h.covers_report(report_id, start, end) for h in dataset_holds)
+            if dataset_held or any(h.covers_report(report_id, start, end) for h in report_holds):
                 held_reports += 1
             else:
                 reports.append(report_id)
@@ -265,16 +267,24 @@ async def held_items(
     An item already deleted (no row, or a destroyed key) has nothing left to hold.
     """
     scoped = _held(holds, data_class)
-    if not scoped or not items:
+    datasets = _held(holds, DataClass.DATASETS) if data_class is DataClass.REPORTS else []
+    if not (scoped or datasets) or not items:
         return []
     if data_class in {DataClass.REPORTS, DataClass.DATASETS}:
         rows = (
             await session.execute(
-                select(Report.id, Report.period_start, Report.period_end).where(Report.id.in_(items))
+                select(Report.id, Report.period_start, Report.period_end, Report.has_dataset).where(
+                    Report.id.in_(items)
+                )
             )
         ).all()
         return sorted(
-            rid for rid, start, end in rows if any(h.covers_report(rid, start, end) for h in scoped)
+            rid
+            for rid, start, end, has_dataset in rows
+            if any(h.covers_report(rid, start, end) for h in scoped)
+            or (
+                has_dataset and any(h.covers_report(rid, start, end) for h in datasets)
+            )  # kept with its report
         )
     live = {e.key_id: e for e in await _epochs(session) if not e.destroyed}
     if data_class is DataClass.AUDIT_PAYLOADS:

@@ -9,7 +9,9 @@ Order of a run, and why it is safe to crash anywhere (the data or a receipt rema
    hold ends: a hold always wins, and the data or the receipt remains.
 3. Rotate the ``audit-data``/``report-data`` key epochs that are older than the key-epoch period
    (``key.rotated`` is recorded), so older epochs can be shredded once their data is past retention.
-4. Plan (:mod:`~odeus_compliance.retention.plan`): the rules, minus what legal holds keep.
+4. Plan (:mod:`~odeus_compliance.retention.plan`): the rules, minus what legal holds keep. Each class is
+   planned again just before it is deleted, and only what is still due is deleted: a hold placed while the
+   run works wins, and key epochs follow what the earlier classes really deleted.
 5. Per data class with something due, in the order raw exports, reports, datasets, key epochs, audit
    payloads (reports before key epochs: an epoch is destroyed only once its reports are gone):
 
@@ -216,6 +218,8 @@ class Purge:
             for data_class in ORDER:
                 items = result.due.get(data_class.value, [])
                 if items:
+                    items = await self._still_due(result, data_class, items, now)
+                if items:
                     result.receipts.append(await self._delete(signer, run_id, data_class, items, now))
             if result.receipts or result.rotated or result.finished:
                 # a run that changed nothing leaves only its run row: the daily run of every idle service
@@ -260,6 +264,27 @@ class Purge:
         result.due = {k.value: v for k, v in plan.due.items()}
         result.held = {k.value: v for k, v in plan.held.items()}
         result.findings = await asyncio.to_thread(stray_plaintext, self.settings.data_dir)
+
+    async def _still_due(
+        self, result: RunResult, data_class: DataClass, items: Sequence[str], now: dt.datetime
+    ) -> list[str]:
+        """``items`` that a plan made now still has due: a hold placed since the run planned wins, and key
+        epochs are judged on what the earlier classes really deleted (a report kept by a new hold keeps its
+        epoch's key)."""
+        async with self.sessions() as session:
+            fresh = await make_plan(
+                session=session,
+                rules=self.rules,
+                holds=await active_holds(session=session, now=now),
+                now=now,
+                kek=self.kek,
+                data_dir=self.settings.data_dir,
+            )
+        still = set(fresh.due.get(data_class, []))
+        kept = [item for item in items if item in still]
+        result.due[data_class.value] = kept
+        result.held[data_class.value] = fresh.held.get(data_class, 0)
+        return kept
 
     async def _claim(self, now: dt.datetime, trigger: str, daily_key: str | None) -> str | None:
         run_id = "ret_" + secrets.token_hex(12)

@@ -348,7 +348,10 @@ class Scheduler:
             record, error = await self._follow(report_id or "", run, clock)
             follow_report = None
             if record is not None and record.status is ReportStatus.SUCCEEDED:
-                delivery = await self._deliver(target, record, clock, attempts_before=0)
+                # delivery (timeouts, backoff) can outlast the lease: keep it, or another replica would take
+                # the run over, notify a second time and fence this one's result out
+                async with self._keep_alive(run, clock):
+                    delivery = await self._deliver(target, record, clock, attempts_before=0)
                 return await self._finish(target, clock, "succeeded", report_id=report_id, delivery=delivery)
             if error == _LEASE_LOST:
                 return _outcome(spec, run, "lost", report_id, "the lease was lost to another process")
@@ -406,7 +409,8 @@ class Scheduler:
 
     @contextlib.asynccontextmanager
     async def _keep_alive(self, run: ScheduleRun, clock: Clock) -> AsyncIterator[None]:
-        """Renew the run's lease in the background while a long step (a foreground report job) runs."""
+        """Renew the run's lease in the background while a long step (a foreground report job, a delivery)
+        runs."""
 
         async def renew_forever() -> None:
             while True:
@@ -508,7 +512,7 @@ class Scheduler:
                 await self._sleep(settings.backoff_seconds * 2 ** (attempt - 1))
             attempts += 1
             for channel in sorted(wanted - done):
-                failure = await self._send(channel, target, record, clock)
+                failure = await self._send(channel, target, record)
                 if failure is None:
                     done.add(channel)
                 else:
@@ -535,7 +539,7 @@ class Scheduler:
             "delivery_next_at": retry,
         }
 
-    async def _send(self, channel: str, target: _Target, record: ReportRecord, clock: Clock) -> str | None:
+    async def _send(self, channel: str, target: _Target, record: ReportRecord) -> str | None:
         """One delivery on one channel: ``None`` if accepted, else why not."""
         delivery = target.spec.delivery
         if channel == "webhook":
@@ -546,7 +550,6 @@ class Scheduler:
                 key_variable=delivery.webhook_secret_env,
                 body=notification_body(_notification(target, record)),
                 delivery_id=str(target.run.id),
-                now=clock(),
             )
         if self._mailer is None:
             return "e-mail delivery is not set up in this process"
@@ -596,9 +599,10 @@ class Scheduler:
             }
         else:
             done = frozenset(filter(None, (run.delivered_channels or "").split(",")))
-            delivery = await self._deliver(
-                target, record, clock, attempts_before=run.delivery_attempts, done_before=done
-            )
+            async with self._keep_alive(run, clock):
+                delivery = await self._deliver(
+                    target, record, clock, attempts_before=run.delivery_attempts, done_before=done
+                )
         async with self._sessions() as session:
             held = await claims.finish_delivery(
                 session=session, run_id=run.id, lease=self._lease, delivery=delivery or {}

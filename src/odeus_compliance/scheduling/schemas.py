@@ -37,11 +37,15 @@ class ScheduleIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``run-missed-once`` (every missed period runs once) or ``skip-and-record``."""
     delivery: dict[str, Any] | None = None
     """``{"webhook_url", "webhook_secret_env", "email_to", "email_attach_pdf"}``: the archive is always on; a
-    webhook (https) is notified with a signed body when a report is ready, its HMAC key read from the
-    environment variable ``webhook_secret_env`` (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``); e-mail: stored only."""
+    webhook (https; plain http only to loopback) is notified with a signed body when a report is ready, its
+    HMAC key read from the environment variable ``webhook_secret_env`` (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``);
+    ``email_to`` (at most 20) get a message over ``ODEUS_COMPLIANCE_SMTP_URL`` with a link, or the signed PDF
+    with ``email_attach_pdf``."""
     enabled: bool = True
+    """A disabled schedule keeps its definition and history but never runs."""
     active_from: dt.datetime | None = None
-    """Periods falling due before this instant are not run (default: when the schedule is created)."""
+    """Periods falling due before this instant are not run (default: when the schedule is created; a change of
+    ``every`` or ``timezone``, or enabling it again, moves it to the time of the change)."""
 
 
 class ScheduleOut(msgspec.Struct, frozen=True):
@@ -110,9 +114,11 @@ class RunList(msgspec.Struct, frozen=True):
 
 
 def _next_due(row: Schedule, now: dt.datetime) -> tuple[Period, dt.datetime]:
+    """The next period that will run: due after ``now`` and not before ``active_from``."""
     spec = spec_of(row)
-    period = period_containing(spec.every, now, spec.timezone).previous()
-    while due_at(period, day=spec.day, time=spec.time) <= now:
+    earliest = max(now, row.active_from - dt.timedelta(microseconds=1))
+    period = period_containing(spec.every, earliest, spec.timezone).previous()
+    while due_at(period, day=spec.day, time=spec.time) <= earliest:
         period = period.following()
     return period, due_at(period, day=spec.day, time=spec.time).astimezone(period.zone)
 

@@ -90,8 +90,9 @@ async def save_schedule(
     """Create the schedule called ``spec.name`` or change it (upsert by name).
 
     ``active_from`` (default ``now`` for a new schedule, unchanged for an existing one unless its period kind
-    or timezone changes, then ``now``) is the earliest due instant that counts: periods that fell due before
-    the schedule existed, or before its periods were redefined, are not run.
+    or timezone changes or it is enabled again, then ``now``) is the earliest due instant that counts:
+    periods that fell due before the schedule existed, before its periods were redefined or while it was
+    disabled are not run.
     """
     check_policy(policy_dir=policy_dir, name=spec.policy)
     row = await find_schedule(session=session, name=spec.name)
@@ -118,9 +119,10 @@ async def save_schedule(
     _apply(row, spec)
     if active_from is not None:
         row.active_from = active_from
-    elif (old.every, old.timezone) != (spec.every, spec.timezone):
+    elif (old.every, old.timezone) != (spec.every, spec.timezone) or (spec.enabled and not old.enabled):
         # new period boundaries: the periods already run under the old ones would look unrun and be run a
-        # second time (or recorded as skipped), so only periods falling due from now on count
+        # second time (or recorded as skipped); re-enabled: the periods of the pause were switched off, not
+        # missed. Either way only periods falling due from now on count
         row.active_from = now
     row.revision += 1
     row.updated_at = now

@@ -15,11 +15,11 @@ redirect is not followed (it would send the signed body somewhere the admin did 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import httpx
@@ -41,6 +41,8 @@ SIGNATURE_HEADER: Final = "Odeus-Compliance-Signature"
 DELIVERY_HEADER: Final = "Odeus-Compliance-Delivery"
 EVENT: Final = "scheduled_report.succeeded"
 TIMEOUT_SECONDS: Final = 10.0
+MIN_KEY_BYTES: Final = 16
+"""Shortest webhook key signed with (128 bits; ``openssl rand -base64 32`` makes a good one)."""
 
 
 def sign(key: bytes, timestamp: int, body: bytes) -> str:
@@ -73,23 +75,33 @@ class WebhookSender:
     """Posts signed notifications. Keys come from settings (``webhook_keys``); nothing else is read."""
 
     def __init__(
-        self, keys: Mapping[str, Secret[str]], *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        keys: Mapping[str, Secret[str]],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys = keys
         self._transport = transport
+        self._wall_clock = wall_clock
 
-    async def send(
-        self, *, url: str, key_variable: str, body: bytes, delivery_id: str, now: dt.datetime
-    ) -> str | None:
+    async def send(self, *, url: str, key_variable: str, body: bytes, delivery_id: str) -> str | None:
         """Deliver ``body``; ``None`` when the receiver answered 2xx, else a reason safe to store and show
-        (an HTTP status or the kind of error: never the URL, which may carry a token)."""
+        (an HTTP status or the kind of error: never the URL, which may carry a token).
+
+        The signature's ``t`` is the real time of sending, never the scheduler's clock: the receiver checks it
+        against its own clock, so a tick run with ``run-due --now`` (a backfill) must not look like a replay.
+        """
         key = self._keys.get(key_variable)
         if key is None:
             return f"the webhook key variable {key_variable} is not set in the service's environment"
+        if len(key.reveal().encode("utf-8")) < MIN_KEY_BYTES:
+            # a short key makes the signature guessable: refuse to sign rather than sign weakly
+            return f"the webhook key in {key_variable} is shorter than {MIN_KEY_BYTES} bytes"
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"odeus-compliance/{__version__}",
-            SIGNATURE_HEADER: sign(key.reveal().encode("utf-8"), int(now.timestamp()), body),
+            SIGNATURE_HEADER: sign(key.reveal().encode("utf-8"), int(self._wall_clock()), body),
             DELIVERY_HEADER: delivery_id,
         }
         try:
