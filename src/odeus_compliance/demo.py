@@ -12,6 +12,7 @@ leave the archive; no row is printed.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -21,7 +22,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from odeus_compliance.settings import Secret, Settings, default_sqlite_url
+from odeus_compliance.settings import (
+    MASTER_KEY_BYTES,
+    Secret,
+    Settings,
+    default_sqlite_url,
+    read_master_key_file,
+)
 from odeus_compliance.upstream.request import zone
 
 __all__ = [
@@ -67,12 +74,16 @@ def demo_master_key(data_dir: Path) -> bytes:
     data again. Only the demo does this: the service proper refuses to start without a configured key."""
     path = data_dir / MASTER_KEY_FILE_NAME
     if path.exists():
-        return path.read_bytes()
+        content = path.read_bytes()
+        if len(content) == MASTER_KEY_BYTES:  # written raw by earlier versions
+            return content
+        # base64 text, so that ODEUS_COMPLIANCE_MASTER_KEY_FILE can name this file for the other commands
+        return read_master_key_file(path).reveal()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
+    key = secrets.token_bytes(MASTER_KEY_BYTES)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(base64.b64encode(key).decode("ascii") + "\n")
     return key
 
 

@@ -139,19 +139,24 @@ def _decode_master_key(raw: str, variable: str) -> Secret[bytes]:
     return Secret(key)
 
 
+def read_master_key_file(path: Path) -> Secret[bytes]:
+    """The master key from a file holding it in base64 (what ``..._MASTER_KEY_FILE`` names)."""
+    try:
+        content = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(
+            f"{MASTER_KEY_FILE_VAR} names a file that cannot be read ({type(exc).__name__})"
+        ) from None
+    return _decode_master_key(content, MASTER_KEY_FILE_VAR)
+
+
 def _read_master_key(env: Mapping[str, str], *, required: bool) -> Secret[bytes] | None:
     value = env.get(MASTER_KEY_VAR, "")
     file_name = env.get(MASTER_KEY_FILE_VAR, "")
     if value and file_name:
         raise ConfigurationError(f"set only one of {MASTER_KEY_VAR} and {MASTER_KEY_FILE_VAR}, not both")
     if file_name:
-        try:
-            content = Path(file_name).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(
-                f"{MASTER_KEY_FILE_VAR} names a file that cannot be read ({type(exc).__name__})"
-            ) from None
-        return _decode_master_key(content, MASTER_KEY_FILE_VAR)
+        return read_master_key_file(Path(file_name))
     if value:
         return _decode_master_key(value, MASTER_KEY_VAR)
     if required:
@@ -301,15 +306,18 @@ class Settings:
     """Built for the ``demo`` command: secrets may be absent (the demo makes its own)."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], *, demo: bool = False) -> Settings:
-        """Read and validate every variable; raise :class:`ConfigurationError` (one line) on a problem."""
+    def from_env(cls, environ: Mapping[str, str], *, demo: bool = False, upstream: bool = True) -> Settings:
+        """Read and validate every variable; raise :class:`ConfigurationError` (one line) on a problem.
+
+        ``upstream=False`` is for commands that never call Odeus: they do not need ``ODEUS_API_KEY``.
+        """
         env = environ
         data_dir = Path(env.get("ODEUS_COMPLIANCE_DATA_DIR", "").strip() or "./data").expanduser()
         raw_url = env.get("ODEUS_COMPLIANCE_DATABASE_URL", "").strip()
         database_url = _normalise_database_url(raw_url) if raw_url else default_sqlite_url(data_dir)
         master_key = _read_master_key(env, required=not demo)
         api_key = env.get("ODEUS_API_KEY", "").strip()
-        if not api_key and not demo:
+        if not api_key and not demo and upstream:
             raise ConfigurationError("ODEUS_API_KEY is required: the Odeus Usage Export API key")
         log_level = env.get("ODEUS_COMPLIANCE_LOG_LEVEL", "").strip().upper() or "INFO"
         if log_level not in LOG_LEVELS:

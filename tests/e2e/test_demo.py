@@ -104,6 +104,25 @@ def test_demo_makes_a_signed_verified_report_with_true_figures_and_nothing_perso
     leaked = [value for value in identifying if value and value.lower() in everything]
     assert leaked == []
 
+    # the data the demo leaves is usable by the other commands, with the key file it names
+    data = out / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODEUS")}
+    env |= {
+        "ODEUS_COMPLIANCE_DATA_DIR": str(data),
+        "ODEUS_COMPLIANCE_MASTER_KEY_FILE": str(data / "demo-master.key"),
+    }
+    assert f"ODEUS_COMPLIANCE_MASTER_KEY_FILE={data / 'demo-master.key'}" in result.stdout
+    listed_reports = subprocess.run(
+        [sys.executable, "-m", "odeus_compliance", "report", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert listed_reports.returncode == 0, listed_reports.stderr
+    assert [json.loads(line)["status"] for line in listed_reports.stdout.splitlines()] == ["succeeded"]
+
 
 def test_demo_refuses_an_unknown_time_zone_with_one_line(tmp_path: Path) -> None:
     result = _run_demo(tmp_path / "out", "--timezone", "Mars/Olympus_Mons")

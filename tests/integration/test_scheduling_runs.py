@@ -488,3 +488,43 @@ async def test_a_slow_delivery_keeps_the_runs_lease(upstream_settings: Settings)
     assert before is not None
     assert after is not None
     assert after > before  # renewed while the receiver took its time
+
+
+async def test_a_long_backoff_keeps_the_runs_lease(
+    upstream_settings: Settings, sim: RunningSimulator
+) -> None:
+    """A backoff longer than the lease must not let another replica take the run over in the middle."""
+    month = last_closed_month_start()
+    due = berlin_due((month + dt.timedelta(days=32)).replace(day=1))
+    await create_schedule(upstream_settings, active_from=due - dt.timedelta(days=1))
+    sim.faults.fail_next(500, status=503)
+    leases: list[dt.datetime | None] = []
+
+    async def lease_now() -> dt.datetime | None:
+        engine = create_engine_for(upstream_settings)
+        try:
+            async with session_factory(engine)() as session:
+                return (await session.execute(select(ScheduleRun.lease_expires_at))).scalar_one()
+        finally:
+            await engine.dispose()
+
+    async def backoff(seconds: float) -> None:  # the backoff, observed: the lease before and after it
+        if seconds != 0.07:  # a poll of the report job, not the backoff
+            await asyncio.sleep(seconds)
+            return
+        leases.append(await lease_now())
+        await asyncio.sleep(3.0)
+        leases.append(await lease_now())
+
+    async with standalone_scheduler(
+        upstream_settings,
+        run_settings=dataclasses.replace(FAST, lease_seconds=1.0, backoff_seconds=0.07),
+        sleep=backoff,
+    ) as scheduler:
+        [outcome] = await scheduler.run_due(due)
+    assert outcome.status == "failed"
+    assert len(leases) == 2  # one backoff: two attempts per tick
+    before, after = leases
+    assert before is not None
+    assert after is not None
+    assert after > before  # renewed during the backoff

@@ -234,3 +234,11 @@ def test_errors_and_settings_never_show_secrets_in_repr(tmp_path: Path) -> None:
         Settings.from_env(env(ODEUS_COMPLIANCE_DATABASE_URL="mysql://u:db-password-xyz@db/x"))
     assert "db-password-xyz" not in repr(info.value)
     assert "db-password-xyz" not in str(info.value)
+
+
+def test_commands_that_never_call_odeus_do_not_need_its_api_key() -> None:
+    settings = Settings.from_env({"ODEUS_COMPLIANCE_MASTER_KEY": KEY}, upstream=False)
+    assert settings.odeus_api_key is None
+    assert settings.require_master_key() == base64.b64decode(KEY)
+    with pytest.raises(ConfigurationError, match="ODEUS_COMPLIANCE_MASTER_KEY"):
+        Settings.from_env({}, upstream=False)  # the master key stays required

@@ -20,10 +20,13 @@ __all__ = ["ensure_schema_at_head", "load_settings", "run_async"]
 T = TypeVar("T")
 
 
-def load_settings(*, demo: bool = False) -> Settings:
-    """Settings from the environment and ``./.env``; a configuration problem becomes a one-line exit 1."""
+def load_settings(*, demo: bool = False, upstream: bool = False) -> Settings:
+    """Settings from the environment and ``./.env``; a configuration problem becomes a one-line exit 1.
+
+    ``upstream=True`` for commands that call Odeus (they need ``ODEUS_API_KEY``); the others do not.
+    """
     try:
-        return Settings.from_env(load_environment(), demo=demo)
+        return Settings.from_env(load_environment(), demo=demo, upstream=upstream)
     except OdeusComplianceError as exc:
         raise click.ClickException(str(exc)) from None
 

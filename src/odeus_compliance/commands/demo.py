@@ -10,7 +10,13 @@ import click
 
 from odeus_compliance.commands._common import load_settings, run_async
 from odeus_compliance.commands.simulator import workspace_options
-from odeus_compliance.demo import DemoOutcome, demo_settings, last_month, run_demo_report
+from odeus_compliance.demo import (
+    MASTER_KEY_FILE_NAME,
+    DemoOutcome,
+    demo_settings,
+    last_month,
+    run_demo_report,
+)
 from odeus_compliance.settings import Settings
 from odeus_compliance.upstream.request import zone
 from odeus_compliance.upstream.simulator.config import SimulatorConfig
@@ -109,6 +115,11 @@ def _print_outcome(outcome: DemoOutcome, settings: Settings, seconds: float) -> 
             f"Verify again: ODEUS_COMPLIANCE_DATA_DIR={settings.data_dir} "
             f"odeus-compliance report verify {outcome.pdf_path}"
         )
+    click.echo(
+        "Other commands on this data (report list, audit verify, ...): "
+        f"ODEUS_COMPLIANCE_DATA_DIR={settings.data_dir} "
+        f"ODEUS_COMPLIANCE_MASTER_KEY_FILE={settings.data_dir / MASTER_KEY_FILE_NAME} odeus-compliance ..."
+    )
 
 
 def _serve(settings: Settings, port: int) -> None:

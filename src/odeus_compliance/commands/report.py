@@ -165,7 +165,7 @@ def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str) 
         raise click.BadParameter("must not be empty", param_hint="--purpose")
     if out is not None and not out.parent.is_dir():
         raise click.BadParameter(f"the folder does not exist: {out.parent}", param_hint="--out")
-    settings = load_settings()
+    settings = load_settings(upstream=True)
     _check_policy(settings, policy)
     _keep_log_records_off_stderr()
     outcome = run_async(

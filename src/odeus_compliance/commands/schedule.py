@@ -373,7 +373,9 @@ def run_due(
     now = _instant(now_text, "--now") or _now()
     outcomes = run_async(
         _run_due(
-            load_settings(), now, _run_settings(lease_seconds, attempts, backoff_seconds, retry_after_seconds)
+            load_settings(upstream=True),
+            now,
+            _run_settings(lease_seconds, attempts, backoff_seconds, retry_after_seconds),
         )
     )
     if _print_outcomes(outcomes):
@@ -430,7 +432,7 @@ def rerun(  # noqa: PLR0917 - click passes options as arguments
     now = _instant(now_text, "--now") or _now()
     outcome = run_async(
         _rerun(
-            load_settings(),
+            load_settings(upstream=True),
             name,
             moment,
             now,

@@ -26,7 +26,7 @@ def serve(host: str, port: int) -> None:
 
     from odeus_compliance.app import create_app  # noqa: PLC0415
 
-    settings = load_settings()
+    settings = load_settings(upstream=True)
     run_async(ensure_schema_at_head(settings))
     configure_logging(settings.log_level)
     try:

@@ -338,7 +338,8 @@ class Scheduler:
                 if attempts_done >= settings.max_attempts:
                     break
                 if attempt > 0:
-                    await self._sleep(settings.backoff_seconds * 2 ** (attempt - 1))
+                    async with self._keep_alive(run, clock):  # a long backoff must not cost the lease
+                        await self._sleep(settings.backoff_seconds * 2 ** (attempt - 1))
                 report_id, error = await self._request(spec, run, target.period, clock)
                 attempts_done += 1
                 if report_id is None:

@@ -6,9 +6,10 @@ command started by cron needs no service running; a job another process already 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from odeus_compliance.reports.runtime import standalone_runtime
 from odeus_compliance.scheduling.mail import MailSender
@@ -21,15 +22,20 @@ __all__ = ["standalone_scheduler"]
 
 @contextlib.asynccontextmanager
 async def standalone_scheduler(
-    settings: Settings, *, run_settings: RunSettings | None = None
+    settings: Settings,
+    *,
+    run_settings: RunSettings | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[Scheduler]:
-    """A :class:`Scheduler` with its own engine, audit appender and report runtime (closed afterwards)."""
+    """A :class:`Scheduler` with its own engine, audit appender and report runtime (closed afterwards);
+    ``sleep`` is how it waits between attempts (tests observe it)."""
     async with standalone_runtime(settings, actor=SCHEDULER) as runtime:
         yield Scheduler(
             sessions=runtime.jobs.sessions,
             jobs=runtime.jobs,
             appender=runtime.flow.appender,
             settings=run_settings,
+            sleep=sleep,
             run_job=runtime.run_job,
             webhooks=WebhookSender(settings.webhook_keys),
             mailer=MailSender.from_settings(settings),
