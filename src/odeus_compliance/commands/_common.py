@@ -7,6 +7,7 @@ traceback, because a traceback can quote data.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -74,3 +75,18 @@ async def ensure_schema_at_head(settings: Settings) -> None:
             "run 'odeus-compliance db upgrade' first"
         )
         raise click.ClickException(msg)
+
+
+def parse_instant(value: str | None, option: str) -> dt.datetime | None:
+    """An ISO 8601 time with a UTC offset from a command-line option (``None`` stays ``None``), in UTC."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            "expected an ISO 8601 time with offset, e.g. 2026-12-01T06:00:00+01:00", param_hint=option
+        ) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("the time needs a UTC offset (e.g. Z or +01:00)", param_hint=option)
+    return moment.astimezone(dt.UTC)

@@ -11,7 +11,7 @@ import click
 
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
 from odeus_compliance.audit.records import Action
-from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, parse_instant, run_async
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
 from odeus_compliance.retention.holds import Hold, HoldError, list_holds, place_hold, release_hold
@@ -27,20 +27,6 @@ __all__ = ["retention"]
 def retention() -> None:
     """Retention: delete what is past its retention period (unless a legal hold keeps it), with signed
     deletion receipts logged in the audit log."""
-
-
-def _instant(value: str | None, option: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            "expected an ISO 8601 time with offset, e.g. 2036-12-01T00:00:00Z", param_hint=option
-        ) from None
-    if moment.tzinfo is None:
-        raise click.BadParameter("the time needs a UTC offset (e.g. Z or +01:00)", param_hint=option)
-    return moment.astimezone(dt.UTC)
 
 
 def _now() -> dt.datetime:
@@ -76,7 +62,7 @@ def run(dry_run: bool, now_text: str | None, as_json: bool) -> None:
     covers waits), rotate due key epochs, delete what is past retention and not held, one signed receipt
     per data class. Exit 1 if plaintext export-like files are found in the data dir (they are reported,
     never deleted)."""
-    now = _instant(now_text, "--now") or _now()
+    now = parse_instant(now_text, "--now") or _now()
     result = run_async(_run(load_settings(), now, dry_run))
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render_text())
     if result.findings:
@@ -217,9 +203,9 @@ def hold_add(  # noqa: PLR0917 - click passes options as arguments
             data_class=DataClass(data_class),
             reason=reason,
             report_id=report_id,
-            period_from=_instant(period_from, "--from"),
-            period_to=_instant(period_to, "--to"),
-            expires_at=_instant(expires, "--expires"),
+            period_from=parse_instant(period_from, "--from"),
+            period_to=parse_instant(period_to, "--to"),
+            expires_at=parse_instant(expires, "--expires"),
         )
     )
     assert isinstance(placed, Hold)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, parse_instant, run_async
 from odeus_compliance.settings import Settings
 
 __all__ = ["schedule"]
@@ -20,20 +20,6 @@ _CATCH_UP = {"run-once": "run-missed-once", "skip": "skip-and-record"}
 def schedule() -> None:
     """Report schedules: one report per calendar month (or quarter, or week) in a timezone, exactly once
     across restarts and replicas."""
-
-
-def _instant(value: str | None, option: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            "expected an ISO 8601 time with offset, e.g. 2026-12-01T06:00:00+01:00", param_hint=option
-        ) from None
-    if moment.tzinfo is None:
-        raise click.BadParameter("the time needs a UTC offset (e.g. Z or +01:00)", param_hint=option)
-    return moment
 
 
 def _now() -> dt.datetime:
@@ -178,7 +164,7 @@ def set_(  # noqa: PLR0917 - click passes options as arguments
         "enabled": not disabled,
     }
     schedule_id, created, changed = run_async(
-        _set(load_settings(), fields, _instant(active_from, "--active-from"))
+        _set(load_settings(), fields, parse_instant(active_from, "--active-from"))
     )
     click.echo(schedule_id)
     click.echo(
@@ -370,7 +356,7 @@ def run_due(
     """Run every period that is due: claim it (exactly once across processes), make its report, wait for it.
     One line per run: schedule, period, version, status, report id, error. Exit 1 if a run failed (it is
     retried by a later tick)."""
-    now = _instant(now_text, "--now") or _now()
+    now = parse_instant(now_text, "--now") or _now()
     outcomes = run_async(
         _run_due(
             load_settings(upstream=True),
@@ -427,9 +413,9 @@ def rerun(  # noqa: PLR0917 - click passes options as arguments
 ) -> None:
     """Run a closed period of schedule NAME again: a new version that supersedes the previous one (both are
     kept). Exit 1 if the run failed."""
-    moment = _instant(period_text, "--period")
+    moment = parse_instant(period_text, "--period")
     assert moment is not None
-    now = _instant(now_text, "--now") or _now()
+    now = parse_instant(now_text, "--now") or _now()
     outcome = run_async(
         _rerun(
             load_settings(upstream=True),
