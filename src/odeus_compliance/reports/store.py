@@ -21,11 +21,12 @@ File format: the line ``OCRA1 <key id>\\n``, then per chunk a 4-byte big-endian 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
@@ -129,7 +130,7 @@ class ChunkBackend(Protocol):
     async def write(self, report_id: str, name: str, key_id: str, chunks: Sequence[bytes]) -> None:
         """Store all chunks of one artifact at once (replacing an earlier one), or nothing."""
 
-    def read(self, report_id: str, name: str) -> AsyncIterator[tuple[str, bytes, bool]]:
+    def read(self, report_id: str, name: str) -> AsyncGenerator[tuple[str, bytes, bool], None]:
         """``(key id, chunk, is last)`` in order; :class:`ArtifactMissing` if there is no such artifact."""
 
     async def exists(self, report_id: str, name: str) -> bool:
@@ -176,7 +177,7 @@ class FileChunks:
         finally:
             os.close(folder)
 
-    async def read(self, report_id: str, name: str) -> AsyncIterator[tuple[str, bytes, bool]]:
+    async def read(self, report_id: str, name: str) -> AsyncGenerator[tuple[str, bytes, bool], None]:
         path = self.path(report_id, name)
         try:
             handle = await asyncio.to_thread(path.open, "rb")
@@ -241,7 +242,7 @@ class DatabaseChunks:
                     insert(table).values(report_id=report_id, name=name, seq=seq, key_id=key_id, data=chunk)
                 )
 
-    async def read(self, report_id: str, name: str) -> AsyncIterator[tuple[str, bytes, bool]]:
+    async def read(self, report_id: str, name: str) -> AsyncGenerator[tuple[str, bytes, bool], None]:
         table = ReportArtifactChunk
         async with self.sessions() as session:
             count = len(
@@ -318,17 +319,20 @@ class ArtifactStore:
         aead: AESGCM | None = None
         opened_key: str | None = None
         seq = 0
-        async for key_id, blob, last in self.backend.read(report_id, name):
-            if aead is None or key_id != opened_key:
-                key = await self.ring.data_key(key_id)
-                if key is None:
-                    msg = f"the {name} of report {report_id} was shredded (its key was destroyed)"
-                    raise ArtifactShredded(msg)
-                aead, opened_key = AESGCM(key.key), key_id
-            yield open_chunk(
-                blob, aead=aead, key_id=key_id, report_id=report_id, name=name, seq=seq, last=last
-            )
-            seq += 1
+        # closed explicitly: the database backend holds a connection until its generator ends, and a chunk
+        # that fails to open must not leave that to the garbage collector
+        async with contextlib.aclosing(self.backend.read(report_id, name)) as chunks:
+            async for key_id, blob, last in chunks:
+                if aead is None or key_id != opened_key:
+                    key = await self.ring.data_key(key_id)
+                    if key is None:
+                        msg = f"the {name} of report {report_id} was shredded (its key was destroyed)"
+                        raise ArtifactShredded(msg)
+                    aead, opened_key = AESGCM(key.key), key_id
+                yield open_chunk(
+                    blob, aead=aead, key_id=key_id, report_id=report_id, name=name, seq=seq, last=last
+                )
+                seq += 1
 
     async def read(self, report_id: str, name: str) -> bytes:
         """The whole artifact in memory (for small ones, and tests)."""
