@@ -68,6 +68,47 @@ def test_tokens_in_batches_of_changing_size_equal_format_token() -> None:
         assert got == [format_token("a", 12, mac) for mac in macs[:count]]
 
 
+class _TableReplacedBetweenReads(Base32Tokens):
+    """Reads of the row-order table after the first see a small one, as when another worker thread
+    replaced it with the table for its own smaller batch (the CI failure of 2026-11-25)."""
+
+    __slots__ = ("_reads",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reads = 0
+
+    @property
+    def _counting(self) -> Any:
+        self._reads += 1
+        size = 13 * 200 + 1 if self._reads == 1 else 79
+        return pa.array(range(size), pa.int32())
+
+    @_counting.setter
+    def _counting(self, value: Any) -> None:
+        pass
+
+
+def test_tokens_use_one_row_order_table_even_when_another_thread_replaces_it() -> None:
+    macs = [bytes((i * 11 + j) % 256 for j in range(32)) for i in range(120)]
+    got = _TableReplacedBetweenReads().tokens(macs, prefix="u1_").to_pylist()
+    assert got == [format_token("u", 1, mac) for mac in macs]
+
+
+def test_tokens_from_concurrent_threads_equal_format_token() -> None:
+    shared = Base32Tokens()
+    macs = [bytes((i * 13 + j) % 256 for j in range(32)) for i in range(3000)]
+    sizes = [6, 120, 3000, 1, 79, 2500] * 20
+
+    def one(count: int) -> bool:
+        return shared.tokens(macs[:count], prefix="u1_").to_pylist() == [
+            format_token("u", 1, mac) for mac in macs[:count]
+        ]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(one, sizes))
+
+
 def test_tokens_refuse_macs_of_uneven_length() -> None:
     with pytest.raises(ValueError, match="same length"):
         Base32Tokens().tokens([bytes(32), bytes(31)], prefix="u1_")

@@ -56,16 +56,18 @@ class Base32Tokens:
     def _layout(self, count: int) -> tuple[Any, pa.Buffer]:
         """For ``count`` tokens: the order that puts the 13 pair columns row by row, and the offsets."""
         size = _PAIRS * count + 1
-        if len(self._counting) < size:
-            grown = max(size, 2 * len(self._counting))
+        # One read of the shared table: threads formatting at once may each replace it, and a
+        # replacement built for a smaller batch must not be sliced for this one.
+        counting = self._counting
+        if len(counting) < size:
+            grown = max(size, 2 * len(counting))
             numbers = pa.py_buffer(array.array("i", range(grown)))
-            self._counting = pa.Int32Array.from_buffers(pa.int32(), grown, [None, numbers])
-        positions = self._counting.slice(0, _PAIRS * count)
+            counting = pa.Int32Array.from_buffers(pa.int32(), grown, [None, numbers])
+            self._counting = counting
+        positions = counting.slice(0, _PAIRS * count)
         rows = pc.divide(positions, _PAIRS)  # integer division
         order = pc.add(pc.multiply(pc.subtract(positions, pc.multiply(rows, _PAIRS)), count), rows)
-        offsets: Any = pc.multiply_checked(
-            self._counting.slice(0, count + 1), pa.scalar(TOKEN_CHARS, pa.int32())
-        )
+        offsets: Any = pc.multiply_checked(counting.slice(0, count + 1), pa.scalar(TOKEN_CHARS, pa.int32()))
         return order, offsets.buffers()[1]
 
     def tokens(self, macs: Sequence[bytes], *, prefix: str) -> pa.StringArray:
