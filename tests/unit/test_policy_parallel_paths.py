@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from odeus_compliance.policy.bulktokens import Base32Tokens
 from odeus_compliance.policy.columnar import (
     _INT,
     BatchTransformer,
@@ -28,7 +27,7 @@ from odeus_compliance.policy.columnar import (
     plan_columns,
 )
 from odeus_compliance.policy.countmaps import map_count_column
-from odeus_compliance.policy.crypto import Tokenizer, format_token
+from odeus_compliance.policy.crypto import Tokenizer
 from odeus_compliance.policy.csvout import CsvSink, csv_cells_direct, csv_json_cells
 from odeus_compliance.policy.engine import PolicyRun, _class_key, _Suppressed, apply_to_file
 from odeus_compliance.policy.keys import engine_keys
@@ -58,62 +57,6 @@ _json_like = st.one_of(
 def test_json_cells_equal_the_cell_by_cell_csv(cells: list[str | None], repeat: int) -> None:
     array = pa.array(cells * repeat, pa.string())
     assert csv_json_cells(array).to_pylist() == csv_cells_direct(array, text=True).to_pylist()
-
-
-def test_tokens_in_batches_of_changing_size_equal_format_token() -> None:
-    tokens = Base32Tokens()
-    macs = [bytes((i * 7 + j) % 256 for j in range(32)) for i in range(6000)]
-    for count in (5000, 3, 6000, 1, 4999, 5000):  # the row-order table grows and is reused
-        got = tokens.tokens(macs[:count], prefix="a12_").to_pylist()
-        assert got == [format_token("a", 12, mac) for mac in macs[:count]]
-
-
-class _TableReplacedBetweenReads(Base32Tokens):
-    """Reads of the row-order table after the first see a small one, as when another worker thread
-    replaced it with the table for its own smaller batch (the CI failure of 2026-11-25)."""
-
-    __slots__ = ("_reads",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._reads = 0
-
-    @property
-    def _counting(self) -> Any:
-        self._reads += 1
-        size = 13 * 200 + 1 if self._reads == 1 else 79
-        return pa.array(range(size), pa.int32())
-
-    @_counting.setter
-    def _counting(self, value: Any) -> None:
-        pass
-
-
-def test_tokens_use_one_row_order_table_even_when_another_thread_replaces_it() -> None:
-    macs = [bytes((i * 11 + j) % 256 for j in range(32)) for i in range(120)]
-    got = _TableReplacedBetweenReads().tokens(macs, prefix="u1_").to_pylist()
-    assert got == [format_token("u", 1, mac) for mac in macs]
-
-
-def test_tokens_from_concurrent_threads_equal_format_token() -> None:
-    shared = Base32Tokens()
-    macs = [bytes((i * 13 + j) % 256 for j in range(32)) for i in range(3000)]
-    sizes = [6, 120, 3000, 1, 79, 2500] * 20
-
-    def one(count: int) -> bool:
-        return shared.tokens(macs[:count], prefix="u1_").to_pylist() == [
-            format_token("u", 1, mac) for mac in macs[:count]
-        ]
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        assert all(pool.map(one, sizes))
-
-
-def test_tokens_refuse_macs_of_uneven_length() -> None:
-    with pytest.raises(ValueError, match="same length"):
-        Base32Tokens().tokens([bytes(32), bytes(31)], prefix="u1_")
-    with pytest.raises(ValueError, match="at least 24"):
-        Base32Tokens().tokens([bytes(20)], prefix="u1_")
 
 
 _texts = st.one_of(
@@ -203,7 +146,7 @@ def _transformer() -> BatchTransformer:
     policy = load_policy(POLICIES / "default.toml")
     keys = engine_keys(MASTER, policy)
     plan = plan_columns(policy, ExportType.USERS, ExportSchema.from_header(ExportType.USERS, HEADER))
-    return BatchTransformer(plan, Tokenizer(keys.context), Base32Tokens())
+    return BatchTransformer(plan, Tokenizer(keys.context))
 
 
 def test_a_transform_on_worker_threads_equals_one_on_this_thread() -> None:

@@ -55,7 +55,6 @@ from odeus_compliance.upstream.errors import MalformedExport
 from odeus_compliance.upstream.schema import privacy_columns
 
 if TYPE_CHECKING:
-    from odeus_compliance.policy.bulktokens import Base32Tokens
     from odeus_compliance.policy.crypto import Tokenizer
     from odeus_compliance.policy.model import Operation, Policy
     from odeus_compliance.upstream.schema import ExportSchema
@@ -185,10 +184,9 @@ class TransformedBatch:
 class BatchTransformer:
     """Applies a :class:`ColumnPlan` to text batches. One per run: it holds the run's keys and counters."""
 
-    def __init__(self, plan: ColumnPlan, tokenizer: Tokenizer, tokens: Base32Tokens) -> None:
+    def __init__(self, plan: ColumnPlan, tokenizer: Tokenizer) -> None:
         self.plan = plan
         self._tokenizer = tokenizer
-        self._tokens = tokens
         self.counts: dict[str, ColumnCounts] = {c.name: ColumnCounts() for c in plan.outputs}
         for name in plan.dropped:
             self.counts[name] = ColumnCounts()
@@ -341,8 +339,7 @@ class BatchTransformer:
         domain = rule.domain if rule.domain is not None else TokenDomain.COLUMN
         label = token_label(domain, column)
         cache = self._map_cache.setdefault(column, {})
-        mac = self._tokenizer.hmac_function(label=label)
-        prefix = f"{domain.prefix}{self._tokenizer.epoch}_"
+        tag = b"id\x00" if domain is TokenDomain.SUBJECT else b""
 
         def mapped(keys: list[str]) -> list[str]:
             fresh = sorted({key for key in keys if key not in cache and not is_empty(key)})
@@ -350,12 +347,11 @@ class BatchTransformer:
                 cache.clear()
                 fresh = sorted({key for key in keys if not is_empty(key)})
             if fresh:
-                if domain is TokenDomain.SUBJECT:
-                    macs = [mac(b"id\x00" + canonical_id(key).encode()) for key in fresh]
-                else:
-                    macs = [mac(canonical_id(key).encode()) for key in fresh]
-                tokens: list[Any] = self._tokens.tokens(macs, prefix=prefix).to_pylist()
-                cache.update(zip(fresh, tokens, strict=True))
+                canonical = pa.array([canonical_id(key) for key in fresh], pa.string())
+                tokens = self._tokenizer.tokens(
+                    canonical, prefix=domain.prefix, label=label, message_prefix=tag
+                )
+                cache.update(zip(fresh, cast("list[str]", tokens.to_pylist()), strict=True))
             return [rule.other if is_empty(key) else cache[key] for key in keys]
 
         return mapped
@@ -366,10 +362,12 @@ class BatchTransformer:
         valid = pc.if_else(blank, _NULL_TEXT, raw)
         encoded: Any = pc.dictionary_encode(valid)
         tag = b"id\x00" if domain is TokenDomain.SUBJECT else b""
-        mac = self._tokenizer.hmac_function(label=token_label(domain, column), prefix=tag)
-        macs = id_macs(encoded.dictionary, mac)
-        prefix = f"{domain.prefix}{self._tokenizer.epoch}_"
-        tokens = self._tokens.tokens(macs, prefix=prefix)
+        tokens = self._tokenizer.tokens(
+            canonical_ids(encoded.dictionary),
+            prefix=domain.prefix,
+            label=token_label(domain, column),
+            message_prefix=tag,
+        )
         return pc.if_else(blank, raw, pc.take(tokens, encoded.indices))
 
     def _subject_tokens(self, batch: pa.RecordBatch, placeholders: dict[str, Any]) -> Any:
@@ -390,14 +388,17 @@ class BatchTransformer:
 
         ids = usable(group.anchor)
         rows = batch.num_rows
-        mac = self._tokenizer.hmac_function(label=TokenDomain.SUBJECT.value)
-        id_mac = self._tokenizer.hmac_function(label=TokenDomain.SUBJECT.value, prefix=b"id\x00")
-        prefix = f"{TokenDomain.SUBJECT.prefix}{self._tokenizer.epoch}_"
+        subject = TokenDomain.SUBJECT
         if ids is None:
             ids = pa.nulls(rows, pa.string())
         encoded: Any = pc.dictionary_encode(ids)
-        macs = id_macs(encoded.dictionary, id_mac)
-        tokens: Any = pc.take(self._tokens.tokens(macs, prefix=prefix), encoded.indices)
+        by_id = self._tokenizer.tokens(
+            canonical_ids(encoded.dictionary),
+            prefix=subject.prefix,
+            label=subject.value,
+            message_prefix=b"id\x00",
+        )
+        tokens: Any = pc.take(by_id, encoded.indices)
         if tokens.null_count == 0:
             return tokens
         emails, people = usable(group.email), usable(group.name)
@@ -410,26 +411,25 @@ class BatchTransformer:
         for index, email, person in zip(missing, email_values, name_values, strict=True):
             message = subject_message({group.email or "": email, group.name or "": person}, group)
             if message is not None:
-                values[index] = self._tokens.tokens([mac(message)], prefix=prefix)[0].as_py()
+                values[index] = self._tokenizer.token(
+                    prefix=subject.prefix, label=subject.value, message=message
+                )
         return pa.array(values, pa.string())
 
 
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def id_macs(values: Any, mac: Callable[[bytes], bytes]) -> list[bytes]:
-    """``mac`` of the UTF-8 :func:`canonical_id` of every value (no nulls), in order.
+def canonical_ids(values: Any) -> pa.StringArray:
+    """The :func:`canonical_id` of every value (no nulls), in order, as the text to be hashed.
 
     Printable ASCII at both ends and ASCII throughout (every id we have seen) is its own canonical form
-    (NFC changes no ASCII; ``strip`` removes only what is not at the ends), so such values are hashed as
-    the bytes Arrow holds, without a Python string each; a test compares both ways.
+    (NFC changes no ASCII; ``strip`` removes only what is not at the ends), so such a batch is returned as
+    it is, without a Python string per value; a test compares both ways.
     """
-    if len(values) == 0:
-        return []
-    plain = pc.all(pc.match_substring_regex(values, _PLAIN_ID)).as_py()
-    if plain:
-        return [mac(v) for v in pc.cast(values, pa.binary()).to_pylist()]
-    return [mac(canonical_id(v).encode()) for v in values.to_pylist()]
+    if len(values) == 0 or pc.all(pc.match_substring_regex(values, _PLAIN_ID)).as_py():
+        return cast("pa.StringArray", values)
+    return pa.array([canonical_id(v) for v in values.to_pylist()], pa.string())
 
 
 def _placeholder_mask(array: Any) -> Any:

@@ -1,10 +1,12 @@
 """JSON count maps for a whole column at once: keys transformed, counts kept, canonical JSON out.
 
 The same result as :func:`odeus_compliance.policy.operations.map_keys` cell by cell (keys mapped, counts of
-keys that fall together summed, keys sorted, no whitespace), but computed with Arrow kernels for cells of the
-usual compact shape (``{"key":12,...}``: no whitespace, no escapes, whole non-negative counts, no key
-twice after mapping). Every other cell (whitespace, escapes, ``12.0``, duplicates, invalid JSON) takes the
-per-cell path, which also raises the errors. Keys are mapped once per distinct key and batch.
+keys that fall together summed, keys sorted, no whitespace), but computed in native code
+(``native/count_maps.c``) for cells of the usual compact shape (``{"key":12,...}``: no whitespace, no
+escapes, whole non-negative counts of at most 18 digits) whose keys stay apart after mapping and need no
+escaping. Every other cell (whitespace, escapes, ``12.0``, duplicates, invalid JSON) takes the per-cell path,
+which also raises the errors. Keys are mapped once per distinct key and batch, by Python: the native code only
+cuts the cells into keys and puts them back together under their mapped keys, in the mapped keys' order.
 
 With ``csv=True`` the cells come out as their CSV cell text (what :func:`~odeus_compliance.policy.csvout.
 csv_json_cells` makes of the JSON): the fast path builds the quoted form directly (``"{""key"":1}"``: every
@@ -14,6 +16,8 @@ format their JSON.
 
 from __future__ import annotations
 
+import array
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -21,14 +25,14 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as _compute
 
+from odeus_compliance.native.library import native_library, string_buffers
 from odeus_compliance.policy.csvout import csv_json_cells
 from odeus_compliance.policy.operations import OperationError, dump_count_map, parse_count_map
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
-_KEY = r'"[^"\\\x00-\x1f]*"'
-_COUNT = r"(?:0|[1-9][0-9]{0,17})"
-_FAST = rf"^\{{(?:{_KEY}:{_COUNT}(?:,{_KEY}:{_COUNT})*)?\}}$"
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what JSON would escape in an output key
+_NULL_TEXT = pa.scalar(None, pa.string())
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +63,14 @@ def map_count_column(
 
     ``row_offset`` only numbers rows in errors (never values).
     """
-    text: Any = cells
-    fast: Any = pc.fill_null(pc.match_substring_regex(text, _FAST), True)
+    text: Any = cells if cells.type == pa.string() else pc.cast(cells, pa.string())
+    scan = _scan(text)
     out_keys: dict[str, int] = {}
+    fast: Any = scan.compact()
     if not pc.all(fast).as_py():
         mapped = _mixed(text, fast, map_keys, column=column, row_offset=row_offset, out_keys=out_keys)
         return _as_csv(mapped) if csv else mapped
-    result = _fast(text, map_keys, out_keys=out_keys if collect_keys else None, csv=csv)
+    result = _fast(text, map_keys, out_keys=out_keys if collect_keys else None, csv=csv, scan=scan)
     if result is None:  # a key occurs twice in a row after mapping: sum those rows cell by cell
         mapped = _per_cell_all(text, map_keys, column=column, row_offset=row_offset)
         return _as_csv(mapped) if csv else mapped
@@ -77,58 +82,99 @@ def _as_csv(mapped: MappedColumn) -> MappedColumn:
 
 
 def _fast(
-    text: Any, map_keys: KeyMapper, *, out_keys: dict[str, int] | None, csv: bool = False
+    text: Any,
+    map_keys: KeyMapper,
+    *,
+    out_keys: dict[str, int] | None,
+    csv: bool = False,
+    scan: _Scan | None = None,
 ) -> pa.Array[Any] | None:
-    """All cells are of the compact shape (or null); ``None`` if some row needs summing."""
-    empty_map: Any = pc.equal(text, "{}")
-    inner: Any = pc.if_else(empty_map, pa.scalar(None, pa.string()), pc.utf8_slice_codeunits(text, 2, -1))
-    pairs_list: Any = pc.split_pattern(inner, ',"')
-    pairs: Any = pc.list_flatten(pairs_list)
-    parents: Any = pc.list_parent_indices(pairs_list)
-    if len(pairs) == 0:
+    """All cells are of the compact shape (or null); ``None`` if some row needs summing or an output key
+    needs escaping (the per-cell path handles both)."""
+    library = native_library()
+    scan = scan if scan is not None else _scan(text)
+    if scan.pairs_total == 0:  # only nulls and {}: they stay as they are, in JSON and in CSV
         return cast("pa.Array[Any]", text)
-    # ``key":count``, split at the first ``":`` (keys hold no quote). A key ending in a comma makes the split
-    # at ``,"`` above cut a pair apart; such pieces have no ``":``, and the column goes cell by cell.
-    halves: Any = pc.split_pattern(pairs, '":', max_splits=1)
-    if not pc.all(pc.equal(pc.list_value_length(halves), 2)).as_py():
-        return None
-    keys: Any = pc.list_element(halves, 0)
-    counts: Any = pc.list_element(halves, 1)
+    cells = string_buffers(text)
+    count = len(text)
+    key_offsets = pa.allocate_buffer(4 * (scan.pairs_total + 1))
+    key_data = pa.allocate_buffer(max(cells.data_size, 1))
+    status = library.odeus_count_maps_keys(
+        cells.offsets, cells.data, count, scan.pairs.address, key_offsets.address, key_data.address
+    )
+    _check(status)
+    keys = pa.StringArray.from_buffers(scan.pairs_total, key_offsets, key_data)
     encoded: Any = pc.dictionary_encode(keys)
     distinct = encoded.dictionary.to_pylist()
     mapped = map_keys(distinct)
-    ranks = {key: rank for rank, key in enumerate(sorted(set(mapped)))}
-    rank_of: Any = pa.array([ranks[key] for key in mapped], pa.int64())
-    mapped_array: Any = pa.array(mapped, pa.string())
+    if any(_NEEDS_ESCAPE.search(key) for key in mapped):
+        return None
+    ordered = sorted(set(mapped))
+    rank_of = {key: rank for rank, key in enumerate(ordered)}
+    ranks = pa.py_buffer(array.array("i", [rank_of[key] for key in mapped]))
+    by_rank: Any = pa.array(ordered, pa.string())
+    mapped_cells = string_buffers(by_rank)
+    first_rows = array.array("i", [-1]) * len(distinct) if out_keys is not None else None
     indices: Any = encoded.indices
-    if out_keys is not None:
-        first_rows: Any = (
-            pa.table({"key": indices, "row": parents}).group_by("key").aggregate([("row", "min")])
-        )
-        for key_index, row in zip(
-            first_rows.column("key").to_pylist(), first_rows.column("row_min").to_pylist(), strict=True
-        ):
-            name = mapped[key_index]
+    index_address = indices.buffers()[1].address + 4 * indices.offset
+
+    def build(first_row: int, out_data: int, out_offsets: int) -> int:
+        cell_args = (cells.offsets, cells.data, count, scan.pairs.address, index_address, ranks.address)
+        key_args = (mapped_cells.offsets, mapped_cells.data, int(csv))
+        size = int(library.odeus_count_maps_build(*cell_args, *key_args, first_row, out_data, out_offsets))
+        if size < -1:
+            _check(size)
+        return size
+
+    first_rows_buffer = pa.py_buffer(first_rows) if first_rows is not None else None
+    size = build(first_rows_buffer.address if first_rows_buffer is not None else 0, 0, 0)
+    if size == -1:  # two keys of one cell map to one: its counts are summed cell by cell
+        return None
+    out_data = pa.allocate_buffer(max(size, 1))
+    out_offsets = pa.allocate_buffer(4 * (count + 1))
+    build(0, out_data.address, out_offsets.address)
+    result: Any = pa.StringArray.from_buffers(count, out_offsets, out_data)
+    if text.null_count:
+        result = pc.if_else(pc.is_null(text), _NULL_TEXT, result)
+    if out_keys is not None and first_rows_buffer is not None:
+        rows = array.array("i", first_rows_buffer.to_pybytes())
+        for name, row in zip(mapped, rows, strict=True):
             if name not in out_keys or row < out_keys[name]:
                 out_keys[name] = row
-    composite: Any = pc.add(pc.multiply(pc.cast(parents, pa.int64()), len(ranks)), pc.take(rank_of, indices))
-    order: Any = pc.sort_indices(composite)
-    ordered: Any = pc.take(composite, order)
-    if len(ordered) > 1 and pc.any(pc.equal(ordered[1:], ordered[:-1])).as_py():
-        return None
-    # pieces ``key":count`` in canonical order, joined by ``,"``, inside ``{"`` and ``}``; for CSV with every
-    # quote doubled and the cell quoted (keys with a quote of their own take the general CSV formatting)
-    quoted = csv and not any('"' in key for key in mapped)
-    new_keys: Any = pc.take(mapped_array, pc.take(indices, order))
-    pieces: Any = pc.binary_join_element_wise(new_keys, pc.take(counts, order), '"":' if quoted else '":')
-    offsets: Any = pairs_list.offsets
-    lists: Any = pa.ListArray.from_arrays(offsets, pieces, mask=pc.is_null(inner))
-    body: Any = pc.binary_join(lists, ',""' if quoted else ',"')
-    wrapped: Any = pc.binary_join_element_wise('"{""' if quoted else '{"', body, '}"' if quoted else "}", "")
-    result = pc.if_else(empty_map, text, wrapped)  # "{}" needs no quotes in CSV
-    if csv and not quoted:
-        result = csv_json_cells(result)
     return cast("pa.Array[Any]", result)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """Per cell, its number of pairs (-1 where not of the compact shape), and the compact cells' pairs."""
+
+    pairs: pa.Buffer  # int32 per cell
+    pairs_total: int
+
+    def compact(self) -> Any:
+        """A boolean per cell: of the compact shape (or null)."""
+        counts: Any = pa.Int32Array.from_buffers(pa.int32(), len(self.pairs) // 4, [None, self.pairs])
+        return pc.not_equal(counts, -1)
+
+
+def _scan(text: Any) -> _Scan:
+    cells = string_buffers(text)
+    pairs = pa.allocate_buffer(4 * max(len(text), 1))
+    total = int(
+        native_library().odeus_count_maps_scan(
+            cells.offsets, cells.data, cells.validity, cells.bit_offset, len(text), pairs.address
+        )
+    )
+    if total < 0:
+        msg = "the count maps of one batch hold more pairs than fit one Arrow array"
+        raise ValueError(msg)
+    return _Scan(pairs.slice(0, 4 * len(text)), total)
+
+
+def _check(status: int) -> None:
+    if status not in {0, -1}:  # pragma: no cover - sizes are the caller's, checked above
+        msg = f"native count-map function failed ({status})"
+        raise RuntimeError(msg)
 
 
 def _mixed(
@@ -174,5 +220,6 @@ def _one(  # noqa: PLR0917 - a private helper with one call shape
     mapped = map_keys([key for key, _count in pairs])
     for (_key, count), new in zip(pairs, mapped, strict=True):
         out[new] = out.get(new, 0) + count
-        out_keys.setdefault(new, index)
+        if new not in out_keys or index < out_keys[new]:  # fast cells further down may have named it first
+            out_keys[new] = index
     return dump_count_map(out)

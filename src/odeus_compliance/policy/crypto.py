@@ -17,13 +17,15 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from odeus_compliance.policy.bulktokens import hmac_tokens
 
 MIN_ROOT_KEY_BYTES = 32
 TOKEN_CHARS = 26  # 26 base32 characters = 130 bits of the HMAC
@@ -32,7 +34,6 @@ _INFO_PREFIX = b"odeus-compliance/policy/v1"
 _SIV_AD_LABEL = b"odeus-compliance/encrypt/v1"
 _ENCRYPTED_PREFIX = "e"
 _ENCRYPTED_RE = re.compile(r"^e(?P<epoch>[0-9]+)_(?P<body>[a-z2-7]+)$")
-_HMAC_BLOCK = 64
 _LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]*$")
 
 
@@ -102,31 +103,6 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
-def hmac_sha256_function(key: bytes, *, prefix: bytes = b"") -> Callable[[bytes], bytes]:
-    """HMAC-SHA-256 under ``key`` as a function, for many messages (RFC 2104, pad states precomputed).
-
-    ``prefix`` is fed into the inner state once: ``f(m)`` is the HMAC of ``prefix + m`` (for tagged
-    messages such as ``id\\x00<id>``, without building each one).
-
-    Each call costs two ``hashlib`` state copies instead of a fresh HMAC context: measured 1.4 s instead of
-    3.7 s for a million short messages. Equal to :func:`hmac_sha256` for every key and message.
-    """
-    if len(key) > _HMAC_BLOCK:
-        key = hashlib.sha256(key).digest()
-    padded = key.ljust(_HMAC_BLOCK, b"\x00")
-    inner_copy = hashlib.sha256(bytes(b ^ 0x36 for b in padded) + prefix).copy
-    outer_copy = hashlib.sha256(bytes(b ^ 0x5C for b in padded)).copy
-
-    def mac(message: bytes) -> bytes:
-        state = inner_copy()
-        state.update(message)
-        final = outer_copy()
-        final.update(state.digest())
-        return final.digest()
-
-    return mac
-
-
 def format_token(prefix: str, epoch: int, mac: bytes) -> str:
     """``<prefix><epoch>_<base32 lowercase, no padding, TOKEN_CHARS long>``."""
     body = base64.b32encode(mac).decode("ascii").lower().rstrip("=")[:TOKEN_CHARS]
@@ -166,10 +142,18 @@ class Tokenizer:
         mac = hmac_sha256(self._key("pseudonymize", label, 32), message)
         return format_token(prefix, self._context.epoch, mac)
 
-    def hmac_function(self, *, label: str, prefix: bytes = b"") -> Callable[[bytes], bytes]:
-        """The MAC :meth:`token` uses for ``label``, as a function for many messages (bulk tokens);
-        with ``prefix``, of ``prefix + message``."""
-        return hmac_sha256_function(self._key("pseudonymize", label, 32), prefix=prefix)
+    def tokens(
+        self, values: pa.StringArray, *, prefix: str, label: str, message_prefix: bytes = b""
+    ) -> pa.StringArray:
+        """:meth:`token` of ``message_prefix`` + each value's UTF-8 (the caller canonicalises), for many
+        values at once in native code (:mod:`odeus_compliance.policy.bulktokens`)."""
+        return hmac_tokens(
+            values,
+            key=self._key("pseudonymize", label, 32),
+            token_prefix=f"{prefix}{self._context.epoch}_",
+            chars=TOKEN_CHARS,
+            message_prefix=message_prefix,
+        )
 
     def key_id(self, *, purpose: str, label: str) -> str:
         """A public identifier of one derived key (16 hex digits, HKDF-derived: reveals nothing of it)."""

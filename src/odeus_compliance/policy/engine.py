@@ -39,7 +39,6 @@ import pyarrow.compute as _compute
 
 from odeus_compliance import __version__
 from odeus_compliance.policy.aggregates import DIMENSIONS, Aggregator
-from odeus_compliance.policy.bulktokens import Base32Tokens
 from odeus_compliance.policy.canonical import operation_form, policy_hash
 from odeus_compliance.policy.columnar import (
     BatchTransformer,
@@ -70,7 +69,7 @@ from odeus_compliance.policy.model import (
     TokenDomain,
 )
 from odeus_compliance.policy.operations import ENCRYPT_LABEL, format_number, token_label
-from odeus_compliance.policy.source import CsvFileInput, text_batch
+from odeus_compliance.policy.source import CsvFileInput, prefetch, text_batch
 from odeus_compliance.policy.spool import EncryptedSpool
 from odeus_compliance.upstream.anonymisation import AnonymisationTracker, ColumnAnonymisation
 from odeus_compliance.upstream.batches import ExportBatch
@@ -144,7 +143,7 @@ class PolicyRun:
         plan = plan_columns(self.policy, self.export_type, schema)
         self._schema = schema
         self._plan = plan
-        self._transformer = BatchTransformer(plan, self._tokenizer, Base32Tokens())
+        self._transformer = BatchTransformer(plan, self._tokenizer)
         self._tracker = AnonymisationTracker(schema)
         disclosure = self.policy.disclosure
         self._qis = tuple(q for q in disclosure.quasi_identifiers if q in plan.names)
@@ -339,52 +338,31 @@ class PolicyRun:
     def _write_gated(self, kplan: KAnonymityPlan, k: int) -> None:
         """Pass 2: the gate's generalisation and suppression on every spooled batch, then the CSV.
 
-        The CSV lines of the batches are made on the worker threads (a few batches at a time) while this one
-        prepares the next batch and writes the earlier ones, in order.
+        Three stages at once, so that both cores work: a reader thread decrypts the spool ahead; the worker
+        threads take each batch through the gate and make its CSV lines (a few batches at a time); this
+        thread writes (and hashes) the lines in order and adds up the counts.
         """
         assert self._spool is not None
         assert self._workers is not None
-        qis = kplan.quasi_identifiers
-        suppressed = _Suppressed(kplan.suppressed_classes, qis)
+        gate = _Gate(kplan, self._text_columns, self._plain_columns)
         output_counts: Counter[tuple[Any, ...]] = Counter()
         transformer = self._transformer
         assert transformer is not None
-        made: deque[tuple[Future[pa.Buffer], int]] = deque()
-        for data in self._spool.batches():
-            columns = {name: data.column(name) for name in data.schema.names}
-            for q in qis:
-                level = kplan.levels[q]
-                if level is not None:
-                    columns[q] = _generalised(columns[q], level, q)
-                    if level is DateLevel.SUPPRESSED:
-                        transformer.counts[q].suppressed += len(columns[q]) - columns[q].null_count
-            batch = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
-            dropped_rows = suppressed.rows_of(columns)
-            if dropped_rows is not None:
-                keep = pc.invert(dropped_rows)
-                dropped = batch.num_rows - int(pc.sum(keep).as_py() or 0)
-                if dropped:
-                    for name in batch.schema.names:
-                        transformer.counts[name].suppressed += dropped
-                    batch = batch.filter(keep)
-            _count_into(output_counts, batch, qis)
-            made.append(
-                (
-                    self._workers.submit(
-                        self._sink.lines,
-                        batch,
-                        text_columns=self._text_columns,
-                        plain_columns=self._plain_columns,
-                    ),
-                    batch.num_rows,
-                )
-            )
+        made: deque[Future[_GatedBatch]] = deque()
+
+        def write(done: _GatedBatch) -> None:
+            self._sink.put_lines(done.lines, done.rows)
+            output_counts.update(done.classes)
+            for name in done.columns:
+                counts = transformer.counts[name]
+                counts.suppressed += done.rows_suppressed + done.values_suppressed.get(name, 0)
+
+        for data in prefetch(self._spool.batches, depth=2):
+            made.append(self._workers.submit(gate.apply, data))
             while len(made) > _LINES_AHEAD:  # earlier batches' lines, written (and hashed) in order
-                lines, rows = made.popleft()
-                self._sink.put_lines(lines.result(), rows)
+                write(made.popleft().result())
         while made:
-            lines, rows = made.popleft()
-            self._sink.put_lines(lines.result(), rows)
+            write(made.popleft().result())
         self._spool.close()
         small = [count for count in output_counts.values() if count < k]
         if small:  # the plan guarantees this never happens; checked because the output must never hold it
@@ -519,6 +497,53 @@ def _count_into(counts: Counter[tuple[Any, ...]], data: pa.RecordBatch, qis: tup
     sizes: list[Any] = counted.column("count_all").to_pylist()
     for values, rows in zip(zip(*columns, strict=True), sizes, strict=True):
         counts[values] += rows
+
+
+@dataclass(frozen=True, slots=True)
+class _GatedBatch:
+    """One spooled batch after the gate: its CSV lines and what the gate did to it."""
+
+    lines: pa.Buffer
+    rows: int  # rows written
+    columns: tuple[str, ...]
+    rows_suppressed: int  # whole rows dropped (counted in every column)
+    values_suppressed: dict[str, int]  # values blanked by a SUPPRESSED generalisation level, per column
+    classes: Counter[tuple[Any, ...]]  # the written rows per class
+
+
+class _Gate:
+    """The k-anonymity plan applied to one batch at a time; safe to call from several threads at once."""
+
+    def __init__(
+        self, kplan: KAnonymityPlan, text_columns: frozenset[str], plain_columns: frozenset[str]
+    ) -> None:
+        self._kplan = kplan
+        self._suppressed = _Suppressed(kplan.suppressed_classes, kplan.quasi_identifiers)
+        self._text_columns = text_columns
+        self._plain_columns = plain_columns
+
+    def apply(self, data: pa.RecordBatch) -> _GatedBatch:
+        qis = self._kplan.quasi_identifiers
+        columns = {name: data.column(name) for name in data.schema.names}
+        blanked: dict[str, int] = {}
+        for q in qis:
+            level = self._kplan.levels[q]
+            if level is not None:
+                columns[q] = _generalised(columns[q], level, q)
+                if level is DateLevel.SUPPRESSED:
+                    blanked[q] = len(columns[q]) - columns[q].null_count
+        batch = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+        dropped_rows = self._suppressed.rows_of(columns)
+        dropped = 0
+        if dropped_rows is not None:
+            keep = pc.invert(dropped_rows)
+            dropped = batch.num_rows - int(pc.sum(keep).as_py() or 0)
+            if dropped:
+                batch = batch.filter(keep)
+        classes: Counter[tuple[Any, ...]] = Counter()
+        _count_into(classes, batch, qis)
+        lines = CsvSink.lines(batch, text_columns=self._text_columns, plain_columns=self._plain_columns)
+        return _GatedBatch(lines, batch.num_rows, tuple(batch.schema.names), dropped, blanked, classes)
 
 
 class _Suppressed:

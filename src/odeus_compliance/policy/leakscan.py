@@ -24,6 +24,7 @@ A hit fails the run, naming the output column and the data row, never the value.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
+EARLY_CHECK_LIMIT = 50_000  # n-grams up to which identifying values are compared as they arrive
 MAX_WORDS = 8
 MIN_CHARS = 4
 MIN_DIGITS = 6
@@ -97,10 +99,23 @@ def _split_form(lowered: Any) -> Any:
 
 @dataclass(slots=True)
 class LeakScanner:
-    """Collects identifying values and output n-grams during a run; :meth:`verify` compares them."""
+    """Collects identifying values and output n-grams during a run; :meth:`verify` compares them.
 
-    _identifying: list[Any] = field(default_factory=list)
+    Output texts repeat, so their n-grams are usually few and mostly known after the first batches. Each
+    batch of identifying values is therefore compared with the n-grams known when it arrives (on the
+    engine's worker threads, during the run), and :meth:`verify` only with those that came later. With many
+    n-grams (:data:`EARLY_CHECK_LIMIT`) the comparison waits for :meth:`verify`, where it is made once.
+    Methods may be called from several threads at once.
+    """
+
+    _identifying: list[tuple[Any, int]] = field(
+        default_factory=list
+    )  # (forms, n-grams they were checked with)
     _candidates: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _grams: list[str] = field(default_factory=list)  # the n-grams in the order they became known
+    _early: tuple[int, Any] = (0, None)  # the n-grams as Arrow text, and how many
+    _hits: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _seen: dict[str, set[str]] = field(default_factory=dict)
     texts_read: int = 0
     _counted: int = 0
@@ -130,9 +145,27 @@ class LeakScanner:
             pc.or_(pc.invert(pc.ascii_is_decimal(forms)), pc.greater_equal(length, MIN_DIGITS)),
         )
         counted_forms: Any = pc.filter(forms, pc.fill_null(counted, False))
-        self._counted += len(counted_forms)
-        if len(counted_forms):
-            self._identifying.append(counted_forms)
+        if not len(counted_forms):
+            return
+        checked, grams = self._known_grams()
+        if checked:
+            found = pc.filter(counted_forms, pc.is_in(counted_forms, value_set=grams))
+            hits = [v for v in found.to_pylist() if v is not None]
+        with self._lock:
+            self._counted += len(counted_forms)
+            self._identifying.append((counted_forms, checked))
+            if checked:
+                self._hits.update(hits)
+
+    def _known_grams(self) -> tuple[int, Any]:
+        """The n-grams known now, as Arrow text (built once per count), or none past the early limit."""
+        with self._lock:
+            count = len(self._grams)
+            if count > EARLY_CHECK_LIMIT:
+                return 0, None
+            if self._early[0] != count:
+                self._early = (count, pa.array(self._grams[:count], pa.string()))
+            return self._early
 
     def observe_column(self, column: str, values: pa.Array[Any], *, row_offset: int) -> None:
         """Read one output text column of a batch (rows numbered from ``row_offset``)."""
@@ -178,18 +211,25 @@ class LeakScanner:
             for size in range(1, min(MAX_WORDS, len(words)) + 1):
                 for start in range(len(words) - size + 1):
                     gram = " ".join(words[start : start + size])
-                    known = self._candidates.get(gram)
-                    if known is None or row < known[1]:
-                        self._candidates[gram] = (column, row)
+                    with self._lock:
+                        known = self._candidates.get(gram)
+                        if known is None:
+                            self._grams.append(gram)
+                        if known is None or row < known[1]:
+                            self._candidates[gram] = (column, row)
 
     def verify(self) -> None:
         """Raise :class:`LeakFound` (the earliest row) if an identifying value is among the n-grams."""
         if not self._candidates or not self._identifying:
             return
-        grams = pa.array(list(self._candidates), pa.string())
-        hits: set[str] = set()
-        for counted_forms in self._identifying:
-            found = pc.filter(counted_forms, pc.is_in(counted_forms, value_set=grams))
+        hits = set(self._hits)
+        later: dict[int, Any] = {}  # per count checked early: the n-grams that came after
+        for counted_forms, checked in self._identifying:
+            if checked == len(self._grams):
+                continue
+            if checked not in later:
+                later[checked] = pa.array(self._grams[checked:], pa.string())
+            found = pc.filter(counted_forms, pc.is_in(counted_forms, value_set=later[checked]))
             hits.update(v for v in found.to_pylist() if v is not None)
         if hits:
             column, row = min((self._candidates[h] for h in hits), key=lambda hit: (hit[1], hit[0]))
