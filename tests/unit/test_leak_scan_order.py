@@ -6,9 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from odeus_compliance.policy import leakscan
-from odeus_compliance.policy.leakscan import LeakFound, LeakScanner
+from odeus_compliance.policy.leakscan import LeakFound, LeakScanner, _ascii_counted_forms, counted_forms_of
 
 _NAMES = pa.array(["Anna Meier", "Bo Larsson", "carla.rossi@example.com"], pa.string())
 
@@ -79,3 +81,28 @@ def test_threads_adding_values_and_texts_at_once_miss_nothing() -> None:
     scanner.observe_column("late", _texts("hello person number01234"), row_offset=9000)
     with pytest.raises(LeakFound, match=r"column 'late' \(data row 9001\)"):
         scanner.verify()
+
+
+_identifying = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["Anna Meier", "ANONYMOUS", "anon", "unknown", "n/a", "123456", "12345", "12 34", "a-b", "ab"]
+    ),
+    st.from_regex(r"[A-Za-z0-9 _'.@+\-]{0,14}", fullmatch=True),  # ASCII, often plain words, often not
+    st.text(max_size=12),  # anything: non-ASCII, controls, other separators
+)
+
+
+@given(st.lists(_identifying, max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_the_native_ascii_forms_and_the_general_path_count_the_same_forms(values: list[str | None]) -> None:
+    array = pa.array(values, pa.string())
+    flags, plain = _ascii_counted_forms(array)
+    general = [v for v, flag in zip(values, flags.to_pylist(), strict=True) if flag == 2]
+    combined = plain.to_pylist() + counted_forms_of(pa.array(general, pa.string())).to_pylist()
+    assert sorted(combined) == sorted(counted_forms_of(array).to_pylist())
+    for value, flag in zip(values, flags.to_pylist(), strict=True):
+        if value is not None and value.isascii() and flag != 2:
+            assert (
+                " ".join(value.lower().split(" ")) == value.lower()
+            )  # plain words: the form is the lower case

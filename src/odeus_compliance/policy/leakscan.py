@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as _compute
 
+from odeus_compliance.native.library import native_library, string_buffers
 from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
@@ -48,6 +49,7 @@ _ASCII_WORD = r"[a-z0-9](?:[a-z0-9_'.@+\-]*[a-z0-9])?"  # _WORD for lower-case A
 _ASCII_SIMPLE = rf"^{_ASCII_WORD}(?: {_ASCII_WORD})*$"
 TOKEN_SHAPE = r"^[a-z][0-9]+_[a-z2-7]+$"  # noqa: S105 - the shape of a pseudonym, not a secret
 _PLACEHOLDERS = pa.array(sorted(PLACEHOLDERS), pa.string())
+_GENERAL = pa.scalar(2, pa.uint8())  # a flag of _ascii_counted_forms
 
 
 class LeakFound(ValueError):
@@ -97,6 +99,42 @@ def _split_form(lowered: Any) -> Any:
     return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
 
 
+def counted_forms_of(values: Any) -> Any:
+    """The word forms of identifying values that count (see the module doc), in Arrow: the general path."""
+    chunk: Any = pc.drop_null(values)
+    lower_case = pc.utf8_lower(chunk)  # lower-casing neither makes nor removes white space
+    forms: Any = _form_of_lower_case(lower_case)
+    length = pc.utf8_length(forms)
+    counted = pc.and_(
+        pc.and_(
+            pc.greater_equal(length, MIN_CHARS),
+            pc.invert(pc.is_in(pc.utf8_trim_whitespace(lower_case), value_set=_PLACEHOLDERS)),
+        ),
+        pc.or_(pc.invert(pc.ascii_is_decimal(forms)), pc.greater_equal(length, MIN_DIGITS)),
+    )
+    return pc.filter(forms, pc.fill_null(counted, False))
+
+
+def _ascii_counted_forms(values: Any) -> tuple[Any, Any]:
+    """Per value a flag (1: its form is its ASCII lower case and counts, 0: null or does not count,
+    :data:`_GENERAL`: the general path decides) and the counted forms of the flag-1 values, in one native
+    pass (``native/word_forms.c``): most identifying values are plain ASCII words."""
+    count = len(values)
+    cells = string_buffers(values)
+    placeholders = string_buffers(_PLACEHOLDERS)
+    flags = pa.allocate_buffer(max(count, 1))
+    out_data = pa.allocate_buffer(max(cells.data_size, 1))
+    out_offsets = pa.allocate_buffer(4 * (count + 1))
+    counted = native_library().odeus_ascii_word_forms(
+        cells.offsets, cells.data, cells.validity, cells.bit_offset, count, MIN_CHARS, MIN_DIGITS,
+        placeholders.offsets, placeholders.data, len(_PLACEHOLDERS),
+        flags.address, out_data.address, out_offsets.address,
+    )  # fmt: skip
+    flag_array = pa.UInt8Array.from_buffers(pa.uint8(), count, [None, flags])
+    forms = pa.StringArray.from_buffers(counted, out_offsets, out_data)
+    return flag_array, forms
+
+
 @dataclass(slots=True)
 class LeakScanner:
     """Collects identifying values and output n-grams during a run; :meth:`verify` compares them.
@@ -131,20 +169,12 @@ class LeakScanner:
 
         Computed batch by batch (on a worker thread of the engine) rather than all at the end.
         """
-        chunk: Any = pc.drop_null(values)
-        if not len(chunk):
-            return
-        lower_case = pc.utf8_lower(chunk)  # lower-casing neither makes nor removes white space
-        forms: Any = _form_of_lower_case(lower_case)
-        length = pc.utf8_length(forms)
-        counted = pc.and_(
-            pc.and_(
-                pc.greater_equal(length, MIN_CHARS),
-                pc.invert(pc.is_in(pc.utf8_trim_whitespace(lower_case), value_set=_PLACEHOLDERS)),
-            ),
-            pc.or_(pc.invert(pc.ascii_is_decimal(forms)), pc.greater_equal(length, MIN_DIGITS)),
-        )
-        counted_forms: Any = pc.filter(forms, pc.fill_null(counted, False))
+        text: Any = values if values.type == pa.string() else pc.cast(values, pa.string())
+        flags, plain = _ascii_counted_forms(text)
+        general: Any = pc.filter(text, pc.equal(flags, _GENERAL))
+        counted_forms: Any = plain
+        if len(general):
+            counted_forms = pa.concat_arrays([plain, counted_forms_of(general)])
         if not len(counted_forms):
             return
         checked, grams = self._known_grams()
