@@ -49,7 +49,7 @@ _ASCII_WORD = r"[a-z0-9](?:[a-z0-9_'.@+\-]*[a-z0-9])?"  # _WORD for lower-case A
 _ASCII_SIMPLE = rf"^{_ASCII_WORD}(?: {_ASCII_WORD})*$"
 TOKEN_SHAPE = r"^[a-z][0-9]+_[a-z2-7]+$"  # noqa: S105 - the shape of a pseudonym, not a secret
 _PLACEHOLDERS = pa.array(sorted(PLACEHOLDERS), pa.string())
-_GENERAL = pa.scalar(2, pa.uint8())  # a flag of _ascii_counted_forms
+_GENERAL = pa.scalar(2, pa.uint8())  # a flag of _plain_counted_forms
 
 
 class LeakFound(ValueError):
@@ -115,17 +115,19 @@ def counted_forms_of(values: Any) -> Any:
     return pc.filter(forms, pc.fill_null(counted, False))
 
 
-def _ascii_counted_forms(values: Any) -> tuple[Any, Any]:
-    """Per value a flag (1: its form is its ASCII lower case and counts, 0: null or does not count,
-    :data:`_GENERAL`: the general path decides) and the counted forms of the flag-1 values, in one native
-    pass (``native/word_forms.c``): most identifying values are plain ASCII words."""
+def _plain_counted_forms(values: Any) -> tuple[Any, Any]:
+    """Per value a flag (1: it is plain words, so its form is its lower case, and the form counts; 0: null
+    or a form that does not count; :data:`_GENERAL`: the general path decides) and the counted forms of the
+    flag-1 values. Lower-cased by Arrow, the rest in one native pass (``native/word_forms.c``): most
+    identifying values are plain words."""
     count = len(values)
-    cells = string_buffers(values)
+    lowered: Any = pc.utf8_lower(values)
+    cells = string_buffers(lowered)
     placeholders = string_buffers(_PLACEHOLDERS)
     flags = pa.allocate_buffer(max(count, 1))
-    out_data = pa.allocate_buffer(max(cells.data_size, 1))
+    out_data = pa.allocate_buffer(max(2 * cells.data_size, 1))  # ß becomes ss
     out_offsets = pa.allocate_buffer(4 * (count + 1))
-    counted = native_library().odeus_ascii_word_forms(
+    counted = native_library().odeus_word_forms(
         cells.offsets, cells.data, cells.validity, cells.bit_offset, count, MIN_CHARS, MIN_DIGITS,
         placeholders.offsets, placeholders.data, len(_PLACEHOLDERS),
         flags.address, out_data.address, out_offsets.address,
@@ -170,7 +172,7 @@ class LeakScanner:
         Computed batch by batch (on a worker thread of the engine) rather than all at the end.
         """
         text: Any = values if values.type == pa.string() else pc.cast(values, pa.string())
-        flags, plain = _ascii_counted_forms(text)
+        flags, plain = _plain_counted_forms(text)
         general: Any = pc.filter(text, pc.equal(flags, _GENERAL))
         counted_forms: Any = plain
         if len(general):
