@@ -114,7 +114,7 @@ def test_the_native_plain_forms_and_the_general_path_count_the_same_forms(values
 
 
 _CLASSIFIED = [*range(0x80, 0x530), *range(0x600, 0x700), *range(0x3040, 0x3100), *range(0x4DF0, 0xA010)]
-_CLASSIFIED += [*range(0xABF0, 0xD7B0)]
+_CLASSIFIED += [*range(0x1DF0, 0x1F10), *range(0xABF0, 0xD7B0)]
 
 
 def test_every_character_of_the_classified_ranges_gets_the_same_form_both_ways() -> None:

@@ -19,8 +19,9 @@ enum { CHAR_OTHER = 0, CHAR_ALNUM = 1, CHAR_INNER = 2, CHAR_SHARP_S = 3 };
 /* What one character of lower-cased text is to a word: a letter, mark or digit (\p{L}, \p{M}, \p{N}) that
  * may begin and end a word, an inner character (_'.@+-), or anything else (the general path decides).
  * Beyond ASCII only ranges that are letters, marks or digits throughout: Latin-1's letters, Latin
- * Extended-A and -B, the combining diacritical marks, Cyrillic but for U+0482, Arabic's letters, marks and
- * digits, kana, the CJK ideographs of Unicode 8, Hangul syllables. ß is a letter whose form is "ss". A test
+ * Extended-A, -B and Additional, the combining diacritical marks, Greek's letters, Cyrillic but for U+0482,
+ * Arabic's letters, marks and digits, kana, the CJK ideographs of Unicode 8, Hangul syllables. ß is a
+ * letter whose form is "ss". A test
  * compares every one of these characters with the general path. */
 static int char_class(uint32_t c) {
     if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return CHAR_ALNUM;
@@ -30,7 +31,9 @@ static int char_class(uint32_t c) {
     if (c <= 0xFF) return (c == 0xD7 || c == 0xF7) ? CHAR_OTHER : CHAR_ALNUM;
     if (c <= 0x24F) return CHAR_ALNUM;
     if (c >= 0x300 && c <= 0x36F) return CHAR_ALNUM;
+    if (c == 0x386 || (c >= 0x388 && c <= 0x3CE && c != 0x38B && c != 0x38D && c != 0x3A2)) return CHAR_ALNUM;
     if (c >= 0x400 && c <= 0x4FF && c != 0x482) return CHAR_ALNUM;
+    if (c >= 0x1E00 && c <= 0x1EFF) return CHAR_ALNUM; /* Latin Extended Additional (Vietnamese) */
     if ((c >= 0x620 && c <= 0x669) || (c >= 0x66E && c <= 0x6D3)) return CHAR_ALNUM; /* Arabic */
     if ((c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) || c == 0x30FC) return CHAR_ALNUM;
     if (c >= 0x4E00 && c <= 0x9FD5) return CHAR_ALNUM; /* CJK ideographs of Unicode 8 */
