@@ -41,14 +41,19 @@ static int char_class(uint32_t c) {
     return CHAR_OTHER;
 }
 
-/* The code point at s[*at] (valid UTF-8: Arrow checked it), advancing past it. */
-static uint32_t next_char(const uint8_t *s, int64_t *at) {
+/* The code point at s[*at] (valid UTF-8: Arrow checked it), advancing past it; a sequence cut short by the
+ * value's end (never in checked text) reads as U+FFFD, which no word holds. */
+static uint32_t next_char(const uint8_t *s, int64_t n, int64_t *at) {
     uint8_t b = s[*at];
     if (b < 0x80) {
         *at += 1;
         return b;
     }
     int extra = b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : 1;
+    if (*at + extra >= n) {
+        *at = n;
+        return 0xFFFD;
+    }
     uint32_t c = b & (0x3F >> extra);
     for (int k = 1; k <= extra; k++) c = (c << 6) | (s[*at + k] & 0x3F);
     *at += 1 + extra;
@@ -68,7 +73,7 @@ static int64_t simple_form(const uint8_t *s, int64_t n, uint8_t *out, int64_t *o
     *digits = 1;
     while (p < n) {
         int64_t start = p;
-        uint32_t c = next_char(s, &p);
+        uint32_t c = next_char(s, n, &p);
         if (c == ' ') {
             if (previous != CHAR_ALNUM && previous != CHAR_SHARP_S) return -1; /* a word must end in one */
             if (p == n) return -1;
