@@ -24,6 +24,7 @@ A hit fails the run, naming the output column and the data row, never the value.
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,14 +126,17 @@ def _plain_counted_forms(values: Any) -> tuple[Any, Any]:
     cells = string_buffers(lowered)
     placeholders = string_buffers(_PLACEHOLDERS)
     flags = pa.allocate_buffer(max(count, 1))
-    out_data = pa.allocate_buffer(max(2 * cells.data_size, 1))  # ß becomes ss
-    out_offsets = pa.allocate_buffer(4 * (count + 1))
+    out_data = pa.allocate_buffer(max(2 * cells.data_size, 1), None, resizable=True)  # ß becomes ss
+    out_offsets = pa.allocate_buffer(4 * (count + 1), None, resizable=True)
     counted = native_library().odeus_word_forms(
         cells.offsets, cells.data, cells.validity, cells.bit_offset, count, MIN_CHARS, MIN_DIGITS,
         placeholders.offsets, placeholders.data, len(_PLACEHOLDERS),
         flags.address, out_data.address, out_offsets.address,
     )  # fmt: skip
     flag_array = pa.UInt8Array.from_buffers(pa.uint8(), count, [None, flags])
+    used = int.from_bytes(out_offsets.slice(4 * counted, 4).to_pybytes(), sys.byteorder)
+    out_data.resize(max(used, 1), shrink_to_fit=True)  # the forms are kept to the end of the run
+    out_offsets.resize(4 * (counted + 1), shrink_to_fit=True)
     forms = pa.StringArray.from_buffers(counted, out_offsets, out_data)
     return flag_array, forms
 
