@@ -359,3 +359,11 @@ def test_group_figures_come_from_before_the_k_gate_with_small_groups_hidden(tmp_
 
     (tmp_path / "again").mkdir()
     assert "group_figures" not in _group_figures_run(tmp_path / "again", rows, wanted=False)
+
+
+def test_only_an_empty_cell_is_empty_in_a_file_na_null_and_nan_are_values(tmp_path: Path) -> None:
+    # Arrow's CSV reader would read "NA", "null", "NaN" and "N/A" as missing by default
+    departments = ["NA", "null", "NaN", "N/A"]
+    rows = [user_row(n, department=departments[n % 4]) for n in range(20)]
+    written = read_rows(run(tmp_path, rows))
+    assert Counter(row["department"] for row in written) == Counter(dict.fromkeys(departments, 5))

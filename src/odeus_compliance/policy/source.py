@@ -136,6 +136,7 @@ class CsvFileInput:
         parse_options = pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
         convert_options = pa_csv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],  # only an empty cell is empty: "NA" (a region), "null" or "NaN" are values
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
         )
