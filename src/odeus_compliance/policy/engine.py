@@ -48,6 +48,7 @@ from odeus_compliance.policy.columnar import (
     plan_columns,
 )
 from odeus_compliance.policy.crypto import Tokenizer
+from odeus_compliance.policy.csvlines import CellFormat, batch_lines
 from odeus_compliance.policy.csvout import CsvSink, write_json_atomically
 from odeus_compliance.policy.disclosure import (
     KAnonymityError,
@@ -542,7 +543,15 @@ class _Gate:
                 batch = batch.filter(keep)
         classes: Counter[tuple[Any, ...]] = Counter()
         _count_into(classes, batch, qis)
-        lines = CsvSink.lines(batch, text_columns=self._text_columns, plain_columns=self._plain_columns)
+        formats = [
+            CellFormat.PLAIN
+            if name in self._plain_columns
+            else CellFormat.TEXT
+            if name in self._text_columns
+            else CellFormat.QUOTED
+            for name in batch.schema.names
+        ]
+        lines = batch_lines(batch.columns, formats)
         return _GatedBatch(lines, batch.num_rows, tuple(batch.schema.names), dropped, blanked, classes)
 
 
