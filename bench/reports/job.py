@@ -5,9 +5,10 @@ For each workspace size the Odeus simulator runs in its own process (``odeus-com
 
 - ``fetch`` (the service's process): the users export of October 2026 (Europe/Berlin) pulled with
   :class:`OdeusClient` through :class:`DigestingTransport` and streamed into
-  :func:`apply_policy_async` with ``policies/default.toml`` and a :class:`CsvSink` - the same calls as
-  ``ReportFlow._pull``. ``served`` is the wait for the export envelope (the simulator building the export);
-  ``pull`` the time spent waiting for the next batch; ``policy`` the rest (the engine).
+  :func:`apply_policy_async` with ``policies/default.toml`` and a :class:`CsvSink` that also writes the
+  dataset's deflated copy - the same calls as ``ReportFlow._pull``. ``served`` is the wait for the export
+  envelope (the simulator building the export); ``pull`` the time spent waiting for the next batch;
+  ``policy`` the rest (the engine, with the sink).
 - ``render`` (the worker's process, with the worker's environment and memory cap): the real
   :func:`odeus_compliance.reports.worker.produce_report` on a :class:`RenderTask` built like the flow's;
   its stages are timed by wrapping the names it calls (``build_content``, ``build_report_manifest``,
@@ -112,7 +113,7 @@ async def _pull(base_url: str, key: str, folder: Path, *, with_policy: bool) -> 
 
     _reset_peak()
     start = time.perf_counter()
-    sink = CsvSink(folder / "dataset.csv")
+    sink = CsvSink(folder / "dataset.csv", deflated=folder / "dataset.csv.deflate")  # as the flow does
     async with (
         httpx.AsyncClient(transport=transport, follow_redirects=False) as http,
         OdeusClient(config, http=http) as client,
@@ -135,6 +136,8 @@ async def _pull(base_url: str, key: str, folder: Path, *, with_policy: bool) -> 
         upstream = {"type": ExportType.USERS.value, "rows": result.rows_in, **transport.export_facts()}
         (folder / "manifest.json").write_text(json.dumps(result.manifest), encoding="utf-8")
         (folder / "upstream.json").write_text(json.dumps(upstream), encoding="utf-8")
+        deflated = {"size": sink.bytes, "md5": sink.md5, "sha256": sink.sha256}
+        (folder / "deflated.json").write_text(json.dumps(deflated), encoding="utf-8")
     else:
         sink.abort()
     out["total"] = total
@@ -186,6 +189,10 @@ def _render(base_url: str, key: str, folder: Path) -> dict[str, Any]:
         template=template_facts(settings.template_dir),
         software={"name": "odeus-compliance", "version": __version__},
         settings=settings,
+        dataset_deflated=worker.DeflatedDataset(
+            path=folder / "dataset.csv.deflate",
+            **json.loads((folder / "deflated.json").read_text(encoding="utf-8")),
+        ),
     )
     stages: dict[str, dict[str, float]] = {}
 

@@ -115,7 +115,10 @@ async def test_a_report_is_pulled_pseudonymised_signed_verified_stored_and_audit
     assert result.valid, result.render_text()
     assert result.report_id == record.id
     assert hashlib.sha256(pdf).hexdigest() == record.pdf_sha256
-    dataset = (await runtime.store.read(record.id, "data.csv")).decode("utf-8")
+    dataset_bytes = await runtime.store.read(record.id, "data.csv")
+    # the PDF embeds the deflated copy the engine's sink made; poppler inflates it to the stored dataset
+    assert _embedded_file(pdf, flow_settings.data_dir, "data.csv") == dataset_bytes
+    dataset = dataset_bytes.decode("utf-8")
     stored = pdf.decode("latin-1") + dataset
     users = simulator.workspace.users
     leaked = [v for v in (*users.names, *users.emails, *users.ids) if v and v.lower() in stored.lower()]
@@ -162,14 +165,17 @@ async def test_pseudonyms_come_from_the_key_rings_current_epoch_and_change_when_
     assert {t.removeprefix("u2_") for t in after}.isdisjoint({t.removeprefix("u1_") for t in before})
 
 
-def _embedded_manifest(pdf: bytes, folder: Path) -> dict[str, Any]:
-    """manifest.json as poppler's pdfdetach extracts it (not our own reader)."""
-    source, target = folder / "check.pdf", folder / "manifest-check.json"
+def _embedded_file(pdf: bytes, folder: Path, name: str) -> bytes:
+    """An attachment as poppler's pdfdetach extracts it (not our own reader)."""
+    source, target = folder / "check.pdf", folder / f"check-{name}"
     source.write_bytes(pdf)
-    subprocess.run(
-        ["pdfdetach", "-savefile", "manifest.json", "-o", str(target), str(source)], check=True, timeout=60
-    )
-    document: dict[str, Any] = json.loads(target.read_text("utf-8"))
+    subprocess.run(["pdfdetach", "-savefile", name, "-o", str(target), str(source)], check=True, timeout=60)
+    return target.read_bytes()
+
+
+def _embedded_manifest(pdf: bytes, folder: Path) -> dict[str, Any]:
+    """manifest.json as poppler's pdfdetach extracts it."""
+    document: dict[str, Any] = json.loads(_embedded_file(pdf, folder, "manifest.json").decode("utf-8"))
     return document
 
 

@@ -274,6 +274,31 @@ def test_count_maps_read_compact_and_general_json_alike(tmp_path: Path, spacing:
     assert figures.model_messages == (("gpt-4o", 10), ('we"ird,\\name', 4), ("zero", 0))
 
 
+@pytest.mark.parametrize("spacing", ["", " "])
+def test_agents_and_projects_used_count_keys_with_a_positive_count_in_compact_and_general_json_alike(
+    tmp_path: Path, spacing: str
+) -> None:
+    def cell(pairs: dict[str, int]) -> str:
+        return json.dumps(pairs, separators=(",", ":" + spacing))
+
+    rows = [
+        person(
+            1,
+            "A",
+            assistants_to_messages=cell({"a_1": 2, "a_zero": 0}),
+            projects_to_messages=cell({"p,1": 1}),
+        ),
+        person(
+            2, "A", assistants_to_messages=cell({"a_1": 1, "a_2": 5}), projects_to_messages=cell({"p_2": 0})
+        ),
+        person(3, "A", assistants_to_messages=cell({"a_neg": -1}), projects_to_messages=""),
+        person(4, "A", assistants_to_messages="{}", projects_to_messages="{}"),
+    ]
+    figures, _ = compute_figures(dataset(tmp_path / "d.csv", rows), kind="rows", k=5)
+    assert figures.agents_used == 2  # a_1, a_2: a zero or negative count is no use
+    assert figures.projects_used == 1  # "p,1" (a key with a comma takes the general path)
+
+
 @pytest.mark.parametrize(
     "bad", ['{"a":1},{"b":2}', '{"a":1.5}', '{"a":"1"}', '{"a":[1]}', "[1]", '{"a":1', "{'a':1}"]
 )

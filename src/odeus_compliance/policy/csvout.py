@@ -15,7 +15,10 @@ import contextlib
 import hashlib
 import os
 import secrets
+import zlib
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -100,16 +103,20 @@ def csv_bytes(columns: list[Any]) -> bytes:
     return csv_lines(columns).to_pybytes()
 
 
-class CsvSink:
-    """One output file. ``write_header`` once, ``write`` batches, then ``commit`` (or ``abort``)."""
+_DIGESTS_AHEAD = 4  # written pieces (a batch's lines each) that may wait for the digest thread
+DEFLATE_LEVEL = 1
+"""zlib level of the deflated copy: the fastest; level 9 takes 3x the time of a 100,000-row dataset for
+~20 % fewer bytes."""
+
+
+class _StagedFile:
+    """A file written invisibly (``O_TMPFILE`` where available, else a hidden ``.partial`` file) that
+    appears at ``path`` only on :meth:`commit`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._digest = hashlib.sha256()
-        self.rows = 0
-        self.bytes = 0
         self._named: Path | None = None
-        self._file = self._open(path.parent)
+        self.file = self._open(path.parent)
         self._done = False
 
     def _open(self, folder: Path) -> IO[bytes]:
@@ -122,16 +129,122 @@ class CsvSink:
         self._named = folder / f".{self.path.name}.{secrets.token_hex(6)}.partial"
         return self._named.open("xb")
 
+    def commit(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        if self._named is None:
+            staged = self.path.parent / f".{self.path.name}.{secrets.token_hex(6)}.partial"
+            folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:  # a directory fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which can link an O_TMPFILE
+                os.link(f"/proc/self/fd/{self.file.fileno()}", staged.name, dst_dir_fd=folder)
+            finally:
+                os.close(folder)
+        else:
+            staged = self._named
+        self.file.close()
+        staged.replace(self.path)
+        self._done = True
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.file.close()
+        if self._named is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._named.unlink()
+
+
+class _DeflatedCopy:
+    """The sink's bytes as one zlib stream (what a PDF's ``/FlateDecode`` filter reads), made as they are
+    written, with the MD5 of the plain bytes (a PDF embedded file's ``/CheckSum``)."""
+
+    def __init__(self, path: Path, level: int) -> None:
+        self._staged = _StagedFile(path)
+        self._compressor = zlib.compressobj(level)
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self.bytes = 0  # deflated bytes written
+
+    @property
+    def md5(self) -> str:
+        return self._md5.hexdigest()
+
+    def put(self, view: memoryview) -> None:
+        self._md5.update(view)
+        self._write(self._compressor.compress(view))
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self._staged.file.write(data)
+            self.bytes += len(data)
+
+    def commit(self) -> None:
+        self._write(self._compressor.flush())
+        self._staged.commit()
+
+    def abort(self) -> None:
+        self._staged.abort()
+
+
+class CsvSink:
+    """One output file. ``write_header`` once, ``write`` batches, then ``commit`` (or ``abort``).
+
+    With ``deflated``, a second file there receives the same bytes as one zlib stream (level
+    :data:`DEFLATE_LEVEL`) while they are written, committed and aborted with the CSV: a report embeds it
+    in its PDF as it is, instead of compressing the dataset again (:attr:`md5` is the plain bytes' MD5).
+
+    The digests (and the deflated copy) are made on one thread of the sink's own, in order, while the
+    calling thread goes on writing: for a large output they cost about as much as the writes. At most
+    :data:`_DIGESTS_AHEAD` pieces wait for it; :attr:`sha256`, :attr:`md5`, :meth:`commit` wait for all.
+    """
+
+    def __init__(
+        self, path: Path, *, deflated: Path | None = None, deflate_level: int = DEFLATE_LEVEL
+    ) -> None:
+        self.path = path
+        self._digest = hashlib.sha256()
+        self.rows = 0
+        self.bytes = 0
+        self._staged = _StagedFile(path)
+        self._deflated = _DeflatedCopy(deflated, deflate_level) if deflated is not None else None
+        self._digester = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-digest")
+        self._digesting: deque[Future[None]] = deque()
+
     @property
     def sha256(self) -> str:
         """SHA-256 of everything written so far."""
+        self._settle()
         return self._digest.hexdigest()
+
+    @property
+    def md5(self) -> str | None:
+        """MD5 of everything written so far, when a deflated copy is made (else ``None``)."""
+        self._settle()
+        return None if self._deflated is None else self._deflated.md5
+
+    @property
+    def deflated_bytes(self) -> int | None:
+        """Size of the deflated copy (complete after :meth:`commit`), when one is made."""
+        self._settle()
+        return None if self._deflated is None else self._deflated.bytes
 
     def _put(self, data: bytes | pa.Buffer) -> None:
         view = memoryview(data)
-        self._file.write(view)
-        self._digest.update(view)
+        self._staged.file.write(view)
         self.bytes += view.nbytes
+        self._digesting.append(self._digester.submit(self._digest_piece, view))
+        while len(self._digesting) > _DIGESTS_AHEAD:
+            self._digesting.popleft().result()
+
+    def _digest_piece(self, view: memoryview) -> None:
+        self._digest.update(view)
+        if self._deflated is not None:
+            self._deflated.put(view)
+
+    def _settle(self) -> None:
+        """Wait until every piece written is digested (errors of the digest thread come out here)."""
+        while self._digesting:
+            self._digesting.popleft().result()
 
     def write_header(self, names: Iterable[str]) -> None:
         """The header line (column names are ours: plain words)."""
@@ -182,31 +295,20 @@ class CsvSink:
             self.rows += rows
 
     def commit(self) -> None:
-        """Make the file appear at its path (atomically replacing any file there)."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        if self._named is None:
-            staged = self.path.parent / f".{self.path.name}.{secrets.token_hex(6)}.partial"
-            folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:  # a directory fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which can link an O_TMPFILE
-                os.link(f"/proc/self/fd/{self._file.fileno()}", staged.name, dst_dir_fd=folder)
-            finally:
-                os.close(folder)
-        else:
-            staged = self._named
-        self._file.close()
-        staged.replace(self.path)
-        self._done = True
+        """Make the file (and its deflated copy) appear at its path (atomically replacing any file there)."""
+        self._settle()
+        self._digester.shutdown()
+        if self._deflated is not None:
+            self._deflated.commit()
+        self._staged.commit()
 
     def abort(self) -> None:
         """Discard everything written (idempotent; also after a commit it does nothing)."""
-        if self._done:
-            return
-        self._done = True
-        self._file.close()
-        if self._named is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._named.unlink()
+        self._digester.shutdown(cancel_futures=True)
+        self._digesting.clear()
+        if self._deflated is not None:
+            self._deflated.abort()
+        self._staged.abort()
 
 
 def write_json_atomically(path: Path, data: bytes) -> None:

@@ -352,28 +352,41 @@ _SIMPLE_PAIR = r'^\{?"(?P<key>[^"\\,{}]*)":(?P<count>-?[0-9]+)\}?$'
 _NOT_A_MAP = "a count-map cell of the dataset is not a JSON object of counts"
 
 
-def _count_maps(column: Any) -> tuple[set[str], dict[str, int]]:
-    """Keys with a positive count, and the summed count per key, over a JSON count-map column.
-
-    When every cell is a compact map with simple keys (checked in Arrow), the pairs are split and summed in
-    Arrow; any other valid JSON takes the general path (:func:`_count_maps_parsed`); anything else is
-    refused.
-    """
+def _simple_pairs(column: Any) -> tuple[Any, Any] | None:
+    """(key, count) of every pair of a JSON count-map column, as two Arrow arrays, when every cell is a
+    compact map with simple keys (checked in Arrow): then splitting on "," is exact. ``None`` otherwise
+    (the general path, :func:`_count_maps_parsed`, then reads or refuses the column)."""
     cells = pc.filter(column, pc.invert(pc.is_in(column, value_set=pa.array(["", "{}"]))))
     if len(cells) == 0:
-        return set(), {}
+        return pa.array([], pa.string()), pa.array([], pa.int64())
     if not pc.all(pc.match_substring_regex(cells, _SIMPLE_MAP)).as_py():
-        return _count_maps_parsed(column)
+        return None
     pairs = pc.extract_regex(pc.list_flatten(pc.split_pattern(cells, ",")), _SIMPLE_PAIR)
-    keys = pc.struct_field(pairs, "key")
-    counts = pc.cast(pc.struct_field(pairs, "count"), pa.int64())
+    return pc.struct_field(pairs, "key"), pc.cast(pc.struct_field(pairs, "count"), pa.int64())
+
+
+def _used_keys(column: Any) -> set[str]:
+    """Keys with a positive count somewhere in a JSON count-map column (agents, projects, actions used)."""
+    pairs = _simple_pairs(column)
+    if pairs is None:
+        return _count_maps_parsed(column)[0]
+    keys, counts = pairs
+    return set(pc.unique(pc.filter(keys, pc.greater(counts, 0))).to_pylist())
+
+
+def _summed_counts(column: Any) -> dict[str, int]:
+    """The summed count per key over a JSON count-map column (messages per model)."""
+    pairs = _simple_pairs(column)
+    if pairs is None:
+        return _count_maps_parsed(column)[1]
+    keys, counts = pairs
     summed = pa.table({"k": keys, "n": counts}).group_by("k").aggregate([("n", "sum")]).to_pylist()
-    positive = pc.unique(pc.filter(keys, pc.greater(counts, 0))).to_pylist()
-    return set(positive), {row["k"]: int(row["n_sum"]) for row in summed}
+    return {row["k"]: int(row["n_sum"]) for row in summed}
 
 
 def _count_maps_parsed(column: Any) -> tuple[set[str], dict[str, int]]:
-    """:func:`_count_maps` for any JSON: each distinct cell parsed once, weighted by its occurrences.
+    """Keys with a positive count and the summed count per key, for any JSON: each distinct cell parsed
+    once, weighted by its occurrences.
 
     All distinct cells go through one ``json.loads`` of a list; a cell that is not exactly one JSON object
     changes the list's length and is refused.
@@ -421,9 +434,9 @@ def _from_rows(path: Path, *, k: int, person_cap: int) -> tuple[ReportFigures, t
     models: dict[str, int] = {}
     for label, column in USED_MAPS.items():
         if column in header:
-            used[label] = _count_maps(table.column(column))[0]
+            used[label] = _used_keys(table.column(column))
     if MODEL_MAP in header:
-        models = _count_maps(table.column(MODEL_MAP))[1]
+        models = _summed_counts(table.column(MODEL_MAP))
     extra = numbers.get(EXTRA_USAGE)
     people = table.num_rows
     dims = [d for d in DIMENSIONS if d in header]

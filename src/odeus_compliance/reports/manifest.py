@@ -14,12 +14,13 @@ import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 __all__ = [
     "FORMAT",
     "MANIFEST_NAME",
     "AttachmentLike",
+    "DigestedAttachment",
     "attachment_problems",
     "build_report_manifest",
     "parse_report_manifest",
@@ -31,7 +32,7 @@ _MAX_LISTED: Final = 64  # a report has a handful of attachments; more is a malf
 
 
 class AttachmentLike(Protocol):
-    """What the manifest needs of an attachment (``reports.render.Attachment`` has these fields)."""
+    """An attachment given by its bytes."""
 
     @property
     def name(self) -> str: ...
@@ -39,6 +40,27 @@ class AttachmentLike(Protocol):
     def data(self) -> bytes: ...
     @property
     def media_type(self) -> str: ...
+
+
+@runtime_checkable
+class DigestedAttachment(Protocol):
+    """An attachment given by its size and SHA-256 (``reports.render.DeflatedAttachment``: the dataset,
+    whose digest the policy engine took while writing it, so the worker never reads it whole)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def media_type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+def _size_and_sha256(attachment: AttachmentLike | DigestedAttachment) -> tuple[int, str]:
+    if isinstance(attachment, DigestedAttachment):
+        return attachment.size, attachment.sha256
+    return len(attachment.data), hashlib.sha256(attachment.data).hexdigest()
 
 
 def _canonical(document: Mapping[str, Any]) -> bytes:
@@ -61,7 +83,7 @@ def build_report_manifest(
     policy: Mapping[str, str],
     upstream_export: Mapping[str, Any],
     transformation_manifest: Mapping[str, Any],
-    attachments: Sequence[AttachmentLike],
+    attachments: Sequence[AttachmentLike | DigestedAttachment],
     template: Mapping[str, str],
     software: Mapping[str, str],
     audit_checkpoint: str | None,
@@ -80,13 +102,9 @@ def build_report_manifest(
         msg = "attachment names must be unique"
         raise ValueError(msg)
     listed = [
-        {
-            "name": a.name,
-            "media_type": a.media_type,
-            "bytes": len(a.data),
-            "sha256": hashlib.sha256(a.data).hexdigest(),
-        }
+        {"name": a.name, "media_type": a.media_type, "bytes": size, "sha256": sha256}
         for a in sorted(attachments, key=lambda a: a.name)
+        for size, sha256 in [_size_and_sha256(a)]
     ]
     return _canonical(
         {

@@ -11,9 +11,10 @@ signature writes the same producer into Info and XMP (see docs/report-verificati
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,51 @@ class Attachment:
         """``/AFRelationship``: ``Data`` for the dataset, ``Source`` for what produced the report."""
         return _DATA_RELATIONSHIPS.get(self.media_type, "Source")
 
+    @property
+    def size(self) -> int:
+        """The file's length in bytes."""
+        return len(self.data)
+
+    @property
+    def sha256(self) -> str:
+        """The file's SHA-256 (hex)."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DeflatedAttachment:
+    """A file embedded as it was already deflated where it was written (the dataset: the policy engine's
+    :class:`~odeus_compliance.policy.csvout.CsvSink` deflates it while writing it), so rendering copies
+    bytes instead of compressing them and its cost does not grow with the file.
+
+    ``deflated`` is one zlib stream of the file (what ``/FlateDecode`` reads); ``size``, ``md5`` and
+    ``sha256`` are those of the plain file (``/Params /Size`` and ``/CheckSum``; the manifest). They are
+    not checked against each other here: the worker verifies the signed PDF, whose check inflates every
+    attachment and compares it with the manifest's SHA-256 and size.
+    """
+
+    name: str
+    deflated: bytes
+    size: int
+    md5: str
+    sha256: str
+    media_type: str
+    description: str
+
+    @property
+    def relationship(self) -> str:
+        """``/AFRelationship``, as for :class:`Attachment`."""
+        return _DATA_RELATIONSHIPS.get(self.media_type, "Source")
+
+    @property
+    def placeholder(self) -> bytes:
+        """What WeasyPrint is given to embed in place of the file (swapped for ``deflated`` when the PDF
+        is finished); unique per attachment, so WeasyPrint's MD5 of it still tells the attachments apart."""
+        return f"odeus-compliance deflated attachment {self.name} {self.sha256}".encode()
+
+
+AnyAttachment = Attachment | DeflatedAttachment
+
 
 def template_environment(template_dir: Path) -> jinja2.Environment:
     """The Jinja2 environment of the report templates: autoescape everywhere, undefined is an error."""
@@ -100,7 +146,9 @@ def format_utc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render_html(content: ReportContent, *, template_dir: Path, attachments: Sequence[Attachment] = ()) -> str:
+def render_html(
+    content: ReportContent, *, template_dir: Path, attachments: Sequence[AnyAttachment] = ()
+) -> str:
     """The report's HTML (what WeasyPrint lays out)."""
     try:
         template = template_environment(template_dir).get_template(TEMPLATE)
@@ -110,15 +158,17 @@ def render_html(content: ReportContent, *, template_dir: Path, attachments: Sequ
         raise RenderError(msg) from exc
 
 
-def render_pdf(content: ReportContent, *, template_dir: Path, attachments: Sequence[Attachment]) -> bytes:
-    """Unsigned PDF/A-3b with the attachments embedded (AFRelationship Data/Source)."""
+def render_pdf(content: ReportContent, *, template_dir: Path, attachments: Sequence[AnyAttachment]) -> bytes:
+    """Unsigned PDF/A-3b with the attachments embedded (AFRelationship Data/Source); a
+    :class:`DeflatedAttachment`'s stream is embedded as it is."""
     names = [a.name for a in attachments]
     if len(set(names)) != len(names):
         msg = "two attachments share a name"
         raise RenderError(msg)
     fetcher = BundledAssetFetcher(
-        template_dir, attachments={a.name: (a.data, a.media_type) for a in attachments}
+        template_dir, attachments={a.name: (_served_bytes(a), a.media_type) for a in attachments}
     )
+    prepared = {a.placeholder: a for a in attachments if isinstance(a, DeflatedAttachment)}
     html = render_html(content, template_dir=template_dir, attachments=attachments)
     stamp = content.meta.generated_at.astimezone(UTC)
     embedded = [
@@ -139,7 +189,7 @@ def render_pdf(content: ReportContent, *, template_dir: Path, attachments: Seque
         early = [
             (a.data, deflater.submit(zlib.compress, a.data, ATTACHMENT_ZLIB_LEVEL))
             for a in attachments
-            if len(a.data) >= EARLY_DEFLATE_BYTES
+            if isinstance(a, Attachment) and len(a.data) >= EARLY_DEFLATE_BYTES
         ]
         try:
             document = weasyprint.HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher).render()
@@ -150,7 +200,7 @@ def render_pdf(content: ReportContent, *, template_dir: Path, attachments: Seque
                 pdf_variant=PDF_VARIANT,
                 output_intent=SRGB_INTENT,
                 attachments=embedded,
-                finisher=functools.partial(_finish, early=early),
+                finisher=functools.partial(_finish, early=early, prepared=prepared),
                 uncompressed_pdf=False,
             )
         except FatalURLFetchingError:
@@ -167,6 +217,10 @@ def render_pdf(content: ReportContent, *, template_dir: Path, attachments: Seque
     return pdf
 
 
+def _served_bytes(attachment: AnyAttachment) -> bytes:
+    return attachment.placeholder if isinstance(attachment, DeflatedAttachment) else attachment.data
+
+
 def _srgb_profile() -> Any:
     icc = resources.files("weasyprint.pdf").joinpath("sRGB2014.icc").read_bytes()
     return ColorProfile(BytesIO(icc), "sRGB2014.icc", "relative-colorimetric", (["r"], ["g"], ["b"]))
@@ -178,16 +232,29 @@ EARLY_DEFLATE_BYTES = 1 << 18  # attachments this large are deflated in a thread
 _Early = Sequence[tuple[bytes, "Future[bytes]"]]
 
 
-def _finish(_document: Any, pdf: Any, *, early: _Early = ()) -> None:
+def _finish(
+    _document: Any,
+    pdf: Any,
+    *,
+    early: _Early = (),
+    prepared: Mapping[bytes, DeflatedAttachment] | None = None,
+) -> None:
     """Drop Info's Producer (a signer rewrites it) and the duplicate ``/AF`` entries WeasyPrint writes;
     compress embedded files at a fast level (a 28 MB dataset: ~0.3 s instead of ~1.5 s), taking the ones
-    deflated during the layout from ``early``."""
+    deflated during the layout from ``early``, and put each :class:`DeflatedAttachment`'s stream (and its
+    plain size and MD5) in place of its placeholder."""
     pdf.info.pop("Producer", None)
     for item in pdf.objects:
         extra = getattr(item, "extra", None)
         if isinstance(extra, dict) and extra.get("Type") == "/EmbeddedFile" and item.compress:
             data = b"\n".join(part if isinstance(part, bytes) else str(part).encode() for part in item.stream)
-            item.stream = [_deflated(data, early)]
+            ready = (prepared or {}).get(data)
+            if ready is None:
+                item.stream = [_deflated(data, early)]
+            else:
+                item.stream = [ready.deflated]
+                extra["Params"]["Size"] = ready.size
+                extra["Params"]["CheckSum"] = f"<{ready.md5}>"
             item.compress = False
             extra["Filter"] = "/FlateDecode"
     files = pdf.catalog.get("AF")

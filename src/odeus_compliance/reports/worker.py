@@ -37,12 +37,18 @@ from odeus_compliance.errors import OdeusComplianceError
 from odeus_compliance.reports.content import ContentError, ReportMeta, build_content
 from odeus_compliance.reports.figures import DatasetError, ReportFigures
 from odeus_compliance.reports.manifest import MANIFEST_NAME, build_report_manifest
-from odeus_compliance.reports.render import Attachment, RenderError, render_pdf
+from odeus_compliance.reports.render import (
+    AnyAttachment,
+    Attachment,
+    DeflatedAttachment,
+    RenderError,
+    render_pdf,
+)
 from odeus_compliance.reports.signing import SigningError, load_signer, sign_pdf
 from odeus_compliance.reports.verify import trust_anchors, verify_pdf
 from odeus_compliance.settings import Settings
 
-__all__ = ["RenderOutcome", "RenderTask", "ReportWorker", "WorkerFailed", "produce_report"]
+__all__ = ["DeflatedDataset", "RenderOutcome", "RenderTask", "ReportWorker", "WorkerFailed", "produce_report"]
 
 MIB: Final = 1 << 20
 _CRASHED: Final = (
@@ -53,6 +59,17 @@ _CRASHED: Final = (
 
 class WorkerFailed(OdeusComplianceError):
     """The worker could not produce the report; the message is a reason safe to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeflatedDataset:
+    """The dataset's deflated copy, made by the policy engine's sink while it wrote the dataset, and the
+    facts of the plain file the PDF needs (its size, MD5 and SHA-256)."""
+
+    path: Path
+    size: int
+    md5: str
+    sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +88,8 @@ class RenderTask:
     template: Mapping[str, str]
     software: Mapping[str, str]
     settings: Settings = field(repr=False)
+    dataset_deflated: DeflatedDataset | None = None
+    """When given (and it describes ``dataset_path``), the dataset is embedded from it as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +116,9 @@ def produce_report(task: RenderTask) -> RenderOutcome:
             meta=task.meta,
             history=[(label, ReportFigures.from_json(data)) for label, data in task.history],
         )
-        attachments: list[Attachment] = []
+        attachments: list[AnyAttachment] = []
         if task.attach_dataset:
-            attachments.append(
-                Attachment(
-                    name="data.csv",
-                    data=task.dataset_path.read_bytes(),
-                    media_type="text/csv",
-                    description="The pseudonymised dataset the report was computed from",
-                )
-            )
+            attachments.append(_dataset_attachment(task))
         attachments.append(
             Attachment(
                 name="policy.toml",
@@ -156,6 +168,36 @@ def produce_report(task: RenderTask) -> RenderOutcome:
         valid=result.valid,
         verification=result.to_json(),
         verification_text=result.render_text(),
+    )
+
+
+_DATASET_DESCRIPTION: Final = "The pseudonymised dataset the report was computed from"
+
+
+def _dataset_attachment(task: RenderTask) -> AnyAttachment:
+    """``data.csv``: from its deflated copy when that describes the dataset the content was computed from
+    (same SHA-256 as the transformation manifest, same size), else from the file itself."""
+    packed = task.dataset_deflated
+    output = task.transformation_manifest.get("output", {})
+    if (
+        packed is not None
+        and packed.sha256 == output.get("sha256")
+        and packed.size == task.dataset_path.stat().st_size
+    ):
+        return DeflatedAttachment(
+            name="data.csv",
+            deflated=packed.path.read_bytes(),
+            size=packed.size,
+            md5=packed.md5,
+            sha256=packed.sha256,
+            media_type="text/csv",
+            description=_DATASET_DESCRIPTION,
+        )
+    return Attachment(
+        name="data.csv",
+        data=task.dataset_path.read_bytes(),
+        media_type="text/csv",
+        description=_DATASET_DESCRIPTION,
     )
 
 
