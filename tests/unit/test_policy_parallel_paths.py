@@ -7,8 +7,10 @@ import csv
 import itertools
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,15 @@ from odeus_compliance.policy.columnar import (
 )
 from odeus_compliance.policy.countmaps import map_count_column
 from odeus_compliance.policy.crypto import Tokenizer
+from odeus_compliance.policy.csvlines import CellFormat, batch_lines_with_ends
 from odeus_compliance.policy.csvout import CsvSink, csv_cells_direct, csv_json_cells
-from odeus_compliance.policy.engine import PolicyRun, _class_key, _Suppressed, apply_to_file
+from odeus_compliance.policy.disclosure import KAnonymityPlan, plan_k_anonymity
+from odeus_compliance.policy.engine import PolicyRun, apply_to_file
+from odeus_compliance.policy.gated import ClassIndex, LineGate, SpooledBatch
 from odeus_compliance.policy.keys import engine_keys
 from odeus_compliance.policy.leakscan import _SIMPLE, LeakScanner, _simple, _split_form, word_form
 from odeus_compliance.policy.loader import load_policy
+from odeus_compliance.policy.model import DateLevel
 from odeus_compliance.policy.spool import EncryptedSpool
 from odeus_compliance.upstream.columns import ExportType, columns_for
 from odeus_compliance.upstream.schema import ExportSchema
@@ -90,33 +96,79 @@ def test_identifying_values_count_by_the_stated_rule() -> None:
         scanner.verify()
 
 
-_classes = st.lists(
-    st.tuples(*[st.sampled_from([None, "", "a", "b", "c"]) for _ in range(3)]), min_size=0, max_size=12
+_class_rows = st.lists(
+    st.tuples(*[st.sampled_from([None, "", "a", "b|", "V1:a", "é", "N"])] * 3), max_size=60
 )
 
 
-@given(_classes, st.lists(st.tuples(*[st.sampled_from([None, "", "a", "b", "c", "d"])] * 3), max_size=60))
-@settings(max_examples=80, deadline=None)
-def test_suppressed_rows_are_the_rows_of_suppressed_classes(
-    classes: list[tuple[str | None, ...]], rows: list[tuple[str | None, ...]]
+@given(_class_rows, st.integers(min_value=1, max_value=4))
+@settings(max_examples=120, deadline=None)
+def test_class_numbers_name_each_rows_class_and_count_them(
+    rows: list[tuple[str | None, ...]], parts: int
 ) -> None:
     qis = ("q0", "q1", "q2")
-    columns = {q: pa.array([r[i] for r in rows], pa.string()) for i, q in enumerate(qis)}
-    mask = _Suppressed(frozenset(classes), qis).rows_of(columns)
-    if not classes:
-        assert mask is None
-        return
-    assert mask.to_pylist() == [r in set(classes) for r in rows]
+    index = ClassIndex(qis)
+    numbers: list[int] = []
+    size = max(1, len(rows) // parts)
+    for start in range(0, len(rows), size):  # in several batches: numbers hold across them
+        part = rows[start : start + size]
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array([r[i] for r in part], pa.string()) for i in range(3)], list(qis)
+        )
+        numbers += index.number(batch).to_pylist()
+    assert [index.classes[n] for n in numbers] == rows
+    assert index.counts() == Counter(rows)
+    assert len(set(index.classes)) == len(index.classes)
 
 
-def test_suppressed_rows_by_text_when_the_class_numbers_would_overflow() -> None:
-    qis = tuple(f"q{i}" for i in range(5))
-    classes = frozenset(tuple(f"{i}-{n}" for i in range(5)) for n in range(6000))  # 6000**5 > 2**62
-    suppressed = _Suppressed(classes, qis)
-    rows = [("0-1", "1-1", "2-1", "3-1", "4-1"), ("0-1", "1-2", "2-1", "3-1", "4-1"), ("x",) * 5]
-    columns = {q: pa.array([r[i] for r in rows], pa.string()) for i, q in enumerate(qis)}
-    assert suppressed.rows_of(columns).to_pylist() == [True, False, False]
-    assert _class_key(rows[0]) != _class_key(rows[1])
+def _spooled(rows: list[tuple[str, str, str]], index: ClassIndex, formats: list[CellFormat]) -> SpooledBatch:
+    names = ("q0", "q1", "text")
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([r[i] for r in rows], pa.string()) for i in range(3)], list(names)
+    )
+    lines, ends = batch_lines_with_ends(batch.columns, formats)
+    return SpooledBatch.from_bytes(
+        SpooledBatch(lines, ends, index.number(batch.select(["q0", "q1"]))).to_bytes()
+    )
+
+
+def test_the_line_gate_leaves_out_suppressed_classes_and_generalises_without_touching_other_text() -> None:
+    formats = [CellFormat.PLAIN, CellFormat.TEXT, CellFormat.TEXT]
+    rows = [
+        ("2026-02-03", "-Ops", "=1+1"),
+        ("2026-05-06", "Sales", "a,b"),
+        ("2026-02-03", "-Ops", 'say "hi"'),
+    ]
+    rows += [("2025-12-01", "Legal", "rare")]
+    index = ClassIndex(("q0", "q1"))
+    spooled = _spooled(rows, index, formats)
+    names = ["q0", "q1", "text"]
+    plan = plan_k_anonymity(
+        index.counts(), quasi_identifiers=("q0", "q1"), k=1, suppression_limit=Decimal(0), hierarchy={}
+    )
+    plain = KAnonymityPlan(
+        ("q0", "q1"), {"q0": None, "q1": None}, frozenset({("2025-12-01", "Legal")}), 4, 1, 1, 3
+    )
+    gated = LineGate(plain, index, names, formats).apply(spooled)
+    written = b"".join(piece.to_pybytes() for piece in gated.pieces)
+    assert written == b'2026-02-03,\'-Ops,\'=1+1\n2026-05-06,Sales,"a,b"\n2026-02-03,\'-Ops,"say ""hi"""\n'
+    assert (gated.rows, gated.rows_suppressed, sum(gated.output_classes.values())) == (3, 1, 3)
+    assert plan.suppressed_rows == 0
+    coarse = KAnonymityPlan(
+        ("q0", "q1"),
+        {"q0": DateLevel.YEAR, "q1": DateLevel.SUPPRESSED},
+        frozenset({("2025", "*")}),
+        4,
+        1,
+        3,
+        1,
+    )
+    gate = LineGate(coarse, index, names, formats)
+    gated = gate.apply(spooled)
+    written = b"".join(piece.to_pybytes() for piece in gated.pieces)
+    assert written == b'2026,*,\'=1+1\n2026,*,"a,b"\n2026,*,"say ""hi"""\n'
+    assert gated.values_suppressed == {"q1": 4}
+    assert {gate.output_classes[c]: n for c, n in gated.output_classes.items()} == {("2026", "*"): 3}
 
 
 def _batch(rows: list[dict[str, str]]) -> pa.RecordBatch:
@@ -183,7 +235,7 @@ def test_a_failure_on_the_keeper_thread_fails_the_run_and_leaves_nothing(
         for n in range(30):
             writer.writerow([_row(n).get(name, "") for name in HEADER])
 
-    def broken(self: EncryptedSpool, batch: Any) -> None:
+    def broken(self: EncryptedSpool, chunk: bytes) -> None:
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(EncryptedSpool, "append", broken)

@@ -31,8 +31,10 @@ static int is_null(const column_view *c, int64_t row) {
 
 /* The rows' lines into out, which must hold twice the cells' bytes plus 3 * width + 1 bytes per row (every
  * cell quoted, with an apostrophe, every character a quote). Returns the bytes written. columns: `width`
- * views laid out as five int64 each (offsets, data, validity, bit offset, mode). */
-EXPORT int64_t odeus_csv_lines(const int64_t *columns, int64_t width, int64_t rows, uint8_t *out) {
+ * views laid out as five int64 each (offsets, data, validity, bit offset, mode). row_ends (optional): where
+ * each row's line ends in out (the caller keeps a batch's lines under 2 GiB). */
+EXPORT int64_t odeus_csv_lines(const int64_t *columns, int64_t width, int64_t rows, uint8_t *out,
+                               int32_t *row_ends) {
     const column_view *views = (const column_view *)columns;
     uint8_t *o = out;
     for (int64_t r = 0; r < rows; r++) {
@@ -67,6 +69,7 @@ EXPORT int64_t odeus_csv_lines(const int64_t *columns, int64_t width, int64_t ro
             }
         }
         *o++ = '\n';
+        if (row_ends != NULL) row_ends[r] = (int32_t)(o - out);
     }
     return (int64_t)(o - out);
 }

@@ -114,7 +114,7 @@ def native_library() -> ctypes.CDLL:
         c_address, c_address, c_address,  # first row per key, output data, output offsets
     ]  # fmt: skip
     library.odeus_csv_lines.restype = ctypes.c_int64
-    library.odeus_csv_lines.argtypes = [c_address, ctypes.c_int64, ctypes.c_int64, c_address]
+    library.odeus_csv_lines.argtypes = [c_address, ctypes.c_int64, ctypes.c_int64, c_address, c_address]
     library.odeus_word_forms.restype = ctypes.c_int64
     library.odeus_word_forms.argtypes = [
         c_address, c_address, c_address, ctypes.c_int64, ctypes.c_int64,  # values

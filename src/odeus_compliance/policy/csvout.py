@@ -289,10 +289,11 @@ class CsvSink:
         return csv_lines(columns)
 
     def put_lines(self, lines: pa.Buffer, rows: int) -> None:
-        """Append lines made by :meth:`lines` (in the order of their batches)."""
-        if rows:
+        """Append lines made by :meth:`lines` (in the order of their batches), or a piece of them: ``rows``
+        counts the rows they complete."""
+        if lines.size:
             self._put(lines)
-            self.rows += rows
+        self.rows += rows
 
     def commit(self) -> None:
         """Make the file (and its deflated copy) appear at its path (atomically replacing any file there)."""

@@ -44,23 +44,21 @@ from odeus_compliance.policy.columnar import (
     BatchTransformer,
     ColumnPlan,
     TransformedBatch,
-    per_distinct,
     plan_columns,
 )
 from odeus_compliance.policy.crypto import Tokenizer
-from odeus_compliance.policy.csvlines import CellFormat, batch_lines
+from odeus_compliance.policy.csvlines import CellFormat, batch_lines_with_ends
 from odeus_compliance.policy.csvout import CsvSink, write_json_atomically
 from odeus_compliance.policy.disclosure import (
     KAnonymityError,
     KAnonymityPlan,
-    generalize_quasi_identifier,
     plan_k_anonymity,
 )
+from odeus_compliance.policy.gated import ClassIndex, GatedBatch, LineGate, SpooledBatch
 from odeus_compliance.policy.keys import EngineKeys
 from odeus_compliance.policy.leakscan import MAX_WORDS, MIN_CHARS, MIN_DIGITS, LeakScanner
 from odeus_compliance.policy.manifest import dumps, seal
 from odeus_compliance.policy.model import (
-    DateLevel,
     Drop,
     Encrypt,
     KeyAction,
@@ -80,7 +78,7 @@ from odeus_compliance.upstream.schema import ExportSchema
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
-_LINES_AHEAD = 2  # batches whose CSV lines are being made while earlier ones are written (pass 2)
+_GATED_AHEAD = 2  # batches going through the gate while earlier ones are written (pass 2)
 
 __all__ = ["PolicyRun", "RunResult", "apply_policy", "apply_policy_async", "apply_to_file"]
 
@@ -117,7 +115,8 @@ class PolicyRun:
         self._spool_dir = spool_dir
         self._tokenizer = Tokenizer(keys.context)
         self._scanner = LeakScanner()
-        self._class_counts: Counter[tuple[Any, ...]] = Counter()
+        self._classes: ClassIndex | None = None
+        self._formats: list[CellFormat] = []
         self._rows = 0
         self._plan: ColumnPlan | None = None
         self._transformer: BatchTransformer | None = None
@@ -150,6 +149,14 @@ class PolicyRun:
         self._qis = tuple(q for q in disclosure.quasi_identifiers if q in plan.names)
         self._text_columns = frozenset(c.name for c in plan.outputs if not c.numeric)
         self._plain_columns = frozenset(c.name for c in plan.outputs if c.plain)
+        self._formats = [
+            CellFormat.PLAIN
+            if name in self._plain_columns
+            else CellFormat.TEXT
+            if name in self._text_columns
+            else CellFormat.QUOTED
+            for name in plan.names
+        ]
         if not disclosure.per_person_rows:
             person = next((c.name for c in plan.outputs if c.subject), None)
             grouped = any(name in plan.names for name in ("model", "source", "deployment"))
@@ -163,6 +170,7 @@ class PolicyRun:
             self._sink.write_header(plan.names)
             if self._qis:
                 self._spool = EncryptedSpool(self._spool_dir)
+                self._classes = ClassIndex(self._qis)
             if self._want_group_figures:
                 # grouped figures before the k gate: the gate may generalise a dimension away in the rows,
                 # while its groups of at least k people can still be published (with small-group rules)
@@ -213,9 +221,10 @@ class PolicyRun:
 
     def _keep(self, result: TransformedBatch, offset: int) -> None:
         """One transformed batch to the leak scan and on to the spool, the aggregates or the output."""
-        assert self._plan is not None
+        plan = self._plan
+        assert plan is not None
         data = result.data
-        for column in self._plan.outputs:
+        for column in plan.outputs:
             if column.scanned:
                 self._scanner.observe_column(column.name, data.column(column.name), row_offset=offset)
         for name, keys in result.map_keys.items():
@@ -225,18 +234,17 @@ class PolicyRun:
             return
         if self._group_figures is not None:
             self._group_figures.observe(data)
-        if self._spool is not None:
-            self._count_classes(data)
-            self._spool.append(data)
+        if self._spool is not None and self._classes is not None:
+            # pass 2 only leaves lines out (see ``gated``): the lines are made now, on this thread
+            numbers = self._classes.number(data)
+            lines, ends = batch_lines_with_ends([data.column(name) for name in plan.names], self._formats)
+            self._spool.append(SpooledBatch(lines, ends, numbers).to_bytes())
         else:
             self._sink.write(
                 data,
                 text_columns=self._text_columns,
                 plain_columns=self._plain_columns,
             )
-
-    def _count_classes(self, data: pa.RecordBatch) -> None:
-        _count_into(self._class_counts, data, self._qis)
 
     # --- gate, pass 2 and the manifest ------------------------------------------------------------
 
@@ -263,9 +271,9 @@ class PolicyRun:
                 arrays = [pa.array([row[i] for row in rows], pa.string()) for i in range(len(names))]
                 self._sink.write(pa.RecordBatch.from_arrays(arrays, names=names), text_columns=texts)
             gate = {"mode": "aggregates", "k": k, "groups": groups}
-        elif self._spool is not None:
+        elif self._spool is not None and self._classes is not None:
             kplan = plan_k_anonymity(
-                self._class_counts,
+                self._classes.counts(),
                 quasi_identifiers=self._qis,
                 k=k,
                 suppression_limit=disclosure.suppression_limit,
@@ -337,30 +345,38 @@ class PolicyRun:
         return RunResult(manifest=manifest, rows_in=self._rows, rows_out=self._sink.rows)
 
     def _write_gated(self, kplan: KAnonymityPlan, k: int) -> None:
-        """Pass 2: the gate's generalisation and suppression on every spooled batch, then the CSV.
+        """Pass 2: the spooled lines without those of suppressed classes (generalised first if the plan
+        says so), written in order.
 
-        Three stages at once, so that both cores work: a reader thread decrypts the spool ahead; the worker
-        threads take each batch through the gate and make its CSV lines (a few batches at a time); this
-        thread writes (and hashes) the lines in order and adds up the counts.
+        Three stages at once: a reader thread decrypts the spool ahead; the worker threads apply the gate
+        to a few batches at a time; this thread writes the lines in order (the sink digests them on its own
+        thread) and adds up the counts.
         """
         assert self._spool is not None
         assert self._workers is not None
-        gate = _Gate(kplan, self._text_columns, self._plain_columns)
-        output_counts: Counter[tuple[Any, ...]] = Counter()
+        assert self._classes is not None
+        plan = self._plan
         transformer = self._transformer
+        assert plan is not None
         assert transformer is not None
-        made: deque[Future[_GatedBatch]] = deque()
+        gate = LineGate(kplan, self._classes, plan.names, self._formats)
+        output_counts: Counter[int] = Counter()
+        made: deque[Future[GatedBatch]] = deque()
 
-        def write(done: _GatedBatch) -> None:
-            self._sink.put_lines(done.lines, done.rows)
-            output_counts.update(done.classes)
-            for name in done.columns:
+        def write(done: GatedBatch) -> None:
+            for number, piece in enumerate(done.pieces):
+                self._sink.put_lines(piece, done.rows if number == 0 else 0)
+            output_counts.update(done.output_classes)
+            for name in plan.names:
                 counts = transformer.counts[name]
                 counts.suppressed += done.rows_suppressed + done.values_suppressed.get(name, 0)
 
-        for data in prefetch(self._spool.batches, depth=2):
-            made.append(self._workers.submit(gate.apply, data))
-            while len(made) > _LINES_AHEAD:  # earlier batches' lines, written (and hashed) in order
+        def apply(chunk: bytes) -> GatedBatch:
+            return gate.apply(SpooledBatch.from_bytes(chunk))
+
+        for chunk in prefetch(self._spool.chunks, depth=2):
+            made.append(self._workers.submit(apply, chunk))
+            while len(made) > _GATED_AHEAD:  # earlier batches written in order
                 write(made.popleft().result())
         while made:
             write(made.popleft().result())
@@ -480,146 +496,6 @@ def _gate_report(kplan: KAnonymityPlan, k: int, limit: Decimal) -> dict[str, Any
         "share_suppressed": format_number(share.quantize(Decimal("0.000001"))),
         "suppression_limit": format_number(limit),
     }
-
-
-def _generalised(array: Any, level: DateLevel, column: str) -> Any:
-    return per_distinct(
-        array, lambda v: generalize_quasi_identifier(v, level, column=column), column=column, row_offset=0
-    )
-
-
-def _count_into(counts: Counter[tuple[Any, ...]], data: pa.RecordBatch, qis: tuple[str, ...]) -> None:
-    """Add the batch's rows per class (tuple of quasi-identifier values, ``None`` for empty) to ``counts``."""
-    if data.num_rows == 0:
-        return
-    table = pa.table({q: data.column(q) for q in qis})
-    counted = table.group_by(list(qis)).aggregate([([], "count_all")])
-    columns = [counted.column(q).to_pylist() for q in qis]
-    sizes: list[Any] = counted.column("count_all").to_pylist()
-    for values, rows in zip(zip(*columns, strict=True), sizes, strict=True):
-        counts[values] += rows
-
-
-@dataclass(frozen=True, slots=True)
-class _GatedBatch:
-    """One spooled batch after the gate: its CSV lines and what the gate did to it."""
-
-    lines: pa.Buffer
-    rows: int  # rows written
-    columns: tuple[str, ...]
-    rows_suppressed: int  # whole rows dropped (counted in every column)
-    values_suppressed: dict[str, int]  # values blanked by a SUPPRESSED generalisation level, per column
-    classes: Counter[tuple[Any, ...]]  # the written rows per class
-
-
-class _Gate:
-    """The k-anonymity plan applied to one batch at a time; safe to call from several threads at once."""
-
-    def __init__(
-        self, kplan: KAnonymityPlan, text_columns: frozenset[str], plain_columns: frozenset[str]
-    ) -> None:
-        self._kplan = kplan
-        self._suppressed = _Suppressed(kplan.suppressed_classes, kplan.quasi_identifiers)
-        self._text_columns = text_columns
-        self._plain_columns = plain_columns
-
-    def apply(self, data: pa.RecordBatch) -> _GatedBatch:
-        qis = self._kplan.quasi_identifiers
-        columns = {name: data.column(name) for name in data.schema.names}
-        blanked: dict[str, int] = {}
-        for q in qis:
-            level = self._kplan.levels[q]
-            if level is not None:
-                columns[q] = _generalised(columns[q], level, q)
-                if level is DateLevel.SUPPRESSED:
-                    blanked[q] = len(columns[q]) - columns[q].null_count
-        batch = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
-        dropped_rows = self._suppressed.rows_of(columns)
-        dropped = 0
-        if dropped_rows is not None:
-            keep = pc.invert(dropped_rows)
-            dropped = batch.num_rows - int(pc.sum(keep).as_py() or 0)
-            if dropped:
-                batch = batch.filter(keep)
-        classes: Counter[tuple[Any, ...]] = Counter()
-        _count_into(classes, batch, qis)
-        formats = [
-            CellFormat.PLAIN
-            if name in self._plain_columns
-            else CellFormat.TEXT
-            if name in self._text_columns
-            else CellFormat.QUOTED
-            for name in batch.schema.names
-        ]
-        lines = batch_lines(batch.columns, formats)
-        return _GatedBatch(lines, batch.num_rows, tuple(batch.schema.names), dropped, blanked, classes)
-
-
-class _Suppressed:
-    """The rows of a batch that belong to the gate's suppressed classes.
-
-    Each quasi-identifier's value becomes its position among the values the suppressed classes have there
-    (``index_in``: absent means the row is in no suppressed class), and the positions of a row one number
-    (mixed radix) that is looked up among the suppressed classes' numbers. Numeric kernels only; when the
-    numbers would not fit 62 bits, each candidate row's class is compared as text instead.
-    """
-
-    def __init__(self, classes: frozenset[tuple[Any, ...]], qis: tuple[str, ...]) -> None:
-        self._qis = qis
-        self._keys = pa.array(sorted(_class_key(c) for c in classes), pa.string())
-        values = [
-            sorted({c[i] for c in classes}, key=lambda v: (v is None, v or "")) for i in range(len(qis))
-        ]
-        self._values = [pa.array(v, pa.string()) for v in values]
-        self._radix = [len(v) for v in values]
-        span = 1
-        for size in self._radix:
-            span *= max(size, 1)
-        self._numeric = span < 1 << 62
-        numbers: list[int] = []
-        if self._numeric:
-            positions = [{v: i for i, v in enumerate(vs)} for vs in values]
-            for c in classes:
-                number = 0
-                for i, value in enumerate(c):
-                    number = number * self._radix[i] + positions[i][value]
-                numbers.append(number)
-        self._numbers = pa.array(sorted(numbers), pa.int64())
-
-    def rows_of(self, columns: dict[str, Any]) -> Any:
-        """A mask of the suppressed rows, or ``None`` when no class is suppressed."""
-        if not len(self._keys):
-            return None
-        number: Any = None
-        for q, value_set, size in zip(self._qis, self._values, self._radix, strict=True):
-            position = pc.cast(pc.index_in(columns[q], value_set=value_set, skip_nulls=False), pa.int64())
-            number = position if number is None else pc.add(pc.multiply(number, size), position)
-        candidate = pc.is_valid(number)  # null: some value no suppressed class has
-        if self._numeric:
-            return pc.fill_null(pc.is_in(number, value_set=self._numbers), False)
-        places = pc.indices_nonzero(candidate)
-        if not len(places):
-            return candidate
-        keys = _class_keys([pc.take(columns[q], places) for q in self._qis])
-        return pc.replace_with_mask(candidate, candidate, pc.is_in(keys, value_set=self._keys))
-
-
-def _class_key(values: tuple[Any, ...]) -> str:
-    """One class as text, unambiguously (length-prefixed values, ``N`` for empty)."""
-    return "|".join("N" if v is None else f"V{len(v)}:{v}" for v in values)
-
-
-def _class_keys(columns: list[Any]) -> Any:
-    """:func:`_class_key` for every row, in Arrow."""
-    parts = [
-        pc.if_else(
-            pc.is_null(c),
-            "N",
-            pc.binary_join_element_wise("V", pc.cast(pc.utf8_length(c), pa.string()), ":", c, ""),
-        )
-        for c in columns
-    ]
-    return pc.binary_join_element_wise(*parts, "|") if len(parts) > 1 else parts[0]
 
 
 # --- drivers -------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """An encrypted spool: the engine's transformed batches kept on disk between its two passes, never in clear.
 
-Each batch is written as an Arrow IPC stream, sealed with AES-256-GCM under a key that exists only in this
-object's memory (random per run, never written anywhere), with the chunk number as nonce and associated
+Each chunk (a batch as :class:`~odeus_compliance.policy.gated.SpooledBatch` makes it) is sealed with
+AES-256-GCM under a key that exists only in this object's memory (random per run, never written anywhere),
+with the chunk number as nonce and associated
 data, so chunks cannot be reordered, dropped or swapped without the read failing. The file is anonymous
 (``O_TMPFILE``) where the system allows it, so nothing is left behind even if the process is killed; else
 it is unlinked as soon as it is open. What is spooled is already pseudonymised, and still encrypted.
@@ -16,9 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
-import pyarrow as pa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _LENGTH = struct.Struct(">Q")
@@ -40,7 +40,7 @@ def anonymous_file(directory: Path | None) -> IO[bytes]:
 
 
 class EncryptedSpool:
-    """Append record batches, then read them back in order (once)."""
+    """Append chunks, then read them back in order (once)."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self._file = anonymous_file(directory)
@@ -60,19 +60,16 @@ class EncryptedSpool:
         """Close (and so delete) the spool file."""
         self._file.close()
 
-    def append(self, batch: pa.RecordBatch) -> None:
-        """Seal and write one batch."""
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.schema) as writer:
-            writer.write_batch(batch)
-        sealed = self._aead.encrypt(self._nonce(self._written), sink.getvalue().to_pybytes(), _AD)
+    def append(self, chunk: bytes) -> None:
+        """Seal and write one chunk."""
+        sealed = self._aead.encrypt(self._nonce(self._written), chunk, _AD)
         self._file.write(_LENGTH.pack(len(sealed)))
         self._file.write(sealed)
         self._written += 1
         self.bytes += len(sealed) + _LENGTH.size
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """The batches in the order written; a tampered or cut spool raises ``InvalidTag``/``EOFError``."""
+    def chunks(self) -> Iterator[bytes]:
+        """The chunks in the order written; a tampered or cut spool raises ``InvalidTag``/``EOFError``."""
         self._file.flush()
         self._file.seek(0)
         for number in range(self._written):
@@ -83,9 +80,7 @@ class EncryptedSpool:
             sealed = self._file.read(length)
             if len(sealed) != length:
                 raise EOFError("the spool ended early")
-            data = self._aead.decrypt(self._nonce(number), sealed, _AD)
-            reader: Any = pa.ipc.open_stream(pa.py_buffer(data))
-            yield from reader
+            yield self._aead.decrypt(self._nonce(number), sealed, _AD)
 
     @staticmethod
     def _nonce(number: int) -> bytes:
