@@ -128,3 +128,17 @@ def test_every_character_of_the_classified_ranges_gets_the_same_form_both_ways()
     combined = plain.to_pylist() + counted_forms_of(general).to_pylist()
     assert sorted(combined) == sorted(counted_forms_of(array).to_pylist())
     assert pc.sum(pc.not_equal(flags, 2)).as_py() > len(values) // 3  # the native path takes most of them
+
+
+@pytest.mark.parametrize("general_batch", [1, leakscan.GENERAL_BATCH])
+def test_values_that_take_the_general_path_are_found_whenever_they_are_formed(
+    monkeypatch: pytest.MonkeyPatch, general_batch: int
+) -> None:
+    monkeypatch.setattr(leakscan, "GENERAL_BATCH", general_batch)
+    scanner = LeakScanner()
+    scanner.observe_column("department", _texts("Sales"), row_offset=0)
+    scanner.add_identifying(_texts('Robert "Bob" Walker', "Ana-Lía  Pérez"))  # quotes, two spaces
+    assert scanner.values_registered == 2
+    scanner.observe_column("role", _texts("Deputy: ROBERT BOB WALKER"), row_offset=20)
+    with pytest.raises(LeakFound, match=r"column 'role' \(data row 21\)"):
+        scanner.verify()

@@ -121,6 +121,20 @@ def test_class_numbers_name_each_rows_class_and_count_them(
     assert len(set(index.classes)) == len(index.classes)
 
 
+def test_class_numbers_hold_when_every_value_is_distinct() -> None:
+    # 20,000 distinct values in each of 5 columns: their product does not fit 64 bits
+    qis = tuple(f"q{i}" for i in range(5))
+    rows = [tuple(f"{i}-{(n * (i + 3)) % 20000}" for i in range(5)) for n in range(20000)]
+    rows += rows[:7]
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([r[i] for r in rows], pa.string()) for i in range(5)], list(qis)
+    )
+    index = ClassIndex(qis)
+    numbers = index.number(batch).to_pylist()
+    assert [index.classes[n] for n in numbers] == rows
+    assert index.counts() == Counter(rows)
+
+
 def _spooled(rows: list[tuple[str, str, str]], index: ClassIndex, formats: list[CellFormat]) -> SpooledBatch:
     names = ("q0", "q1", "text")
     batch = pa.RecordBatch.from_arrays(

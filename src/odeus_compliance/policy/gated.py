@@ -33,36 +33,6 @@ ClassValues = tuple[Cell, ...]
 _HEADER = struct.Struct("<II")  # rows, bytes of lines
 
 
-def class_keys(columns: Sequence[Any]) -> Any:
-    """Each row's class as one text, unambiguously: per value ``N`` (empty) or ``V<characters>:<value>``,
-    joined by ``|``."""
-    parts = [
-        pc.if_else(
-            pc.is_null(c),
-            "N",
-            pc.binary_join_element_wise("V", pc.cast(pc.utf8_length(c), pa.string()), ":", c, ""),
-        )
-        for c in columns
-    ]
-    return pc.binary_join_element_wise(*parts, "|") if len(parts) > 1 else parts[0]
-
-
-def class_values(key: str, width: int) -> ClassValues:
-    """The values of a :func:`class_keys` text."""
-    values: list[str | None] = []
-    at = 0
-    for _ in range(width):
-        if key[at] == "N":
-            values.append(None)
-            at += 2
-            continue
-        colon = key.index(":", at)
-        size = int(key[at + 1 : colon])
-        values.append(key[colon + 1 : colon + 1 + size])
-        at = colon + 1 + size + 1
-    return tuple(values)
-
-
 class ClassIndex:
     """Numbers the quasi-identifier classes in the order they appear and counts their rows.
 
@@ -72,25 +42,47 @@ class ClassIndex:
         self.quasi_identifiers = quasi_identifiers
         self.classes: list[ClassValues] = []
         self.rows: list[int] = []
-        self._numbers: dict[str, int] = {}
+        self._numbers: dict[ClassValues, int] = {}
 
     def number(self, data: pa.RecordBatch) -> Any:
-        """Each row's class number (int32), counting the rows."""
-        encoded: Any = pc.dictionary_encode(class_keys([data.column(q) for q in self.quasi_identifiers]))
+        """Each row's class number (int32), counting the rows.
+
+        In numbers throughout: each quasi-identifier's values are numbered within the batch and a row's
+        numbers combined one column at a time (renumbered after each, so they stay below the batch's rows);
+        only the distinct classes of the batch (a few hundred) are looked up by their values in Python."""
+        rows = data.num_rows
+        if rows == 0:
+            return pa.array([], pa.int32())
+        combined: Any = None
+        for q in self.quasi_identifiers:
+            encoded: Any = pc.dictionary_encode(data.column(q), null_encoding="encode")
+            codes = pc.cast(encoded.indices, pa.int64())
+            if combined is not None:
+                codes = pc.add(pc.multiply(combined, len(encoded.dictionary)), codes)
+            combined = pc.cast(pc.dictionary_encode(codes).indices, pa.int64())
+        # a dictionary numbers values in the order they first appear: the first row of class j
+        firsts: Any = (
+            pa.table({"class": combined, "row": pa.array(range(rows), pa.int64())})
+            .group_by("class", use_threads=False)
+            .aggregate([("row", "min")])
+            .sort_by("class")
+        )
+        first_rows = firsts.column("row_min")
+        columns = [pc.take(data.column(q), first_rows).to_pylist() for q in self.quasi_identifiers]
         numbers = []
-        for key in encoded.dictionary.to_pylist():
+        for key in zip(*columns, strict=True):
             number = self._numbers.get(key)
             if number is None:
                 number = self._numbers[key] = len(self.classes)
-                self.classes.append(class_values(key, len(self.quasi_identifiers)))
+                self.classes.append(key)
                 self.rows.append(0)
             numbers.append(number)
-        counted: Any = pc.value_counts(encoded.indices)
-        for index, rows in zip(
+        counted: Any = pc.value_counts(combined)
+        for index, count in zip(
             counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
         ):
-            self.rows[numbers[index]] += rows
-        return pc.take(pa.array(numbers, pa.int32()), encoded.indices)
+            self.rows[numbers[index]] += count
+        return pc.take(pa.array(numbers, pa.int32()), combined)
 
     def counts(self) -> Counter[ClassValues]:
         """Rows per class, as the gate plans with them."""

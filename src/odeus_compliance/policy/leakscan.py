@@ -38,6 +38,7 @@ from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 EARLY_CHECK_LIMIT = 50_000  # n-grams up to which identifying values are compared as they arrive
+GENERAL_BATCH = 65_536  # identifying values that wait for the general word-form path together
 MAX_WORDS = 8
 MIN_CHARS = 4
 MIN_DIGITS = 6
@@ -159,6 +160,8 @@ class LeakScanner:
     _grams: list[str] = field(default_factory=list)  # the n-grams in the order they became known
     _early: tuple[int, Any] = (0, None)  # the n-grams as Arrow text, and how many
     _hits: set[str] = field(default_factory=set)
+    _general: list[Any] = field(default_factory=list)  # values waiting for the general path
+    _general_values: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seen: dict[str, set[str]] = field(default_factory=dict)
     texts_read: int = 0
@@ -168,6 +171,7 @@ class LeakScanner:
     def values_registered(self) -> int:
         """Identifying values compared (as before the forms were made batch by batch: none when the output
         holds no text to compare them with)."""
+        self._flush_general()
         return self._counted if self._candidates and self._identifying else 0
 
     def add_identifying(self, values: pa.Array[Any]) -> None:
@@ -178,12 +182,29 @@ class LeakScanner:
         text: Any = values if values.type == pa.string() else pc.cast(values, pa.string())
         flags, plain = _plain_counted_forms(text)
         general: Any = pc.filter(text, pc.equal(flags, _GENERAL))
-        counted_forms: Any = plain
         if len(general):
-            counted_forms = pa.concat_arrays([plain, counted_forms_of(general)])
+            # the general path costs a few milliseconds per call whatever the size (Arrow compiles its
+            # patterns per call): its values wait until there are enough of them, or for verify()
+            with self._lock:
+                self._general.append(general)
+                self._general_values += len(general)
+                due = self._general_values >= GENERAL_BATCH
+                if due:
+                    waiting, self._general, self._general_values = self._general, [], 0
+            if due:
+                self._register(counted_forms_of(pa.concat_arrays(waiting)), early_check=False)
+        self._register(plain, early_check=True)
+
+    def _flush_general(self) -> None:
+        with self._lock:
+            waiting, self._general, self._general_values = self._general, [], 0
+        if waiting:
+            self._register(counted_forms_of(pa.concat_arrays(waiting)), early_check=False)
+
+    def _register(self, counted_forms: Any, *, early_check: bool) -> None:
         if not len(counted_forms):
             return
-        checked, grams = self._known_grams()
+        checked, grams = self._known_grams() if early_check else (0, None)
         if checked:
             found = pc.filter(counted_forms, pc.is_in(counted_forms, value_set=grams))
             hits = [v for v in found.to_pylist() if v is not None]
@@ -256,6 +277,7 @@ class LeakScanner:
 
     def verify(self) -> None:
         """Raise :class:`LeakFound` (the earliest row) if an identifying value is among the n-grams."""
+        self._flush_general()
         if not self._candidates or not self._identifying:
             return
         hits = set(self._hits)
