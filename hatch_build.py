@@ -32,13 +32,15 @@ def source_digest(sources: list[Path]) -> str:
 
 
 def compile_library(root: Path, target: Path) -> None:
-    sources = sorted((root / NATIVE).glob("*.c"))
+    folder = root / NATIVE
+    sources = sorted(folder.glob("*.c"))
+    digested = sorted([*sources, *folder.glob("*.h")], key=lambda path: path.name)
     compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
     command = [
         *compiler,
         "-O3", "-std=c11", "-fPIC", "-shared", "-fvisibility=hidden",
         "-Wall", "-Wextra", "-Werror",
-        f'-DODEUS_NATIVE_SOURCE="{source_digest(sources)}"',
+        f'-DODEUS_NATIVE_SOURCE="{source_digest(digested)}"',
         *map(str, sources), "-o", str(target),
     ]  # fmt: skip
     subprocess.run(command, check=True)  # noqa: S603 - our compiler on our sources

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#include "arrow_view.h"
 
 enum { MAX_COUNT_DIGITS = 18 };
 
@@ -63,17 +63,13 @@ static int32_t compact_pairs(const uint8_t *s, int64_t n) {
     }
 }
 
-static int is_null(const uint8_t *validity, int64_t bit) {
-    return validity != NULL && !((validity[bit >> 3] >> (bit & 7)) & 1);
-}
-
 /* out_pairs[i]: pairs of cell i (0 for a null cell or {}), -1 if not compact. Returns the pairs of the compact
  * cells in all, or -1 if that does not fit Arrow's 32-bit offsets. */
 EXPORT int64_t odeus_count_maps_scan(const int32_t *offsets, const uint8_t *data, const uint8_t *validity,
                                      int64_t bit_offset, int64_t count, int32_t *out_pairs) {
     int64_t total = 0;
     for (int64_t i = 0; i < count; i++) {
-        int32_t pairs = is_null(validity, bit_offset + i)
+        int32_t pairs = arrow_is_null(validity, bit_offset + i)
                             ? 0
                             : compact_pairs(data + offsets[i], (int64_t)offsets[i + 1] - offsets[i]);
         out_pairs[i] = pairs;

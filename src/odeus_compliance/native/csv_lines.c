@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#include "arrow_view.h"
 
 enum { COLUMN_PLAIN = 0, COLUMN_TEXT = 1, COLUMN_QUOTED = 2 }; /* quoted: quoted where needed, no apostrophe */
 
@@ -24,11 +24,6 @@ typedef struct {
 
 _Static_assert(sizeof(column_view) == 5 * sizeof(int64_t), "a column is passed as five 64-bit numbers");
 
-static int is_null(const column_view *c, int64_t row) {
-    int64_t bit = c->bit_offset + row;
-    return c->validity != NULL && !((c->validity[bit >> 3] >> (bit & 7)) & 1);
-}
-
 /* The rows' lines into out, which must hold twice the cells' bytes plus 3 * width + 1 bytes per row (every
  * cell quoted, with an apostrophe, every character a quote). Returns the bytes written. columns: `width`
  * views laid out as five int64 each (offsets, data, validity, bit offset, mode). row_ends (optional): where
@@ -41,7 +36,7 @@ EXPORT int64_t odeus_csv_lines(const int64_t *columns, int64_t width, int64_t ro
         for (int64_t c = 0; c < width; c++) {
             const column_view *v = &views[c];
             if (c > 0) *o++ = ',';
-            if (is_null(v, r)) continue;
+            if (arrow_is_null(v->validity, v->bit_offset + r)) continue;
             int64_t n = (int64_t)v->offsets[r + 1] - v->offsets[r];
             if (n == 0) continue; /* the data buffer may even be absent */
             const uint8_t *s = v->data + v->offsets[r];

@@ -17,7 +17,7 @@
 #define ODEUS_X86 1
 #endif
 
-#define EXPORT __attribute__((visibility("default")))
+#include "arrow_view.h"
 
 #ifndef ODEUS_NATIVE_SOURCE
 #define ODEUS_NATIVE_SOURCE "unknown"

@@ -56,8 +56,9 @@ class NativeLibraryError(RuntimeError):
 
 
 def source_digest() -> str | None:
-    """SHA-256 over the C sources beside this module (in name order), as the build hook computes it."""
-    sources = sorted(_HERE.glob("*.c"))
+    """SHA-256 over the C sources and headers beside this module (in name order), as the build hook
+    computes it."""
+    sources = sorted([*_HERE.glob("*.c"), *_HERE.glob("*.h")], key=lambda path: path.name)
     if not sources:
         return None  # an installed wheel need not carry them
     digest = hashlib.sha256()

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#include "arrow_view.h"
 
 enum { FORM_NOT_COUNTED = 0, FORM_COUNTED = 1, FORM_GENERAL = 2 };
 enum { CHAR_OTHER = 0, CHAR_ALNUM = 1, CHAR_INNER = 2, CHAR_SHARP_S = 3 };
@@ -58,10 +58,6 @@ static uint32_t next_char(const uint8_t *s, int64_t n, int64_t *at) {
     for (int k = 1; k <= extra; k++) c = (c << 6) | (s[*at + k] & 0x3F);
     *at += 1 + extra;
     return c;
-}
-
-static int is_null(const uint8_t *validity, int64_t bit) {
-    return validity != NULL && !((validity[bit >> 3] >> (bit & 7)) & 1);
 }
 
 /* The form of one lower-cased value, written to out (at most 2 bytes per byte of ß, else as long as the
@@ -115,7 +111,7 @@ EXPORT int64_t odeus_word_forms(const int32_t *offsets, const uint8_t *data, con
     int64_t counted = 0, written = 0;
     out_offsets[0] = 0;
     for (int64_t i = 0; i < count; i++) {
-        if (is_null(validity, bit_offset + i)) {
+        if (arrow_is_null(validity, bit_offset + i)) {
             flags[i] = FORM_NOT_COUNTED;
             continue;
         }
