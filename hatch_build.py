@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import sysconfig
 import tempfile
@@ -36,10 +37,14 @@ def compile_library(root: Path, target: Path) -> None:
     sources = sorted(folder.glob("*.c"))
     digested = sorted([*sources, *folder.glob("*.h")], key=lambda path: path.name)
     compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    if not shutil.which(compiler[0]):  # the compiler this Python was built with may not be here
+        compiler = ["cc"]
+    # warnings fail the build in the project's own checks (scripts/test), not a user's install
+    strict = ["-Werror"] if os.environ.get("ODEUS_NATIVE_WERROR") == "1" else []
     command = [
         *compiler,
         "-O3", "-std=c11", "-fPIC", "-shared", "-fvisibility=hidden",
-        "-Wall", "-Wextra", "-Werror",
+        "-Wall", "-Wextra", *strict,
         f'-DODEUS_NATIVE_SOURCE="{source_digest(digested)}"',
         *map(str, sources), "-o", str(target),
     ]  # fmt: skip

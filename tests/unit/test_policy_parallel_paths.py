@@ -3,6 +3,7 @@ check) give exactly what the plain paths give, including which error a bad batch
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import itertools
 import json
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from odeus_compliance.policy import engine as engine_module
 from odeus_compliance.policy.columnar import (
     _INT,
     BatchTransformer,
@@ -33,7 +35,7 @@ from odeus_compliance.policy.crypto import Tokenizer
 from odeus_compliance.policy.csvlines import CellFormat, batch_lines_with_ends
 from odeus_compliance.policy.csvout import CsvSink, csv_cells_direct, csv_json_cells
 from odeus_compliance.policy.disclosure import KAnonymityPlan, plan_k_anonymity
-from odeus_compliance.policy.engine import PolicyRun, apply_to_file
+from odeus_compliance.policy.engine import PolicyRun, apply_policy_async, apply_to_file
 from odeus_compliance.policy.gated import ClassIndex, LineGate, SpooledBatch
 from odeus_compliance.policy.keys import engine_keys
 from odeus_compliance.policy.leakscan import _SIMPLE, LeakScanner, _simple, _split_form, word_form
@@ -335,3 +337,71 @@ def test_the_digit_scan_never_accepts_what_the_integer_pattern_refuses(cells: li
         assert _all_match(array, _INT)
     if cells and all(c is not None and c.isascii() and c.isdigit() and len(c) <= 18 for c in cells):
         assert _all_digits(array)  # the usual case takes the scan
+
+
+def test_lines_read_back_keep_empty_lines_and_a_leading_byte_order_mark() -> None:
+    # generalising reads a batch's lines back: an empty line is a row, and U+FEFF is a cell's text
+    index = ClassIndex(("q0",))
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(["2026-01-02", None, "2026-03-04"], pa.string()), pa.array(["\ufeffabc", None, "x"])],
+        ["q0", "text"],
+    )
+    for names, formats, expected in (
+        (["q0"], [CellFormat.PLAIN], "2026\n\n2026\n"),
+        (["text", "q0"], [CellFormat.TEXT, CellFormat.PLAIN], "\ufeffabc,2026\n,\nx,2026\n"),
+    ):
+        lines, ends = batch_lines_with_ends([batch.column(name) for name in names], formats)
+        spooled = SpooledBatch(lines, ends, index.number(batch.select(["q0"])))
+        plan = KAnonymityPlan(("q0",), {"q0": DateLevel.YEAR}, frozenset(), 3, 0, 1, 2)
+        gated = LineGate(plan, index, names, formats).apply(SpooledBatch.from_bytes(spooled.to_bytes()))
+        assert b"".join(piece.to_pybytes() for piece in gated.pieces).decode() == expected
+        assert gated.rows == 3
+
+
+async def test_a_cancelled_stream_waits_for_the_step_in_progress_before_aborting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    seen: list[str] = []
+    feed, abort = PolicyRun.feed, PolicyRun.abort
+
+    def slow_feed(self: PolicyRun, batch: pa.RecordBatch) -> None:
+        entered.set()
+        release.wait(10)
+        feed(self, batch)
+        seen.append("fed")
+
+    def recorded_abort(self: PolicyRun) -> None:
+        seen.append("abort")
+        abort(self)
+
+    monkeypatch.setattr(PolicyRun, "feed", slow_feed)
+    monkeypatch.setattr(PolicyRun, "abort", recorded_abort)
+    monkeypatch.setattr(engine_module, "text_batch", lambda batch: batch)  # batches are text already
+
+    async def batches() -> Any:
+        yield _batch([_row(n) for n in range(30)])
+        await asyncio.Event().wait()  # the upstream never sends more
+
+    policy = load_policy(POLICIES / "default.toml")
+    sink = CsvSink(tmp_path / "out.csv")
+    task = asyncio.create_task(
+        apply_policy_async(
+            policy,
+            ExportType.USERS,
+            batches(),
+            keys=engine_keys(MASTER, policy),
+            sink=sink,
+            spool_dir=tmp_path,
+        )
+    )
+    assert await asyncio.to_thread(entered.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0.1)
+    assert seen == []  # not aborted under the running step
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["fed", "abort"]
+    sink.abort()
+    assert list(tmp_path.iterdir()) == []

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from odeus_compliance.policy import csvout
 from odeus_compliance.policy.csvout import CsvSink
 from odeus_compliance.reports.render import Attachment, DeflatedAttachment
 from odeus_compliance.reports.worker import DeflatedDataset, RenderTask, _dataset_attachment
@@ -107,3 +108,40 @@ def test_a_deflated_copy_of_other_bytes_is_not_used(packed_task: RenderTask, sta
 
     assert isinstance(attachment, Attachment)
     assert attachment.data == task.dataset_path.read_bytes()
+
+
+def test_a_csv_that_cannot_be_committed_takes_its_deflated_copy_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = CsvSink(tmp_path / "data.csv", deflated=tmp_path / "data.csv.deflate")
+    _write(sink)
+    commit = csvout._StagedFile.commit
+
+    def commit_but_the_csv(self: Any) -> None:
+        if self.path.name == "data.csv":
+            raise OSError("disk full (simulated)")
+        commit(self)
+
+    monkeypatch.setattr(csvout._StagedFile, "commit", commit_but_the_csv)
+    with pytest.raises(OSError, match="simulated"):
+        sink.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_error_of_the_digest_thread_reaches_the_writer_and_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = CsvSink(tmp_path / "data.csv", deflated=tmp_path / "data.csv.deflate")
+
+    def broken(self: Any, view: memoryview) -> None:
+        raise OSError("deflated copy: disk full (simulated)")
+
+    def write_and_commit() -> None:
+        _write(sink)
+        sink.commit()
+
+    monkeypatch.setattr(CsvSink, "_digest_piece", broken)
+    with pytest.raises(OSError, match="simulated"):
+        write_and_commit()
+    sink.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -221,7 +221,8 @@ EXPORT void odeus_sha256(const uint8_t *data, size_t size, uint8_t out[32], int 
 /* For each of `count` strings (Arrow layout: offsets[count + 1] into data), the token
  *   token_prefix + first `chars` base32 characters of HMAC-SHA-256(key, message_prefix + string)
  * written to out_data at i * (token_prefix_size + chars), with out_offsets[count + 1] to match.
- * The caller sizes the outputs and checks that every offset is in range. Returns 0, or -1 on bad sizes. */
+ * The caller sizes the outputs; the offsets are those of an array Arrow built (so in range). Returns 0, or -1
+ * on bad sizes. */
 EXPORT int odeus_hmac_tokens(const uint8_t *key, size_t key_size, const uint8_t *message_prefix,
                              size_t message_prefix_size, const int32_t *offsets, const uint8_t *data,
                              int64_t count, const uint8_t *token_prefix, size_t token_prefix_size, int chars,

@@ -43,14 +43,10 @@ def hmac_tokens(
     if not 1 <= chars <= _MAX_CHARS:
         msg = f"a token has 1 to {_MAX_CHARS} characters"
         raise ValueError(msg)
-    width = len(prefix) + chars
-    step = max(1, _OFFSET_LIMIT // width - 1)
-    parts = [
-        _tokens(array.slice(start, step), key, message_prefix, prefix, chars=chars, portable=portable)
-        for start in range(0, max(len(array), 1), step)
-    ]
-    result: Any = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
-    return cast("pa.StringArray", result)
+    if len(array) * (len(prefix) + chars) >= _OFFSET_LIMIT:
+        msg = "too many tokens for one call: their text must stay under 2 GiB"
+        raise ValueError(msg)
+    return cast("pa.StringArray", _tokens(array, key, message_prefix, prefix, chars=chars, portable=portable))
 
 
 def _tokens(

@@ -118,6 +118,7 @@ class _StagedFile:
         self._named: Path | None = None
         self.file = self._open(path.parent)
         self._done = False
+        self.committed = False
 
     def _open(self, folder: Path) -> IO[bytes]:
         flag = getattr(os, "O_TMPFILE", 0)
@@ -144,6 +145,7 @@ class _StagedFile:
         self.file.close()
         staged.replace(self.path)
         self._done = True
+        self.committed = True
 
     def abort(self) -> None:
         if self._done:
@@ -184,6 +186,11 @@ class _DeflatedCopy:
 
     def abort(self) -> None:
         self._staged.abort()
+
+    def remove(self) -> None:
+        """Remove the committed copy (when the CSV it belongs to could not be committed)."""
+        if self._staged.committed:
+            self._staged.path.unlink(missing_ok=True)
 
 
 class CsvSink:
@@ -296,12 +303,20 @@ class CsvSink:
         self.rows += rows
 
     def commit(self) -> None:
-        """Make the file (and its deflated copy) appear at its path (atomically replacing any file there)."""
-        self._settle()
-        self._digester.shutdown()
-        if self._deflated is not None:
-            self._deflated.commit()
-        self._staged.commit()
+        """Make the file (and its deflated copy) appear at its path (atomically replacing any file there).
+
+        If that fails, neither is left: the sink is aborted and a deflated copy already in place removed."""
+        try:
+            self._settle()
+            self._digester.shutdown()
+            if self._deflated is not None:
+                self._deflated.commit()
+            self._staged.commit()
+        except BaseException:
+            self.abort()
+            if self._deflated is not None:
+                self._deflated.remove()
+            raise
 
     def abort(self) -> None:
         """Discard everything written (idempotent; also after a commit it does nothing)."""

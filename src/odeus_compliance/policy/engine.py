@@ -550,19 +550,32 @@ async def apply_policy_async(
     run = PolicyRun(
         policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir, group_figures=group_figures
     )
+    # the run's steps go to a thread of their own, so that a cancelled caller can wait for the step in
+    # progress before aborting (abort closes the spool and the sink the step is using)
+    steps = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-run")
+    step: Future[Any] | None = None
     try:
         begun = False
         async for batch in batches:
             if not begun:
                 run.begin(ExportSchema.from_header(export_type, batch.column_names))
                 begun = True
-            await asyncio.to_thread(run.feed, text_batch(batch))
+            step = steps.submit(run.feed, text_batch(batch))
+            await asyncio.wrap_future(step)
         if not begun:
             run.begin(ExportSchema.from_header(export_type, _header(upstream, export_type)))
-        return await asyncio.to_thread(run.finish, upstream=upstream, input_facts={"source": "upstream"})
+        step = steps.submit(run.finish, upstream=upstream, input_facts={"source": "upstream"})
+        result: RunResult = await asyncio.wrap_future(step)
+        return result
     except BaseException:
-        run.abort()
+        try:
+            if step is not None and not step.done():
+                await asyncio.shield(asyncio.to_thread(wait, [step]))
+        finally:
+            run.abort()
         raise
+    finally:
+        steps.shutdown(wait=False)
 
 
 def _header(upstream: ExportReport | None, export_type: ExportType) -> tuple[str, ...]:
@@ -592,7 +605,7 @@ def apply_to_file(
     except BaseException:
         run.abort()
         raise
-    sink.commit()
+    sink.commit()  # on failure it removes what it wrote
     try:
         write_json_atomically(manifest_path, dumps(result.manifest))
     except BaseException:

@@ -102,8 +102,8 @@ class SpooledBatch:
         return b"".join(
             (
                 _HEADER.pack(rows, self.lines.size),
-                self.line_ends.buffers()[1][: 4 * rows],
-                self.classes.buffers()[1][: 4 * rows],
+                _int32_bytes(self.line_ends),
+                _int32_bytes(self.classes),
                 self.lines,
             )
         )
@@ -185,11 +185,13 @@ class LineGate:
 
     def _remade(self, batch: SpooledBatch, dropped_rows: Any) -> pa.Buffer:
         """The batch's lines read back, its quasi-identifiers generalised, without the dropped rows."""
-        source: Any = pa.BufferReader(batch.lines)
+        # a first line to skip: Arrow drops a byte-order mark at the very start of its input, which here
+        # would be the text of a cell
+        source: Any = pa.BufferReader(pa.py_buffer(b"-\n" + batch.lines.to_pybytes()))
         table = pa_csv.read_csv(
             source,
-            read_options=pa_csv.ReadOptions(column_names=self._names, use_threads=False),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            read_options=pa_csv.ReadOptions(column_names=self._names, skip_rows=1, use_threads=False),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
                 column_types=dict.fromkeys(self._names, pa.string()),
                 null_values=[""],
@@ -208,6 +210,12 @@ class LineGate:
         # again, the others are unchanged by it; text columns are neutralised already, which does not repeat
         formats = [CellFormat.QUOTED if f is CellFormat.PLAIN else f for f in self._formats]
         return batch_lines([columns[name] for name in self._names], formats)
+
+
+def _int32_bytes(values: Any) -> pa.Buffer:
+    """An int32 array's values as bytes (from its own offset: it may be a slice)."""
+    data: pa.Buffer = values.buffers()[1].slice(4 * values.offset, 4 * len(values))
+    return data
 
 
 def _generalised_column(array: Any, level: DateLevel, column: str) -> Any:
