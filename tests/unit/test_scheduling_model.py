@@ -11,6 +11,7 @@ import pytest
 
 from odeus_compliance.scheduling.model import CatchUp, Delivery, ScheduleError, ScheduleSpec
 from odeus_compliance.scheduling.periods import Every
+from odeus_compliance.scheduling.runner import RunSettings
 
 GOOD: dict[str, Any] = {
     "name": "monthly-default",
@@ -308,3 +309,11 @@ def test_next_due_is_the_next_period_that_will_run_even_with_a_later_active_from
     assert (later.next_period, later.next_due_at.isoformat()) == ("2027-02", "2027-03-01T06:00:00+01:00")
     exact = schedule_out(row(dt.datetime(2027, 3, 1, 5, 0, tzinfo=dt.UTC)), now=now)
     assert exact.next_period == "2027-02"  # due exactly at active_from: it runs
+
+
+def test_a_failed_run_is_retried_by_the_next_tick_then_with_waits_doubling_to_the_longest() -> None:
+    settings = RunSettings(attempts_per_tick=3, retry_backoff_seconds=60, retry_after_seconds=3600)
+    delays = [settings.retry_delay(attempts) for attempts in (1, 3, 4, 6, 9, 12, 15, 18, 21, 24, 27)]
+    assert delays == [0, 0, 60, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    waited = sum(settings.retry_delay(ticks * 3) for ticks in range(1, settings.max_attempts // 3))
+    assert waited >= 3 * 3600  # the default attempts outlast an outage of three hours

@@ -327,7 +327,10 @@ _tuning = [
         type=click.FloatRange(min=0),
         default=3600.0,
         show_default=True,
-        help="A failed run is tried again by the first tick this long after.",
+        help=(
+            "The longest wait before a failed run or delivery is tried again: the next tick retries it, "
+            "then the wait doubles from one minute up to this."
+        ),
     ),
 ]
 

@@ -88,13 +88,25 @@ class RunSettings:
     backoff_seconds: float = 10.0
     """Wait before the second attempt of a tick; doubled before each further one."""
     retry_after_seconds: float = 3600.0
-    """A failed run is tried again by the first tick at least this long after it failed."""
-    max_attempts: int = 12
+    """The longest wait before a failed run (or delivery) is tried again; see :meth:`retry_delay`."""
+    retry_backoff_seconds: float = 60.0
+    """The wait after the second failed tick; it doubles after each further one, up to the longest."""
+    max_attempts: int = 30
     """Attempts over all ticks; after that a failed run waits for a re-run by an admin."""
     poll_seconds: float = 0.5
     """How often a run reads its report job's state (and renews its lease)."""
     follow_timeout_seconds: float = 4 * 3600.0
     """A report job still unfinished after this long counts as a failed attempt."""
+
+    def retry_delay(self, attempts: int) -> float:
+        """How long after a failed tick the run is tried again, given its attempts so far: after the first
+        failed tick not at all (the next tick retries it, so an outage on the due day is never a silent
+        gap), then :attr:`retry_backoff_seconds`, doubling up to :attr:`retry_after_seconds` (an outage
+        of hours is not hammered every minute, and ``max_attempts`` lasts)."""
+        failed_ticks = max(1, -(-attempts // max(1, self.attempts_per_tick)))
+        if failed_ticks == 1:
+            return 0.0
+        return float(min(self.retry_after_seconds, self.retry_backoff_seconds * 2 ** (failed_ticks - 2)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +370,7 @@ class Scheduler:
                 return _outcome(spec, run, "lost", report_id, "the lease was lost to another process")
         retry = None
         if attempts_done < settings.max_attempts:
-            retry = clock() + dt.timedelta(seconds=settings.retry_after_seconds)
+            retry = clock() + dt.timedelta(seconds=settings.retry_delay(attempts_done))
         reason = error or "no attempt left"
         return await self._finish(target, clock, "failed", report_id=report_id, error=reason, retry=retry)
 
@@ -533,7 +545,7 @@ class Scheduler:
         await self._audit(target, Outcome.FAILURE, "delivery_failed", report_id=record.id)
         retry = None
         if attempts < settings.max_attempts:
-            retry = clock() + dt.timedelta(seconds=settings.retry_after_seconds)
+            retry = clock() + dt.timedelta(seconds=settings.retry_delay(attempts))
         return columns | {
             "delivery_status": "failed",
             "delivery_error": error[:500],
