@@ -29,7 +29,7 @@ _cell = st.one_of(
 def _reference(columns: list[Any], formats: list[CellFormat]) -> bytes:
     cells = [
         pc.fill_null(column, "")
-        if cell_format is CellFormat.PLAIN
+        if cell_format is CellFormat.FORMATTED
         else csv_cells_direct(column, text=cell_format is CellFormat.TEXT)
         for column, cell_format in zip(columns, formats, strict=True)
     ]
@@ -45,7 +45,9 @@ def test_lines_equal_the_arrow_formatting(rows: list[list[str | None]], formats:
     columns = [pa.array([row[i] for row in rows], pa.string()) for i in range(4)]
     got = batch_lines(columns, formats).to_pybytes()
     assert got == _reference(columns, formats)
-    if CellFormat.PLAIN not in formats:  # without plain columns the lines are RFC 4180: they read back
+    if (
+        CellFormat.FORMATTED not in formats
+    ):  # without pre-formatted cells the lines are RFC 4180 and read back
         parsed = list(csv.reader(io.StringIO(got.decode(), newline="")))
         assert len(parsed) == len(rows)
 
@@ -62,7 +64,7 @@ def test_sliced_columns_with_nulls_are_read_from_their_own_offsets_and_bits() ->
 def test_empty_and_all_null_columns() -> None:
     assert batch_lines([pa.array([], pa.string())], [CellFormat.TEXT]).to_pybytes() == b""
     nulls = [pa.array([None, None], pa.string()), pa.array(["", ""], pa.string())]
-    assert batch_lines(nulls, [CellFormat.TEXT, CellFormat.PLAIN]).to_pybytes() == b",\n,\n"
+    assert batch_lines(nulls, [CellFormat.TEXT, CellFormat.FORMATTED]).to_pybytes() == b",\n,\n"
 
 
 def test_columns_of_different_lengths_are_refused() -> None:

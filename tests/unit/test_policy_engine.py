@@ -367,3 +367,16 @@ def test_only_an_empty_cell_is_empty_in_a_file_na_null_and_nan_are_values(tmp_pa
     rows = [user_row(n, department=departments[n % 4]) for n in range(20)]
     written = read_rows(run(tmp_path, rows))
     assert Counter(row["department"] for row in written) == Counter(dict.fromkeys(departments, 5))
+
+
+def test_cells_an_operation_leaves_alone_cannot_break_the_csv(tmp_path: Path) -> None:
+    # white space only: not tokenised or encrypted, so written as it is; CR and LF must not split the row
+    policy = load_policy(POLICIES / "example.toml")
+    blanks = ["\r", "\n", " \r\n ", "\t"]
+    rows = [user_row(n, user_id="", name=blanks[n % 4], email=blanks[(n + 1) % 4]) for n in range(12)]
+    rows += [user_row(n) for n in range(12, 40)]
+    out = run(tmp_path, rows, policy)
+    with out.open(encoding="utf-8", newline="") as handle:
+        parsed = list(csv.reader(handle))
+    assert len(parsed) == 1 + len(read_rows(out))
+    assert {len(row) for row in parsed} == {len(parsed[0])}

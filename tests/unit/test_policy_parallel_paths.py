@@ -149,7 +149,7 @@ def _spooled(rows: list[tuple[str, str, str]], index: ClassIndex, formats: list[
 
 
 def test_the_line_gate_leaves_out_suppressed_classes_and_generalises_without_touching_other_text() -> None:
-    formats = [CellFormat.PLAIN, CellFormat.TEXT, CellFormat.TEXT]
+    formats = [CellFormat.QUOTED, CellFormat.TEXT, CellFormat.TEXT]
     rows = [
         ("2026-02-03", "-Ops", "=1+1"),
         ("2026-05-06", "Sales", "a,b"),
@@ -347,8 +347,8 @@ def test_lines_read_back_keep_empty_lines_and_a_leading_byte_order_mark() -> Non
         ["q0", "text"],
     )
     for names, formats, expected in (
-        (["q0"], [CellFormat.PLAIN], "2026\n\n2026\n"),
-        (["text", "q0"], [CellFormat.TEXT, CellFormat.PLAIN], "\ufeffabc,2026\n,\nx,2026\n"),
+        (["q0"], [CellFormat.QUOTED], "2026\n\n2026\n"),
+        (["text", "q0"], [CellFormat.TEXT, CellFormat.QUOTED], "\ufeffabc,2026\n,\nx,2026\n"),
     ):
         lines, ends = batch_lines_with_ends([batch.column(name) for name in names], formats)
         spooled = SpooledBatch(lines, ends, index.number(batch.select(["q0"])))

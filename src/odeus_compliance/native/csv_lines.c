@@ -1,8 +1,8 @@
 /* CSV lines of a batch: every row's cells, formula-safe and minimally quoted, joined by commas, ending \n.
  *
  * The same text as policy/csvout.py's csv_cells_direct per column and csv_lines for the rows (a test
- * compares them): a "plain" column (numbers, tokens, date labels: safe by construction) is written as it
- * is; a "text" column's cell starting with = + - @ tab or CR gets a leading apostrophe; in text and
+ * compares them): a "formatted" column (CSV cell text already: count maps) is written as it is; a "text"
+ * column's cell starting with = + - @ tab or CR gets a leading apostrophe; in text and
  * "quoted" columns a cell holding a quote, comma, CR or LF is quoted with its quotes doubled. Nulls are
  * empty cells.
  */
@@ -12,7 +12,7 @@
 
 #include "arrow_view.h"
 
-enum { COLUMN_PLAIN = 0, COLUMN_TEXT = 1, COLUMN_QUOTED = 2 }; /* quoted: quoted where needed, no apostrophe */
+enum { COLUMN_FORMATTED = 0, COLUMN_TEXT = 1, COLUMN_QUOTED = 2 }; /* quoted: where needed, no apostrophe */
 
 typedef struct {
     const int32_t *offsets; /* at the column's first row */
@@ -40,7 +40,7 @@ EXPORT int64_t odeus_csv_lines(const int64_t *columns, int64_t width, int64_t ro
             int64_t n = (int64_t)v->offsets[r + 1] - v->offsets[r];
             if (n == 0) continue; /* the data buffer may even be absent */
             const uint8_t *s = v->data + v->offsets[r];
-            if (v->mode == COLUMN_PLAIN) {
+            if (v->mode == COLUMN_FORMATTED) {
                 memcpy(o, s, (size_t)n);
                 o += n;
                 continue;

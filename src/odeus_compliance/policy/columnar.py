@@ -90,10 +90,12 @@ class OutputColumn:
     subject: bool  # takes the row's subject token
 
     @property
-    def plain(self) -> bool:
-        """Cells are numbers, tokens or date labels (never quoted, never a formula), or count maps, which
-        the transformer gives as their CSV cell text: written as they are."""
-        return self.numeric or isinstance(self.rule, Pseudonymize | Encrypt | GeneralizeDate | MapKeys)
+    def formatted(self) -> bool:
+        """Count maps: the transformer gives their cells as CSV cell text already, written as it is.
+
+        Every other column is formatted by the writer, numbers, tokens and date labels too: they never need
+        quoting, but a cell an operation leaves alone (white space only, say) might."""
+        return isinstance(self.rule, MapKeys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +177,7 @@ class ColumnCounts:
 @dataclass(frozen=True, slots=True)
 class TransformedBatch:
     """A batch after the column rules: output columns as text (count maps as their CSV cell text, see
-    :attr:`OutputColumn.plain`), plus what the leak scan needs."""
+    :attr:`OutputColumn.formatted`), plus what the leak scan needs."""
 
     data: pa.RecordBatch
     map_keys: dict[str, dict[str, int]]  # per map column: output key -> first row (within the batch)

@@ -23,7 +23,7 @@ _OFFSET_LIMIT = 2**31 - 1
 class CellFormat(enum.IntEnum):
     """How a column's cells are written (the values match ``native/csv_lines.c``)."""
 
-    PLAIN = 0  # as they are: numbers, tokens and date labels, safe by construction
+    FORMATTED = 0  # CSV cell text already (count maps): as it is
     TEXT = 1  # neutralised against formulas, quoted where needed
     QUOTED = 2  # quoted where needed
 

@@ -262,12 +262,12 @@ class CsvSink:
         batch: pa.RecordBatch,
         *,
         text_columns: frozenset[str],
-        plain_columns: frozenset[str] = frozenset(),
+        formatted_columns: frozenset[str] = frozenset(),
         json_columns: frozenset[str] = frozenset(),
     ) -> None:
         """Append a batch's rows in order (:meth:`lines`, then :meth:`put_lines`)."""
         lines = self.lines(
-            batch, text_columns=text_columns, plain_columns=plain_columns, json_columns=json_columns
+            batch, text_columns=text_columns, formatted_columns=formatted_columns, json_columns=json_columns
         )
         self.put_lines(lines, batch.num_rows)
 
@@ -276,18 +276,18 @@ class CsvSink:
         batch: pa.RecordBatch,
         *,
         text_columns: frozenset[str],
-        plain_columns: frozenset[str] = frozenset(),
+        formatted_columns: frozenset[str] = frozenset(),
         json_columns: frozenset[str] = frozenset(),
     ) -> pa.Buffer:
-        """A batch's CSV lines, not yet written (so another thread can make them). ``plain_columns`` hold
-        only numbers, tokens or date labels (checked by construction): written as they are; other
-        ``text_columns`` are neutralised; ``json_columns`` (text columns of JSON maps) take
-        :func:`csv_json_cells`, which gives the same."""
+        """A batch's CSV lines, not yet written (so another thread can make them). ``formatted_columns``
+        hold CSV cell text already (count maps): written as they are; ``text_columns`` are neutralised
+        against formulas; every column is quoted where needed; ``json_columns`` (text columns of JSON maps)
+        take :func:`csv_json_cells`, which gives the same."""
         if batch.num_rows == 0:
             return pa.py_buffer(b"")
         columns = [
             pc.fill_null(batch.column(i), "")
-            if name in plain_columns
+            if name in formatted_columns
             else csv_json_cells(batch.column(i))
             if name in json_columns and name in text_columns
             else csv_cells(batch.column(i), text=name in text_columns)

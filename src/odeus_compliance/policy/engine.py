@@ -128,7 +128,7 @@ class PolicyRun:
         self._want_group_figures = group_figures
         self._qis: tuple[str, ...] = ()
         self._text_columns: frozenset[str] = frozenset()
-        self._plain_columns: frozenset[str] = frozenset()
+        self._formatted_columns: frozenset[str] = frozenset()
         # Worker threads: Arrow kernels release the GIL, so they run beside this thread's HMACs. ``_workers``
         # computes a batch's columns and input checks; ``_keeper`` (one thread: batches stay in order) hands
         # transformed batches to the leak scan, the class counts and the spool or output.
@@ -148,10 +148,10 @@ class PolicyRun:
         disclosure = self.policy.disclosure
         self._qis = tuple(q for q in disclosure.quasi_identifiers if q in plan.names)
         self._text_columns = frozenset(c.name for c in plan.outputs if not c.numeric)
-        self._plain_columns = frozenset(c.name for c in plan.outputs if c.plain)
+        self._formatted_columns = frozenset(c.name for c in plan.outputs if c.formatted)
         self._formats = [
-            CellFormat.PLAIN
-            if name in self._plain_columns
+            CellFormat.FORMATTED
+            if name in self._formatted_columns
             else CellFormat.TEXT
             if name in self._text_columns
             else CellFormat.QUOTED
@@ -243,7 +243,7 @@ class PolicyRun:
             self._sink.write(
                 data,
                 text_columns=self._text_columns,
-                plain_columns=self._plain_columns,
+                formatted_columns=self._formatted_columns,
             )
 
     # --- gate, pass 2 and the manifest ------------------------------------------------------------

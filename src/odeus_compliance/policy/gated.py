@@ -206,9 +206,9 @@ class LineGate:
         if dropped_rows is not None:
             keep = pc.invert(dropped_rows)
             columns = {name: pc.filter(column, keep) for name, column in columns.items()}
-        # read back, a cell is its text: plain columns that hold CSV text already (count maps) need quoting
-        # again, the others are unchanged by it; text columns are neutralised already, which does not repeat
-        formats = [CellFormat.QUOTED if f is CellFormat.PLAIN else f for f in self._formats]
+        # read back, a cell is its text: columns that held CSV text already (count maps) need quoting again;
+        # text columns are neutralised already, which does not repeat
+        formats = [CellFormat.QUOTED if f is CellFormat.FORMATTED else f for f in self._formats]
         return batch_lines([columns[name] for name in self._names], formats)
 
 
