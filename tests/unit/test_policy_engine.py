@@ -380,3 +380,14 @@ def test_cells_an_operation_leaves_alone_cannot_break_the_csv(tmp_path: Path) ->
         parsed = list(csv.reader(handle))
     assert len(parsed) == 1 + len(read_rows(out))
     assert {len(row) for row in parsed} == {len(parsed[0])}
+
+
+@pytest.mark.parametrize("blank", ["\t", "\r", " \r\n "])
+def test_blank_dates_survive_a_gate_that_generalises_them_further(tmp_path: Path, blank: str) -> None:
+    # four quarters of 3 rows each and 6 blank dates: k = 5 needs the dates as years (pass 2 reads the
+    # spooled lines back to generalise them); a blank cell is written as it came, quoted where needed
+    dates = ["2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15"]
+    rows = [user_row(n, joined_at=dates[n % 4]) for n in range(12)]
+    rows += [user_row(n, joined_at=blank) for n in range(12, 18)]
+    written = read_rows(run(tmp_path, rows))
+    assert Counter(row["joined_at"] for row in written) == {"2026": 12, blank: 6}

@@ -90,6 +90,15 @@ class OutputColumn:
     subject: bool  # takes the row's subject token
 
     @property
+    def free_text(self) -> bool:
+        """Cells may hold any text, so the CSV neutralises formulas in them. Numbers, tokens and date labels
+        cannot start one, and a cell those operations leave alone (white space, an upstream placeholder) is
+        written as it came, quoted where needed."""
+        return not self.numeric and not isinstance(
+            self.rule, Pseudonymize | Encrypt | GeneralizeDate | MapKeys
+        )
+
+    @property
     def formatted(self) -> bool:
         """Count maps: the transformer gives their cells as CSV cell text already, written as it is.
 

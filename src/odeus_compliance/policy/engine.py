@@ -147,7 +147,7 @@ class PolicyRun:
         self._tracker = AnonymisationTracker(schema)
         disclosure = self.policy.disclosure
         self._qis = tuple(q for q in disclosure.quasi_identifiers if q in plan.names)
-        self._text_columns = frozenset(c.name for c in plan.outputs if not c.numeric)
+        self._text_columns = frozenset(c.name for c in plan.outputs if c.free_text)
         self._formatted_columns = frozenset(c.name for c in plan.outputs if c.formatted)
         self._formats = [
             CellFormat.FORMATTED
