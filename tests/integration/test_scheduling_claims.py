@@ -47,18 +47,30 @@ async def make_schedule(settings: Settings) -> uuid.UUID:
 
 
 async def claim(
-    settings: Settings, schedule_id: uuid.UUID, owner: str, *, version: int = 1
+    settings: Settings,
+    schedule_id: uuid.UUID,
+    owner: str,
+    *,
+    version: int = 1,
+    period: Period = OCTOBER,
+    then: str | None = None,
 ) -> ScheduleRun | None:
+    """Claim ``period`` (due 06:00 on its first day) at NOW; ``then``: finish the run with that status."""
     async with sessions_for(settings) as sessions, sessions() as session:
-        return await claims.claim_new(
+        run = await claims.claim_new(
             session=session,
             schedule_id=schedule_id,
-            period=OCTOBER,
-            due_at=due_at(OCTOBER, day=1, time=dt.time(6, 0)),
+            period=period,
+            due_at=due_at(period, day=1, time=dt.time(6, 0)),
             version=version,
             lease=Lease(owner, 60),
             now=NOW,
         )
+        if run is not None and then is not None:
+            assert await claims.finish(
+                session=session, run_id=run.id, lease=Lease(owner, 60), now=NOW, status=then
+            )
+        return run
 
 
 async def count_runs(settings: Settings) -> int:
@@ -147,21 +159,9 @@ async def test_has_due_work_tells_when_a_tick_has_something_to_do(migrated_setti
         # claim everything that is due; the claims' leases (60 s) make the runs nobody else's business
         for first_day in (dt.date(2026, 9, 1), dt.date(2026, 10, 1)):
             period = Period(Every.MONTH, first_day, "Europe/Berlin")
-            async with sessions() as session:
-                run = await claims.claim_new(
-                    session=session,
-                    schedule_id=schedule_id,
-                    period=period,
-                    due_at=due_at(period, day=1, time=dt.time(6, 0)),
-                    version=1,
-                    lease=Lease("a", 60),
-                    now=NOW,
-                )
-                assert run is not None
-                if first_day.month != 10:
-                    assert await claims.finish(
-                        session=session, run_id=run.id, lease=Lease("a", 60), now=NOW, status="succeeded"
-                    )
+            then = "succeeded" if first_day.month != 10 else None
+            run = await claim(migrated_settings, schedule_id, "a", period=period, then=then)
+            assert run is not None
         assert due < NOW
         assert run is not None
         assert not await has_due_work(sessions, NOW + dt.timedelta(seconds=59))
@@ -189,20 +189,9 @@ async def test_changing_the_zone_or_kind_does_not_run_past_periods_again(migrate
     async with sessions_for(migrated_settings) as sessions:
         for first_day in (dt.date(2026, 9, 1), dt.date(2026, 10, 1)):
             period = Period(Every.MONTH, first_day, "Europe/Berlin")
-            async with sessions() as session:
-                run = await claims.claim_new(
-                    session=session,
-                    schedule_id=schedule_id,
-                    period=period,
-                    due_at=due_at(period, day=1, time=dt.time(6, 0)),
-                    version=1,
-                    lease=Lease("a", 60),
-                    now=NOW,
-                )
-                assert run is not None
-                assert await claims.finish(
-                    session=session, run_id=run.id, lease=Lease("a", 60), now=NOW, status="succeeded"
-                )
+            assert (
+                await claim(migrated_settings, schedule_id, "a", period=period, then="succeeded") is not None
+            )
         assert not await has_due_work(sessions, later)
         for every, zone in (("month", "Europe/London"), ("quarter", "Europe/London"), ("week", "UTC")):
             spec = ScheduleSpec.build(

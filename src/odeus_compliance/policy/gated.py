@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as _compute
 import pyarrow.csv as pa_csv
 
+from odeus_compliance.policy.columnar import per_distinct
 from odeus_compliance.policy.csvlines import CellFormat, batch_lines
 from odeus_compliance.policy.disclosure import KAnonymityPlan, generalize_quasi_identifier
 from odeus_compliance.policy.model import DateLevel
@@ -202,7 +203,7 @@ class LineGate:
         columns = {name: table.column(name).combine_chunks() for name in self._names}
         for q, level in self._levels.items():
             if level is not None:
-                columns[q] = _generalised_column(columns[q], level, q)
+                columns[q] = per_distinct(columns[q], _generaliser(level, q), column=q, row_offset=0)
         if dropped_rows is not None:
             keep = pc.invert(dropped_rows)
             columns = {name: pc.filter(column, keep) for name, column in columns.items()}
@@ -218,10 +219,8 @@ def _int32_bytes(values: Any) -> pa.Buffer:
     return data
 
 
-def _generalised_column(array: Any, level: DateLevel, column: str) -> Any:
-    values = array.to_pylist()
-    distinct = {v: generalize_quasi_identifier(v, level, column=column) for v in set(values)}
-    return pa.array([distinct[v] for v in values], pa.string())
+def _generaliser(level: DateLevel, column: str) -> Callable[[str], Cell]:
+    return lambda value: generalize_quasi_identifier(value, level, column=column)
 
 
 def _without(batch: SpooledBatch, rows: list[int]) -> list[pa.Buffer]:
