@@ -7,10 +7,15 @@ only wires them into one group.
 
 from __future__ import annotations
 
-import click
+from odeus_compliance import warning_filters
 
-from odeus_compliance import __version__
-from odeus_compliance.commands import LazyGroup
+# Before any command imports pyHanko; report workers spawned by a command import this module again.
+warning_filters.install()
+
+import click  # noqa: E402 - after the filters above
+
+from odeus_compliance import __version__  # noqa: E402
+from odeus_compliance.commands import LazyGroup  # noqa: E402
 
 
 @click.group(

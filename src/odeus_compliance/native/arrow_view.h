@@ -1,10 +1,8 @@
-/* What the native helpers share: how they are exported, and how they read an Arrow validity bitmap. */
+/* How the native helpers read an Arrow validity bitmap. */
 #ifndef ODEUS_ARROW_VIEW_H
 #define ODEUS_ARROW_VIEW_H
 
 #include <stdint.h>
-
-#define EXPORT __attribute__((visibility("default")))
 
 /* Whether bit `bit` of an Arrow validity bitmap says null (no bitmap: nothing is null). */
 static inline int arrow_is_null(const uint8_t *validity, int64_t bit) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "arrow_view.h"
+#include "odeus_native.h"
 
 enum { MAX_COUNT_DIGITS = 18 };
 
@@ -65,7 +66,7 @@ static int32_t compact_pairs(const uint8_t *s, int64_t n) {
 
 /* out_pairs[i]: pairs of cell i (0 for a null cell or {}), -1 if not compact. Returns the pairs of the compact
  * cells in all, or -1 if that does not fit Arrow's 32-bit offsets. */
-EXPORT int64_t odeus_count_maps_scan(const int32_t *offsets, const uint8_t *data, const uint8_t *validity,
+int64_t odeus_count_maps_scan(const int32_t *offsets, const uint8_t *data, const uint8_t *validity,
                                      int64_t bit_offset, int64_t count, int32_t *out_pairs) {
     int64_t total = 0;
     for (int64_t i = 0; i < count; i++) {
@@ -80,7 +81,7 @@ EXPORT int64_t odeus_count_maps_scan(const int32_t *offsets, const uint8_t *data
 
 /* Every pair's key, cell after cell, as an Arrow string array: key_offsets[pairs + 1], key_data (at most the
  * cells' bytes). Cells with pairs[i] <= 0 are skipped. Returns 0, or -4 if a cell is not what the scan found. */
-EXPORT int odeus_count_maps_keys(const int32_t *offsets, const uint8_t *data, int64_t count,
+int odeus_count_maps_keys(const int32_t *offsets, const uint8_t *data, int64_t count,
                                  const int32_t *pairs, int32_t *key_offsets, uint8_t *key_data) {
     int64_t k = 0, written = 0;
     pair_span pair = {0, 0, 0, 0};
@@ -114,7 +115,7 @@ typedef struct {
  * out_data NULL: only measure. Returns the output's bytes; -1 if in some cell two keys map to the same key
  * (their counts must be summed: the caller goes cell by cell), -2 if the output would not fit 32-bit
  * offsets, -3 if memory ran out, -4 if a cell is not what the scan found. */
-EXPORT int64_t odeus_count_maps_build(const int32_t *offsets, const uint8_t *data, int64_t count,
+int64_t odeus_count_maps_build(const int32_t *offsets, const uint8_t *data, int64_t count,
                                       const int32_t *pairs, const int32_t *key_index, const int32_t *rank,
                                       const int32_t *mapped_offsets, const uint8_t *mapped_data, int csv,
                                       int32_t *first_row, uint8_t *out_data, int32_t *out_offsets) {

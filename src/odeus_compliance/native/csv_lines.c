@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "arrow_view.h"
+#include "odeus_native.h"
 
 enum { COLUMN_FORMATTED = 0, COLUMN_TEXT = 1, COLUMN_QUOTED = 2 }; /* quoted: where needed, no apostrophe */
 
@@ -28,7 +29,7 @@ _Static_assert(sizeof(column_view) == 5 * sizeof(int64_t), "a column is passed a
  * cell quoted, with an apostrophe, every character a quote). Returns the bytes written. columns: `width`
  * views laid out as five int64 each (offsets, data, validity, bit offset, mode). row_ends (optional): where
  * each row's line ends in out (the caller keeps a batch's lines under 2 GiB). */
-EXPORT int64_t odeus_csv_lines(const int64_t *columns, int64_t width, int64_t rows, uint8_t *out,
+int64_t odeus_csv_lines(const int64_t *columns, int64_t width, int64_t rows, uint8_t *out,
                                int32_t *row_ends) {
     const column_view *views = (const column_view *)columns;
     uint8_t *o = out;

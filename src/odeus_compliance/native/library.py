@@ -1,15 +1,18 @@
-"""Loads the native helpers' shared library once per process and declares its functions' signatures.
+"""Loads the native helpers' extension module once per process and refuses a stale or missing one.
 
-A missing library, or one built from another version of the C sources (an editable install whose sources
-changed since), is refused with how to rebuild it: running stale native code would silently produce wrong
-pseudonyms.
+The functions' signatures live only in ``odeus_native.h``; the build compiles cffi's binding against it.
+:class:`NativeLibrary` passes Arrow buffer addresses (ints, 0 for none) and ``bytes`` to the pointer
+parameters that header declares, so callers need no cffi. A module built from other C sources (an editable
+install whose sources changed since) is refused with how to rebuild it: stale native code would silently
+produce wrong pseudonyms.
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +20,8 @@ from typing import Any
 import pyarrow as pa
 
 _HERE = Path(__file__).resolve().parent
-LIBRARY_PATH = _HERE / "_odeus_native.so"
-_REBUILD = "rebuild it with `pip install -e .` (scripts/setup does)"
-
-c_bytes = ctypes.c_char_p
-c_size = ctypes.c_size_t
-c_address = ctypes.c_void_p
+MODULE = "odeus_compliance.native._odeus_native"
+_REBUILD = "rebuild them with `pip install -e .` (scripts/setup does)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,60 +66,53 @@ def source_digest() -> str | None:
     return digest.hexdigest()
 
 
+class NativeLibrary:
+    """The helpers as Python callables: ``library.odeus_csv_lines(...)`` with ints for addresses."""
+
+    def __init__(self, module: Any) -> None:
+        self._ffi = module.ffi
+        self._lib = module.lib
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        function = getattr(self._lib, name)
+        parameters = self._ffi.typeof(function).args
+        ffi = self._ffi
+
+        def call(*arguments: Any) -> Any:
+            if len(arguments) != len(parameters):
+                msg = f"{name} takes {len(parameters)} arguments, not {len(arguments)}"
+                raise TypeError(msg)
+            converted = [
+                _pointer(ffi, parameter, argument) if parameter.kind == "pointer" else argument
+                for parameter, argument in zip(parameters, arguments, strict=True)
+            ]
+            return function(*converted)
+
+        call.__name__ = name
+        setattr(self, name, call)  # built once per function
+        return call
+
+
+def _pointer(ffi: Any, parameter: Any, argument: Any) -> Any:
+    if isinstance(argument, int):
+        return ffi.cast(parameter, argument)
+    if isinstance(argument, bytes):
+        return ffi.from_buffer(parameter, argument)
+    return argument
+
+
 @functools.cache
-def native_library() -> ctypes.CDLL:
-    """The loaded library (ctypes releases the GIL around each call into it)."""
-    if not LIBRARY_PATH.is_file():
-        msg = f"the native helpers are not built ({LIBRARY_PATH.name} is missing): {_REBUILD}"
-        raise NativeLibraryError(msg)
-    library = ctypes.CDLL(str(LIBRARY_PATH))
-    library.odeus_native_source.restype = ctypes.c_char_p
-    library.odeus_native_source.argtypes = []
-    built_from = library.odeus_native_source().decode("ascii")
+def native_library() -> NativeLibrary:
+    """The loaded helpers (each call releases the GIL while it runs)."""
+    try:
+        module = importlib.import_module(MODULE)
+    except ImportError as error:
+        msg = f"the native helpers are not built ({MODULE} cannot be imported): {_REBUILD}"
+        raise NativeLibraryError(msg) from error
+    library = NativeLibrary(module)
+    built_from = module.ffi.string(module.lib.odeus_native_source()).decode("ascii")
     expected = source_digest()
     if expected is not None and built_from != expected:
         msg = f"the native helpers were built from other C sources than those installed: {_REBUILD}"
         raise NativeLibraryError(msg)
-    library.odeus_native_sha_extensions.restype = ctypes.c_int
-    library.odeus_native_sha_extensions.argtypes = []
-    library.odeus_sha256.restype = None
-    library.odeus_sha256.argtypes = [c_bytes, c_size, ctypes.c_char_p, ctypes.c_int]
-    library.odeus_hmac_tokens.restype = ctypes.c_int
-    library.odeus_hmac_tokens.argtypes = [
-        c_bytes, c_size,  # key
-        c_bytes, c_size,  # message prefix
-        c_address, c_address, ctypes.c_int64,  # offsets, data, count
-        c_bytes, c_size, ctypes.c_int,  # token prefix, characters
-        c_address, c_address,  # output data, output offsets
-        ctypes.c_int,  # 1: portable SHA-256 even where the CPU has SHA extensions
-    ]  # fmt: skip
-    library.odeus_count_maps_scan.restype = ctypes.c_int64
-    library.odeus_count_maps_scan.argtypes = [
-        c_address, c_address, c_address, ctypes.c_int64, ctypes.c_int64, c_address,
-    ]  # fmt: skip
-    library.odeus_count_maps_keys.restype = ctypes.c_int
-    library.odeus_count_maps_keys.argtypes = [
-        c_address,
-        c_address,
-        ctypes.c_int64,
-        c_address,
-        c_address,
-        c_address,
-    ]
-    library.odeus_count_maps_build.restype = ctypes.c_int64
-    library.odeus_count_maps_build.argtypes = [
-        c_address, c_address, ctypes.c_int64,  # cells
-        c_address, c_address, c_address,  # pairs per cell, key index per pair, rank per key
-        c_address, c_address, ctypes.c_int,  # mapped keys by rank, csv
-        c_address, c_address, c_address,  # first row per key, output data, output offsets
-    ]  # fmt: skip
-    library.odeus_csv_lines.restype = ctypes.c_int64
-    library.odeus_csv_lines.argtypes = [c_address, ctypes.c_int64, ctypes.c_int64, c_address, c_address]
-    library.odeus_word_forms.restype = ctypes.c_int64
-    library.odeus_word_forms.argtypes = [
-        c_address, c_address, c_address, ctypes.c_int64, ctypes.c_int64,  # values
-        ctypes.c_int64, ctypes.c_int64,  # minimum characters, minimum digits
-        c_address, c_address, ctypes.c_int64,  # placeholders
-        c_address, c_address, c_address,  # flags, output data, output offsets
-    ]  # fmt: skip
     return library

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "arrow_view.h"
+#include "odeus_native.h"
 
 enum { FORM_NOT_COUNTED = 0, FORM_COUNTED = 1, FORM_GENERAL = 2 };
 enum { CHAR_OTHER = 0, CHAR_ALNUM = 1, CHAR_INNER = 2, CHAR_SHARP_S = 3 };
@@ -104,7 +105,7 @@ static int64_t simple_form(const uint8_t *s, int64_t n, uint8_t *out, int64_t *o
  * are written one after another to out_data (twice the values' bytes at most) with
  * out_offsets[counted + 1]; placeholders: an Arrow string array of lower-case texts. Returns the number of
  * counted forms. */
-EXPORT int64_t odeus_word_forms(const int32_t *offsets, const uint8_t *data, const uint8_t *validity,
+int64_t odeus_word_forms(const int32_t *offsets, const uint8_t *data, const uint8_t *validity,
                                 int64_t bit_offset, int64_t count, int64_t min_chars, int64_t min_digits,
                                 const int32_t *placeholder_offsets, const uint8_t *placeholder_data,
                                 int64_t placeholders, uint8_t *flags, uint8_t *out_data, int32_t *out_offsets) {

@@ -1,10 +1,9 @@
 """Tokens for a whole column at once: HMAC-SHA-256 and base32 of every value in one native call.
 
-The per-value work cannot be vectorised by Arrow and costs ~1.5 µs per value in Python (hash-state copies,
-digests, base32); in C (``native/hmac_tokens.c``) it costs ~0.1-0.2 µs and runs without the GIL, beside
-the engine's other threads. With ``chars`` = TOKEN_CHARS every token equals
-:func:`odeus_compliance.policy.crypto.format_token` of :func:`odeus_compliance.policy.crypto.hmac_sha256`
-of ``message_prefix + value``; tests check it, and both SHA-256 implementations against Python's.
+The per-value work cannot be vectorised by Arrow; in C (``native/hmac_tokens.c``, the MAC from OpenSSL's
+libcrypto) it runs without the GIL, beside the engine's other threads (figures in bench/policy). With
+``chars`` = TOKEN_CHARS every token equals :func:`odeus_compliance.policy.crypto.format_token` of
+:func:`odeus_compliance.policy.crypto.hmac_sha256` of ``message_prefix + value``; tests check it.
 """
 
 from __future__ import annotations
@@ -26,12 +25,9 @@ def hmac_tokens(
     token_prefix: str,
     chars: int,
     message_prefix: bytes = b"",
-    portable: bool = False,
 ) -> pa.StringArray:
     """``token_prefix`` + the first ``chars`` base32 characters (lower case) of
-    HMAC-SHA-256(key, message_prefix + UTF-8 value), for every value (no nulls) in order.
-
-    ``portable`` forces the portable SHA-256 where the CPU has SHA extensions (for the tests)."""
+    HMAC-SHA-256(key, message_prefix + UTF-8 value), for every value (no nulls) in order."""
     array: Any = values
     if array.type != pa.string():
         msg = f"tokens are made of strings, not {array.type}"
@@ -46,12 +42,10 @@ def hmac_tokens(
     if len(array) * (len(prefix) + chars) >= _OFFSET_LIMIT:
         msg = "too many tokens for one call: their text must stay under 2 GiB"
         raise ValueError(msg)
-    return cast("pa.StringArray", _tokens(array, key, message_prefix, prefix, chars=chars, portable=portable))
+    return cast("pa.StringArray", _tokens(array, key, message_prefix, prefix, chars=chars))
 
 
-def _tokens(
-    array: Any, key: bytes, message_prefix: bytes, prefix: bytes, *, chars: int, portable: bool
-) -> Any:
+def _tokens(array: Any, key: bytes, message_prefix: bytes, prefix: bytes, *, chars: int) -> Any:
     count = len(array)
     if count == 0:
         return pa.array([], pa.string())
@@ -63,9 +57,9 @@ def _tokens(
         key, len(key), message_prefix, len(message_prefix),
         cells.offsets, cells.data, count,
         prefix, len(prefix), chars,
-        out_data.address, out_offsets.address, int(portable),
+        out_data.address, out_offsets.address,
     )  # fmt: skip
-    if status != 0:  # pragma: no cover - the arguments above are always in range
-        msg = f"native token function refused its arguments ({status})"
+    if status != 0:  # pragma: no cover - the arguments are in range; -2 is OpenSSL out of memory
+        msg = f"the native token function failed ({status})"
         raise RuntimeError(msg)
     return pa.StringArray.from_buffers(count, out_offsets, out_data)
