@@ -38,9 +38,9 @@ from tests.support.postgres import scratch_database  # noqa: E402
 
 from odeus_compliance.audit import service  # noqa: E402
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender  # noqa: E402
-from odeus_compliance.audit.bundle import verify_log  # noqa: E402
 from odeus_compliance.audit.checkpoint import Checkpoint, sign_checkpoint  # noqa: E402
 from odeus_compliance.audit.leaf import DataKey, associated_data, leaf_checker, open_leaf  # noqa: E402
+from odeus_compliance.audit.log_verify import verify_log  # noqa: E402
 from odeus_compliance.audit.merkle import (  # noqa: E402
     MerkleAccumulator,
     MerkleTree,

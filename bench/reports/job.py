@@ -153,7 +153,7 @@ def _render(base_url: str, key: str, folder: Path) -> dict[str, Any]:
     from odeus_compliance.reports.content import ReportMeta  # noqa: PLC0415
     from odeus_compliance.reports.flow import template_facts  # noqa: PLC0415
     from odeus_compliance.reports.jobs import ReportPeriod  # noqa: PLC0415
-    from odeus_compliance.retention.rules import retention_dates  # noqa: PLC0415
+    from odeus_compliance.retention_rules import retention_dates  # noqa: PLC0415
 
     settings = _settings(base_url, key)
     worker._limit_memory(settings.report_worker_memory_mb * worker.MIB)  # noqa: SLF001 - as the pool does

@@ -12,10 +12,10 @@ from odeus_compliance import warning_filters
 # Before any command imports pyHanko; report workers spawned by a command import this module again.
 warning_filters.install()
 
-import click  # noqa: E402 - after the filters above
+import click
 
-from odeus_compliance import __version__  # noqa: E402
-from odeus_compliance.commands import LazyGroup  # noqa: E402
+from odeus_compliance import __version__
+from odeus_compliance.commands import LazyGroup
 
 
 @click.group(

@@ -22,6 +22,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from odeus_compliance.core.files import write_atomically
+from odeus_compliance.core.periods import zone
 from odeus_compliance.settings import (
     MASTER_KEY_BYTES,
     Secret,
@@ -29,7 +31,6 @@ from odeus_compliance.settings import (
     default_sqlite_url,
     read_master_key_file,
 )
-from odeus_compliance.upstream.request import zone
 
 __all__ = [
     "DEMO_PURPOSE",
@@ -107,50 +108,35 @@ async def run_demo_report(
     """Run one report of ``year-month`` as a job and write the signed PDF to ``out_dir/report.pdf``."""
     # imported here: the demo's --help must stay fast (see odeus_compliance.commands)
     from odeus_compliance.audit.appender import SYSTEM_CLI  # noqa: PLC0415
-    from odeus_compliance.audit.records import Action  # noqa: PLC0415
-    from odeus_compliance.commands.report import write_atomically  # noqa: PLC0415
+    from odeus_compliance.audit.recorder import Recorder  # noqa: PLC0415
     from odeus_compliance.db.migrate import upgrade  # noqa: PLC0415
     from odeus_compliance.keys.certificates import demo_paths, ensure_demo_certificate  # noqa: PLC0415
+    from odeus_compliance.reports import actions, service  # noqa: PLC0415
     from odeus_compliance.reports.jobs import ReportPeriod, ReportStatus  # noqa: PLC0415
     from odeus_compliance.reports.runtime import standalone_runtime  # noqa: PLC0415
-    from odeus_compliance.reports.verify import trust_anchors, verify_pdf  # noqa: PLC0415
 
     await upgrade(settings)
     ensure_demo_certificate(settings.data_dir, settings.require_master_key())
-    period = ReportPeriod.month(year, month, timezone)
+    wanted = service.resolve_request(
+        period=ReportPeriod.month(year, month, timezone),
+        policy="default",
+        purpose=DEMO_PURPOSE,
+        policy_dir=settings.policy_dir,
+    )
     async with standalone_runtime(settings, actor=SYSTEM_CLI) as runtime:
-        appender = runtime.flow.appender
-        await appender.append(
-            actor=SYSTEM_CLI,
-            action=Action.REPORT_REQUESTED,
-            resource="report:new",
-            purpose=DEMO_PURPOSE,
-            details={
-                "policy": "default",
-                "period_from": period.start.isoformat(),
-                "period_to": period.end.isoformat(),
-                "timezone": timezone,
-            },
-        )
-        queued = await runtime.jobs.request(
-            period=period, policy="default", purpose=DEMO_PURPOSE, requested_by="demo"
-        )
+        recorder = Recorder(runtime.flow.appender, SYSTEM_CLI)
+        queued = await actions.request_report(recorder, jobs=runtime.jobs, wanted=wanted, requested_by="demo")
         record = await runtime.run_job(queued.id) or queued
         if record.status is not ReportStatus.SUCCEEDED:
             return DemoOutcome(record.id, record.status.value, record.error, None, None, False, "", {}, None)
-        pdf = await runtime.store.read(record.id, "report.pdf")
         figures = json.loads(await runtime.store.read(record.id, "figures.json"))
-        await appender.append(
-            actor=SYSTEM_CLI,
-            action=Action.REPORT_DOWNLOADED,
-            resource=f"report:{record.id}",
-            purpose=DEMO_PURPOSE,
-            details={"report_id": record.id, "format": "pdf", "byte_count": len(pdf)},
+        pdf = await actions.hand_out_bytes(
+            recorder, store=runtime.store, record=record, name=service.PDF_FILE, purpose=DEMO_PURPOSE
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "report.pdf"
-    write_atomically(target, pdf)
-    result = verify_pdf(target.read_bytes(), anchors=trust_anchors(settings))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / "report.pdf"
+        write_atomically(target, pdf)
+        result = await actions.verify_report(recorder, pdf=target.read_bytes(), settings=settings)
     ca = demo_paths(settings.data_dir).ca_cert
     return DemoOutcome(
         report_id=record.id,

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from odeus_compliance.audit.bundle import verify_bundle
+from odeus_compliance.audit.bundle_verify import verify_bundle
 from odeus_compliance.audit.checkpoint import open_checkpoint
 from odeus_compliance.audit.leaf import parse_leaf
 from odeus_compliance.audit.merkle import leaf_hash, verify_consistency, verify_inclusion

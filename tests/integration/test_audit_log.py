@@ -18,7 +18,7 @@ from sqlalchemy import insert, text, update
 
 from odeus_compliance.audit import service
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
-from odeus_compliance.audit.bundle import verify_bundle
+from odeus_compliance.audit.bundle_verify import verify_bundle
 from odeus_compliance.audit.checkpoint import Checkpoint, sign_checkpoint
 from odeus_compliance.audit.leaf import seal_record
 from odeus_compliance.audit.merkle import MerkleAccumulator, leaf_hash

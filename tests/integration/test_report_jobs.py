@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from odeus_compliance.core.leases import lease_owner_id
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.db.models import Report
-from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportPeriod, ReportStatus, runner_id
+from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportPeriod, ReportStatus
 from odeus_compliance.settings import Settings
 
 PERIOD = ReportPeriod.month(2026, 10, "Europe/Berlin")
@@ -71,7 +72,7 @@ async def test_request_queues_versions_per_period_and_policy(jobs: ReportJobs) -
 async def test_two_concurrent_claimers_of_one_job_give_one_winner(jobs: ReportJobs) -> None:
     for _ in range(5):
         report_id = await _request(jobs)
-        owners = [runner_id() for _ in range(2)]
+        owners = [lease_owner_id() for _ in range(2)]
         won = await asyncio.gather(*(jobs.claim(owner, report_id=report_id) for owner in owners))
         winners = [record for record in won if record is not None]
         assert len(winners) == 1
@@ -84,7 +85,7 @@ async def test_two_concurrent_claimers_of_one_job_give_one_winner(jobs: ReportJo
 
 async def test_many_claimers_take_each_job_once(jobs: ReportJobs) -> None:
     ids = {await _request(jobs) for _ in range(6)}
-    owners = [runner_id() for _ in range(4)]
+    owners = [lease_owner_id() for _ in range(4)]
 
     async def drain(owner: str) -> list[str]:
         taken = []
@@ -98,7 +99,7 @@ async def test_many_claimers_take_each_job_once(jobs: ReportJobs) -> None:
 
 async def test_progress_succeed_and_fail_need_the_lease(jobs: ReportJobs) -> None:
     report_id = await _request(jobs)
-    owner = runner_id()
+    owner = lease_owner_id()
     assert await jobs.claim(owner) is not None
     await jobs.progress(report_id, owner, stage="render", progress=0.5, policy_hash="sha256:ab")
     record = await jobs.get(report_id)
@@ -132,7 +133,7 @@ async def _expire(jobs: ReportJobs, report_id: str) -> None:
 
 async def test_a_lapsed_lease_is_taken_over_and_the_old_runner_stops(jobs: ReportJobs) -> None:
     report_id = await _request(jobs)
-    old, new = runner_id(), runner_id()
+    old, new = lease_owner_id(), lease_owner_id()
     assert await jobs.claim(old) is not None
     assert await jobs.claim(new) is None  # the lease holds
     await _expire(jobs, report_id)
@@ -159,10 +160,10 @@ async def test_recover_requeues_jobs_of_dead_runners_and_fails_exhausted_ones(jo
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
     dead_pid = int(dead.stdout)
-    host = runner_id().split(":", 1)[0]
+    host = lease_owner_id().split(":", 1)[0]
     dead_owner = f"{host}:{dead_pid}:abcd"
     resumable, exhausted, alive, lapsed = [await _request(jobs) for _ in range(4)]
-    live_owner = runner_id()  # this process: alive
+    live_owner = lease_owner_id()  # this process: alive
     assert await jobs.claim(dead_owner, report_id=resumable) is not None
     assert await jobs.claim(live_owner, report_id=alive) is not None
     assert await jobs.claim(f"elsewhere:{os.getpid()}:ab", report_id=lapsed) is not None
@@ -184,13 +185,13 @@ async def test_recover_requeues_jobs_of_dead_runners_and_fails_exhausted_ones(jo
     assert states[resumable] is not None
     assert states[resumable].stage == "requeued after interruption"  # type: ignore[union-attr]
     assert "interrupted" in (states[exhausted].error or "")  # type: ignore[union-attr]
-    resumed = await jobs.claim(runner_id(), report_id=resumable)
+    resumed = await jobs.claim(lease_owner_id(), report_id=resumable)
     assert resumed is not None
     assert resumed.attempt == 2
 
 
 async def test_history_gives_earlier_succeeded_reports_newest_version_per_period(jobs: ReportJobs) -> None:
-    owner = runner_id()
+    owner = lease_owner_id()
     months = [ReportPeriod.month(2026, m, "Europe/Berlin") for m in (7, 8, 8, 9)]
     ids = []
     for period in months:
@@ -216,7 +217,7 @@ async def test_claimers_with_their_own_engines_race_to_one_winner_per_job(
         claimers = [ReportJobs(session_factory(engine), lease_seconds=30) for engine in engines]
         for _ in range(5):
             report_id = await _request(claimers[0])
-            won = await asyncio.gather(*(jobs.claim(runner_id()) for jobs in claimers))
+            won = await asyncio.gather(*(jobs.claim(lease_owner_id()) for jobs in claimers))
             assert [record.id for record in won if record is not None] == [report_id]
     finally:
         for engine in engines:

@@ -22,8 +22,8 @@ from odeus_compliance.reports.store import ArtifactMissing, ArtifactShredded
 from odeus_compliance.retention.holds import HoldError, place_hold, release_hold
 from odeus_compliance.retention.purge import Purge, run_daily
 from odeus_compliance.retention.receipts import ReceiptError, list_receipts, verify_receipt
-from odeus_compliance.retention.rules import DataClass
 from odeus_compliance.retention.ticker import RetentionTicker
+from odeus_compliance.retention_rules import DataClass
 from odeus_compliance.settings import Settings
 from tests.support.retention import FAR, World, run
 

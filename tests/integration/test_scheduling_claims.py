@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.db.schedule_tables import ScheduleRun
 from odeus_compliance.scheduling import claims
 from odeus_compliance.scheduling.claims import Lease
 from odeus_compliance.scheduling.model import ScheduleSpec
 from odeus_compliance.scheduling.periods import Every, Period, due_at
 from odeus_compliance.scheduling.service import save_schedule
-from odeus_compliance.scheduling.tables import ScheduleRun
 from odeus_compliance.settings import Settings
 
 NOW = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.UTC)
@@ -148,7 +148,7 @@ async def test_a_failed_run_is_taken_again_only_when_its_retry_is_due(migrated_s
 
 
 async def test_has_due_work_tells_when_a_tick_has_something_to_do(migrated_settings: Settings) -> None:
-    from odeus_compliance.scheduling.runner import has_due_work  # noqa: PLC0415
+    from odeus_compliance.scheduling.queries import has_due_work  # noqa: PLC0415
 
     schedule_id = await make_schedule(migrated_settings)  # active from 60 days before NOW
     due = due_at(OCTOBER, day=1, time=dt.time(6, 0))  # 05:00 UTC on 1 November (CET)
@@ -182,7 +182,7 @@ async def test_has_due_work_tells_when_a_tick_has_something_to_do(migrated_setti
 async def test_changing_the_zone_or_kind_does_not_run_past_periods_again(migrated_settings: Settings) -> None:
     """Periods already run under the old boundaries have no run under the new ones: without a fresh
     ``active_from`` every past period would be due again (a second report of each month)."""
-    from odeus_compliance.scheduling.runner import has_due_work  # noqa: PLC0415
+    from odeus_compliance.scheduling.queries import has_due_work  # noqa: PLC0415
 
     schedule_id = await make_schedule(migrated_settings)
     later = NOW + dt.timedelta(days=3)

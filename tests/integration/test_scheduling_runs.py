@@ -18,13 +18,13 @@ from sqlalchemy import select, text
 
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.db.models import Report
+from odeus_compliance.db.schedule_tables import ScheduleRun
 from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.reports.jobs import ReportStatus
 from odeus_compliance.scheduling.model import ScheduleSpec
 from odeus_compliance.scheduling.runner import RunOutcome, RunSettings
 from odeus_compliance.scheduling.runtime import standalone_scheduler
 from odeus_compliance.scheduling.service import list_runs, save_schedule
-from odeus_compliance.scheduling.tables import ScheduleRun
 from odeus_compliance.settings import Secret, Settings
 from odeus_compliance.upstream.simulator.config import SimulatorConfig
 from odeus_compliance.upstream.simulator.server import RunningSimulator, run_simulator

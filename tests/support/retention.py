@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
 from odeus_compliance.audit.records import Action
 from odeus_compliance.audit.service import verify_stored_log
+from odeus_compliance.core.leases import lease_owner_id
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.db.models import KeyEpoch
 from odeus_compliance.keys.ring import (
@@ -26,7 +27,7 @@ from odeus_compliance.keys.ring import (
     load_identity,
     rotate_key,
 )
-from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod, runner_id
+from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod
 from odeus_compliance.reports.store import ArtifactStore
 from odeus_compliance.retention.purge import Purge
 from odeus_compliance.settings import Settings
@@ -55,7 +56,7 @@ class World:
             purpose="retention test",
             requested_by="cli",
         )
-        owner = runner_id()
+        owner = lease_owner_id()
         assert await self.jobs.claim(owner, report_id=record.id) is not None
         stored = await self.store.put(record.id, "report.pdf", f"%PDF-1.7 {record.id}".encode())
         if dataset:

@@ -13,15 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from odeus_compliance.audit.bundle import (
-    BUNDLE_FORMAT,
-    BundleError,
-    ProblemKind,
-    VerificationReport,
-    build_bundle,
-    verify_bundle,
-    verify_log,
-)
+from odeus_compliance.audit.bundle_build import BundleError, build_bundle
+from odeus_compliance.audit.bundle_format import BUNDLE_FORMAT
+from odeus_compliance.audit.bundle_verify import verify_bundle
 from odeus_compliance.audit.checkpoint import Checkpoint, sign_checkpoint
 from odeus_compliance.audit.leaf import (
     DataKey,
@@ -32,9 +26,11 @@ from odeus_compliance.audit.leaf import (
     open_leaf,
     seal_record,
 )
+from odeus_compliance.audit.log_verify import verify_log
 from odeus_compliance.audit.merkle import leaf_hash, root_of_leaf_hashes
 from odeus_compliance.audit.note import Signer
 from odeus_compliance.audit.records import Action, ActorRole, AuditRecord, Outcome
+from odeus_compliance.audit.verdict import ProblemKind, VerificationReport
 
 ORIGIN = "odeus-compliance.example/audit/t1"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

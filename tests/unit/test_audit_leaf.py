@@ -31,6 +31,7 @@ from odeus_compliance.audit.leaf import (
     seal_records,
 )
 from odeus_compliance.audit.records import Action, ActorRole, AuditRecord, Outcome
+from odeus_compliance.keys.datakey import DataKeyError
 
 ORIGIN = "odeus-compliance.example/audit/test"
 KEY = DataKey("audit-dek-1", bytes(range(32)))
@@ -217,9 +218,9 @@ def test_non_canonical_base64_is_refused() -> None:
 
 
 def test_data_key_rules() -> None:
-    with pytest.raises(LeafError):
+    with pytest.raises(DataKeyError):
         DataKey("k", b"short")
-    with pytest.raises(LeafError):
+    with pytest.raises(DataKeyError):
         DataKey("bad key", bytes(32))
     assert KEY.key.hex() not in repr(KEY)
 

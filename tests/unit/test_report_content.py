@@ -16,7 +16,8 @@ from odeus_compliance.policy.loader import load_policy, parse_policy
 from odeus_compliance.policy.problems import PolicyError
 from odeus_compliance.reports.charts import bar_chart, share_chart
 from odeus_compliance.reports.content import _trend
-from odeus_compliance.reports.figures import DatasetError, ReportFigures, compute_figures
+from odeus_compliance.reports.figures import DatasetError, ReportFigures
+from odeus_compliance.reports.figures_read import compute_figures
 from odeus_compliance.reports.render import MISSING, format_amount, format_count
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

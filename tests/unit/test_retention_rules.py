@@ -14,7 +14,7 @@ from odeus_compliance.audit.note import Signer, sign_note
 from odeus_compliance.errors import ConfigurationError
 from odeus_compliance.retention.holds import Hold
 from odeus_compliance.retention.receipts import RECEIPT_HEADER, ReceiptError, items_digest, verify_receipt
-from odeus_compliance.retention.rules import DataClass, RetentionRules, retention_dates
+from odeus_compliance.retention_rules import DataClass, RetentionRules, retention_dates
 from odeus_compliance.settings import Settings
 
 MADE = dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.UTC)

@@ -290,8 +290,8 @@ def test_next_due_is_the_next_period_that_will_run_even_with_a_later_active_from
     import json  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
+    from odeus_compliance.db.schedule_tables import Schedule  # noqa: PLC0415
     from odeus_compliance.scheduling.schemas import schedule_out  # noqa: PLC0415
-    from odeus_compliance.scheduling.tables import Schedule  # noqa: PLC0415
 
     now = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 

@@ -163,20 +163,31 @@ class AuditAppender:
         self._submitted = 0
 
     @classmethod
-    def for_settings(cls, settings: Settings, **kwargs: Any) -> AuditAppender:
+    def for_settings(
+        cls, settings: Settings, *, max_batch: int = MAX_BATCH, pipeline_depth: int = PIPELINE_DEPTH
+    ) -> AuditAppender:
         """An appender with its own engine (SQLite: ``synchronous=FULL``) for ``settings``."""
         engine = create_engine_for(settings)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_full_sync)
         schedule = CheckpointSchedule(settings.audit_checkpoint_records, settings.audit_checkpoint_seconds)
         kek = KeyEncryptionKey(settings.require_master_key())
-        return cls(engine=engine, kek=kek, schedule=schedule, owns_engine=True, **kwargs)
+        return cls(
+            engine=engine,
+            kek=kek,
+            schedule=schedule,
+            max_batch=max_batch,
+            pipeline_depth=pipeline_depth,
+            owns_engine=True,
+        )
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, settings: Settings, **kwargs: Any) -> AsyncIterator[AuditAppender]:
+    async def open(
+        cls, settings: Settings, *, max_batch: int = MAX_BATCH, pipeline_depth: int = PIPELINE_DEPTH
+    ) -> AsyncIterator[AuditAppender]:
         """Start an appender for ``settings`` and close it (draining its queue) afterwards."""
-        appender = cls.for_settings(settings, **kwargs)
+        appender = cls.for_settings(settings, max_batch=max_batch, pipeline_depth=pipeline_depth)
         await appender.start()
         try:
             yield appender
@@ -268,13 +279,34 @@ class AuditAppender:
             details=dict(details or {}),
         )
 
-    async def append(self, **fields: Any) -> AuditRecord:
+    async def append(
+        self,
+        *,
+        actor: Actor,
+        action: Action,
+        resource: str,
+        purpose: str | None = None,
+        outcome: Outcome = Outcome.SUCCESS,
+        request_id: str | None = None,
+        client_address: str | None = None,
+        details: Mapping[str, DetailValue] | None = None,
+    ) -> AuditRecord:
         """Validate a record (fields of :meth:`build_record`), append it, return it with its seq once durable.
 
         Raises ``RecordError`` for an invalid record (nothing is written) and :class:`AuditWriteError` when
         the log cannot be written.
         """
-        return await self.append_record(self.build_record(**fields))
+        record = self.build_record(
+            actor=actor,
+            action=action,
+            resource=resource,
+            purpose=purpose,
+            outcome=outcome,
+            request_id=request_id,
+            client_address=client_address,
+            details=details,
+        )
+        return await self.append_record(record)
 
     async def append_record(self, record: AuditRecord) -> AuditRecord:
         """Append a validated record (its seq is replaced); see :meth:`append`."""

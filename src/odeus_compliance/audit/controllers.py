@@ -17,9 +17,9 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from odeus_compliance.audit import service
+from odeus_compliance.audit import actions, service
 from odeus_compliance.audit.appender import AuditAppender
-from odeus_compliance.audit.recording import appender_of, record_access
+from odeus_compliance.audit.recording import appender_of, record_access, recorder_of
 from odeus_compliance.audit.records import Action, Outcome
 from odeus_compliance.audit.service import b64
 from odeus_compliance.audit.store import EntryFilter
@@ -301,15 +301,7 @@ async def audit_verify(request: AuditRequest, db_session: NamedDependency[AsyncS
     """Verify the whole stored log now: every leaf decrypted and checked, the tree against every signed
     checkpoint. Names each modified, missing, reordered or duplicate seq and a truncated tail. Recorded as
     ``audit.verified`` (with the verdict) before the answer is returned."""
-    appender = appender_of(request)
-    identity = await appender.identity()
-    report = await service.verify_stored_log(session=db_session, kek=appender.kek, identity=identity)
-    await record_access(
-        request,
-        action=Action.AUDIT_VERIFIED,
-        resource="audit:log",
-        details={"valid": report.valid, "problem_count": len(report.problems), "entry_count": report.entries},
-    )
+    report = await actions.verify_log(recorder_of(request), session=db_session)
     return VerifyOut(
         valid=report.valid,
         entries=report.entries,
@@ -334,24 +326,17 @@ async def audit_export(
     """A verification bundle of the entries in a time range (``from``/``to``, RFC 3339), with inclusion proofs
     against a fresh signed checkpoint and, given ``since_checkpoint``, a consistency proof from it. Check it
     offline with ``odeus-compliance audit verify --bundle FILE``. Recorded as ``audit.exported``."""
-    appender = appender_of(request)
     start = _time(data.start, "from")
     end = _time(data.end, "to")
     assert start is not None
     assert end is not None
-    bundle, count = await service.export_bundle(
-        session=db_session, appender=appender, start=start, end=end, since_checkpoint=data.since_checkpoint
-    )
-    await record_access(
-        request,
-        action=Action.AUDIT_EXPORTED,
-        resource="audit:export",
+    bundle, _count = await actions.export_log(
+        recorder_of(request),
+        session=db_session,
+        start=start,
+        end=end,
         purpose=_purpose(data.purpose, "audit log export"),
-        details={
-            "entry_count": count,
-            "from_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "to_time": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
+        since_checkpoint=data.since_checkpoint,
     )
     return Response(
         bundle,

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from odeus_compliance.audit.records import MAX_SAFE_INT, AuditRecord, RecordError, canonical_json, parse_time
+from odeus_compliance.keys.datakey import KEY_SIZE, DataKey
 
 __all__ = [
     "KEY_SIZE",
@@ -63,7 +63,6 @@ __all__ = [
 ]
 
 SCHEMA: Final = 1
-KEY_SIZE: Final = 32
 NONCE_SIZE: Final = 12
 SALT_SIZE: Final = 32
 TAG_SIZE: Final = 16
@@ -100,23 +99,6 @@ _LEAF_TAIL = re.compile(
 
 class LeafError(ValueError):
     """A leaf text is malformed, or a leaf does not open: wrong key, wrong position, tampered, or shredded."""
-
-
-@dataclass(frozen=True, slots=True)
-class DataKey:
-    """An epoch's AES-256 data key as the key ring hands it out (unwrapped); never shown in ``repr``."""
-
-    key_id: str
-    key: bytes = field(repr=False)
-    aead: AESGCM = field(init=False, repr=False, compare=False)
-    """The ``AESGCM`` object of ``key``, made once (it costs as much as sealing a record)."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.key_id, str) or not _KEY_ID.fullmatch(self.key_id):
-            raise LeafError("key_id must be 1-64 characters from A-Z a-z 0-9 . _ : -")
-        if len(self.key) != KEY_SIZE:
-            raise LeafError("a data key is 32 bytes")
-        object.__setattr__(self, "aead", AESGCM(self.key))
 
 
 @dataclass(frozen=True, slots=True)

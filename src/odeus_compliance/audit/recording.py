@@ -2,7 +2,8 @@
 
     record = await record_access(request, action=Action.AUDIT_READ, resource="audit:entries", purpose=...)
 
-It returns only once the record is durable; if it cannot be written the request fails with a 503 problem
+or hand :func:`recorder_of` to the flow of an audited action (``reports/actions.py`` and the like). It
+returns only once the record is durable; if it cannot be written the request fails with a 503 problem
 (:class:`~odeus_compliance.errors.ServiceUnavailable`) and the caller hands nothing out (fail closed).
 
 Denied requests (401 from authentication, 403 from the role guard) are recorded as ``access.denied`` by
@@ -20,17 +21,16 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from litestar.connection import ASGIConnection
-from sqlalchemy.exc import SQLAlchemyError
 
-from odeus_compliance.audit.appender import ANONYMOUS, Actor, AuditAppender, AuditWriteError
+from odeus_compliance.audit.appender import ANONYMOUS, Actor, AuditAppender
+from odeus_compliance.audit.recorder import Recorder
 from odeus_compliance.audit.records import Action, ActorRole, AuditRecord, DetailValue, Outcome
 from odeus_compliance.errors import ServiceUnavailable
-from odeus_compliance.keys.ring import KeyRingError
 from odeus_compliance.logging_setup import current_request_id
 from odeus_compliance.security import ApiKeyIdentity
 from odeus_compliance.state_keys import AUDIT_APPENDER_KEY
 
-__all__ = ["actor_of", "appender_of", "record_access", "record_denial", "route_of"]
+__all__ = ["actor_of", "appender_of", "record_access", "record_denial", "recorder_of", "route_of"]
 
 _PARAM: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z]+)?\}")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._:/=,+*#-]")
@@ -69,6 +69,16 @@ def _client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str | Non
         return None
 
 
+def recorder_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Recorder:
+    """The caller of this request as a :class:`Recorder` (what flows of audited actions take)."""
+    return Recorder(
+        appender=appender_of(connection),
+        actor=actor_of(connection),
+        request_id=current_request_id(),
+        client_address=_client_address(connection),
+    )
+
+
 async def record_access(
     connection: ASGIConnection[Any, Any, Any, Any],
     *,
@@ -80,21 +90,9 @@ async def record_access(
 ) -> AuditRecord:
     """Write the record of this request's access; 503 if it cannot be written (``RecordError``, a bug in the
     caller's fields, propagates as a 500)."""
-    appender = appender_of(connection)
-    record = appender.build_record(
-        actor=actor_of(connection),
-        action=action,
-        resource=resource,
-        purpose=purpose,
-        outcome=outcome,
-        request_id=current_request_id(),
-        client_address=_client_address(connection),
-        details=details,
+    return await recorder_of(connection).record(
+        action=action, resource=resource, purpose=purpose, outcome=outcome, details=details
     )
-    try:
-        return await appender.append_record(record)
-    except (AuditWriteError, KeyRingError, SQLAlchemyError, OSError):
-        raise ServiceUnavailable(_UNAVAILABLE) from None
 
 
 async def record_denial(connection: ASGIConnection[Any, Any, Any, Any], status: int, reason: str) -> None:

@@ -128,6 +128,7 @@ class Outcome(enum.StrEnum):
 DETAIL_KEYS: Final = frozenset(
     {
         "byte_count",  # size of what was handed out
+        "channel",  # how a file went out: email, webhook
         "checkpoint_size",  # tree size of the checkpoint an action used
         "count",  # generic count (rows listed, entries returned)
         "dataset_id",
@@ -158,6 +159,7 @@ DETAIL_KEYS: Final = frozenset(
         "reason",  # a code such as wrong_role, no_key, expired
         "report_id",
         "retention_rule",
+        "role",  # an API key's role
         "route",  # the route template, never the concrete path with its query
         "row_count",
         "run_id",

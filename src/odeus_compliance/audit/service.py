@@ -5,8 +5,8 @@ Keyword-only functions over an explicit session (or connection); writes go throu
 controllers and commands do that (``audit.read``, ``audit.exported``, ``audit.verified``) before they hand
 anything out.
 
-Full verification streams the stored log: :func:`~odeus_compliance.audit.bundle.verify_log` runs in a worker
-thread and pulls leaves in batches from the event loop, so memory stays bounded for any log size.
+Full verification streams the stored log: :func:`~odeus_compliance.audit.log_verify.verify_log` runs in a
+worker thread and pulls leaves in batches from the event loop, so memory stays bounded for any log size.
 """
 
 from __future__ import annotations
@@ -20,13 +20,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from odeus_compliance.audit.appender import AuditAppender
-from odeus_compliance.audit.bundle import (
-    BundleError,
-    Disclosure,
-    VerificationReport,
-    build_bundle,
-    verify_log,
-)
+from odeus_compliance.audit.bundle_build import BundleError, Disclosure, build_bundle
 from odeus_compliance.audit.checkpoint import CheckpointError, open_checkpoint
 from odeus_compliance.audit.leaf import (
     DataKey,
@@ -37,6 +31,7 @@ from odeus_compliance.audit.leaf import (
     open_leaf,
     parse_leaf,
 )
+from odeus_compliance.audit.log_verify import verify_log
 from odeus_compliance.audit.merkle import consistency_proof, inclusion_proof, leaf_hash
 from odeus_compliance.audit.store import (
     EntryFilter,
@@ -51,6 +46,7 @@ from odeus_compliance.audit.store import (
     scrub_filters,
     seq_range_between,
 )
+from odeus_compliance.audit.verdict import VerificationReport
 from odeus_compliance.errors import NotFound, ValidationFailed
 from odeus_compliance.keys.ring import (
     KeyEncryptionKey,

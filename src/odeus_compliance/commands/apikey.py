@@ -6,7 +6,10 @@ import uuid
 
 import click
 
-from odeus_compliance.apikeys.service import create_api_key, list_api_keys, revoke_api_key
+from odeus_compliance.apikeys.actions import issue_api_key, withdraw_api_key
+from odeus_compliance.apikeys.service import list_api_keys
+from odeus_compliance.audit.appender import SYSTEM_CLI
+from odeus_compliance.audit.standalone import standalone_recorder
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.security import ApiKeyPepper, Role
@@ -25,8 +28,13 @@ async def _create(settings: Settings, role: Role, name: str) -> tuple[str, str]:
     pepper = ApiKeyPepper.from_master_key(settings.require_master_key())
     engine = create_engine_for(settings)
     try:
-        async with session_factory(engine)() as session:
-            record, plaintext = await create_api_key(session=session, pepper=pepper, name=name, role=role)
+        async with (
+            standalone_recorder(settings, engine, SYSTEM_CLI) as recorder,
+            session_factory(engine)() as session,
+        ):
+            record, plaintext = await issue_api_key(
+                recorder, session=session, pepper=pepper, name=name, role=role
+            )
             return str(record.id), plaintext
     finally:
         await engine.dispose()
@@ -94,8 +102,11 @@ async def _revoke(settings: Settings, key_id: uuid.UUID) -> None:
     await ensure_schema_at_head(settings)
     engine = create_engine_for(settings)
     try:
-        async with session_factory(engine)() as session:
-            await revoke_api_key(session=session, key_id=key_id)
+        async with (
+            standalone_recorder(settings, engine, SYSTEM_CLI) as recorder,
+            session_factory(engine)() as session,
+        ):
+            await withdraw_api_key(recorder, session=session, key_id=key_id)
     finally:
         await engine.dispose()
 

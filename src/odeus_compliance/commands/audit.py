@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import click
 
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
-from odeus_compliance.audit.bundle import VerificationReport, verify_bundle
-from odeus_compliance.audit.records import Action
+from odeus_compliance.audit.bundle_verify import verify_bundle
+from odeus_compliance.audit.verdict import VerificationReport
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.core.files import write_atomically
 from odeus_compliance.settings import Settings
 
 __all__ = ["audit"]
@@ -43,31 +42,20 @@ def _print(report: VerificationReport) -> None:
 
 
 async def _verify_stored(settings: Settings, previous: str | None) -> VerificationReport:
-    from odeus_compliance.audit import service  # noqa: PLC0415 - keep --help fast
+    from odeus_compliance.audit import actions  # noqa: PLC0415 - keep --help fast
+    from odeus_compliance.audit.recorder import Recorder  # noqa: PLC0415
     from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
 
     await ensure_schema_at_head(settings)
     async with AuditAppender.open(settings) as appender:
-        identity = await appender.identity()
         engine = create_engine_for(settings)
         try:
             async with session_factory(engine)() as session:
-                report = await service.verify_stored_log(
-                    session=session, kek=appender.kek, identity=identity, previous_checkpoint=previous
+                return await actions.verify_log(
+                    Recorder(appender, SYSTEM_CLI), session=session, previous_checkpoint=previous
                 )
         finally:
             await engine.dispose()
-        await appender.append(
-            actor=SYSTEM_CLI,
-            action=Action.AUDIT_VERIFIED,
-            resource="audit:log",
-            details={
-                "valid": report.valid,
-                "problem_count": len(report.problems),
-                "entry_count": report.entries,
-            },
-        )
-    return report
 
 
 @audit.command()
@@ -123,7 +111,8 @@ def _date(value: str, name: str) -> dt.datetime:
 async def _export(
     settings: Settings, start: dt.datetime, end: dt.datetime, since: str | None, purpose: str
 ) -> tuple[bytes, int]:
-    from odeus_compliance.audit import service  # noqa: PLC0415
+    from odeus_compliance.audit import actions  # noqa: PLC0415
+    from odeus_compliance.audit.recorder import Recorder  # noqa: PLC0415
     from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
 
     await ensure_schema_at_head(settings)
@@ -131,23 +120,16 @@ async def _export(
         engine = create_engine_for(settings)
         try:
             async with session_factory(engine)() as session:
-                data, count = await service.export_bundle(
-                    session=session, appender=appender, start=start, end=end, since_checkpoint=since
+                return await actions.export_log(
+                    Recorder(appender, SYSTEM_CLI),
+                    session=session,
+                    start=start,
+                    end=end,
+                    purpose=purpose,
+                    since_checkpoint=since,
                 )
         finally:
             await engine.dispose()
-        await appender.append(
-            actor=SYSTEM_CLI,
-            action=Action.AUDIT_EXPORTED,
-            resource="audit:export",
-            purpose=purpose,
-            details={
-                "entry_count": count,
-                "from_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "to_time": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-        )
-    return data, count
 
 
 @audit.command()
@@ -168,16 +150,10 @@ def export(start: str, end: str, out: Path, since_checkpoint: Path | None, purpo
     since = _read_text(since_checkpoint, "the checkpoint file", 1 << 16) if since_checkpoint else None
     settings = load_settings()
     data, count = run_async(_export(settings, _date(start, "--from"), _date(end, "--to"), since, purpose))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".audit-bundle-")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(out, data)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise click.ClickException(f"cannot write {out} ({type(exc).__name__})") from None
     vkey = json.loads(data)["vkey"]
     click.echo(

@@ -10,6 +10,7 @@ import click
 
 from odeus_compliance.commands._common import load_settings, run_async
 from odeus_compliance.commands.simulator import workspace_options
+from odeus_compliance.core.periods import zone
 from odeus_compliance.demo import (
     MASTER_KEY_FILE_NAME,
     DemoOutcome,
@@ -18,7 +19,6 @@ from odeus_compliance.demo import (
     run_demo_report,
 )
 from odeus_compliance.settings import Settings
-from odeus_compliance.upstream.request import zone
 from odeus_compliance.upstream.simulator.config import SimulatorConfig
 from odeus_compliance.upstream.simulator.server import run_simulator
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import click
 
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
-from odeus_compliance.audit.records import Action
+from odeus_compliance.audit.key_actions import rotate_epoch
+from odeus_compliance.audit.standalone import standalone_recorder
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.errors import OdeusComplianceError
@@ -17,7 +18,6 @@ from odeus_compliance.keys.ring import (
     KeyKind,
     KeyRingStatus,
     ensure_key_ring,
-    rotate_key,
 )
 from odeus_compliance.settings import Settings
 
@@ -93,18 +93,13 @@ async def _rotate(settings: Settings, kind: KeyKind) -> str:
     kek = KeyEncryptionKey(settings.require_master_key())
     engine = create_engine_for(settings)
     try:
-        async with session_factory(engine)() as session:
-            key_id = await rotate_key(session=session, kek=kek, kind=kind)
+        async with (
+            standalone_recorder(settings, engine, SYSTEM_CLI) as recorder,
+            session_factory(engine)() as session,
+        ):
+            return await rotate_epoch(recorder, session=session, kek=kek, kind=kind)
     finally:
         await engine.dispose()
-    async with AuditAppender.open(settings) as appender:
-        await appender.append(
-            actor=SYSTEM_CLI,
-            action=Action.KEY_ROTATED,
-            resource=f"key:{key_id}",
-            details={"key_id": key_id, "key_kind": kind.value},
-        )
-    return key_id
 
 
 @keys.command()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import os
 import re
-import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,10 @@ from typing import Any
 import click
 
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.core.files import write_atomically
 from odeus_compliance.settings import Settings
 
-__all__ = ["report", "write_atomically"]
+__all__ = ["report"]
 
 _MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 DEFAULT_PURPOSE = "compliance report requested on the command line"
@@ -25,21 +25,6 @@ DEFAULT_PURPOSE = "compliance report requested on the command line"
 @click.group()
 def report() -> None:
     """Signed PDF usage reports: run one now, verify a report file, list the archive."""
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a hidden temporary file in the same folder, fsync and rename."""
-    partial = path.parent / f".{path.name}.{secrets.token_hex(4)}.partial"
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def _month(value: str) -> tuple[int, int]:
@@ -78,37 +63,27 @@ async def _run(
     settings: Settings, *, year: int, month: int, timezone: str, policy: str, purpose: str, out: Path | None
 ) -> dict[str, Any]:
     from odeus_compliance.audit.appender import SYSTEM_CLI  # noqa: PLC0415 - heavy imports on use only
-    from odeus_compliance.audit.records import Action  # noqa: PLC0415
+    from odeus_compliance.audit.recorder import Recorder  # noqa: PLC0415
+    from odeus_compliance.reports import actions, service  # noqa: PLC0415
     from odeus_compliance.reports.jobs import ReportPeriod, ReportStatus  # noqa: PLC0415
     from odeus_compliance.reports.runtime import standalone_runtime  # noqa: PLC0415
 
     await ensure_schema_at_head(settings)
-    period = ReportPeriod.month(year, month, timezone)
+    wanted = service.resolve_request(
+        period=ReportPeriod.month(year, month, timezone),
+        policy=policy,
+        purpose=purpose,
+        policy_dir=settings.policy_dir,
+    )
     async with standalone_runtime(settings, actor=SYSTEM_CLI) as runtime:
-        await runtime.flow.appender.append(
-            actor=SYSTEM_CLI,
-            action=Action.REPORT_REQUESTED,
-            resource="report:new",
-            purpose=purpose,
-            details={
-                "policy": policy,
-                "period_from": period.start.isoformat(),
-                "period_to": period.end.isoformat(),
-                "timezone": timezone,
-            },
-        )
-        record = await runtime.jobs.request(period=period, policy=policy, purpose=purpose, requested_by="cli")
+        recorder = Recorder(runtime.flow.appender, SYSTEM_CLI)
+        record = await actions.request_report(recorder, jobs=runtime.jobs, wanted=wanted, requested_by="cli")
         click.echo(f"report {record.id} queued (version {record.version}); running it now ...", err=True)
         final = await runtime.run_job(record.id) or record
         outcome: dict[str, Any] = {"record": final, "out": None}
         if final.status is ReportStatus.SUCCEEDED and out is not None:
-            pdf = await runtime.store.read(final.id, "report.pdf")
-            await runtime.flow.appender.append(
-                actor=SYSTEM_CLI,
-                action=Action.REPORT_DOWNLOADED,
-                resource=f"report:{final.id}",
-                purpose=purpose,
-                details={"report_id": final.id, "format": "pdf", "byte_count": len(pdf)},
+            pdf = await actions.hand_out_bytes(
+                recorder, store=runtime.store, record=final, name=service.PDF_FILE, purpose=wanted.purpose
             )
             try:
                 write_atomically(out, pdf)
@@ -150,8 +125,8 @@ def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str) 
     policy, render, sign and verify the PDF, and keep it in the archive. Prints the report id; exit 1 (with
     the reason) if the job failed; exit 2, with nothing queued, if the month, zone, purpose or policy is
     not usable (the policy must be a valid file of the policy folder)."""
+    from odeus_compliance.core.periods import zone  # noqa: PLC0415
     from odeus_compliance.reports.jobs import ReportStatus  # noqa: PLC0415
-    from odeus_compliance.upstream.request import zone  # noqa: PLC0415
 
     year, number = _month(month)
     try:
@@ -194,7 +169,8 @@ def verify(pdf_file: Path, as_json: bool) -> None:
     anchor, and the embedded manifest matches every attachment. Exit 0 if valid, 1 if not; 2 if the file
     could not be judged (missing or unreadable, or the configuration or trust anchors cannot be loaded)."""
     from odeus_compliance.errors import OdeusComplianceError  # noqa: PLC0415
-    from odeus_compliance.reports.verify import trust_anchors, verify_pdf  # noqa: PLC0415
+    from odeus_compliance.reports.actions import verify_report  # noqa: PLC0415
+    from odeus_compliance.reports.verify import trust_anchors  # noqa: PLC0415
 
     try:
         settings = load_settings(demo=True)  # needs no secret: only the trust anchors
@@ -205,10 +181,11 @@ def verify(pdf_file: Path, as_json: bool) -> None:
     except OSError as exc:
         raise _CannotVerify(f"cannot read {pdf_file} ({type(exc).__name__})") from None
     try:
-        anchors = trust_anchors(settings)
+        trust_anchors(settings)
     except OdeusComplianceError as exc:
         raise _CannotVerify(f"cannot verify: {exc}") from None
-    result = verify_pdf(data, anchors=anchors)
+    # offline: no installation, so no audit log to record in (the one verification flow, without a recorder)
+    result = asyncio.run(verify_report(None, pdf=data, settings=settings))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
     else:

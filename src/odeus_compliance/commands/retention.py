@@ -12,12 +12,13 @@ import click
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
 from odeus_compliance.audit.records import Action
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, parse_instant, run_async
+from odeus_compliance.core.clock import utcnow
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
 from odeus_compliance.retention.holds import Hold, HoldError, list_holds, place_hold, release_hold
 from odeus_compliance.retention.purge import Purge, RunResult
 from odeus_compliance.retention.receipts import ReceiptError, list_receipts, verify_receipt
-from odeus_compliance.retention.rules import HOLDABLE, DataClass
+from odeus_compliance.retention_rules import HOLDABLE, DataClass
 from odeus_compliance.settings import Settings
 
 __all__ = ["retention"]
@@ -27,10 +28,6 @@ __all__ = ["retention"]
 def retention() -> None:
     """Retention: delete what is past its retention period (unless a legal hold keeps it), with signed
     deletion receipts logged in the audit log."""
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)  # the command line is where the real clock is read
 
 
 async def _run(settings: Settings, now: dt.datetime, dry_run: bool) -> RunResult:
@@ -62,7 +59,7 @@ def run(dry_run: bool, now_text: str | None, as_json: bool) -> None:
     covers waits), rotate due key epochs, delete what is past retention and not held, one signed receipt
     per data class. Exit 1 if plaintext export-like files are found in the data dir (they are reported,
     never deleted)."""
-    now = parse_instant(now_text, "--now") or _now()
+    now = parse_instant(now_text, "--now") or utcnow()
     result = run_async(_run(load_settings(), now, dry_run))
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render_text())
     if result.findings:
@@ -149,7 +146,7 @@ async def _change_hold(settings: Settings, action: str, **fields: Any) -> Hold |
     engine = create_engine_for(settings)
     try:
         async with AuditAppender.open(settings) as appender, session_factory(engine)() as session:
-            now = _now()
+            now = utcnow()
             if action == "place":
                 placed: Hold | bool = await place_hold(session=session, created_by="cli", now=now, **fields)
                 assert isinstance(placed, Hold)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, parse_instant, run_async
+from odeus_compliance.core.clock import utcnow
 from odeus_compliance.settings import Settings
 
 __all__ = ["schedule"]
@@ -22,19 +23,14 @@ def schedule() -> None:
     across restarts and replicas."""
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)  # the command line is where the real clock is read
-
-
 async def _set(
     settings: Settings, fields: dict[str, Any], active_from: dt.datetime | None
 ) -> tuple[str, bool, bool]:
-    from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender  # noqa: PLC0415 - on use only
-    from odeus_compliance.audit.records import Action  # noqa: PLC0415
+    from odeus_compliance.audit.appender import SYSTEM_CLI  # noqa: PLC0415 - on use only
+    from odeus_compliance.audit.standalone import standalone_recorder  # noqa: PLC0415
     from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
-    from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring  # noqa: PLC0415
+    from odeus_compliance.scheduling.changes import change_schedule  # noqa: PLC0415
     from odeus_compliance.scheduling.model import ScheduleError, ScheduleSpec  # noqa: PLC0415
-    from odeus_compliance.scheduling.service import save_schedule  # noqa: PLC0415
 
     try:
         spec = ScheduleSpec.build(**fields)
@@ -43,33 +39,21 @@ async def _set(
     await ensure_schema_at_head(settings)
     engine = create_engine_for(settings)
     try:
-        async with session_factory(engine)() as session:
-            kek = KeyEncryptionKey(settings.require_master_key())
-            created_keys = (await ensure_key_ring(session=session, kek=kek)).created
-        async with AuditAppender.open(settings) as appender, session_factory(engine)() as session:
-            await appender.record_created_keys(created_keys, SYSTEM_CLI)
+        async with (
+            standalone_recorder(settings, engine, SYSTEM_CLI) as recorder,
+            session_factory(engine)() as session,
+        ):
             try:
-                saved = await save_schedule(
+                saved = await change_schedule(
+                    recorder,
                     session=session,
                     spec=spec,
                     policy_dir=settings.policy_dir,
-                    now=_now(),
+                    now=utcnow(),
                     active_from=active_from,
                 )
             except ScheduleError as exc:
                 raise click.ClickException(str(exc)) from None
-            if saved.changed:
-                await appender.append(
-                    actor=SYSTEM_CLI,
-                    action=Action.SCHEDULE_CHANGED,
-                    resource=f"schedule:{saved.schedule.id}",
-                    details={
-                        "schedule": spec.name,
-                        "status": "created" if saved.created else "changed",
-                        "policy": spec.policy,
-                        "timezone": spec.timezone,
-                    },
-                )
             return str(saved.schedule.id), saved.created, saved.changed
     finally:
         await engine.dispose()
@@ -183,7 +167,7 @@ async def _list(settings: Settings) -> list[dict[str, Any]]:
     engine = create_engine_for(settings)
     try:
         async with session_factory(engine)() as session:
-            now = _now()
+            now = utcnow()
             rows = await list_schedules(session=session)
             return [msgspec.to_builtins(schedule_out(row, now=now)) for row in rows]
     finally:
@@ -266,7 +250,7 @@ def _run_settings(lease: float, attempts: int, backoff: float, retry_after: floa
 
 async def _run_due(settings: Settings, now: dt.datetime, run_settings: Any) -> list[Any]:
     from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
-    from odeus_compliance.scheduling.runner import has_due_work  # noqa: PLC0415
+    from odeus_compliance.scheduling.queries import has_due_work  # noqa: PLC0415
 
     await ensure_schema_at_head(settings)
     engine = create_engine_for(settings)
@@ -359,7 +343,7 @@ def run_due(
     """Run every period that is due: claim it (exactly once across processes), make its report, wait for it.
     One line per run: schedule, period, version, status, report id, error. Exit 1 if a run failed (it is
     retried by a later tick)."""
-    now = parse_instant(now_text, "--now") or _now()
+    now = parse_instant(now_text, "--now") or utcnow()
     outcomes = run_async(
         _run_due(
             load_settings(upstream=True),
@@ -418,7 +402,7 @@ def rerun(  # noqa: PLR0917 - click passes options as arguments
     kept). Exit 1 if the run failed."""
     moment = parse_instant(period_text, "--period")
     assert moment is not None
-    now = parse_instant(now_text, "--now") or _now()
+    now = parse_instant(now_text, "--now") or utcnow()
     outcome = run_async(
         _rerun(
             load_settings(upstream=True),

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from odeus_compliance.core.clock import utcnow  # re-exported: stored times are aware UTC
+
 __all__ = [
     "NAMING_CONVENTION",
     "ApiKey",
@@ -54,11 +56,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> dt.datetime:
-    """Now, timezone-aware in UTC (the only kind of timestamp we store)."""
-    return dt.datetime.now(dt.UTC)
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):

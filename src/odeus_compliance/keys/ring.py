@@ -39,10 +39,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from odeus_compliance.audit.leaf import DataKey
-from odeus_compliance.audit.note import Signer
 from odeus_compliance.db.models import Installation, KeyEpoch, utcnow
 from odeus_compliance.errors import OdeusComplianceError
+from odeus_compliance.keys.datakey import DataKey
+from odeus_compliance.keys.note_keys import Signer
 
 __all__ = [
     "ORIGIN_PREFIX",

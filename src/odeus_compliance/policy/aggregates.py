@@ -18,13 +18,11 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as _compute
 
+from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.disclosure import GroupFigures, suppress_small_groups
 from odeus_compliance.policy.operations import format_number
 from odeus_compliance.upstream.batches import DECIMAL_TYPE
-
-pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 DIMENSIONS = ("department", "company_name", "role", "license_type")
 SUPPRESSED_GROUP = "(suppressed)"
@@ -51,10 +49,10 @@ class Aggregator:
 
     def observe(self, data: pa.RecordBatch) -> None:
         """Add one transformed batch."""
-        numbers: dict[str, Any] = {f: pc.cast(data.column(f), DECIMAL_TYPE) for f in self.figures}
+        numbers: dict[str, Any] = {f: ac.cast(data.column(f), DECIMAL_TYPE) for f in self.figures}
         self._add(self._total, None, data, numbers)
         for dimension in self.dimensions:
-            column: Any = pc.fill_null(data.column(dimension), EMPTY_GROUP)
+            column = ac.fill_null(data.column(dimension), EMPTY_GROUP)
             table = pa.table({"g": column, **numbers})
             summed = table.group_by("g").aggregate([([], "count_all"), *((f, "sum") for f in self.figures)])
             groups = self._groups[dimension]
@@ -74,11 +72,11 @@ class Aggregator:
     def _add(self, group: _Group, _name: None, data: pa.RecordBatch, numbers: dict[str, Any]) -> None:
         group.rows += data.num_rows
         for figure, values in numbers.items():
-            total = pc.sum(values).as_py()
+            total = ac.sum(values).as_py()
             if total is not None:
                 group.sums[figure] = group.sums.get(figure, Decimal(0)) + total
         if self._person is not None:
-            group.people.update(v for v in pc.unique(data.column(self._person)).to_pylist() if v is not None)
+            group.people.update(v for v in ac.unique(data.column(self._person)).to_pylist() if v is not None)
 
     def _people(self, group: _Group) -> int:
         return len(group.people) if self._person is not None else group.rows

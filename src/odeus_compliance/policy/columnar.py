@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
-import pyarrow.compute as _compute
 
+from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.countmaps import map_count_column
 from odeus_compliance.policy.csvout import csv_cells
 from odeus_compliance.policy.model import (
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     from odeus_compliance.upstream.schema import ExportSchema
 
 
-pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 _BLANK = r"^\s*$"
 _INT_DIGITS = 18
 _INT = rf"^-?[0-9]{{1,{_INT_DIGITS}}}$"
@@ -263,10 +262,10 @@ class BatchTransformer:
             counts.empty += nulls
             held = 0
             if placeholder is not None:
-                held = int(pc.sum(placeholder).as_py() or 0)
+                held = int(ac.sum(placeholder).as_py() or 0)
                 if held:  # a count map column already holds CSV text: so must its placeholders
                     kept = csv_cells(raw, text=True) if isinstance(column.rule, MapKeys) else raw
-                    out = pc.if_else(placeholder, kept, out)
+                    out = ac.if_else(placeholder, kept, out)
             counts.upstream_anonymised += held
             if isinstance(column.rule, Keep):
                 counts.kept += rows - nulls - held
@@ -314,7 +313,7 @@ class BatchTransformer:
         if isinstance(rule, Pseudonymize):
             if column.subject:
                 blank = _blank_mask(raw)
-                return pc.if_else(blank, raw, subject)
+                return ac.if_else(blank, raw, subject)
             return self._tokens_of(raw, rule.domain, name)
         if isinstance(rule, MapKeys):
             mapped = map_count_column(
@@ -370,8 +369,8 @@ class BatchTransformer:
     def _tokens_of(self, raw: Any, domain: TokenDomain, column: str) -> Any:
         """Non-person tokens, one HMAC per distinct value (blank cells stay as they are)."""
         blank = _blank_mask(raw)
-        valid = pc.if_else(blank, _NULL_TEXT, raw)
-        encoded: Any = pc.dictionary_encode(valid)
+        valid = ac.if_else(blank, _NULL_TEXT, raw)
+        encoded = ac.dictionary_encode(valid)
         tag = b"id\x00" if domain is TokenDomain.SUBJECT else b""
         tokens = self._tokenizer.tokens(
             canonical_ids(encoded.dictionary),
@@ -379,7 +378,7 @@ class BatchTransformer:
             label=token_label(domain, column),
             message_prefix=tag,
         )
-        return pc.if_else(blank, raw, pc.take(tokens, encoded.indices))
+        return ac.if_else(blank, raw, ac.take(tokens, encoded.indices))
 
     def _subject_tokens(self, batch: pa.RecordBatch, placeholders: dict[str, Any]) -> Any:
         """The row's subject token: from the id, else the e-mail, else the name (see ``subjects``)."""
@@ -395,29 +394,29 @@ class BatchTransformer:
             mask = placeholders.get(column)
             if mask is None:
                 mask = _placeholder_mask(array)
-            return pc.if_else(pc.or_(hidden, mask), _NULL_TEXT, array)
+            return ac.if_else(ac.or_(hidden, mask), _NULL_TEXT, array)
 
         ids = usable(group.anchor)
         rows = batch.num_rows
         subject = TokenDomain.SUBJECT
         if ids is None:
             ids = pa.nulls(rows, pa.string())
-        encoded: Any = pc.dictionary_encode(ids)
+        encoded = ac.dictionary_encode(ids)
         by_id = self._tokenizer.tokens(
             canonical_ids(encoded.dictionary),
             prefix=subject.prefix,
             label=subject.value,
             message_prefix=b"id\x00",
         )
-        tokens: Any = pc.take(by_id, encoded.indices)
+        tokens = ac.take(by_id, encoded.indices)
         if tokens.null_count == 0:
             return tokens
         emails, people = usable(group.email), usable(group.name)
         if emails is None and people is None:
             return tokens
-        missing = pc.indices_nonzero(pc.is_null(tokens)).to_pylist()
-        email_values = pc.take(emails, missing).to_pylist() if emails is not None else [None] * len(missing)
-        name_values = pc.take(people, missing).to_pylist() if people is not None else [None] * len(missing)
+        missing = ac.indices_nonzero_list(ac.is_null(tokens))
+        email_values = ac.take(emails, missing).to_pylist() if emails is not None else [None] * len(missing)
+        name_values = ac.take(people, missing).to_pylist() if people is not None else [None] * len(missing)
         values: list[str | None] = tokens.to_pylist()
         for index, email, person in zip(missing, email_values, name_values, strict=True):
             message = subject_message({group.email or "": email, group.name or "": person}, group)
@@ -438,23 +437,23 @@ def canonical_ids(values: Any) -> pa.StringArray:
     (NFC changes no ASCII; ``strip`` removes only what is not at the ends), so such a batch is returned as
     it is, without a Python string per value; a test compares both ways.
     """
-    if len(values) == 0 or pc.all(pc.match_substring_regex(values, _PLAIN_ID)).as_py():
+    if len(values) == 0 or ac.all(ac.match_substring_regex(values, _PLAIN_ID)).as_py():
         return cast("pa.StringArray", values)
     return pa.array([canonical_id(v) for v in values.to_pylist()], pa.string())
 
 
-def _placeholder_mask(array: Any) -> Any:
-    lowered = pc.utf8_lower(pc.utf8_trim_whitespace(array))
-    return pc.fill_null(pc.is_in(lowered, value_set=pa.array(sorted(PLACEHOLDERS), pa.string())), False)
+def _placeholder_mask(array: pa.Array[Any]) -> pa.Array[Any]:
+    lowered = ac.utf8_lower(ac.utf8_trim_whitespace(array))
+    return ac.fill_null(ac.is_in(lowered, value_set=pa.array(sorted(PLACEHOLDERS), pa.string())), False)
 
 
-def _blank_mask(array: Any) -> Any:
-    return pc.fill_null(pc.match_substring_regex(array, _BLANK), True)
+def _blank_mask(array: pa.Array[Any]) -> pa.Array[Any]:
+    return ac.fill_null(ac.match_substring_regex(array, _BLANK), True)
 
 
 def per_distinct(raw: Any, function: Callable[[str], Any], *, column: str, row_offset: int) -> Any:
     """``function`` applied once per distinct non-empty value, spread back over the rows."""
-    encoded: Any = pc.dictionary_encode(raw)
+    encoded: Any = ac.dictionary_encode(raw)
     values = encoded.dictionary.to_pylist()
     results: list[str | None] = []
     for value in values:
@@ -469,11 +468,11 @@ def per_distinct(raw: Any, function: Callable[[str], Any], *, column: str, row_o
             msg = f"column {column!r}: {rule} (data row {row})"
             raise CellRejected(msg) from None
         results.append(None if result is None else str(result))
-    return pc.take(pa.array(results, pa.string()), encoded.indices)
+    return ac.take(pa.array(results, pa.string()), encoded.indices)
 
 
-def _first_row(array: Any, value: str) -> int:
-    return int(pc.index(array, value).as_py())
+def _first_row(array: pa.Array[Any], value: str) -> int:
+    return int(ac.index(array, value).as_py())
 
 
 def checked_kind(raw: Any, kind: Kind, *, column: str, row_offset: int) -> Any:  # noqa: PLR0911, PLR0912
@@ -484,7 +483,7 @@ def checked_kind(raw: Any, kind: Kind, *, column: str, row_offset: int) -> Any: 
         if _all_digits(raw) or _all_match(raw, _INT):
             return raw
         try:
-            return pc.cast(pc.cast(pc.cast(raw, DECIMAL_TYPE), pa.int64()), pa.string())
+            return ac.cast(ac.cast(ac.cast(raw, DECIMAL_TYPE), pa.int64()), pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise _bad(column, "a whole number", raw, _INT, row_offset) from None
     if kind is Kind.DECIMAL:
@@ -494,16 +493,16 @@ def checked_kind(raw: Any, kind: Kind, *, column: str, row_offset: int) -> Any: 
     if kind is Kind.DATE:
         if _all_match(raw, _DATE):
             try:
-                pc.cast(raw, pa.date32())
+                ac.cast(raw, pa.date32())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
             else:
                 return raw
         raise _bad(column, "a date (YYYY-MM-DD)", raw, _DATE, row_offset)
     if kind is Kind.BOOL:
-        if pc.all(pc.fill_null(pc.is_in(raw, value_set=pa.array(_BOOLS)), True)).as_py():
-            truth = pc.is_in(raw, value_set=pa.array(_TRUE))
-            return pc.if_else(pc.is_null(raw), _NULL_TEXT, pc.if_else(truth, "true", "false"))
+        if ac.all(ac.fill_null(ac.is_in(raw, value_set=pa.array(_BOOLS)), True)).as_py():
+            truth = ac.is_in(raw, value_set=pa.array(_TRUE))
+            return ac.if_else(ac.is_null(raw), _NULL_TEXT, ac.if_else(truth, "true", "false"))
         msg = f"column {column!r} holds a cell that is not a boolean (at or after data row {row_offset + 1})"
         raise MalformedExport(msg)
     if kind is Kind.DATETIME:
@@ -511,20 +510,20 @@ def checked_kind(raw: Any, kind: Kind, *, column: str, row_offset: int) -> Any: 
     return raw
 
 
-def _all_digits(raw: Any) -> bool:
+def _all_digits(raw: pa.Array[Any]) -> bool:
     """Every cell 1 to 18 ASCII digits (or empty): ``_INT`` without its sign, by a byte scan, no pattern."""
-    if not pc.all(pc.fill_null(pc.ascii_is_decimal(raw), True)).as_py():
+    if not ac.all(ac.fill_null(ac.ascii_is_decimal(raw), True)).as_py():
         return False
-    longest = pc.max(pc.binary_length(raw)).as_py()
+    longest = ac.max(ac.binary_length(raw)).as_py()
     return longest is not None and longest <= _INT_DIGITS
 
 
-def _all_match(raw: Any, pattern: str) -> bool:
-    return bool(pc.all(pc.fill_null(pc.match_substring_regex(raw, pattern), True)).as_py())
+def _all_match(raw: pa.Array[Any], pattern: str) -> bool:
+    return bool(ac.all(ac.fill_null(ac.match_substring_regex(raw, pattern), True)).as_py())
 
 
-def _bad(column: str, what: str, raw: Any, pattern: str, row_offset: int) -> MalformedExport:
-    good = pc.fill_null(pc.match_substring_regex(raw, pattern), True)
-    bad = pc.indices_nonzero(pc.invert(good))
+def _bad(column: str, what: str, raw: pa.Array[Any], pattern: str, row_offset: int) -> MalformedExport:
+    good = ac.fill_null(ac.match_substring_regex(raw, pattern), True)
+    bad = ac.indices_nonzero(ac.invert(good))
     row = (int(bad[0].as_py()) if len(bad) else 0) + row_offset + 1
     return MalformedExport(f"column {column!r} holds a cell that is not {what} (data row {row})")

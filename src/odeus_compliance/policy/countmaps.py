@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pyarrow as pa
-import pyarrow.compute as _compute
 
 from odeus_compliance.native.library import native_library, string_buffers
+from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.csvout import csv_json_cells
 from odeus_compliance.policy.operations import OperationError, dump_count_map, parse_count_map
-
-pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what JSON would escape in an output key
 _NULL_TEXT = pa.scalar(None, pa.string())
@@ -63,11 +61,11 @@ def map_count_column(
 
     ``row_offset`` only numbers rows in errors (never values).
     """
-    text: Any = cells if cells.type == pa.string() else pc.cast(cells, pa.string())
+    text: Any = cells if cells.type == pa.string() else ac.cast(cells, pa.string())
     scan = _scan(text)
     out_keys: dict[str, int] = {}
     fast: Any = scan.compact()
-    if not pc.all(fast).as_py():
+    if not ac.all(fast).as_py():
         mapped = _mixed(text, fast, map_keys, column=column, row_offset=row_offset, out_keys=out_keys)
         return _as_csv(mapped) if csv else mapped
     result = _fast(text, map_keys, out_keys=out_keys if collect_keys else None, csv=csv, scan=scan)
@@ -78,7 +76,7 @@ def map_count_column(
 
 
 def _as_csv(mapped: MappedColumn) -> MappedColumn:
-    return MappedColumn(cast("pa.Array[Any]", csv_json_cells(mapped.array)), mapped.keys)
+    return MappedColumn(csv_json_cells(mapped.array), mapped.keys)
 
 
 def _fast(
@@ -104,7 +102,7 @@ def _fast(
     )
     _check(status)
     keys = pa.StringArray.from_buffers(scan.pairs_total, key_offsets, key_data)
-    encoded: Any = pc.dictionary_encode(keys)
+    encoded: Any = ac.dictionary_encode(keys)
     distinct = encoded.dictionary.to_pylist()
     mapped = map_keys(distinct)
     if any(_NEEDS_ESCAPE.search(key) for key in mapped):
@@ -135,7 +133,7 @@ def _fast(
     build(0, out_data.address, out_offsets.address)
     result: Any = pa.StringArray.from_buffers(count, out_offsets, out_data)
     if text.null_count:
-        result = pc.if_else(pc.is_null(text), _NULL_TEXT, result)
+        result = ac.if_else(ac.is_null(text), _NULL_TEXT, result)
     if out_keys is not None and first_rows_buffer is not None:
         rows = array.array("i", first_rows_buffer.to_pybytes())
         for name, row in zip(mapped, rows, strict=True):
@@ -154,7 +152,7 @@ class _Scan:
     def compact(self) -> Any:
         """A boolean per cell: of the compact shape (or null)."""
         counts: Any = pa.Int32Array.from_buffers(pa.int32(), len(self.pairs) // 4, [None, self.pairs])
-        return pc.not_equal(counts, -1)
+        return ac.not_equal(counts, -1)
 
 
 def _scan(text: Any) -> _Scan:
@@ -187,7 +185,7 @@ def _mixed(
     out_keys: dict[str, int],
 ) -> MappedColumn:
     """Fast cells through Arrow, the rest cell by cell, then put back together in row order."""
-    fast_cells: Any = pc.if_else(fast, text, pa.scalar(None, pa.string()))
+    fast_cells = ac.if_else(fast, text, pa.scalar(None, pa.string()))
     result = _fast(fast_cells, map_keys, out_keys=out_keys)
     if result is None:
         return _per_cell_all(text, map_keys, column=column, row_offset=row_offset)

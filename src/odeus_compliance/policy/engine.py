@@ -14,6 +14,9 @@ The flow, for one export (one module, one job: coordinate the pieces):
    formula-safe CSV to an invisible file; the output's classes are counted again and must all hold k.
 4. **Commit.** Only now the manifest and the CSV appear at their paths (the caller commits).
 
+The manifest (what the run did, per column and as a whole, sealed with a MAC) is put together by
+:func:`~odeus_compliance.policy.engine_manifest.run_manifest` from what the run collected.
+
 Without quasi-identifiers in the output the gate has nothing to do and batches are written in the first
 pass; with ``per_person_rows = false`` only grouped aggregates are written. Memory holds a few batches, the
 class counts, the leak scan's distinct texts and the identifying values' word forms (as compact Arrow text).
@@ -30,16 +33,13 @@ from collections import Counter, deque
 from collections.abc import AsyncIterable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as _compute
 
-from odeus_compliance import __version__
+from odeus_compliance.core.files import write_atomically
 from odeus_compliance.policy.aggregates import DIMENSIONS, Aggregator
-from odeus_compliance.policy.canonical import operation_form, policy_hash
 from odeus_compliance.policy.columnar import (
     BatchTransformer,
     ColumnPlan,
@@ -48,35 +48,25 @@ from odeus_compliance.policy.columnar import (
 )
 from odeus_compliance.policy.crypto import Tokenizer
 from odeus_compliance.policy.csvlines import CellFormat, batch_lines_with_ends
-from odeus_compliance.policy.csvout import CsvSink, write_json_atomically
+from odeus_compliance.policy.csvout import CsvSink
 from odeus_compliance.policy.disclosure import (
     KAnonymityError,
     KAnonymityPlan,
     plan_k_anonymity,
 )
+from odeus_compliance.policy.engine_manifest import run_manifest
 from odeus_compliance.policy.gated import ClassIndex, GatedBatch, LineGate, SpooledBatch
 from odeus_compliance.policy.keys import EngineKeys
-from odeus_compliance.policy.leakscan import MAX_WORDS, MIN_CHARS, MIN_DIGITS, LeakScanner
-from odeus_compliance.policy.manifest import dumps, seal
-from odeus_compliance.policy.model import (
-    Drop,
-    Encrypt,
-    KeyAction,
-    MapKeys,
-    Policy,
-    Pseudonymize,
-    TokenDomain,
-)
-from odeus_compliance.policy.operations import ENCRYPT_LABEL, format_number, token_label
+from odeus_compliance.policy.leakscan import LeakScanner
+from odeus_compliance.policy.manifest import dumps
+from odeus_compliance.policy.model import Policy
 from odeus_compliance.policy.source import CsvFileInput, prefetch, text_batch
 from odeus_compliance.policy.spool import EncryptedSpool
-from odeus_compliance.upstream.anonymisation import AnonymisationTracker, ColumnAnonymisation
+from odeus_compliance.upstream.anonymisation import AnonymisationTracker
 from odeus_compliance.upstream.batches import ExportBatch
 from odeus_compliance.upstream.columns import ExportType
 from odeus_compliance.upstream.result import ExportReport
 from odeus_compliance.upstream.schema import ExportSchema
-
-pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 _GATED_AHEAD = 2  # batches going through the gate while earlier ones are written (pass 2)
 
@@ -261,16 +251,15 @@ class PolicyRun:
         self._scanner.verify()
         disclosure = self.policy.disclosure
         k = disclosure.min_group_size
-        gate: dict[str, Any]
         kplan: KAnonymityPlan | None = None
+        aggregate_groups: dict[str, Any] | None = None
         if self._aggregator is not None:
-            rows, groups = self._aggregator.table(k=k)
+            rows, aggregate_groups = self._aggregator.table(k=k)
             texts = frozenset({"dimension", "group"})
             names = ["dimension", "group", "people", *self._aggregator.figures]
             if rows:
                 arrays = [pa.array([row[i] for row in rows], pa.string()) for i in range(len(names))]
                 self._sink.write(pa.RecordBatch.from_arrays(arrays, names=names), text_columns=texts)
-            gate = {"mode": "aggregates", "k": k, "groups": groups}
         elif self._spool is not None and self._classes is not None:
             kplan = plan_k_anonymity(
                 self._classes.counts(),
@@ -280,67 +269,24 @@ class PolicyRun:
                 hierarchy=disclosure.hierarchy,
             )
             self._write_gated(kplan, k)
-            gate = _gate_report(kplan, k, disclosure.suppression_limit)
-        else:
-            gate = {
-                "mode": "rows",
-                "k": k,
-                "k_anonymity": "not applicable: no quasi-identifier in the output",
-            }
-        anonymised = upstream.anonymised if upstream is not None else self._tracker.report()
-        unknown = list(plan.unknown)
-        body = {
-            "engine_version": __version__,
-            "policy": {
-                "name": self.policy.name,
-                "version": self.policy.version,
-                "hash": policy_hash(self.policy),
-            },
-            "export_type": self.export_type.value,
-            "input": {"rows": self._rows, **(input_facts or {})},
-            "output": {
-                "kind": "aggregates" if self._aggregator is not None else "rows",
-                "rows": self._sink.rows,
-                "sha256": self._sink.sha256,
-                "columns": (
-                    ["dimension", "group", "people", *self._aggregator.figures]
-                    if self._aggregator is not None
-                    else list(plan.names)
-                ),
-            },
-            "pseudonymization": {
-                "domain": self.policy.pseudonymization.domain,
-                "linkability": self.policy.pseudonymization.linkability.value,
-                "epoch": self._keys.context.epoch,
-                "report_salt": self._keys.context.report_salt.hex()
-                if self._keys.context.report_salt
-                else None,
-            },
-            "columns": self._column_entries(anonymised, kplan),
-            **self._group_figures_entry(k),
-            "unknown_columns_dropped": unknown,
-            "upstream_anonymised": [
-                {
-                    "column": a.column,
-                    "how": a.how.value,
-                    "cells": a.cells,
-                    "rows": a.rows,
-                    "complete": a.complete,
-                }
-                for a in anonymised
-            ],
-            "disclosure": gate,
-            "leak_scan": {
-                "result": "pass",
-                "identifying_values_checked": self._scanner.values_registered,
-                "distinct_output_texts_read": self._scanner.texts_read,
-                "rule": (
-                    f"word n-grams up to {MAX_WORDS} words, any letter case; values of at least {MIN_CHARS} "
-                    f"characters (digits only: {MIN_DIGITS}); upstream placeholders never count"
-                ),
-            },
-        }
-        manifest = seal(body, key=self._keys.manifest_key, key_id=self._keys.manifest_key_id)
+        manifest = run_manifest(
+            policy=self.policy,
+            export_type=self.export_type,
+            keys=self._keys,
+            tokenizer=self._tokenizer,
+            plan=plan,
+            counts=self._transformer.counts,
+            rows_in=self._rows,
+            input_facts=input_facts,
+            output_rows=self._sink.rows,
+            output_sha256=self._sink.sha256,
+            aggregates=self._aggregator,
+            aggregate_groups=aggregate_groups,
+            kplan=kplan,
+            group_figures=self._group_figures,
+            anonymised=upstream.anonymised if upstream is not None else self._tracker.report(),
+            leak_scan=self._scanner,
+        )
         self._stop_workers()
         return RunResult(manifest=manifest, rows_in=self._rows, rows_out=self._sink.rows)
 
@@ -386,68 +332,6 @@ class PolicyRun:
             msg = f"k-anonymity check of the output failed: {len(small)} class(es) under k={k}"
             raise KAnonymityError(msg)
 
-    def _column_entries(
-        self, anonymised: tuple[ColumnAnonymisation, ...], kplan: KAnonymityPlan | None
-    ) -> list[dict[str, Any]]:
-        plan = self._plan
-        transformer = self._transformer
-        assert plan is not None
-        assert transformer is not None
-        upstream = {a.column: a for a in anonymised}
-        present = set(plan.names) | set(plan.dropped)
-        entries: list[dict[str, Any]] = []
-        for name, rule in self.policy.rules_for(self.export_type).columns.items():
-            found = upstream.get(name)
-            if name not in present and found is None:
-                continue  # a column this export did not carry (e.g. BYOK-only, or another group_by)
-            form = operation_form(rule)
-            domain, key_id = self._key_of(rule, name)
-            counts = transformer.counts.get(name)
-            entry: dict[str, Any] = {
-                "column": name,
-                "operation": rule.op,
-                "parameters": {k: v for k, v in form.items() if k not in ("op", "reason")},
-                "reason": rule.reason,
-                "domain": domain,
-                "key_id": key_id,
-                "effective": _effective(rule, found),
-                "upstream": None
-                if found is None
-                else {"how": found.how.value, "cells": found.cells, "complete": found.complete},
-                "transformed": counts.transformed if counts else 0,
-                "kept": counts.kept if counts else 0,
-                "empty": counts.empty if counts else 0,
-                "upstream_anonymised_kept": counts.upstream_anonymised if counts else 0,
-                "suppressed": counts.suppressed if counts else 0,
-                "dropped": counts.dropped if counts else 0,
-            }
-            if kplan is not None and name in kplan.levels:
-                level = kplan.levels[name]
-                entry["k_gate_level"] = None if level is None else level.label
-            entries.append(entry)
-        return entries
-
-    def _group_figures_entry(self, k: int) -> dict[str, Any]:
-        """``group_figures`` for the manifest: the aggregates table of the per-person rows (asked for by
-        the report flow), each group of at least k people, with complementary suppression."""
-        if self._group_figures is None:
-            return {}
-        rows, groups = self._group_figures.table(k=k)
-        columns = ["dimension", "group", "people", *self._group_figures.figures]
-        return {"group_figures": {"k": k, "columns": columns, "rows": rows, "groups": groups}}
-
-    def _key_of(self, rule: Any, column: str) -> tuple[str | None, str | None]:
-        if isinstance(rule, Pseudonymize):
-            label = token_label(rule.domain, column)
-            return rule.domain.value, self._tokenizer.key_id(purpose="pseudonymize", label=label)
-        if isinstance(rule, MapKeys) and rule.keys is KeyAction.PSEUDONYMIZE:
-            domain = rule.domain or TokenDomain.COLUMN
-            label = token_label(domain, column)
-            return domain.value, self._tokenizer.key_id(purpose="pseudonymize", label=label)
-        if isinstance(rule, Encrypt):
-            return ENCRYPT_LABEL, self._tokenizer.key_id(purpose="encrypt", label=ENCRYPT_LABEL)
-        return None, None
-
     def _stop_workers(self) -> None:
         """Wait for the worker threads' last jobs (their errors no longer matter) and end the threads."""
         wait(self._kept)
@@ -463,39 +347,6 @@ class PolicyRun:
         if self._spool is not None:
             self._spool.close()
         self._sink.abort()
-
-
-def _effective(rule: Any, found: ColumnAnonymisation | None) -> str:
-    """The stricter of the policy's rule and what Odeus did (see docs/policy.md)."""
-    if found is None:
-        return str(rule.op)
-    if found.how.value == "removed":
-        return "removed upstream"
-    if isinstance(rule, Drop):
-        return "drop"
-    if found.how.value == "empty":
-        return (
-            "empty upstream, kept empty" if found.complete else f"{rule.op}; cells empty upstream kept empty"
-        )
-    if found.how.value == "placeholder":
-        return f"{rule.op}; upstream placeholders kept as they came"
-    return f"{rule.op} of upstream opaque ids (never linked to e-mails or names)"
-
-
-def _gate_report(kplan: KAnonymityPlan, k: int, limit: Decimal) -> dict[str, Any]:
-    share = Decimal(kplan.suppressed_rows) / Decimal(kplan.rows) if kplan.rows else Decimal(0)
-    return {
-        "mode": "rows",
-        "k": k,
-        "k_anonymity": "pass",
-        "quasi_identifiers": list(kplan.quasi_identifiers),
-        "levels": {q: (None if level is None else level.label) for q, level in kplan.levels.items()},
-        "classes": kplan.classes,
-        "smallest_class": kplan.min_class_size,
-        "rows_suppressed": kplan.suppressed_rows,
-        "share_suppressed": format_number(share.quantize(Decimal("0.000001"))),
-        "suppression_limit": format_number(limit),
-    }
 
 
 # --- drivers -------------------------------------------------------------------------------------------
@@ -607,7 +458,7 @@ def apply_to_file(
         raise
     sink.commit()  # on failure it removes what it wrote
     try:
-        write_json_atomically(manifest_path, dumps(result.manifest))
+        write_atomically(manifest_path, dumps(result.manifest), mode=0o666)  # the umask decides
     except BaseException:
         out.unlink(missing_ok=True)  # an output without its manifest must not stay
         raise

@@ -19,16 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as _compute
 import pyarrow.csv as pa_csv
 
+from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.columnar import per_distinct
 from odeus_compliance.policy.csvlines import CellFormat, batch_lines
 from odeus_compliance.policy.disclosure import KAnonymityPlan, generalize_quasi_identifier
 from odeus_compliance.policy.model import DateLevel
 from odeus_compliance.policy.operations import Cell
-
-pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 ClassValues = tuple[Cell, ...]
 _HEADER = struct.Struct("<II")  # rows, bytes of lines
@@ -56,11 +54,11 @@ class ClassIndex:
             return pa.array([], pa.int32())
         combined: Any = None
         for q in self.quasi_identifiers:
-            encoded: Any = pc.dictionary_encode(data.column(q), null_encoding="encode")
-            codes = pc.cast(encoded.indices, pa.int64())
+            encoded = ac.dictionary_encode(data.column(q), null_encoding="encode")
+            codes = ac.cast(encoded.indices, pa.int64())
             if combined is not None:
-                codes = pc.add(pc.multiply(combined, len(encoded.dictionary)), codes)
-            combined = pc.cast(pc.dictionary_encode(codes).indices, pa.int64())
+                codes = ac.add(ac.multiply(combined, len(encoded.dictionary)), codes)
+            combined = ac.cast(ac.dictionary_encode(codes).indices, pa.int64())
         # a dictionary numbers values in the order they first appear: the first row of class j
         firsts: Any = (
             pa.table({"class": combined, "row": pa.array(range(rows), pa.int64())})
@@ -69,7 +67,7 @@ class ClassIndex:
             .sort_by("class")
         )
         first_rows = firsts.column("row_min")
-        columns = [pc.take(data.column(q), first_rows).to_pylist() for q in self.quasi_identifiers]
+        columns = [ac.take(data.column(q), first_rows).to_pylist() for q in self.quasi_identifiers]
         numbers = []
         for key in zip(*columns, strict=True):
             number = self._numbers.get(key)
@@ -78,12 +76,12 @@ class ClassIndex:
                 self.classes.append(key)
                 self.rows.append(0)
             numbers.append(number)
-        counted: Any = pc.value_counts(combined)
+        counted: Any = ac.value_counts(combined)
         for index, count in zip(
             counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
         ):
             self.rows[numbers[index]] += count
-        return pc.take(pa.array(numbers, pa.int32()), combined)
+        return ac.take(pa.array(numbers, pa.int32()), combined)
 
     def counts(self) -> Counter[ClassValues]:
         """Rows per class, as the gate plans with them."""
@@ -167,11 +165,11 @@ class LineGate:
 
     def apply(self, batch: SpooledBatch) -> GatedBatch:
         classes = batch.classes
-        dropped_rows: Any = pc.take(self._dropped, classes)
-        dropped = int(pc.sum(dropped_rows).as_py() or 0)
-        blanked = {q: int(pc.sum(pc.take(has, classes)).as_py() or 0) for q, has in self._blanked.items()}
-        kept_classes = pc.filter(classes, pc.invert(dropped_rows)) if dropped else classes
-        counted: Any = pc.value_counts(pc.take(self._output_of, kept_classes))
+        dropped_rows = ac.take(self._dropped, classes)
+        dropped = int(ac.sum(dropped_rows).as_py() or 0)
+        blanked = {q: int(ac.sum(ac.take(has, classes)).as_py() or 0) for q, has in self._blanked.items()}
+        kept_classes = ac.filter(classes, ac.invert(dropped_rows)) if dropped else classes
+        counted: Any = ac.value_counts(ac.take(self._output_of, kept_classes))
         output = Counter(
             dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True))
         )
@@ -179,7 +177,7 @@ class LineGate:
         if self._generalising:
             pieces = [self._remade(batch, dropped_rows if dropped else None)]
         elif dropped:
-            pieces = _without(batch, pc.indices_nonzero(dropped_rows).to_pylist())
+            pieces = _without(batch, ac.indices_nonzero_list(dropped_rows))
         else:
             pieces = [batch.lines]
         return GatedBatch(pieces, rows, dropped, blanked, output)
@@ -205,8 +203,8 @@ class LineGate:
             if level is not None:
                 columns[q] = per_distinct(columns[q], _generaliser(level, q), column=q, row_offset=0)
         if dropped_rows is not None:
-            keep = pc.invert(dropped_rows)
-            columns = {name: pc.filter(column, keep) for name, column in columns.items()}
+            keep = ac.invert(dropped_rows)
+            columns = {name: ac.filter(column, keep) for name, column in columns.items()}
         # read back, a cell is its text: columns that held CSV text already (count maps) need quoting again;
         # text columns are neutralised already, which does not repeat
         formats = [CellFormat.QUOTED if f is CellFormat.FORMATTED else f for f in self._formats]

@@ -6,7 +6,7 @@ i.e. kept text columns, masked e-mails and the keys of JSON count maps. Cells th
 construction as tokens (``u1_...``, ``e1_...``), numbers (validated on input) or generalised dates and
 buckets cannot hold a name and are not read.
 
-How, so that it scales to a million rows: not a substring search for millions of patterns. Both sides are
+How, so that it scales with the export: not a substring search for every identifying value. Both sides are
 brought to one *word form* (lower case, ``ß`` as ``ss``, split at every character that cannot be part of a
 name, an e-mail or an id, each word trimmed of ``.'-+_@`` at its ends, words joined by one space). Each
 distinct output text is cut into its word n-grams (up to :data:`MAX_WORDS` words: a multi-word name matches
@@ -30,12 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as _compute
 
 from odeus_compliance.native.library import native_library, string_buffers
+from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
-
-pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
 
 EARLY_CHECK_LIMIT = 50_000  # n-grams up to which identifying values are compared as they arrive
 GENERAL_BATCH = 65_536  # identifying values that wait for the general word-form path together
@@ -66,64 +64,64 @@ class LeakFound(ValueError):
         self.row = row
 
 
-def word_form(values: Any) -> Any:
+def word_form(values: pa.Array[Any]) -> pa.Array[Any]:
     """The comparison form of a string array (see the module doc), null for values with no word."""
-    return _form_of_lower_case(pc.utf8_lower(values))
+    return _form_of_lower_case(ac.utf8_lower(values))
 
 
-def _form_of_lower_case(lower_case: Any) -> Any:
-    lowered = pc.replace_substring(lower_case, "ß", "ss")
+def _form_of_lower_case(lower_case: pa.Array[Any]) -> pa.Array[Any]:
+    lowered = ac.replace_substring(lower_case, "ß", "ss")
     simple = _simple(lowered)
-    if pc.all(simple).as_py():
+    if ac.all(simple).as_py():
         return lowered  # already words of word characters separated by single spaces
-    rest = pc.invert(simple)
-    return pc.replace_with_mask(lowered, rest, _split_form(pc.filter(lowered, rest)))
+    rest = ac.invert(simple)
+    return ac.replace_with_mask(lowered, rest, _split_form(ac.filter(lowered, rest)))
 
 
-def _simple(lowered: Any) -> Any:
+def _simple(lowered: pa.Array[Any]) -> pa.Array[Any]:
     """Whether each lower-cased value matches ``_SIMPLE`` (null counts as simple).
 
     The ASCII pattern first (cheaper than the Unicode classes; an ASCII match is a ``_SIMPLE`` match), the
     Unicode one only for the values it did not match.
     """
-    simple = pc.fill_null(pc.match_substring_regex(lowered, _ASCII_SIMPLE), True)
-    if pc.all(simple).as_py():
+    simple = ac.fill_null(ac.match_substring_regex(lowered, _ASCII_SIMPLE), True)
+    if ac.all(simple).as_py():
         return simple
-    rest = pc.invert(simple)
-    return pc.replace_with_mask(simple, rest, pc.match_substring_regex(pc.filter(lowered, rest), _SIMPLE))
+    rest = ac.invert(simple)
+    return ac.replace_with_mask(simple, rest, ac.match_substring_regex(ac.filter(lowered, rest), _SIMPLE))
 
 
-def _split_form(lowered: Any) -> Any:
-    words: Any = pc.split_pattern_regex(lowered, _SEPARATORS)
-    trimmed = pc.utf8_trim(pc.list_flatten(words), _EDGE)
-    rebuilt: Any = pa.ListArray.from_arrays(words.offsets, trimmed, mask=pc.is_null(words))
-    joined = pc.utf8_trim(pc.replace_substring_regex(pc.binary_join(rebuilt, " "), "  +", " "), " ")
-    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+def _split_form(lowered: pa.Array[Any]) -> pa.Array[Any]:
+    words = ac.split_pattern_regex(lowered, _SEPARATORS)
+    trimmed = ac.utf8_trim(ac.list_flatten(words), _EDGE)
+    rebuilt: Any = pa.ListArray.from_arrays(words.offsets, trimmed, mask=ac.is_null(words))
+    joined = ac.utf8_trim(ac.replace_substring_regex(ac.binary_join(rebuilt, " "), "  +", " "), " ")
+    return ac.if_else(ac.equal(joined, ""), pa.scalar(None, pa.string()), joined)
 
 
-def counted_forms_of(values: Any) -> Any:
+def counted_forms_of(values: pa.Array[Any]) -> pa.Array[Any]:
     """The word forms of identifying values that count (see the module doc), in Arrow: the general path."""
-    chunk: Any = pc.drop_null(values)
-    lower_case = pc.utf8_lower(chunk)  # lower-casing neither makes nor removes white space
+    chunk = ac.drop_null(values)
+    lower_case = ac.utf8_lower(chunk)  # lower-casing neither makes nor removes white space
     forms: Any = _form_of_lower_case(lower_case)
-    length = pc.utf8_length(forms)
-    counted = pc.and_(
-        pc.and_(
-            pc.greater_equal(length, MIN_CHARS),
-            pc.invert(pc.is_in(pc.utf8_trim_whitespace(lower_case), value_set=_PLACEHOLDERS)),
+    length = ac.utf8_length(forms)
+    counted = ac.and_(
+        ac.and_(
+            ac.greater_equal(length, MIN_CHARS),
+            ac.invert(ac.is_in(ac.utf8_trim_whitespace(lower_case), value_set=_PLACEHOLDERS)),
         ),
-        pc.or_(pc.invert(pc.ascii_is_decimal(forms)), pc.greater_equal(length, MIN_DIGITS)),
+        ac.or_(ac.invert(ac.ascii_is_decimal(forms)), ac.greater_equal(length, MIN_DIGITS)),
     )
-    return pc.filter(forms, pc.fill_null(counted, False))
+    return ac.filter(forms, ac.fill_null(counted, False))
 
 
-def _plain_counted_forms(values: Any) -> tuple[Any, Any]:
+def _plain_counted_forms(values: pa.Array[Any]) -> tuple[pa.Array[Any], pa.Array[Any]]:
     """Per value a flag (1: it is plain words, so its form is its lower case, and the form counts; 0: null
     or a form that does not count; :data:`_GENERAL`: the general path decides) and the counted forms of the
     flag-1 values. Lower-cased by Arrow, the rest in one native pass (``native/word_forms.c``): most
     identifying values are plain words."""
     count = len(values)
-    lowered: Any = pc.utf8_lower(values)
+    lowered = ac.utf8_lower(values)
     cells = string_buffers(lowered)
     placeholders = string_buffers(_PLACEHOLDERS)
     flags = pa.allocate_buffer(max(count, 1))
@@ -169,8 +167,7 @@ class LeakScanner:
 
     @property
     def values_registered(self) -> int:
-        """Identifying values compared (as before the forms were made batch by batch: none when the output
-        holds no text to compare them with)."""
+        """Identifying values compared (none when the output holds no text to compare them with)."""
         self._flush_general()
         return self._counted if self._candidates and self._identifying else 0
 
@@ -179,12 +176,12 @@ class LeakScanner:
 
         Computed batch by batch (on a worker thread of the engine) rather than all at the end.
         """
-        text: Any = values if values.type == pa.string() else pc.cast(values, pa.string())
+        text: Any = values if values.type == pa.string() else ac.cast(values, pa.string())
         flags, plain = _plain_counted_forms(text)
-        general: Any = pc.filter(text, pc.equal(flags, _GENERAL))
+        general = ac.filter(text, ac.equal(flags, _GENERAL))
         if len(general):
-            # the general path costs a few milliseconds per call whatever the size (Arrow compiles its
-            # patterns per call): its values wait until there are enough of them, or for verify()
+            # the general path has a fixed cost per call whatever the size (Arrow compiles its patterns
+            # per call): its values wait until there are enough of them, or for verify()
             with self._lock:
                 self._general.append(general)
                 self._general_values += len(general)
@@ -201,12 +198,13 @@ class LeakScanner:
         if waiting:
             self._register(counted_forms_of(pa.concat_arrays(waiting)), early_check=False)
 
-    def _register(self, counted_forms: Any, *, early_check: bool) -> None:
+    def _register(self, counted_forms: pa.Array[Any], *, early_check: bool) -> None:
         if not len(counted_forms):
             return
         checked, grams = self._known_grams() if early_check else (0, None)
-        if checked:
-            found = pc.filter(counted_forms, pc.is_in(counted_forms, value_set=grams))
+        hits: list[str] = []
+        if checked and grams is not None:  # grams are known whenever some were checked
+            found = ac.filter(counted_forms, ac.is_in(counted_forms, value_set=grams))
             hits = [v for v in found.to_pylist() if v is not None]
         with self._lock:
             self._counted += len(counted_forms)
@@ -226,7 +224,7 @@ class LeakScanner:
 
     def observe_column(self, column: str, values: pa.Array[Any], *, row_offset: int) -> None:
         """Read one output text column of a batch (rows numbered from ``row_offset``)."""
-        encoded: Any = pc.dictionary_encode(values)
+        encoded = ac.dictionary_encode(values)
         distinct: list[str | None] = encoded.dictionary.to_pylist()
         seen = self._seen.setdefault(column, set())
         new = [i for i, value in enumerate(distinct) if value is not None and value not in seen]
@@ -252,7 +250,7 @@ class LeakScanner:
         if not fresh:
             return
         seen.update(fresh)
-        shaped = pc.match_substring_regex(pa.array(list(fresh), pa.string()), TOKEN_SHAPE).to_pylist()
+        shaped = ac.match_substring_regex(pa.array(list(fresh), pa.string()), TOKEN_SHAPE).to_pylist()
         texts = [key for key, token in zip(fresh, shaped, strict=True) if not token]
         self._add_texts(column, texts, [row_offset + fresh[key] + 1 for key in texts])
 
@@ -287,7 +285,7 @@ class LeakScanner:
                 continue
             if checked not in later:
                 later[checked] = pa.array(self._grams[checked:], pa.string())
-            found = pc.filter(counted_forms, pc.is_in(counted_forms, value_set=later[checked]))
+            found = ac.filter(counted_forms, ac.is_in(counted_forms, value_set=later[checked]))
             hits.update(v for v in found.to_pylist() if v is not None)
         if hits:
             column, row = min((self._candidates[h] for h in hits), key=lambda hit: (hit[1], hit[0]))

@@ -6,7 +6,7 @@ Two sources, one form: every cell is text (``string``), an empty cell is null, c
   background thread (the reader releases the GIL, so parsing the next block overlaps the transformation
   of this one). It hashes every byte it reads (the manifest's input hash). The typed upstream parser
   (:func:`odeus_compliance.upstream.csvstream.parse_csv`) is not used here: it decodes every JSON map
-  into Python dicts, which on a million-row file costs more than the whole policy run may.
+  into Python dicts, which costs more than the policy run itself.
 * :func:`text_batch`: a typed :class:`~odeus_compliance.upstream.batches.ExportBatch` from the upstream
   client, turned back into text the same way the file would have held it.
 
@@ -28,17 +28,15 @@ from typing import Any, cast
 
 import msgspec
 import pyarrow as pa
-import pyarrow.compute as _compute
 import pyarrow.csv as pa_csv
 
+from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.upstream.batches import ExportBatch
 from odeus_compliance.upstream.columns import ExportType, Kind
 from odeus_compliance.upstream.errors import MalformedExport
 from odeus_compliance.upstream.schema import ExportSchema
 
-pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code; checked by tests
-
-DEFAULT_BLOCK_BYTES = 8 << 20  # measured: 16 MiB is no faster; Arrow reads up to 32 blocks ahead (memory)
+DEFAULT_BLOCK_BYTES = 8 << 20  # Arrow reads up to 32 blocks ahead, so the block size bounds memory
 READ_AHEAD_BLOCKS = 2  # blocks read ahead of the batches taken (bounds memory; see _HashingReader)
 _MAX_HEADER_BYTES = 1 << 20
 _TRAILING_ZEROS = r"\.0+$|(\.[0-9]*?[1-9])0+$"
@@ -50,7 +48,7 @@ class _HashingReader(io.RawIOBase):
     """A read-only file that hashes every byte handed out and remembers the last one.
 
     Arrow's streaming CSV reader reads its input on an I/O thread up to 32 blocks ahead of the batches
-    taken from it; on a 300 MB export that is the whole file in memory. :meth:`readinto` therefore waits
+    taken from it, which can be the whole file in memory. :meth:`readinto` therefore waits
     while more than ``ahead`` reads are ahead of the batches the consumer has taken (:meth:`consumed`);
     every read is one block, and a batch needs its own block and at most the next one.
     """
@@ -255,11 +253,11 @@ def _as_text(batch: ExportBatch, name: str, kind: Kind) -> pa.Array[Any]:
     if kind is Kind.STR:
         return cast("pa.Array[Any]", array)
     if kind is Kind.BOOL:
-        return cast("pa.Array[Any]", pc.if_else(array, "true", "false"))
+        return cast("pa.Array[Any]", ac.if_else(array, "true", "false"))
     if kind is Kind.DECIMAL:
-        text = pc.replace_substring_regex(pc.cast(array, pa.string()), _TRAILING_ZEROS, r"\1")
-        return cast("pa.Array[Any]", pc.replace_substring_regex(text, _ZERO_EXPONENT, "0"))
+        text = ac.replace_substring_regex(ac.cast(array, pa.string()), _TRAILING_ZEROS, r"\1")
+        return cast("pa.Array[Any]", ac.replace_substring_regex(text, _ZERO_EXPONENT, "0"))
     if kind is Kind.DATETIME:
         values = batch.column(name)
         return pa.array([None if v is None else v.isoformat() for v in values], pa.string())
-    return cast("pa.Array[Any]", pc.cast(array, pa.string()))
+    return cast("pa.Array[Any]", ac.cast(array, pa.string()))

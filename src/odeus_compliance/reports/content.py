@@ -21,12 +21,8 @@ from odeus_compliance.policy.aggregates import DIMENSIONS, SUPPRESSED_GROUP
 from odeus_compliance.policy.canonical import policy_hash
 from odeus_compliance.policy.model import Policy
 from odeus_compliance.reports.charts import bar_chart, share_chart
-from odeus_compliance.reports.figures import (
-    DatasetError,
-    PersonRow,
-    ReportFigures,
-    compute_figures,
-)
+from odeus_compliance.reports.figures import DatasetError, PersonRow, ReportFigures
+from odeus_compliance.reports.figures_read import compute_figures
 
 DIMENSION_LABELS = {
     "department": "Department",

@@ -1,8 +1,9 @@
 """The officers' report API: ``/api/v1/reports/...``.
 
-Thin handlers: validate through :mod:`~odeus_compliance.reports.service`, record the access with
-:func:`~odeus_compliance.audit.recording.record_access` *before* anything is handed out (a record that cannot
-be written is a 503 and no byte goes out), answer with msgspec Structs or a streamed file.
+Thin handlers: validate through :mod:`~odeus_compliance.reports.service`, act through the audited flows of
+:mod:`~odeus_compliance.reports.actions` (which record the access *before* anything is queued or handed out:
+a record that cannot be written is a 503 and no byte goes out), answer with msgspec Structs or a streamed
+file.
 
 Who may do what (DESIGN.md): officers request reports and download the PDF and the dataset; auditors read
 the list and the status and download the PDF; anyone with a key may verify a PDF. A download needs a
@@ -11,8 +12,6 @@ purpose, given as the query parameter ``purpose``; it is recorded in the audit l
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -24,11 +23,10 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, 
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
-from odeus_compliance.audit.recording import record_access
+from odeus_compliance.audit.recording import record_access, recorder_of
 from odeus_compliance.audit.records import Action
 from odeus_compliance.problems import PROBLEM_JSON
-from odeus_compliance.reports import service
-from odeus_compliance.reports.jobs import new_report_id
+from odeus_compliance.reports import actions, service
 from odeus_compliance.reports.schemas import MAX_PURPOSE_LENGTH, ReportOut, ReportPage, ReportRequestIn
 from odeus_compliance.security import ALL_ROLES, ApiKeyIdentity, Role, requires_role
 from odeus_compliance.settings import Settings
@@ -78,25 +76,6 @@ def _runtime(request: ReportRequest) -> service.ReportBackend:
     return service.runtime_of_state(request.app.state.get(REPORT_RUNTIME))
 
 
-async def _record_or_close(
-    artifact: service.Artifact,
-    request: ReportRequest,
-    *,
-    action: Action,
-    report_id: str,
-    purpose: str,
-    details: Mapping[str, str | int | bool],
-) -> None:
-    """Record a download before it starts; if the record cannot be written, release the file (503)."""
-    try:
-        await record_access(
-            request, action=action, resource=f"report:{report_id}", purpose=purpose, details=details
-        )
-    except BaseException:
-        await artifact.close()
-        raise
-
-
 @post(
     "/api/v1/reports",
     operation_id="requestReport",
@@ -120,28 +99,8 @@ async def request_report(
     with the job and its URL in ``Location``. A bad month, zone or policy is a 400 that names the field."""
     wanted = service.parse_request(data, settings=settings)
     runtime = _runtime(request)
-    period = wanted.period
-    report_id = new_report_id()  # named in the record, which is written before the job exists (fail closed)
-    await record_access(
-        request,
-        action=Action.REPORT_REQUESTED,
-        resource=f"report:{report_id}",
-        purpose=wanted.purpose,
-        details={
-            "report_id": report_id,
-            "policy": wanted.policy.name,
-            "policy_hash": wanted.policy_hash,
-            "period_from": period.local_start.isoformat(),
-            "period_to": period.local_end.isoformat(),
-            "timezone": period.timezone,
-        },
-    )
-    record = await runtime.jobs.request(
-        period=period,
-        policy=wanted.policy.name,
-        purpose=wanted.purpose,
-        requested_by=request.user.key_id,
-        report_id=report_id,
+    record = await actions.request_report(
+        recorder_of(request), jobs=runtime.jobs, wanted=wanted, requested_by=request.user.key_id
     )
     runtime.wake()
     out = service.report_out(record)
@@ -198,17 +157,7 @@ async def download_report_pdf(
     its SHA-256. The query parameter ``purpose`` is required: the download is recorded as
     ``report.downloaded`` with it before the first byte goes out (503 and nothing sent if the record cannot
     be written). 409 while the report is not finished, 404 for an unknown id."""
-    why = service.check_purpose(purpose, required_for="download a report")
-    runtime = _runtime(request)
-    record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
-    artifact = await service.open_artifact(store=runtime.store, record=record, name=service.PDF_FILE)
-    details: dict[str, str | int | bool] = {"report_id": record.id, "format": "pdf"}
-    if record.pdf_sha256 is not None:
-        details["sha256"] = record.pdf_sha256
-    await _record_or_close(
-        artifact, request, action=Action.REPORT_DOWNLOADED, report_id=record.id, purpose=why, details=details
-    )
-    return Stream(artifact.chunks(), media_type=artifact.media_type, headers=artifact.headers())
+    return await _hand_out(request, report_id, purpose, name=service.PDF_FILE, doing="download a report")
 
 
 @get(
@@ -228,13 +177,15 @@ async def download_report_dataset(
     return carries a leading apostrophe. The query parameter ``purpose`` is required: recorded as
     ``dataset.downloaded`` with it before the first byte goes out. 409 while the report is not finished; 404
     for an unknown id or when the policy gives no per-person dataset."""
-    why = service.check_purpose(purpose, required_for="download a dataset")
+    return await _hand_out(request, report_id, purpose, name=service.DATASET_FILE, doing="download a dataset")
+
+
+async def _hand_out(request: ReportRequest, report_id: str, purpose: str, *, name: str, doing: str) -> Stream:
+    why = service.check_purpose(purpose, required_for=doing)
     runtime = _runtime(request)
     record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
-    artifact = await service.open_artifact(store=runtime.store, record=record, name=service.DATASET_FILE)
-    details = {"report_id": record.id, "format": "csv"}
-    await _record_or_close(
-        artifact, request, action=Action.DATASET_DOWNLOADED, report_id=record.id, purpose=why, details=details
+    artifact = await actions.hand_out(
+        recorder_of(request), store=runtime.store, record=record, name=name, purpose=why
     )
     return Stream(artifact.chunks(), media_type=artifact.media_type, headers=artifact.headers())
 
@@ -272,15 +223,5 @@ async def verify_report(request: ReportRequest, settings: NamedDependency[Settin
     anchors, and the embedded manifest's hashes against the attachments. ``valid`` is true only if every
     check passed. Recorded as ``report.verified`` (with the verdict and the file's SHA-256)."""
     pdf = service.check_upload(await request.body(), request.headers.get("content-type"))
-    result = await service.verify_upload(pdf=pdf, settings=settings)
-    details: dict[str, str | int | bool] = {
-        "valid": result.valid,
-        "sha256": hashlib.sha256(pdf).hexdigest(),
-        "byte_count": len(pdf),
-    }
-    resource = "report:upload"
-    if result.report_id is not None and service.is_report_id(result.report_id):
-        resource = f"report:{result.report_id}"
-        details["report_id"] = result.report_id
-    await record_access(request, action=Action.REPORT_VERIFIED, resource=resource, details=details)
+    result = await actions.verify_report(recorder_of(request), pdf=pdf, settings=settings)
     return service.verification_json(result)

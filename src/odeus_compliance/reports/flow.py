@@ -61,7 +61,7 @@ from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportPeriod, R
 from odeus_compliance.reports.rawdigest import DigestingTransport
 from odeus_compliance.reports.store import ArtifactStore, ArtifactStoreError
 from odeus_compliance.reports.worker import DeflatedDataset, RenderTask, ReportWorker, WorkerFailed
-from odeus_compliance.retention.rules import retention_dates
+from odeus_compliance.retention_rules import retention_dates
 from odeus_compliance.settings import Settings
 from odeus_compliance.upstream.backoff import RetryPolicy
 from odeus_compliance.upstream.client import OdeusClient

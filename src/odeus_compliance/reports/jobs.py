@@ -22,17 +22,17 @@ import enum
 import os
 import re
 import secrets
-import socket
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from odeus_compliance.core.leases import host_name
+from odeus_compliance.core.periods import ReportPeriod
 from odeus_compliance.db.models import Report, utcnow
-from odeus_compliance.upstream.request import zone
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -42,7 +42,6 @@ __all__ = [
     "ReportRecord",
     "ReportStatus",
     "new_report_id",
-    "runner_id",
 ]
 
 DEFAULT_LEASE_SECONDS: Final = 60.0
@@ -61,50 +60,6 @@ class ReportStatus(enum.StrEnum):
 
 class LeaseLost(Exception):
     """This runner no longer holds the job (its lease lapsed and another runner took it over)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReportPeriod:
-    """A report's period: aware instants, ``end`` exclusive, and the zone it is a calendar month of."""
-
-    start: datetime
-    end: datetime
-    timezone: str
-
-    def __post_init__(self) -> None:
-        zone(self.timezone)
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            msg = "a report period needs aware datetimes"
-            raise ValueError(msg)
-        if self.start >= self.end:
-            msg = "the period must end after it starts"
-            raise ValueError(msg)
-
-    @classmethod
-    def month(cls, year: int, month: int, timezone: str) -> ReportPeriod:
-        """The calendar month in ``timezone``: the 1st at 00:00 to the next month's 1st at 00:00."""
-        tz = zone(timezone)
-        first = datetime.combine(date(year, month, 1), datetime.min.time(), tz)
-        following = datetime.combine(date(year + month // 12, month % 12 + 1, 1), datetime.min.time(), tz)
-        return cls(first.astimezone(UTC), following.astimezone(UTC), timezone)
-
-    @property
-    def local_start(self) -> datetime:
-        """The start in the period's zone."""
-        return self.start.astimezone(zone(self.timezone))
-
-    @property
-    def local_end(self) -> datetime:
-        """The (exclusive) end in the period's zone."""
-        return self.end.astimezone(zone(self.timezone))
-
-    @property
-    def label(self) -> str:
-        """``YYYY-MM`` for a calendar month, else ``<from date>..<to date>`` (local dates)."""
-        start, end = self.local_start, self.local_end
-        if self == ReportPeriod.month(start.year, start.month, self.timezone):
-            return f"{start.year:04d}-{start.month:02d}"
-        return f"{start.date().isoformat()}..{(end - timedelta(microseconds=1)).date().isoformat()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +92,12 @@ def new_report_id() -> str:
     return "rpt_" + secrets.token_hex(12)
 
 
-def runner_id() -> str:
-    """This process as a lease owner: ``host:pid:random`` (the random part tells two runs of a pid apart)."""
-    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:64] or "host"
-    return f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
 def _runner_is_dead(owner: str | None) -> bool:
     """Whether ``owner`` is a process of this host that no longer exists (so its lease need not lapse)."""
     if owner is None:
         return True
     match = _RUNNER.match(owner)
-    if match is None or match["host"] != runner_id().split(":", 1)[0]:
+    if match is None or match["host"] != host_name():
         return False  # another machine's runner: only its lease tells
     pid = int(match["pid"])
     if pid == os.getpid():

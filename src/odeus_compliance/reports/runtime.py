@@ -25,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from odeus_compliance.audit.appender import Actor, AuditAppender
 from odeus_compliance.audit.records import ActorRole
+from odeus_compliance.core.leases import lease_owner_id
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.ring import KeyEncryptionKey, KeyRing, ensure_key_ring
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.policy.memory import use_lean_arrow_pool
 from odeus_compliance.reports.flow import ReportFlow, sweep_work_dirs
-from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportRecord, runner_id
+from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportRecord
 from odeus_compliance.reports.store import ArtifactStore
 from odeus_compliance.reports.worker import ReportWorker
 from odeus_compliance.settings import Settings
@@ -59,7 +60,7 @@ class ReportRuntime:
         self.worker = worker
         self.flow = flow
         self.poll_seconds = poll_seconds
-        self.owner = runner_id()
+        self.owner = lease_owner_id()
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 

@@ -13,8 +13,10 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
+from odeus_compliance.core.periods import zone
 from odeus_compliance.errors import AppError, Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from odeus_compliance.policy.service import PolicyEntry, find_policy
 from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod, ReportRecord, ReportStatus
@@ -31,7 +33,6 @@ from odeus_compliance.reports.schemas import (
 from odeus_compliance.reports.store import ArtifactCorrupt, ArtifactMissing, ArtifactShredded, ArtifactStore
 from odeus_compliance.reports.verify import VerificationResult, trust_anchors, verify_pdf
 from odeus_compliance.settings import Settings
-from odeus_compliance.upstream.request import zone
 
 __all__ = [
     "DATASET_FILE",
@@ -52,6 +53,7 @@ __all__ = [
     "parse_request",
     "report_out",
     "report_page",
+    "resolve_request",
     "runtime_of_state",
     "verification_json",
     "verify_upload",
@@ -283,10 +285,17 @@ def parse_request(
         raise _invalid("from" if body.start is None else "to", "is required with the other end of the period")
     else:
         raise _invalid("month", "or 'from'/'to' is required")
-    entry = find_policy(policy_dir=settings.policy_dir, name=body.policy)
+    return resolve_request(period=period, policy=body.policy, purpose=purpose, policy_dir=settings.policy_dir)
+
+
+def resolve_request(*, period: ReportPeriod, policy: str, purpose: str, policy_dir: Path) -> RequestedReport:
+    """A request made by name (a command, the demo, a schedule) checked as the API checks one: the policy
+    must be a valid file of the policy folder (its hash is recorded), the purpose not blank."""
+    checked = check_purpose(purpose, required_for="request a report", source="body")
+    entry = find_policy(policy_dir=policy_dir, name=policy)
     if entry is None or entry.policy is None:
         raise _invalid("policy", "must name a valid policy of the policy folder (GET /api/v1/policies)")
-    return RequestedReport(period=period, policy=entry, purpose=purpose)
+    return RequestedReport(period=period, policy=entry, purpose=checked)
 
 
 async def get_report(*, jobs: ReportJobs, report_id: str) -> ReportRecord:

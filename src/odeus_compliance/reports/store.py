@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
+import itertools
 import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from odeus_compliance.core.files import write_chunks_atomically
 from odeus_compliance.db.models import ReportArtifactChunk
 from odeus_compliance.errors import OdeusComplianceError
 from odeus_compliance.keys.ring import KeyKind, KeyRing
@@ -157,25 +158,8 @@ class FileChunks:
     def _write(target: Path, key_id: str, chunks: Sequence[bytes]) -> None:
         target.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         target.parent.mkdir(mode=0o700, exist_ok=True)
-        partial = target.parent / f".{target.name}.{secrets.token_hex(6)}.partial"
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(_MAGIC + key_id.encode("ascii") + b"\n")
-                for chunk in chunks:
-                    handle.write(len(chunk).to_bytes(_LENGTH, "big"))
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            partial.replace(target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        folder = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)  # the rename itself survives a power cut
-        finally:
-            os.close(folder)
+        framed = (part for chunk in chunks for part in (len(chunk).to_bytes(_LENGTH, "big"), chunk))
+        write_chunks_atomically(target, itertools.chain([_MAGIC + key_id.encode("ascii") + b"\n"], framed))
 
     async def read(self, report_id: str, name: str) -> AsyncGenerator[tuple[str, bytes, bool], None]:
         path = self.path(report_id, name)

@@ -33,6 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from odeus_compliance import warning_filters
+
+# The worker process imports this module first (spawn): filter before pyHanko is imported below.
+warning_filters.install()
+
 from odeus_compliance.errors import OdeusComplianceError
 from odeus_compliance.reports.content import ContentError, ReportMeta, build_content
 from odeus_compliance.reports.figures import DatasetError, ReportFigures

@@ -25,7 +25,7 @@ from odeus_compliance.audit.service import shred_epoch
 from odeus_compliance.db.models import Report, ReportArtifactChunk
 from odeus_compliance.keys.ring import destroy_key
 from odeus_compliance.reports.store import REPORT_ID, ArtifactStore, DatabaseChunks, FileChunks
-from odeus_compliance.retention.rules import DataClass
+from odeus_compliance.retention_rules import DataClass
 
 __all__ = ["METHODS", "WHAT", "erase", "work_root"]
 

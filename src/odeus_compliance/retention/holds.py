@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from odeus_compliance.db.models import LegalHold
 from odeus_compliance.errors import OdeusComplianceError
-from odeus_compliance.retention.rules import HOLDABLE, DataClass
+from odeus_compliance.retention_rules import HOLDABLE, DataClass
 
 __all__ = ["Hold", "HoldError", "active_holds", "list_holds", "place_hold", "release_hold"]
 

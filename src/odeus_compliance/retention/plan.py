@@ -28,7 +28,7 @@ from odeus_compliance.keys.ring import KeyEncryptionKey, KeyKind
 from odeus_compliance.reports.store import REPORT_ID
 from odeus_compliance.retention.erase import work_root
 from odeus_compliance.retention.holds import Hold
-from odeus_compliance.retention.rules import DataClass, RetentionRules
+from odeus_compliance.retention_rules import DataClass, RetentionRules
 
 __all__ = ["Plan", "due_rotations", "held_items", "make_plan", "rotation_due", "stray_plaintext"]
 

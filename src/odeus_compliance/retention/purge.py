@@ -46,18 +46,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from odeus_compliance.audit.appender import Actor, AuditAppender
+from odeus_compliance.audit.key_actions import rotate_epoch
 from odeus_compliance.audit.note import Signer
+from odeus_compliance.audit.recorder import Recorder
 from odeus_compliance.audit.records import Action, ActorRole, format_time
 from odeus_compliance.db.engine import session_factory
 from odeus_compliance.db.models import RetentionRun, utcnow
-from odeus_compliance.keys.ring import KeyEncryptionKey, KeyRing, rotate_key
+from odeus_compliance.keys.ring import KeyEncryptionKey, KeyRing
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.reports.store import ArtifactStore
 from odeus_compliance.retention.erase import METHODS, WHAT, erase
 from odeus_compliance.retention.holds import active_holds
 from odeus_compliance.retention.plan import due_rotations, held_items, make_plan, stray_plaintext
 from odeus_compliance.retention.receipts import Receipt, complete_receipt, pending_receipts, write_pending
-from odeus_compliance.retention.rules import DataClass, RetentionRules
+from odeus_compliance.retention_rules import DataClass, RetentionRules
 from odeus_compliance.settings import Settings
 
 __all__ = ["ORDER", "RETENTION_ACTOR", "CrashHook", "Purge", "RunResult", "run_daily"]
@@ -329,13 +331,13 @@ class Purge:
         rotated: list[str] = []
         for kind in kinds:
             async with self.sessions() as session:
-                key_id = await rotate_key(session=session, kek=self.kek, kind=kind)
-            await self.appender.append(
-                actor=self.actor,
-                action=Action.KEY_ROTATED,
-                resource=f"key:{key_id}",
-                details={"key_id": key_id, "key_kind": kind.value, "run_id": run_id},
-            )
+                await rotate_epoch(
+                    Recorder(self.appender, self.actor),
+                    session=session,
+                    kek=self.kek,
+                    kind=kind,
+                    origin={"run_id": run_id},
+                )
             rotated.append(kind.value)
         return rotated
 

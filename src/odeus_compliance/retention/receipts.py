@@ -36,7 +36,7 @@ from odeus_compliance.audit.note import NoteError, Signer, Verifier, open_note, 
 from odeus_compliance.audit.records import canonical_json, format_time
 from odeus_compliance.db.models import DeletionReceipt
 from odeus_compliance.errors import OdeusComplianceError
-from odeus_compliance.retention.rules import DataClass
+from odeus_compliance.retention_rules import DataClass
 
 __all__ = [
     "RECEIPT_HEADER",

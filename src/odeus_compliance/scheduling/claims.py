@@ -14,9 +14,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
-import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,26 +22,20 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from odeus_compliance.db.schedule_tables import ScheduleRun
 from odeus_compliance.scheduling.periods import Period
-from odeus_compliance.scheduling.tables import ScheduleRun
 
 __all__ = [
     "Lease",
     "claim_new",
     "finish",
     "finish_delivery",
-    "make_owner_id",
     "mark_running",
     "record_report",
     "renew",
     "take_delivery",
     "take_over",
 ]
-
-
-def make_owner_id() -> str:
-    """This process's lease owner id: host, pid and a random part (pids repeat across hosts and restarts)."""
-    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ Admins manage schedules; officers may read them and their run history. Changing 
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any, Final
 
@@ -16,10 +15,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from odeus_compliance.audit.recording import record_access
-from odeus_compliance.audit.records import Action
+from odeus_compliance.audit.recording import recorder_of
+from odeus_compliance.core.clock import utcnow
 from odeus_compliance.errors import NotFound, ValidationFailed
 from odeus_compliance.scheduling import service
+from odeus_compliance.scheduling.changes import change_schedule
 from odeus_compliance.scheduling.model import ScheduleError, ScheduleSpec
 from odeus_compliance.scheduling.schemas import (
     RunList,
@@ -38,10 +38,6 @@ _TAGS: Final = ["schedules"]
 ScheduleRequest = Request[ApiKeyIdentity, Any, State]
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)  # the HTTP boundary is where the real clock is read
-
-
 @get(
     "/api/v1/schedules",
     operation_id="listSchedules",
@@ -50,7 +46,7 @@ def _now() -> dt.datetime:
 )
 async def list_schedules(db_session: NamedDependency[AsyncSession]) -> ScheduleList:
     """Every schedule with its next due period and time. Delivery is summarised (no URL, no addresses)."""
-    now = _now()
+    now = utcnow()
     rows = await service.list_schedules(session=db_session)
     return ScheduleList(schedules=[schedule_out(row, now=now) for row in rows])
 
@@ -73,7 +69,7 @@ async def put_schedule(
     Refused with 400 and a message naming the field and the rule (never the value) for an unknown timezone
     or policy, a day out of range, a bad time or delivery setting.
     """
-    now = _now()
+    now = utcnow()
     try:
         spec = ScheduleSpec.build(
             name=data.name,
@@ -88,7 +84,8 @@ async def put_schedule(
         )
         if data.active_from is not None and data.active_from.tzinfo is None:
             raise ScheduleError("active_from needs a UTC offset")
-        saved = await service.save_schedule(
+        saved = await change_schedule(
+            recorder_of(request),
             session=db_session,
             spec=spec,
             policy_dir=settings.policy_dir,
@@ -97,18 +94,6 @@ async def put_schedule(
         )
     except ScheduleError as exc:
         raise ValidationFailed(str(exc)) from None
-    if saved.changed:
-        await record_access(
-            request,
-            action=Action.SCHEDULE_CHANGED,
-            resource=f"schedule:{saved.schedule.id}",
-            details={
-                "schedule": spec.name,
-                "status": "created" if saved.created else "changed",
-                "policy": spec.policy,
-                "timezone": spec.timezone,
-            },
-        )
     return schedule_out(saved.schedule, now=now)
 
 

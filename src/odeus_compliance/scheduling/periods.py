@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from odeus_compliance.core.periods import ReportPeriod, local_instant
+
 __all__ = [
     "MAX_DAY",
     "Every",
@@ -46,13 +48,6 @@ class Every(enum.StrEnum):
     MONTH = "month"
     QUARTER = "quarter"
     WEEK = "week"
-
-
-def local_instant(day: dt.date, time: dt.time, zone: ZoneInfo) -> dt.datetime:
-    """The instant of wall time ``day`` + ``time`` in ``zone`` (see the module docstring for gaps/folds)."""
-    naive = dt.datetime.combine(day, time.replace(tzinfo=None, fold=0))
-    # normalise through UTC: a nonexistent wall time comes back as the real wall time past the jump
-    return naive.replace(tzinfo=zone).astimezone(dt.UTC).astimezone(zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +97,10 @@ class Period:
             return f"{self.first_day.year:04d}-Q{(self.first_day.month - 1) // 3 + 1}"
         year, week, _ = self.first_day.isocalendar()
         return f"{year:04d}-W{week:02d}"
+
+    def report_period(self) -> ReportPeriod:
+        """What a report of this period covers (the same instants, in UTC)."""
+        return ReportPeriod(self.start.astimezone(dt.UTC), self.end.astimezone(dt.UTC), self.timezone)
 
     def previous(self) -> Period:
         """The period before this one."""

@@ -24,24 +24,34 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.audit.appender import Actor, AuditAppender
+from odeus_compliance.audit.recorder import Recorder
 from odeus_compliance.audit.records import Action, ActorRole, Outcome
+from odeus_compliance.core.leases import lease_owner_id
 from odeus_compliance.db.models import Report
+from odeus_compliance.db.schedule_tables import Schedule, ScheduleRun
+from odeus_compliance.errors import ValidationFailed
 from odeus_compliance.logging_setup import log_event
-from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod, ReportRecord, ReportStatus
+from odeus_compliance.reports.actions import request_report
+from odeus_compliance.reports.jobs import ReportJobs, ReportRecord, ReportStatus
+from odeus_compliance.reports.service import resolve_request
+from odeus_compliance.reports.store import ArtifactStore
 from odeus_compliance.scheduling import claims
 from odeus_compliance.scheduling.claims import Lease
+from odeus_compliance.scheduling.delivery import Deliverer, RunTarget
 from odeus_compliance.scheduling.mail import MailSender
 from odeus_compliance.scheduling.model import CatchUp, ScheduleError, ScheduleSpec
 from odeus_compliance.scheduling.periods import Period, due_at, period_containing, periods_due
+from odeus_compliance.scheduling.queries import newest_runs
+from odeus_compliance.scheduling.run_settings import Clock, RunSettings, offset_clock
 from odeus_compliance.scheduling.service import spec_of
-from odeus_compliance.scheduling.tables import Schedule, ScheduleRun
-from odeus_compliance.scheduling.webhook import WebhookSender, notification_body
+from odeus_compliance.scheduling.webhook import WebhookSender
 
 __all__ = [
     "SCHEDULER",
@@ -49,8 +59,6 @@ __all__ = [
     "RunOutcome",
     "RunSettings",
     "Scheduler",
-    "has_due_work",
-    "newest_runs",
     "offset_clock",
 ]
 
@@ -59,54 +67,10 @@ SCHEDULER: Final = Actor("system:scheduler", "odeus-compliance scheduler", Actor
 """The actor of ``schedule.run`` records."""
 SKIPPED_REASON: Final = "missed while no replica ran; skipped by the schedule's catch-up policy"
 
-Clock = Callable[[], dt.datetime]
 Sleep = Callable[[float], Awaitable[None]]
-PdfReader = Callable[[str], Awaitable[bytes]]
-"""Reads a stored report's signed PDF (``store.read(report_id, "report.pdf")``), for e-mail attachments."""
 RunJob = Callable[[str], Awaitable[object]]
 """Runs a queued report job in the foreground (``ReportRuntime.run_job``); without one, a runtime loop of
 some process picks the job up and the run follows it."""
-
-
-def offset_clock(start: dt.datetime) -> Clock:
-    """A clock that reads ``start`` now and advances with the monotonic clock from here on."""
-    if start.tzinfo is None:
-        msg = "start must be timezone-aware"
-        raise ValueError(msg)
-    origin = time.monotonic()
-    return lambda: start + dt.timedelta(seconds=time.monotonic() - origin)
-
-
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    """How runs are held and retried."""
-
-    lease_seconds: float = 120.0
-    """A claim lapses this long after its last renewal (renewed at every poll of the report job)."""
-    attempts_per_tick: int = 3
-    """Report requests per run in one tick before the run is recorded as failed until the next tick."""
-    backoff_seconds: float = 10.0
-    """Wait before the second attempt of a tick; doubled before each further one."""
-    retry_after_seconds: float = 3600.0
-    """The longest wait before a failed run (or delivery) is tried again; see :meth:`retry_delay`."""
-    retry_backoff_seconds: float = 60.0
-    """The wait after the second failed tick; it doubles after each further one, up to the longest."""
-    max_attempts: int = 30
-    """Attempts over all ticks; after that a failed run waits for a re-run by an admin."""
-    poll_seconds: float = 0.5
-    """How often a run reads its report job's state (and renews its lease)."""
-    follow_timeout_seconds: float = 4 * 3600.0
-    """A report job still unfinished after this long counts as a failed attempt."""
-
-    def retry_delay(self, attempts: int) -> float:
-        """How long after a failed tick the run is tried again, given its attempts so far: after the first
-        failed tick not at all (the next tick retries it, so an outage on the due day is never a silent
-        gap), then :attr:`retry_backoff_seconds`, doubling up to :attr:`retry_after_seconds` (an outage
-        of hours is not hammered every minute, and ``max_attempts`` lasts)."""
-        failed_ticks = max(1, -(-attempts // max(1, self.attempts_per_tick)))
-        if failed_ticks == 1:
-            return 0.0
-        return float(min(self.retry_after_seconds, self.retry_backoff_seconds * 2 ** (failed_ticks - 2)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +86,6 @@ class RunOutcome:
     error: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """The run being worked on, with its schedule's definition and period."""
-
-    schedule: Schedule
-    spec: ScheduleSpec
-    run: ScheduleRun
-    period: Period
-
-
 class Scheduler:
     """Runs what is due. One per process; any number of processes may run it against one database."""
 
@@ -144,21 +98,29 @@ class Scheduler:
         settings: RunSettings | None = None,
         owner: str | None = None,
         sleep: Sleep = asyncio.sleep,
+        policy_dir: Path,
         run_job: RunJob | None = None,
         webhooks: WebhookSender | None = None,
         mailer: MailSender | None = None,
-        pdf_reader: PdfReader | None = None,
+        store: ArtifactStore | None = None,
     ) -> None:
         self._sessions = sessions
         self._jobs = jobs
         self._appender = appender
+        self._recorder = Recorder(appender, SCHEDULER)
+        self._policy_dir = policy_dir
         self._settings = settings or RunSettings()
-        self._lease = Lease(owner or claims.make_owner_id(), self._settings.lease_seconds)
+        self._lease = Lease(owner or lease_owner_id(), self._settings.lease_seconds)
         self._sleep = sleep
         self._run_job = run_job
-        self._webhooks = webhooks
-        self._mailer = mailer
-        self._pdf_reader = pdf_reader
+        self._deliverer = Deliverer(
+            recorder=self._recorder,
+            settings=self._settings,
+            sleep=sleep,
+            webhooks=webhooks,
+            mailer=mailer,
+            store=store,
+        )
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -229,7 +191,7 @@ class Scheduler:
             )
         if run is None:
             raise ScheduleError("another re-run of this period started at the same time")
-        return await self._execute(_Target(schedule, spec, run, period), offset_clock(now))
+        return await self._execute(RunTarget(schedule, spec, run, period), offset_clock(now))
 
     # --- one schedule -------------------------------------------------------------------------------------
 
@@ -282,15 +244,15 @@ class Scheduler:
         if run is None:
             return None  # another process claimed it first
         if skip:
-            await self._audit(_Target(schedule, spec, run, period), Outcome.SUCCESS, "skipped")
+            await self._audit(RunTarget(schedule, spec, run, period), Outcome.SUCCESS, "skipped")
             return _outcome(spec, run, "skipped")
-        return await self._execute(_Target(schedule, spec, run, period), clock)
+        return await self._execute(RunTarget(schedule, spec, run, period), clock)
 
     async def _resume(
         self, schedule: Schedule, spec: ScheduleSpec, run: ScheduleRun, period: Period, clock: Clock
     ) -> RunOutcome | None:
         if run.status == "succeeded" and run.delivery_status in {"failed", "sending"}:
-            return await self._redeliver(_Target(schedule, spec, run, period), clock)
+            return await self._redeliver(RunTarget(schedule, spec, run, period), clock)
         if run.status in {"succeeded", "skipped"}:
             return None
         if run.status == "failed" and run.next_retry_at is None:
@@ -306,7 +268,7 @@ class Scheduler:
         if run.status in {"claimed", "running"}:
             # the dead owner may have queued a job without living to record it: adopt that one, never a second
             follow = await self._unrecorded_report(run) or run.report_id
-        return await self._execute(_Target(schedule, spec, run, period), clock, follow_report=follow)
+        return await self._execute(RunTarget(schedule, spec, run, period), clock, follow_report=follow)
 
     async def _unrecorded_report(self, run: ScheduleRun) -> str | None:
         """A live (not failed) report job of this schedule and period that no run row names: one requested by
@@ -332,7 +294,7 @@ class Scheduler:
     # --- one run ------------------------------------------------------------------------------------------
 
     async def _execute(
-        self, target: _Target, clock: Clock, *, follow_report: str | None = None
+        self, target: RunTarget, clock: Clock, *, follow_report: str | None = None
     ) -> RunOutcome:
         spec, run = target.spec, target.run
         settings = self._settings
@@ -383,26 +345,21 @@ class Scheduler:
             if not await claims.mark_running(session=session, run_id=run.id, lease=self._lease, now=clock()):
                 return None, None
         try:
-            await self._appender.append(
-                actor=SCHEDULER,
-                action=Action.REPORT_REQUESTED,
-                resource=f"schedule:{run.schedule_id}",
-                purpose=spec.purpose,
-                details={
-                    "schedule": spec.name,
-                    "run_id": str(run.id),
-                    "policy": spec.policy,
-                    "period_from": period.start.isoformat(),
-                    "period_to": period.end.isoformat(),
-                    "timezone": period.timezone,
-                },
-            )
-            record = await self._jobs.request(
-                period=ReportPeriod(period.start, period.end, period.timezone),
+            wanted = resolve_request(
+                period=period.report_period(),
                 policy=spec.policy,
                 purpose=spec.purpose,
-                requested_by=f"schedule:{run.schedule_id}",
+                policy_dir=self._policy_dir,
             )
+            record = await request_report(
+                self._recorder,
+                jobs=self._jobs,
+                wanted=wanted,
+                requested_by=f"schedule:{run.schedule_id}",
+                origin={"schedule": spec.name, "run_id": str(run.id)},
+            )
+        except ValidationFailed:
+            return None, "the schedule's policy is no longer a valid file of the policy folder"
         except Exception as exc:  # noqa: BLE001 - a failed request is a failed attempt, recorded by its kind
             return None, f"the report job could not be queued ({type(exc).__name__})"
         async with self._sessions() as session:
@@ -464,7 +421,7 @@ class Scheduler:
 
     async def _finish(
         self,
-        target: _Target,
+        target: RunTarget,
         clock: Clock,
         status: str,
         *,
@@ -499,104 +456,7 @@ class Scheduler:
         )
         return _outcome(spec, run, status, report_id, error)
 
-    # --- webhook delivery ---------------------------------------------------------------------------------
-
-    async def _deliver(
-        self,
-        target: _Target,
-        record: ReportRecord,
-        clock: Clock,
-        *,
-        attempts_before: int,
-        done_before: frozenset[str] = frozenset(),
-    ) -> dict[str, object] | None:
-        """Notify the schedule's webhook and e-mail recipients (bounded attempts with backoff; a channel that
-        accepted is not sent to again); the delivery columns to store, or ``None`` with nothing to notify."""
-        wanted = _channels(target.spec)
-        if not wanted:
-            return None
-        settings = self._settings
-        done = set(done_before) & wanted
-        attempts, error = attempts_before, "no attempt left"
-        for attempt in range(settings.attempts_per_tick):
-            if attempts >= settings.max_attempts or done == wanted:
-                break
-            if attempt > 0:
-                await self._sleep(settings.backoff_seconds * 2 ** (attempt - 1))
-            attempts += 1
-            for channel in sorted(wanted - done):
-                failure = await self._send(channel, target, record)
-                if failure is None:
-                    done.add(channel)
-                else:
-                    error = failure
-        columns: dict[str, object] = {
-            "delivery_attempts": attempts,
-            "delivered_channels": ",".join(sorted(done)) or None,
-        }
-        if done == wanted:
-            await self._audit(target, Outcome.SUCCESS, "delivered", report_id=record.id)
-            return columns | {
-                "delivery_status": "delivered",
-                "delivery_error": None,
-                "delivery_next_at": None,
-                "delivered_at": clock(),
-            }
-        await self._audit(target, Outcome.FAILURE, "delivery_failed", report_id=record.id)
-        retry = None
-        if attempts < settings.max_attempts:
-            retry = clock() + dt.timedelta(seconds=settings.retry_delay(attempts))
-        return columns | {
-            "delivery_status": "failed",
-            "delivery_error": error[:500],
-            "delivery_next_at": retry,
-        }
-
-    async def _send(self, channel: str, target: _Target, record: ReportRecord) -> str | None:
-        """One delivery on one channel: ``None`` if accepted, else why not."""
-        delivery = target.spec.delivery
-        if channel == "webhook":
-            if self._webhooks is None or delivery.webhook_url is None or delivery.webhook_secret_env is None:
-                return "webhook delivery is not set up in this process"
-            return await self._webhooks.send(
-                url=delivery.webhook_url,
-                key_variable=delivery.webhook_secret_env,
-                body=notification_body(_notification(target, record)),
-                delivery_id=str(target.run.id),
-            )
-        if self._mailer is None:
-            return "e-mail delivery is not set up in this process"
-        attachment = None
-        if delivery.email_attach_pdf:
-            if self._pdf_reader is None:
-                return "the PDF cannot be read in this process"
-            try:
-                pdf = await self._pdf_reader(record.id)
-                # handing the PDF out is a data access: recorded first, or nothing is sent (fail closed)
-                await self._appender.append(
-                    actor=SCHEDULER,
-                    action=Action.REPORT_DOWNLOADED,
-                    resource=f"report:{record.id}",
-                    purpose=target.spec.purpose,
-                    details={
-                        "report_id": record.id,
-                        "format": "pdf",
-                        "byte_count": len(pdf),
-                        "count": len(delivery.email_to),
-                        "schedule": target.spec.name,
-                    },
-                )
-            except Exception as exc:  # noqa: BLE001 - a failed attempt, recorded by its kind
-                return f"the PDF could not be read or its hand-out recorded ({type(exc).__name__})"
-            attachment = (f"{target.spec.name}-{target.period.label}.pdf", pdf)
-        return await self._mailer.send(
-            recipients=delivery.email_to,
-            subject=f"Compliance report {target.period.label} ({target.spec.name}) is ready",
-            text=_mail_text(target, record, self._mailer.public_url, attached=attachment is not None),
-            attachment=attachment,
-        )
-
-    async def _redeliver(self, target: _Target, clock: Clock) -> RunOutcome | None:
+    async def _redeliver(self, target: RunTarget, clock: Clock) -> RunOutcome | None:
         """Try a succeeded run's failed (or orphaned) webhook delivery again, if it is due and still ours."""
         run = target.run
         async with self._sessions() as session:
@@ -626,8 +486,28 @@ class Scheduler:
         error = None if status == "delivered" else str((delivery or {}).get("delivery_error"))
         return _outcome(target.spec, run, status, run.report_id, error)
 
+    async def _deliver(
+        self,
+        target: RunTarget,
+        record: ReportRecord,
+        clock: Clock,
+        *,
+        attempts_before: int,
+        done_before: frozenset[str] = frozenset(),
+    ) -> dict[str, object] | None:
+        """Deliver (see :class:`Deliverer`) and record the outcome as ``schedule.run``."""
+        columns = await self._deliverer.deliver(
+            target, record, clock, attempts_before=attempts_before, done_before=done_before
+        )
+        if columns is not None:
+            delivered = columns["delivery_status"] == "delivered"
+            status = "delivered" if delivered else "delivery_failed"
+            outcome = Outcome.SUCCESS if delivered else Outcome.FAILURE
+            await self._audit(target, outcome, status, report_id=record.id)
+        return columns
+
     async def _audit(
-        self, target: _Target, outcome: Outcome, status: str, *, report_id: str | None = None
+        self, target: RunTarget, outcome: Outcome, status: str, *, report_id: str | None = None
     ) -> None:
         schedule, spec, run, period = target.schedule, target.spec, target.run, target.period
         details: dict[str, str | int | bool] = {
@@ -651,118 +531,7 @@ class Scheduler:
         )
 
 
-async def newest_runs(
-    sessions: async_sessionmaker[AsyncSession], schedule_id: uuid.UUID, starts: Sequence[dt.datetime]
-) -> dict[dt.datetime, ScheduleRun]:
-    """The newest version's run of each period (by start instant) that has one."""
-    async with sessions() as session:
-        newest_version = (
-            select(ScheduleRun.period_start, func.max(ScheduleRun.version).label("version"))
-            .where(ScheduleRun.schedule_id == schedule_id, ScheduleRun.period_start.in_(starts))
-            .group_by(ScheduleRun.period_start)
-            .subquery()
-        )
-        query = (
-            select(ScheduleRun)
-            .join(
-                newest_version,
-                (ScheduleRun.period_start == newest_version.c.period_start)
-                & (ScheduleRun.version == newest_version.c.version),
-            )
-            .where(ScheduleRun.schedule_id == schedule_id)
-        )
-        rows = (await session.execute(query)).scalars().all()
-    return {row.period_start: row for row in rows}
-
-
-def _actionable(run: ScheduleRun, now: dt.datetime) -> bool:
-    """Whether a tick at ``now`` would work on this existing run (take it over, retry it, redeliver)."""
-    if run.status in {"claimed", "running"}:
-        return run.lease_expires_at is not None and run.lease_expires_at < now
-    if run.status == "failed":
-        return run.next_retry_at is not None and run.next_retry_at <= now
-    if run.status == "succeeded" and run.delivery_status == "failed":
-        return run.delivery_next_at is not None and run.delivery_next_at <= now
-    if run.status == "succeeded" and run.delivery_status == "sending":
-        return run.lease_expires_at is not None and run.lease_expires_at < now
-    return False
-
-
-async def has_due_work(sessions: async_sessionmaker[AsyncSession], now: dt.datetime) -> bool:
-    """Whether :meth:`Scheduler.run_due` at ``now`` would do anything: lets a command skip starting the report
-    runtime (seconds of imports and set-up) on the many ticks with nothing to do."""
-    async with sessions() as session:
-        schedules = (await session.execute(select(Schedule).where(Schedule.enabled))).scalars().all()
-    for schedule in schedules:
-        spec = spec_of(schedule)
-        due = periods_due(
-            spec.every, day=spec.day, time=spec.time, timezone=spec.timezone, now=now,
-            active_from=schedule.active_from,
-        )  # fmt: skip
-        if not due:
-            continue
-        runs = await newest_runs(sessions, schedule.id, [p.start.astimezone(dt.UTC) for p in due])
-        for period in due:
-            run = runs.get(period.start.astimezone(dt.UTC))
-            if run is None or _actionable(run, now):
-                return True
-    return False
-
-
 _LEASE_LOST: Final = "lease lost"
-
-
-def _channels(spec: ScheduleSpec) -> frozenset[str]:
-    """The notification channels a schedule asks for."""
-    channels = set()
-    if spec.delivery.webhook_url is not None:
-        channels.add("webhook")
-    if spec.delivery.email_to:
-        channels.add("email")
-    return frozenset(channels)
-
-
-def _mail_text(target: _Target, record: ReportRecord, public_url: str | None, *, attached: bool) -> str:
-    """The e-mail's text: what the report covers and how to get it; no personal data."""
-    period = target.period
-    where = f"{public_url}/api/v1/reports/{record.id}/pdf?purpose=..." if public_url else None
-    lines = [
-        f"The scheduled report of schedule {target.spec.name} for {period.label} is ready.",
-        "",
-        f"Period:      {period.start.isoformat()} to {period.end.isoformat()} ({period.timezone})",
-        f"Report id:   {record.id} (version {record.version})",
-        f"PDF SHA-256: {record.pdf_sha256 or '-'}",
-        "",
-        "The signed PDF is attached." if attached else "The signed PDF is in the archive.",
-    ]
-    if where is not None and not attached:
-        lines.append(f"Download it with an officer's or auditor's API key, stating a purpose: {where}")
-    lines.append("Check it with 'odeus-compliance report verify FILE.pdf'.")
-    return "\n".join(lines) + "\n"
-
-
-def _notification(target: _Target, record: ReportRecord) -> dict[str, object]:
-    """What the webhook is told: ids, period, hash - no personal data, no file."""
-    period = target.period
-    return {
-        "schedule": target.spec.name,
-        "schedule_id": str(target.schedule.id),
-        "run_id": str(target.run.id),
-        "version": target.run.version,
-        "period": {
-            "label": period.label,
-            "from": period.start.isoformat(),
-            "to": period.end.isoformat(),
-            "timezone": period.timezone,
-        },
-        "report": {
-            "id": record.id,
-            "version": record.version,
-            "supersedes": record.supersedes,
-            "pdf_sha256": record.pdf_sha256,
-            "pdf": f"/api/v1/reports/{record.id}/pdf",
-        },
-    }
 
 
 def _outcome(

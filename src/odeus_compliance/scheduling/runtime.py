@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from odeus_compliance.reports.runtime import standalone_runtime
@@ -39,5 +38,6 @@ async def standalone_scheduler(
             run_job=runtime.run_job,
             webhooks=WebhookSender(settings.webhook_keys),
             mailer=MailSender.from_settings(settings),
-            pdf_reader=functools.partial(runtime.store.read, name="report.pdf"),
+            store=runtime.store,
+            policy_dir=settings.policy_dir,
         )

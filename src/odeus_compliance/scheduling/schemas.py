@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from odeus_compliance.db.schedule_tables import Schedule, ScheduleRun
 from odeus_compliance.scheduling.model import Delivery
 from odeus_compliance.scheduling.periods import Every, Period, due_at, period_containing
 from odeus_compliance.scheduling.service import spec_of
-from odeus_compliance.scheduling.tables import Schedule, ScheduleRun
 
 __all__ = ["RunList", "RunOut", "ScheduleIn", "ScheduleList", "ScheduleOut", "run_out", "schedule_out"]
 

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from odeus_compliance.db.schedule_tables import Schedule, ScheduleRun
 from odeus_compliance.policy.service import find_policy
 from odeus_compliance.scheduling.model import CatchUp, Delivery, ScheduleError, ScheduleSpec
 from odeus_compliance.scheduling.periods import Every
-from odeus_compliance.scheduling.tables import Schedule, ScheduleRun
 
 __all__ = [
     "SavedSchedule",

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import functools
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.audit.appender import AuditAppender
+from odeus_compliance.core.clock import utcnow
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.reports.runtime import ReportRuntime
 from odeus_compliance.scheduling.mail import MailSender
@@ -28,10 +27,6 @@ __all__ = ["ScheduleTicker"]
 _log = logging.getLogger(__name__)
 
 
-def _system_clock() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class ScheduleTicker:
     """Calls :meth:`Scheduler.run_due` now and then every ``interval`` seconds until stopped."""
 
@@ -42,7 +37,7 @@ class ScheduleTicker:
         sessions: async_sessionmaker[AsyncSession],
         runtime: ReportRuntime,
         appender: AuditAppender,
-        clock: Clock = _system_clock,
+        clock: Clock = utcnow,
     ) -> None:
         self.scheduler = Scheduler(
             sessions=sessions,
@@ -50,7 +45,8 @@ class ScheduleTicker:
             appender=appender,
             webhooks=WebhookSender(settings.webhook_keys),
             mailer=MailSender.from_settings(settings),
-            pdf_reader=functools.partial(runtime.store.read, name="report.pdf"),
+            store=runtime.store,
+            policy_dir=settings.policy_dir,
         )
         self._interval = settings.schedule_tick_seconds
         self._clock = clock

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+from odeus_compliance.core.clock import utcnow
 from odeus_compliance.upstream.errors import UpstreamError, UpstreamRateLimited
 
 logger = logging.getLogger("odeus_compliance.upstream.retry")
@@ -79,10 +80,6 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(slots=True)
 class Retrier:
     """Runs an operation under a :class:`RetryPolicy`.
@@ -96,7 +93,7 @@ class Retrier:
     sleep: Sleep = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
     clock: Clock = time.monotonic
-    wall_clock: WallClock = _utc_now
+    wall_clock: WallClock = utcnow
 
     def delay_for(self, error: UpstreamError, attempt: int) -> float:
         """How long to wait before the next try after ``error`` ended attempt ``attempt``."""

@@ -28,11 +28,12 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 
 import httpx
 
+from odeus_compliance.core.clock import utcnow
 from odeus_compliance.upstream.anonymisation import AnonymisationTracker
 from odeus_compliance.upstream.backoff import Retrier, Sleep
 from odeus_compliance.upstream.batches import ExportBatch
@@ -70,10 +71,6 @@ MAX_ENVELOPE_BYTES = 1 << 30
 MERGED_BATCH_ROWS = 5000
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class OdeusClient:
     """Talks to one Odeus workspace: rate-limited, retried, typed.
 
@@ -91,7 +88,7 @@ class OdeusClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = _utc_now,
+        wall_clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.config = config
         redact_http_library_logs()  # httpx logs request URLs: a signed download URL is a credential

@@ -12,8 +12,8 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from odeus_compliance.core.periods import zone
 from odeus_compliance.upstream.columns import ALLOWED_GROUP_BY, ExportType, GroupBy
 
 # The last representable instant of a period, as Odeus writes it: inclusive, to the millisecond.
@@ -25,15 +25,6 @@ class ExportFormat(enum.StrEnum):
 
     CSV = "csv"
     JSON = "json"
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``, or a ``ValueError`` that says which name is unknown."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        msg = f"unknown time zone {name!r}"
-        raise ValueError(msg) from None
 
 
 @dataclass(frozen=True, slots=True)

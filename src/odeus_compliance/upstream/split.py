@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from odeus_compliance.upstream.request import ExportRequest, PeriodEnd, zone
+from odeus_compliance.core.periods import zone
+from odeus_compliance.upstream.request import ExportRequest, PeriodEnd
 
 
 def split_point(request: ExportRequest) -> PeriodEnd | None:

@@ -12,9 +12,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from odeus_compliance.db import schedule_tables as _schedule_tables  # noqa: F401 - registers its tables
 from odeus_compliance.db.engine import create_engine_from_url
 from odeus_compliance.db.models import Base
-from odeus_compliance.scheduling import tables as _schedule_tables  # noqa: F401 - registers its tables
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,7 +1,8 @@
 """The ``schedules`` and ``schedule_runs`` tables (migration ``0004_schedules``).
 
-They live here, next to their domain, rather than in :mod:`odeus_compliance.db.models`; they share its
-``Base`` (one ``MetaData``, one naming convention), and the migration environment imports this module.
+They live in the storage layer, below :mod:`odeus_compliance.scheduling` which uses them, in a module of
+their own beside :mod:`odeus_compliance.db.models`: they share its ``Base`` (one ``MetaData``, one naming
+convention), and the migration environment imports this module.
 
 Exactly once: a run is a row of ``schedule_runs``, unique per (schedule, period start, version). Inserting it
 is the claim: of two replicas inserting the same row, the database lets exactly one succeed. The claimant

@@ -1,0 +1,334 @@
+"""The figures of a dataset of pseudonymous per-person rows (``kind = rows``), read and summed in Arrow.
+
+One read of the columns a figure uses (every cell as text: the engine wrote them, nothing is inferred), sums
+and group sums by Arrow kernels, the JSON count maps (agents, projects, actions, models) split in Arrow when
+they have the engine's compact shape, parsed once per distinct cell otherwise.
+
+Small groups: the groups of each dimension are formed here and
+:func:`~odeus_compliance.policy.disclosure.suppress_small_groups` hides those under k and, complementarily,
+enough others that "total minus visible" never reveals one group; the hidden groups are published only as
+one pooled sum of at least k people. The capped per-person table is ordered by pseudonym, never by a
+person's usage (no rankings).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, cast
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from odeus_compliance.policy import arrow_compute as ac
+from odeus_compliance.policy.aggregates import DIMENSIONS, EMPTY_GROUP, SUPPRESSED_GROUP
+from odeus_compliance.policy.disclosure import GroupFigures, Suppression, suppress_small_groups
+from odeus_compliance.policy.operations import format_number
+from odeus_compliance.reports.figures import (
+    ACTIVE,
+    CHANNELS,
+    COST,
+    EXTRA_USAGE,
+    GROUP_FIGURES,
+    MODEL_MAP,
+    PERSON,
+    TOKENS,
+    TOTAL_MESSAGES,
+    USED_MAPS,
+    Breakdown,
+    DatasetError,
+    GroupRow,
+    PersonRow,
+    ReportFigures,
+    dataset_lines,
+)
+from odeus_compliance.upstream.batches import DECIMAL_TYPE
+
+
+@dataclass(slots=True)
+class _Group:
+    people: int = 0
+    active: int = 0
+    sums: dict[str, Decimal] = field(default_factory=dict)
+
+
+_PERSON_ATTRIBUTES = ("department", "role", "license_type")
+_PERSON_FIGURES = (TOTAL_MESSAGES, *(c for _, c in CHANNELS), EXTRA_USAGE, COST)
+_READ = frozenset(
+    {*DIMENSIONS, *GROUP_FIGURES, *TOKENS, *USED_MAPS.values(), MODEL_MAP, PERSON, *_PERSON_ATTRIBUTES}
+)
+
+
+def _read_table(path: Path) -> pa.Table:
+    """The dataset with every column as text (the engine wrote it; nothing is inferred)."""
+    header = next(dataset_lines(path), None)
+    if not header:
+        msg = "the dataset has no header"
+        raise DatasetError(msg)
+    if len(set(header)) != len(header):
+        msg = "the dataset names a column twice"
+        raise DatasetError(msg)
+    try:
+        return pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(use_threads=False),  # less address space in the capped worker
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()),
+                strings_can_be_null=False,
+                include_columns=[h for h in header if h in _READ] or header[:1],  # skip what no figure uses
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        # Arrow's message quotes the offending row: never pass it on
+        msg = f"the dataset is not valid UTF-8 CSV with one cell per header column ({type(exc).__name__})"
+        raise DatasetError(msg) from None
+
+
+def _decimals(column: Any) -> Any | None:
+    """The column as exact decimals (empty cells null), or ``None`` if some cell is not a number."""
+    cells = ac.if_else(ac.equal(column, ""), pa.scalar(None, pa.string()), column)
+    try:
+        return ac.cast(cells, DECIMAL_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _sum(values: Any) -> Decimal:
+    total = ac.sum(values).as_py()
+    return Decimal(0) if total is None else Decimal(total)
+
+
+# A count map as the engine writes it, with keys free of quotes, backslashes, commas and braces (tokens
+# and model names): then splitting on "," is exact and everything runs in Arrow.
+_SIMPLE_KEY = r'"[^"\\,{}]*"'
+_SIMPLE_MAP = rf"^\{{(?:{_SIMPLE_KEY}:-?[0-9]+(?:,{_SIMPLE_KEY}:-?[0-9]+)*)?\}}$"
+_SIMPLE_PAIR = r'^\{?"(?P<key>[^"\\,{}]*)":(?P<count>-?[0-9]+)\}?$'
+_NOT_A_MAP = "a count-map cell of the dataset is not a JSON object of counts"
+
+
+def _simple_pairs(column: Any) -> tuple[Any, Any] | None:
+    """(key, count) of every pair of a JSON count-map column, as two Arrow arrays, when every cell is a
+    compact map with simple keys (checked in Arrow): then splitting on "," is exact. ``None`` otherwise
+    (the general path, :func:`_count_maps_parsed`, then reads or refuses the column)."""
+    cells = ac.filter(column, ac.invert(ac.is_in(column, value_set=pa.array(["", "{}"]))))
+    if len(cells) == 0:
+        return pa.array([], pa.string()), pa.array([], pa.int64())
+    if not ac.all(ac.match_substring_regex(cells, _SIMPLE_MAP)).as_py():
+        return None
+    pairs = ac.extract_regex(ac.list_flatten(ac.split_pattern(cells, ",")), _SIMPLE_PAIR)
+    return ac.struct_field(pairs, "key"), ac.cast(ac.struct_field(pairs, "count"), pa.int64())
+
+
+def _used_keys(column: Any) -> set[str]:
+    """Keys with a positive count somewhere in a JSON count-map column (agents, projects, actions used)."""
+    pairs = _simple_pairs(column)
+    if pairs is None:
+        return _count_maps_parsed(column)[0]
+    keys, counts = pairs
+    used = ac.unique(ac.filter(keys, ac.greater(counts, 0))).to_pylist()
+    return set(cast("list[str]", used))  # the key of a matched pair is never null
+
+
+def _summed_counts(column: Any) -> dict[str, int]:
+    """The summed count per key over a JSON count-map column (messages per model)."""
+    pairs = _simple_pairs(column)
+    if pairs is None:
+        return _count_maps_parsed(column)[1]
+    keys, counts = pairs
+    summed = pa.table({"k": keys, "n": counts}).group_by("k").aggregate([("n", "sum")]).to_pylist()
+    return {row["k"]: int(row["n_sum"]) for row in summed}
+
+
+def _count_maps_parsed(column: Any) -> tuple[set[str], dict[str, int]]:
+    """Keys with a positive count and the summed count per key, for any JSON: each distinct cell parsed
+    once, weighted by its occurrences.
+
+    All distinct cells go through one ``json.loads`` of a list; a cell that is not exactly one JSON object
+    changes the list's length and is refused.
+    """
+    counted = ac.value_counts_list(column)
+    cells = [item["values"] for item in counted if item["values"] not in ("", "{}")]
+    weights = [item["counts"] for item in counted if item["values"] not in ("", "{}")]
+    try:
+        parsed = json.loads("[" + ",".join(cells) + "]") if cells else []
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, list) or len(parsed) != len(cells):
+        raise DatasetError(_NOT_A_MAP)
+    used: set[str] = set()
+    totals: dict[str, int] = {}
+    for counts, weight in zip(parsed, weights, strict=True):
+        if not isinstance(counts, dict) or not all(type(n) is int for n in counts.values()):
+            raise DatasetError(_NOT_A_MAP)
+        for key, n in counts.items():
+            if n > 0:
+                used.add(key)
+            totals[key] = totals.get(key, 0) + n * weight
+    return used, totals
+
+
+def figures_from_rows(path: Path, *, k: int, person_cap: int) -> tuple[ReportFigures, tuple[PersonRow, ...]]:
+    """The figures of a per-person dataset, and its first ``person_cap`` people by pseudonym."""
+    table = _read_table(path)
+    header = set(table.column_names)
+    numbers: dict[str, Any] = {}
+    not_summable: list[str] = []
+    for column in (*GROUP_FIGURES, *TOKENS):
+        if column in header:
+            values = _decimals(table.column(column))
+            if values is None:
+                not_summable.append(column)
+            else:
+                numbers[column] = values
+    sums = {column: _sum(values) for column, values in numbers.items()}
+    active_flags = (
+        ac.cast(ac.greater(ac.fill_null(numbers[TOTAL_MESSAGES], 0), 0), pa.int64())
+        if TOTAL_MESSAGES in numbers
+        else None
+    )
+    used: dict[str, set[str]] = {}
+    models: dict[str, int] = {}
+    for label, column in USED_MAPS.items():
+        if column in header:
+            used[label] = _used_keys(table.column(column))
+    if MODEL_MAP in header:
+        models = _summed_counts(table.column(MODEL_MAP))
+    extra = numbers.get(EXTRA_USAGE)
+    people = table.num_rows
+    dims = [d for d in DIMENSIONS if d in header]
+    figures_cols = [c for c in GROUP_FIGURES if c in numbers]
+    breakdowns = tuple(
+        _breakdown(
+            d, _groups(table.column(d), numbers, active_flags, figures_cols), k=k, figures=figures_cols
+        )
+        for d in dims
+    )
+    figures = ReportFigures(
+        mode="rows",
+        k=k,
+        summary_publishable=people >= k,
+        people=people,
+        active_users=None if active_flags is None else int(_sum(active_flags)),
+        messages_total=int(sums[TOTAL_MESSAGES]) if TOTAL_MESSAGES in sums else None,
+        messages={label: int(sums[c]) for label, c in CHANNELS if c in sums},
+        agents_used=len(used["agents"]) if "agents" in used else None,
+        projects_used=len(used["projects"]) if "projects" in used else None,
+        actions_used=len(used["actions"]) if "actions" in used else None,
+        model_messages=tuple(sorted(models.items(), key=lambda item: (-item[1], item[0]))),
+        extra_usage_usd=None if extra is None else format_number(sums[EXTRA_USAGE]),
+        extra_usage_people=None
+        if extra is None
+        else int(ac.sum(ac.greater(ac.fill_null(extra, 0), 0)).as_py() or 0),
+        byok=COST in header or any(t in header for t in TOKENS),
+        tokens={t: int(sums[t]) for t in TOKENS if t in sums},
+        cost_usd=format_number(sums[COST]) if COST in sums else None,
+        breakdowns=breakdowns,
+        not_summable=tuple(sorted(not_summable)),
+    )
+    persons = _persons(table, numbers, person_cap) if person_cap and PERSON in header else ()
+    return figures, persons
+
+
+def _groups(
+    column: Any, numbers: Mapping[str, Any], active: Any | None, figures: Sequence[str]
+) -> dict[str, _Group]:
+    """People, active users and sums per value of one dimension."""
+    names = ac.if_else(ac.equal(column, ""), EMPTY_GROUP, column)
+    data: dict[str, Any] = {"g": names, **{f: numbers[f] for f in figures}}
+    if active is not None:
+        data["active"] = active
+    summed = (
+        pa.table(data)
+        .group_by("g")
+        .aggregate(
+            [
+                ([], "count_all"),
+                *((f, "sum") for f in figures),
+                *((("active", "sum"),) if active is not None else ()),
+            ]
+        )
+    )
+    groups: dict[str, _Group] = {}
+    for row in summed.to_pylist():
+        groups[row["g"]] = _Group(
+            people=row["count_all"],
+            active=int(row.get("active_sum") or 0),
+            sums={f: Decimal(row[f"{f}_sum"] or 0) for f in figures},
+        )
+    return groups
+
+
+def _persons(table: pa.Table, numbers: Mapping[str, Any], cap: int) -> tuple[PersonRow, ...]:
+    """The first ``cap`` people by pseudonym (never by usage: no ranking)."""
+    order = ac.sort_indices(table.column(PERSON))[:cap]
+    # the dataset is read with empty cells as "" (never null), so its text columns hold only str
+    tokens = cast("list[str]", ac.take(table.column(PERSON), order).to_pylist())
+    attributes = {
+        a: cast("list[str]", ac.take(table.column(a), order).to_pylist())
+        for a in _PERSON_ATTRIBUTES
+        if a in table.column_names
+    }
+    figures = {f: ac.take(numbers[f], order).to_pylist() for f in _PERSON_FIGURES if f in numbers}
+    return tuple(
+        PersonRow(
+            token=token,
+            attributes={a: values[n] for a, values in attributes.items()},
+            figures={f: format_number(values[n]) for f, values in figures.items() if values[n] is not None},
+        )
+        for n, token in enumerate(tokens)
+    )
+
+
+def _breakdown(dimension: str, groups: dict[str, _Group], *, k: int, figures: Sequence[str]) -> Breakdown:
+    """Small-group suppression for one dimension (the active count rides along as a figure)."""
+    inputs = {
+        name: GroupFigures(g.people, {**{f: g.sums.get(f, Decimal(0)) for f in figures}, ACTIVE: g.active})
+        for name, g in groups.items()
+    }
+    result = suppress_small_groups(inputs, k=k)
+    rows: list[GroupRow] = []
+    if result.total_publishable:
+        for name in sorted(groups):
+            group = inputs[name]
+            why = result.suppressed.get(name)
+            if why is None:
+                rows.append(_group_row(name, group.people, group.figures, figures))
+            else:
+                rows.append(
+                    GroupRow(name=name, people=None, active_users=None, figures={}, suppression=why.value)
+                )
+        if result.suppressed:
+            pooled: dict[str, Decimal | int] = {}
+            for name in result.suppressed:
+                for figure, value in inputs[name].figures.items():
+                    pooled[figure] = pooled.get(figure, 0) + value
+            rows.append(_group_row(SUPPRESSED_GROUP, result.suppressed_people, pooled, figures, "pooled"))
+    primary = sum(1 for why in result.suppressed.values() if why is Suppression.PRIMARY)
+    return Breakdown(
+        dimension=dimension,
+        rows=tuple(rows),
+        groups=len(groups),
+        suppressed_primary=primary,
+        suppressed_complementary=len(result.suppressed) - primary,
+        total_publishable=result.total_publishable,
+    )
+
+
+def _group_row(
+    name: str,
+    people: int,
+    values: Mapping[str, Decimal | int],
+    figures: Sequence[str],
+    suppression: str | None = None,
+) -> GroupRow:
+    return GroupRow(
+        name=name,
+        people=people,
+        active_users=int(values[ACTIVE]),
+        figures={f: format_number(Decimal(values[f])) for f in figures if f in values},
+        suppression=suppression,
+    )

@@ -1,0 +1,44 @@
+"""The audited action of creating or changing a schedule, called by the API, the command line and the
+console alike: it saves the schedule and, when anything changed, records ``schedule.changed``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from odeus_compliance.audit.recorder import Recorder
+from odeus_compliance.audit.records import Action
+from odeus_compliance.scheduling.model import ScheduleSpec
+from odeus_compliance.scheduling.service import SavedSchedule, save_schedule
+
+__all__ = ["change_schedule"]
+
+
+async def change_schedule(
+    recorder: Recorder,
+    *,
+    session: AsyncSession,
+    spec: ScheduleSpec,
+    policy_dir: Path,
+    now: dt.datetime,
+    active_from: dt.datetime | None = None,
+) -> SavedSchedule:
+    """Create or change the schedule ``spec.name`` (see :func:`save_schedule`, whose ``ScheduleError``
+    propagates) and record the change; an unchanged definition writes no record."""
+    saved = await save_schedule(
+        session=session, spec=spec, policy_dir=policy_dir, now=now, active_from=active_from
+    )
+    if saved.changed:
+        await recorder.record(
+            action=Action.SCHEDULE_CHANGED,
+            resource=f"schedule:{saved.schedule.id}",
+            details={
+                "schedule": spec.name,
+                "status": "created" if saved.created else "changed",
+                "policy": spec.policy,
+                "timezone": spec.timezone,
+            },
+        )
+    return saved
