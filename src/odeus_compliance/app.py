@@ -58,7 +58,12 @@ from odeus_compliance.reports.controllers import (
 from odeus_compliance.reports.runtime import ReportRuntime
 from odeus_compliance.request_log import install_request_log
 from odeus_compliance.retention.ticker import RetentionTicker
-from odeus_compliance.scheduling.controllers import list_schedule_runs, list_schedules, put_schedule
+from odeus_compliance.scheduling.controllers import (
+    list_schedule_runs,
+    list_schedules,
+    put_schedule,
+    put_schedule_delivery,
+)
 from odeus_compliance.scheduling.ticker import ScheduleTicker
 from odeus_compliance.security import (
     AUTH_STATE_KEY,
@@ -101,6 +106,7 @@ ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = (
     download_report_dataset,
     list_schedules,
     put_schedule,
+    put_schedule_delivery,
     list_schedule_runs,
 )
 """Every controller and route of the service. Each must declare its roles (see ``security``)."""

@@ -292,6 +292,9 @@ class Settings:
     retention_key_epoch_days: int = 30
     """The retention run starts a new ``audit-data``/``report-data`` key epoch when the current one is this
     many days old (``ODEUS_COMPLIANCE_RETENTION_KEY_EPOCH_DAYS``): the grain at which data can be shredded."""
+    mail_recipients: frozenset[str] = frozenset()
+    """Addresses and ``@domains`` a scheduled report may be e-mailed to
+    (``ODEUS_COMPLIANCE_MAIL_RECIPIENTS``, comma-separated); none: no e-mail recipient is allowed."""
     smtp_url: Secret[str] | None = None
     """The mail server for scheduled-report e-mails (``ODEUS_COMPLIANCE_SMTP_URL``): ``smtp://host:port``,
     ``smtp+starttls://user:password@host:587`` or ``smtps://user:password@host:465``; none: no e-mail."""
@@ -366,6 +369,11 @@ class Settings:
             ),
             retention_key_epoch_days=int(
                 _positive(env, "ODEUS_COMPLIANCE_RETENTION_KEY_EPOCH_DAYS", 30, integer=True)
+            ),
+            mail_recipients=frozenset(
+                r.strip().casefold()
+                for r in env.get("ODEUS_COMPLIANCE_MAIL_RECIPIENTS", "").split(",")
+                if r.strip()
             ),
             smtp_url=Secret(smtp) if (smtp := env.get("ODEUS_COMPLIANCE_SMTP_URL", "").strip()) else None,
             mail_from=env.get("ODEUS_COMPLIANCE_MAIL_FROM", "").strip() or "odeus-compliance@localhost",

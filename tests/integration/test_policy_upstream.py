@@ -23,6 +23,7 @@ from odeus_compliance.upstream.simulator.render import select, to_csv, visible_c
 from odeus_compliance.upstream.simulator.server import run_simulator
 from odeus_compliance.upstream.simulator.usage import Period, Privacy, build_table
 from odeus_compliance.upstream.simulator.workspace import generate_workspace
+from tests.support.policies import GATED_ROWS
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TODAY = date(2026, 11, 20)
@@ -64,7 +65,7 @@ def test_every_upstream_privacy_variant(
     data, identifying = simulator_csv(config)
     source = tmp_path / "raw.csv"
     source.write_bytes(data)
-    policy = load_policy(POLICIES / "default.toml")
+    policy = load_policy(GATED_ROWS)
     out = tmp_path / "out.csv"
     result = apply_to_file(
         policy,
@@ -89,7 +90,7 @@ def test_every_upstream_privacy_variant(
 
 async def test_the_service_path_streams_from_the_client_and_matches_the_file_path(tmp_path: Path) -> None:
     config = SimulatorConfig(users=120, seed=5, today=TODAY, workspace_age_days=300)
-    policy = load_policy(POLICIES / "default.toml")
+    policy = load_policy(GATED_ROWS)
     keys = engine_keys(MASTER, policy)
     with run_simulator(config) as sim:
         client_config = OdeusClientConfig(

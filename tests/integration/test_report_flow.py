@@ -44,6 +44,7 @@ from odeus_compliance.settings import Secret, Settings
 from odeus_compliance.upstream.backoff import RetryPolicy
 from odeus_compliance.upstream.simulator.config import SimulatorConfig
 from odeus_compliance.upstream.simulator.server import RunningSimulator, run_simulator
+from tests.support.policies import policy_folder
 
 USERS, SEED = 60, 11
 PERIOD = ReportPeriod.month(2026, 10, "Europe/Berlin")
@@ -63,6 +64,7 @@ def flow_settings(migrated_settings: Settings, simulator: RunningSimulator) -> S
         odeus_base_url=simulator.base_url,
         odeus_api_key=Secret(simulator.api_key),
         download_hosts=frozenset({"127.0.0.1"}),
+        policy_dir=policy_folder(migrated_settings.data_dir.parent / "policies"),
     )
     ensure_demo_certificate(settings.data_dir, settings.require_master_key())
     return settings
@@ -105,7 +107,7 @@ async def _assert_nothing_left(runtime: ReportRuntime, settings: Settings, repor
 async def test_a_report_is_pulled_pseudonymised_signed_verified_stored_and_audited(
     runtime: ReportRuntime, flow_settings: Settings, simulator: RunningSimulator
 ) -> None:
-    record = await _run(runtime)
+    record = await _run(runtime, policy="rows")  # a policy that releases per-person rows
 
     assert record.status is ReportStatus.SUCCEEDED, record.error
     assert (record.stage, record.progress, record.has_dataset) == ("done", 1.0, True)
@@ -116,10 +118,14 @@ async def test_a_report_is_pulled_pseudonymised_signed_verified_stored_and_audit
     assert result.report_id == record.id
     assert hashlib.sha256(pdf).hexdigest() == record.pdf_sha256
     dataset_bytes = await runtime.store.read(record.id, "data.csv")
-    # the PDF embeds the deflated copy the engine's sink made; poppler inflates it to the stored dataset
-    assert _embedded_file(pdf, flow_settings.data_dir, "data.csv") == dataset_bytes
+    # the figures-only PDF (every reader's) holds no per-person rows; the full one (officers') embeds the
+    # deflated copy the engine's sink made, which poppler inflates to the stored dataset
+    assert "data.csv" not in _attachment_names(pdf, flow_settings.data_dir)
+    full = await runtime.store.read(record.id, "report-full.pdf")
+    assert verify_pdf(full, anchors=trust_anchors(flow_settings)).valid
+    assert _embedded_file(full, flow_settings.data_dir, "data.csv") == dataset_bytes
     dataset = dataset_bytes.decode("utf-8")
-    stored = pdf.decode("latin-1") + dataset
+    stored = pdf.decode("latin-1") + full.decode("latin-1") + dataset
     users = simulator.workspace.users
     leaked = [v for v in (*users.names, *users.emails, *users.ids) if v and v.lower() in stored.lower()]
     assert leaked == []
@@ -140,7 +146,7 @@ async def test_a_report_is_pulled_pseudonymised_signed_verified_stored_and_audit
     assert manifest["upstream_export"]["bytes"] == len(raw)
     assert manifest["upstream_export"]["rows"] == raw.count(b"\n") - 1  # header + one line per user
 
-    second = await _run(runtime)  # a second version of the same month
+    second = await _run(runtime, policy="rows")  # a second version of the same month
     assert (second.status, second.version, second.supersedes) == (ReportStatus.SUCCEEDED, 2, record.id)
 
 
@@ -153,12 +159,12 @@ def _subject_tokens(dataset: str) -> set[str]:
 async def test_pseudonyms_come_from_the_key_rings_current_epoch_and_change_when_it_is_rotated(
     runtime: ReportRuntime,
 ) -> None:
-    first = await _run(runtime)
+    first = await _run(runtime, policy="gated_rows")
     before = _subject_tokens((await runtime.store.read(first.id, "data.csv")).decode("utf-8"))
     assert all(token.startswith("u1_") for token in before)
 
     await runtime.store.ring.rotate(KeyKind.PSEUDONYMISATION)
-    second = await _run(runtime)
+    second = await _run(runtime, policy="gated_rows")
     after = _subject_tokens((await runtime.store.read(second.id, "data.csv")).decode("utf-8"))
     assert all(token.startswith("u2_") for token in after)
     assert len(after) == len(before)
@@ -171,6 +177,15 @@ def _embedded_file(pdf: bytes, folder: Path, name: str) -> bytes:
     source.write_bytes(pdf)
     subprocess.run(["pdfdetach", "-savefile", name, "-o", str(target), str(source)], check=True, timeout=60)
     return target.read_bytes()
+
+
+def _attachment_names(pdf: bytes, folder: Path) -> set[str]:
+    source = folder / "list.pdf"
+    source.write_bytes(pdf)
+    listed = subprocess.run(
+        ["pdfdetach", "-list", str(source)], check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+    return {line.split(": ", 1)[1] for line in listed.splitlines() if ": " in line}
 
 
 def _embedded_manifest(pdf: bytes, folder: Path) -> dict[str, Any]:

@@ -15,6 +15,8 @@ import dataclasses
 import hashlib
 import io
 import json
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -129,6 +131,17 @@ def report_server(migrated_settings: Settings) -> Iterator[LiveServer]:
             yield LiveServer(base_url=base_url, settings=settings, keys=keys)
 
 
+def _attachments(pdf: bytes) -> set[str]:
+    """The names of a PDF's embedded files, as poppler lists them."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.pdf"
+        path.write_bytes(pdf)
+        listed = subprocess.run(
+            ["pdfdetach", "-list", str(path)], check=True, timeout=60, capture_output=True, text=True
+        ).stdout
+    return {line.split(": ", 1)[1] for line in listed.splitlines() if ": " in line}
+
+
 def test_request_poll_download_verify_and_every_step_audited(report_server: LiveServer) -> None:
     server = report_server
     officer, auditor = server.auth(Role.OFFICER), server.auth(Role.AUDITOR)
@@ -139,7 +152,7 @@ def test_request_poll_download_verify_and_every_step_audited(report_server: Live
             json={
                 "month": month,
                 "timezone": "Europe/Berlin",
-                "policy": "default",
+                "policy": "rows",  # releases per-person rows: both PDF variants and the dataset
                 "purpose": "works council Q4",
             },
             headers=officer,
@@ -156,14 +169,15 @@ def test_request_poll_download_verify_and_every_step_audited(report_server: Live
         done = wait_until_finished(client, server, requested.headers["location"])
         assert done["status"] == "succeeded", done
         assert done["progress"] == 1.0
-        assert done["policy"]["name"] == "default"
+        assert done["policy"]["name"] == "rows"
         assert done["policy"]["hash"].startswith("sha256:")
         assert done["links"] == {
             "self": f"/api/v1/reports/{job['id']}",
             "pdf": f"/api/v1/reports/{job['id']}/pdf",
-            "dataset": f"/api/v1/reports/{job['id']}/data.csv" if done["has_dataset"] else None,
+            "dataset": f"/api/v1/reports/{job['id']}/data.csv",
+            "pdf_full": f"/api/v1/reports/{job['id']}/pdf?variant=full",
         }
-        assert done["has_dataset"] is True  # the default policy keeps pseudonymous rows
+        assert done["has_dataset"] is True  # the rows policy releases pseudonymous rows
 
         # the auditor sees the same status and the job in the list
         assert client.get(done["links"]["self"], headers=auditor).json()["id"] == job["id"]
@@ -181,6 +195,16 @@ def test_request_poll_download_verify_and_every_step_audited(report_server: Live
         digest = hashlib.sha256(pdf.content).hexdigest()
         assert digest == done["pdf_sha256"]
         assert pdf.headers["etag"] == f'"{digest}"'
+        assert "data.csv" not in _attachments(pdf.content)  # the figures-only PDF: no per-person attachment
+
+        # the full PDF (with the dataset) is for officers only, and handing it out is a dataset download
+        full_path = done["links"]["pdf"]
+        assert_problem(
+            client.get(full_path, params={"purpose": "x", "variant": "full"}, headers=auditor), 403
+        )
+        full = client.get(full_path, params={"purpose": "analysis", "variant": "full"}, headers=officer)
+        assert full.status_code == 200, full.text
+        assert "data.csv" in _attachments(full.content)
 
         # the dataset: CSV, formula-safe (a text cell never starts with = + - @ tab CR; numbers may be -5)
         data = client.get(done["links"]["dataset"], params={"purpose": "works council Q4"}, headers=officer)
@@ -226,7 +250,8 @@ def test_request_poll_download_verify_and_every_step_audited(report_server: Live
         (download,) = by_action["report.downloaded"]
         assert (download["role"], download["purpose"]) == ("auditor", "board review")
         assert download["details"] == {"report_id": job["id"], "format": "pdf", "sha256": digest}
-        (dataset,) = by_action["dataset.downloaded"]
+        full_record, dataset = by_action["dataset.downloaded"]
+        assert (full_record["role"], full_record["details"]["format"]) == ("officer", "pdf")
         assert (dataset["role"], dataset["purpose"]) == ("officer", "works council Q4")
         # the tampered copy still names its report (read from its manifest), with the verdict
         assert [r["details"]["valid"] for r in by_action["report.verified"]] == [True, False]
@@ -236,7 +261,7 @@ def test_request_poll_download_verify_and_every_step_audited(report_server: Live
         assert request_record["seq"] < by_action["export.fetched"][0]["seq"]
         assert request_record["purpose"] == "works council Q4"
         assert request_record["role"] == "officer"
-        assert request_record["details"]["policy"] == "default"
+        assert request_record["details"]["policy"] == "rows"
         assert request_record["details"]["policy_hash"] == done["policy"]["hash"]
         assert request_record["details"]["timezone"] == "Europe/Berlin"
         assert request_record["details"]["period_from"] == done["period"]["from"]
@@ -280,6 +305,7 @@ def test_request_poll_download_verify_and_every_step_audited(report_server: Live
             json={
                 "from": {"date": f"{month}-01T00:00:00.000Z", "timezone": "Europe/Berlin"},
                 "to": {"date": f"{month}-{last_day:02d}T23:59:59.999Z", "timezone": "Europe/Berlin"},
+                "policy": "rows",
                 "purpose": "second version",
             },
             headers=officer,

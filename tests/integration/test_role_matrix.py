@@ -96,6 +96,9 @@ ROUTES: Final[dict[tuple[str, str], Case]] = {
             "policy": "default",
         },
     ),
+    ("PUT", "/api/v1/schedules/{schedule_id:uuid}/delivery"): Case(  # unknown id: 404 from the handler
+        frozenset({OFFICER}), "/api/v1/schedules/00000000-0000-4000-8000-000000000000/delivery", json={}
+    ),
     ("GET", "/api/v1/schedules/{schedule_id:uuid}/runs"): Case(  # unknown id: 404 from the handler
         frozenset({ADMIN, OFFICER}), "/api/v1/schedules/00000000-0000-4000-8000-000000000000/runs"
     ),

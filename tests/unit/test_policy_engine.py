@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from odeus_compliance.policy import manifest as manifest_module
-from odeus_compliance.policy.csvout import CsvSink
 from odeus_compliance.policy.disclosure import KAnonymityError
 from odeus_compliance.policy.engine import PolicyRun, apply_to_file
 from odeus_compliance.policy.keys import engine_keys, manifest_key
@@ -20,17 +19,18 @@ from odeus_compliance.policy.leakscan import LeakFound
 from odeus_compliance.policy.loader import load_policy, parse_policy
 from odeus_compliance.policy.model import Policy
 from odeus_compliance.policy.rows import UnknownColumnError
-from odeus_compliance.policy.source import CsvFileInput
 from odeus_compliance.upstream.columns import ExportType, columns_for
 from odeus_compliance.upstream.errors import MalformedExport
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
+# per-person rows behind the k-anonymity gate: the shipped policies release no such rows any more
+GATED_ROWS = Path(__file__).resolve().parents[1] / "support" / "policies" / "gated_rows.toml"
 MASTER = bytes(range(32))
 HEADER = [c.name for c in columns_for(ExportType.USERS, byok=False)]
 
 
 def default_policy() -> Policy:
-    return load_policy(POLICIES / "default.toml")
+    return load_policy(GATED_ROWS)
 
 
 def user_row(n: int, **changes: Any) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def test_formula_injection_is_neutralised_in_text_but_negative_numbers_stay(tmp_
     rows = [user_row(n, department=hostile[n % len(hostile)]) for n in range(30)]
     rows += [user_row(100 + n, department="Plain", messages_total="-5") for n in range(5)]
     policy = parse_policy(
-        (POLICIES / "default.toml")
+        (GATED_ROWS)
         .read_text(encoding="utf-8")
         .replace("min_group_size = 5", "min_group_size = 2"),
         source="t",
@@ -304,61 +304,6 @@ def test_upstream_placeholders_and_opaque_ids_stay_anonymous(tmp_path: Path) -> 
     assert hows == {"user_id": "opaque_ids", "name": "placeholder", "email": "empty"}
     user_id = next(c for c in manifest["columns"] if c["column"] == "user_id")
     assert "opaque" in user_id["effective"]
-
-
-def _group_figures_run(tmp_path: Path, rows: list[dict[str, Any]], *, wanted: bool) -> dict[str, Any]:
-    policy = default_policy()
-    reader = CsvFileInput(write_export(tmp_path / "raw.csv", rows), ExportType.USERS)
-    sink = CsvSink(tmp_path / "out.csv")
-    run_ = PolicyRun(
-        policy,
-        ExportType.USERS,
-        keys=engine_keys(MASTER, policy),
-        sink=sink,
-        spool_dir=tmp_path,
-        group_figures=wanted,
-    )
-    run_.begin(reader.schema)
-    for batch in reader.batches():
-        run_.feed(batch)
-    result = run_.finish()
-    sink.commit()
-    return result.manifest
-
-
-def test_group_figures_come_from_before_the_k_gate_with_small_groups_hidden(tmp_path: Path) -> None:
-    # 40 people in 4 departments (20, 12, 5, 3) with distinct join months: the k gate must generalise the
-    # rows' department away, but the departments of at least 5 people can still be published as groups
-    sizes = {"Sales": 20, "Engineering": 12, "Legal": 5, "Board": 3}
-    rows: list[dict[str, Any]] = []
-    for department, size in sizes.items():
-        for _ in range(size):
-            n = len(rows)
-            rows.append(
-                user_row(
-                    n,
-                    department=department,
-                    joined_at=f"20{10 + n % 15}-{1 + n % 12:02d}-01",
-                    messages_total=str(n),
-                )
-            )
-    manifest = _group_figures_run(tmp_path, rows, wanted=True)
-    written = read_rows(tmp_path / "out.csv")
-    assert {r["department"] for r in written} == {"*"}  # the rows lost their department
-
-    group_figures = manifest["group_figures"]
-    columns = group_figures["columns"]
-    table = [dict(zip(columns, row, strict=True)) for row in group_figures["rows"]]
-    departments = {r["group"]: r for r in table if r["dimension"] == "department"}
-    assert set(departments) == {"Sales", "Engineering", "(suppressed)"}  # Legal hidden too: complementary
-    assert departments["Sales"]["people"] == "20"
-    assert departments["(suppressed)"]["people"] == "8"
-    sales_messages = sum(n for n, r in enumerate(rows) if r["department"] == "Sales")
-    assert departments["Sales"]["messages_total"] == str(sales_messages)
-    assert all(int(r["people"]) >= group_figures["k"] for r in table)
-
-    (tmp_path / "again").mkdir()
-    assert "group_figures" not in _group_figures_run(tmp_path / "again", rows, wanted=False)
 
 
 def test_only_an_empty_cell_is_empty_in_a_file_na_null_and_nan_are_values(tmp_path: Path) -> None:

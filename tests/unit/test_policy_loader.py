@@ -297,7 +297,7 @@ BAD_FILE_LEVEL = [
         "min_group_size",
     ),
     (lambda t: t.replace("suppression_limit = 0.05", "suppression_limit = 1.5"), "between 0 and 1", None),
-    (lambda t: t.replace("per_person_rows = true", 'per_person_rows = "yes"'), "true or false", None),
+    (lambda t: t.replace("per_person_rows = false", 'per_person_rows = "yes"'), "true or false", None),
     (
         lambda t: t.replace('["department", "company_name"', '["departmnt", "company_name"'),
         "not a users column",

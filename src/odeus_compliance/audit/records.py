@@ -157,6 +157,7 @@ DETAIL_KEYS: Final = frozenset(
         "pruned_count",
         "purged_count",
         "reason",  # a code such as wrong_role, no_key, expired
+        "recipients",  # keyed hashes of e-mail recipients, comma-separated (never the addresses)
         "report_id",
         "retention_rule",
         "role",  # an API key's role

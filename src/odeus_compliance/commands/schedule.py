@@ -31,6 +31,7 @@ async def _set(
     from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
     from odeus_compliance.scheduling.changes import change_schedule  # noqa: PLC0415
     from odeus_compliance.scheduling.model import ScheduleError, ScheduleSpec  # noqa: PLC0415
+    from odeus_compliance.scheduling.recipients import RecipientHasher  # noqa: PLC0415
 
     try:
         spec = ScheduleSpec.build(**fields)
@@ -50,6 +51,8 @@ async def _set(
                     spec=spec,
                     policy_dir=settings.policy_dir,
                     now=utcnow(),
+                    allowed_recipients=settings.mail_recipients,
+                    hasher=RecipientHasher(settings.require_master_key()),
                     active_from=active_from,
                 )
             except ScheduleError as exc:

@@ -1,13 +1,15 @@
-"""Aggregates only (``per_person_rows = false``): grouped figures, each of at least k people.
+"""Aggregates only (``per_person_rows = false``): grouped figures, each safe to publish together.
 
 For each grouping dimension present in the output (department, company, role, licence), the engine sums
-every numeric output column per group and counts the people behind it, then
-:func:`~odeus_compliance.policy.disclosure.suppress_small_groups` hides groups under k and, complementarily,
-enough further groups that "total minus visible" never reveals one. The suppressed groups are published
-only as their sum (``(suppressed)``, which holds at least k people), the total only when it holds k.
+every numeric output column per group and counts the *distinct people* behind it: rows are merged by the
+person's subject token (canonical id), so one person written five times, or with blanks around the id,
+counts once. Before anything is written, :func:`~odeus_compliance.policy.release_audit.audit_release`
+checks every table together: groups under k, differences of nested cells across tables, and dominance
+(one person holding most of a sum) are pooled into the table's ``(suppressed)`` row or withheld; the
+total is published only when it holds k people.
 
-People are rows, since an export has one row per person, unless a ``group_by`` column (``model``) repeats
-a person: then people are distinct subject tokens per group.
+What it keeps per row until then: the subject token, the dimensions and each figure as a float (for the
+audit's shares); the published sums themselves are exact decimals.
 """
 
 from __future__ import annotations
@@ -20,99 +22,164 @@ from typing import Any
 import pyarrow as pa
 
 from odeus_compliance.policy import arrow_compute as ac
-from odeus_compliance.policy.disclosure import GroupFigures, suppress_small_groups
+from odeus_compliance.policy.disclosure import DisclosureError, Suppression
 from odeus_compliance.policy.operations import format_number
+from odeus_compliance.policy.release_audit import ReleasePlan, audit_release
 from odeus_compliance.upstream.batches import DECIMAL_TYPE
 
 DIMENSIONS = ("department", "company_name", "role", "license_type")
 SUPPRESSED_GROUP = "(suppressed)"
 EMPTY_GROUP = "(none)"
 TOTAL = "total"
+_PERSON = "__person"
+_ACTIVE = "__active"
 
 
 @dataclass(slots=True)
 class _Group:
-    rows: int = 0
-    people: set[str] = field(default_factory=set)
     sums: dict[str, Decimal] = field(default_factory=dict)
 
 
 class Aggregator:
-    """Accumulates grouped sums over batches; :meth:`table` applies the small-group rules."""
+    """Accumulates grouped sums and the per-person facts over batches; :meth:`table` applies the audit."""
 
-    def __init__(self, *, dimensions: tuple[str, ...], figures: tuple[str, ...], person: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        dimensions: tuple[str, ...],
+        figures: tuple[str, ...],
+        person: str | None,
+        active: str | None = None,
+    ) -> None:
         self.dimensions = dimensions
         self.figures = figures
         self._person = person
+        self._active = active if active in figures else None
         self._groups: dict[str, dict[str, _Group]] = {d: {} for d in dimensions}
         self._total = _Group()
+        self._rows: list[pa.RecordBatch] = []
+        self._row_count = 0
+        self.plan: ReleasePlan | None = None
 
     def observe(self, data: pa.RecordBatch) -> None:
         """Add one transformed batch."""
         numbers: dict[str, Any] = {f: ac.cast(data.column(f), DECIMAL_TYPE) for f in self.figures}
-        self._add(self._total, None, data, numbers)
+        self._add(self._total, numbers)
+        columns: dict[str, Any] = {}
         for dimension in self.dimensions:
             column = ac.fill_null(data.column(dimension), EMPTY_GROUP)
+            columns[dimension] = column
             table = pa.table({"g": column, **numbers})
-            summed = table.group_by("g").aggregate([([], "count_all"), *((f, "sum") for f in self.figures)])
+            summed = table.group_by("g").aggregate([(f, "sum") for f in self.figures])
             groups = self._groups[dimension]
             for row in summed.to_pylist():
                 group = groups.setdefault(row["g"], _Group())
-                group.rows += row["count_all"]
                 for figure in self.figures:
                     value = row[f"{figure}_sum"]
                     if value is not None:
                         group.sums[figure] = group.sums.get(figure, Decimal(0)) + value
-            if self._person is not None:
-                people = pa.table({"g": column, "p": data.column(self._person)})
-                for row in people.group_by(["g", "p"]).aggregate([]).to_pylist():
-                    if row["p"] is not None:
-                        groups[row["g"]].people.add(row["p"])
+        subjects = self._subjects(data)
+        kept = {
+            _PERSON: subjects,
+            **columns,
+            **{f: ac.fill_null(ac.cast(numbers[f], pa.float64()), 0.0) for f in self.figures},
+        }
+        self._rows.append(pa.RecordBatch.from_pydict(kept))
+        self._row_count += data.num_rows
 
-    def _add(self, group: _Group, _name: None, data: pa.RecordBatch, numbers: dict[str, Any]) -> None:
-        group.rows += data.num_rows
+    def _subjects(self, data: pa.RecordBatch) -> Any:
+        """Who each row is: the subject token, or the row's own number where the row names nobody."""
+        numbered = pa.array([f"#{self._row_count + i}" for i in range(data.num_rows)], pa.string())
+        if self._person is None:
+            return numbered
+        return ac.if_else(ac.is_null(data.column(self._person)), numbered, data.column(self._person))
+
+    def _add(self, group: _Group, numbers: dict[str, Any]) -> None:
         for figure, values in numbers.items():
             total = ac.sum(values).as_py()
             if total is not None:
                 group.sums[figure] = group.sums.get(figure, Decimal(0)) + total
-        if self._person is not None:
-            group.people.update(v for v in ac.unique(data.column(self._person)).to_pylist() if v is not None)
 
-    def _people(self, group: _Group) -> int:
-        return len(group.people) if self._person is not None else group.rows
+    def people_table(self) -> pa.Table:
+        """One row per distinct person: their first group in each dimension, their figures summed."""
+        rows = pa.Table.from_batches(self._rows) if self._rows else pa.table(
+            {_PERSON: pa.array([], pa.string()), **{d: pa.array([], pa.string()) for d in self.dimensions},
+             **{f: pa.array([], pa.float64()) for f in self.figures}}
+        )  # fmt: skip
+        merged = rows.group_by(_PERSON).aggregate(
+            [
+                *((d, "min") for d in self.dimensions),
+                *((d, "count_distinct") for d in self.dimensions),
+                *((f, "sum") for f in self.figures),
+            ]
+        )
+        for dimension in self.dimensions:
+            if merged.num_rows and ac.max(merged.column(f"{dimension}_count_distinct")).as_py() > 1:
+                # one person in two departments: which group's figures would be theirs? refuse, naming no one
+                msg = f"the export names one person in more than one {dimension} group; nothing is published"
+                raise DisclosureError(msg)
+        kept = [_PERSON, *(f"{d}_min" for d in self.dimensions), *(f"{f}_sum" for f in self.figures)]
+        return merged.select(kept).rename_columns([_PERSON, *self.dimensions, *self.figures])
 
-    def table(self, *, k: int) -> tuple[list[list[str]], dict[str, Any]]:
+    def table(self, *, k: int, dominance: float = 1.0) -> tuple[list[list[str]], dict[str, Any]]:
         """The publishable rows (dimension, group, people, figures...) and what was suppressed."""
+        people = self.people_table()
+        active = None
+        if self._active is not None:
+            flags = ac.cast(ac.greater(people.column(self._active), 0), pa.float64())
+            people = people.append_column(_ACTIVE, flags)
+            active = _ACTIVE
+        plan = audit_release(
+            people, dimensions=self.dimensions, figures=self.figures, k=k, dominance=dominance, active=active
+        )
+        self.plan = plan
+        self._rows = []  # released: the per-person facts are no longer needed
         rows: list[list[str]] = []
         report: dict[str, Any] = {}
-        total_people = self._people(self._total)
+        withheld = plan.withheld_figures
         for dimension in self.dimensions:
-            groups = self._groups[dimension]
-            figures = {
-                name: GroupFigures(self._people(g), dict(g.sums)) for name, g in sorted(groups.items())
-            }
-            result = suppress_small_groups(figures, k=k)
-            primary = sum(1 for why in result.suppressed.values() if why == "primary")
+            release = plan.tables[dimension]
+            sizes = release.groups
+            counts = {why.value: 0 for why in Suppression}
+            for why in release.suppressed.values():
+                counts[why.value] += 1
             report[dimension] = {
-                "groups": len(groups),
-                "visible": len(result.visible),
-                "suppressed_primary": primary,
-                "suppressed_complementary": len(result.suppressed) - primary,
+                "groups": len(sizes),
+                "visible": len(release.visible),
+                "suppressed_primary": counts["primary"],
+                "suppressed_complementary": counts["complementary"],
+                "suppressed_difference": counts["difference"],
+                "suppressed_dominance": counts["dominance"],
+                "published": release.published and plan.total_published,
             }
-            if not result.total_publishable:
+            if not (plan.total_published and release.published):
                 continue
-            for name, group in result.visible.items():
-                rows.append(self._row(dimension, name, group.people, group.figures))
-            if result.suppressed:
-                sums: dict[str, Decimal | int] = {}
-                for name in result.suppressed:
-                    for figure, value in figures[name].figures.items():
-                        sums[figure] = sums.get(figure, 0) + value
-                rows.append(self._row(dimension, SUPPRESSED_GROUP, result.suppressed_people, sums))
-        if total_people >= k:
-            rows.append(self._row(TOTAL, TOTAL, total_people, self._total.sums))
+            groups = self._groups[dimension]
+            rows += [self._row(dimension, n, sizes[n], groups[n].sums, withheld) for n in release.visible]
+            if release.suppressed:
+                pooled: dict[str, Decimal] = {}
+                for name in release.suppressed:
+                    for figure, value in groups[name].sums.items():
+                        pooled[figure] = pooled.get(figure, Decimal(0)) + value
+                hidden = plan.pooled_people[dimension]
+                rows.append(self._row(dimension, SUPPRESSED_GROUP, hidden, pooled, withheld))
+        if plan.total_published:
+            rows.append(self._row(TOTAL, TOTAL, plan.people, self._total.sums, withheld))
+        report["audit"] = {
+            "people": plan.people,
+            "rows": self._row_count,  # more rows than people: a person was named more than once
+            "smallest_published_cell": plan.smallest_cell,
+            "largest_share": None if plan.largest_share is None else round(plan.largest_share, 4),
+            "dominance_limit": dominance,
+            "figures_withheld_for_dominance": sorted(withheld),
+            "rounds": plan.rounds,
+        }
         return rows, report
 
-    def _row(self, dimension: str, name: str, people: int, sums: Mapping[str, Any]) -> list[str]:
-        values = [format_number(Decimal(sums[f])) if f in sums else "" for f in self.figures]
+    def _row(
+        self, dimension: str, name: str, people: int, sums: Mapping[str, Any], withheld: frozenset[str]
+    ) -> list[str]:
+        values = [
+            format_number(Decimal(sums[f])) if f in sums and f not in withheld else "" for f in self.figures
+        ]
         return [dimension, name, str(people), *values]

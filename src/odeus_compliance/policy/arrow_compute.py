@@ -98,6 +98,16 @@ def sort_indices(values: AnyColumn) -> pa.UInt64Array:
     return _pc.sort_indices(values)
 
 
+def utf8_slice_codeunits(strings: ColumnT, start: int, stop: int) -> ColumnT:
+    """Each string's characters from ``start`` to ``stop`` (exclusive)."""
+    return _pc.utf8_slice_codeunits(strings, start, stop)
+
+
+def subtract(values: ColumnT, other: ColumnT | int) -> ColumnT:
+    """Element-wise ``values - other`` (overflow wraps: callers subtract in range)."""
+    return _pc.subtract(values, other)
+
+
 # --- encoding, counting, aggregating ---------------------------------------------------------------------
 
 
@@ -251,6 +261,16 @@ def split_pattern_regex(strings: pa.Array[Any], pattern: str) -> pa.ListArray[An
 
 def list_flatten(lists: ColumnT) -> ColumnT:
     return _pc.list_flatten(lists)
+
+
+def count_distinct(values: ColumnT) -> pa.Int64Scalar:
+    """The number of distinct non-null values."""
+    return _pc.count_distinct(values)
+
+
+def list_parent_indices(lists: ColumnT) -> ColumnT:
+    """For each element of the flattened lists, the index of the list (row) it came from."""
+    return _pc.list_parent_indices(lists)
 
 
 def binary_join(lists: pa.Array[Any], separator: str) -> pa.Array[Any]:

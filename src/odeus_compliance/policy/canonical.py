@@ -80,6 +80,7 @@ def canonical_form(policy: Policy) -> dict[str, Any]:
         "disclosure": {
             "min_group_size": disclosure.min_group_size,
             "suppression_limit": format_number(disclosure.suppression_limit),
+            "dominance_limit": format_number(disclosure.dominance_limit),
             "per_person_rows": disclosure.per_person_rows,
             "quasi_identifiers": sorted(disclosure.quasi_identifiers),
             "hierarchy": {qi: [step.label for step in steps] for qi, steps in disclosure.hierarchy.items()},

@@ -155,6 +155,12 @@ class Tokenizer:
             message_prefix=message_prefix,
         )
 
+    def row_order_key(self) -> bytes:
+        """The key that orders per-person output rows (see :mod:`odeus_compliance.policy.order`): derived
+        like every token key, so a rerun under the same keys writes the same bytes, and another epoch or a
+        ``per_report`` run another order."""
+        return self._key("row-order", "rows", 32)
+
     def key_id(self, *, purpose: str, label: str) -> str:
         """A public identifier of one derived key (16 hex digits, HKDF-derived: reveals nothing of it)."""
         return derive_key(self._context, purpose="key-id", label=f"{purpose}:{label}", length=8).hex()

@@ -54,6 +54,8 @@ class Suppression(enum.StrEnum):
 
     PRIMARY = "primary"  # fewer than k people
     COMPLEMENTARY = "complementary"  # hidden so that the primary ones cannot be computed from the total
+    DIFFERENCE = "difference"  # hidden because it and another published cell differ by 1 to k-1 people
+    DOMINANCE = "dominance"  # hidden because one person holds too large a share of one of its figures
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,8 +60,8 @@ from odeus_compliance.policy.keys import EngineKeys
 from odeus_compliance.policy.leakscan import LeakScanner
 from odeus_compliance.policy.manifest import dumps
 from odeus_compliance.policy.model import Policy
-from odeus_compliance.policy.source import CsvFileInput, prefetch, text_batch
-from odeus_compliance.policy.spool import EncryptedSpool
+from odeus_compliance.policy.order import ShuffledSpool
+from odeus_compliance.policy.source import CsvFileInput, text_batch
 from odeus_compliance.upstream.anonymisation import AnonymisationTracker
 from odeus_compliance.upstream.batches import ExportBatch
 from odeus_compliance.upstream.columns import ExportType
@@ -93,7 +93,6 @@ class PolicyRun:
         keys: EngineKeys,
         sink: CsvSink,
         spool_dir: Path | None = None,
-        group_figures: bool = False,
     ) -> None:
         if not policy.covers(export_type):
             msg = f"the policy {policy.name!r} has no rules for the {export_type.value} export; refusing"
@@ -112,10 +111,8 @@ class PolicyRun:
         self._transformer: BatchTransformer | None = None
         self._tracker: AnonymisationTracker | None = None
         self._schema: ExportSchema | None = None
-        self._spool: EncryptedSpool | None = None
+        self._spool: ShuffledSpool | None = None
         self._aggregator: Aggregator | None = None
-        self._group_figures: Aggregator | None = None
-        self._want_group_figures = group_figures
         self._qis: tuple[str, ...] = ()
         self._text_columns: frozenset[str] = frozenset()
         self._formatted_columns: frozenset[str] = frozenset()
@@ -148,27 +145,21 @@ class PolicyRun:
             for name in plan.names
         ]
         if not disclosure.per_person_rows:
+            # people are distinct subjects (canonical ids), whatever repeats them: model rows, duplicates
             person = next((c.name for c in plan.outputs if c.subject), None)
-            grouped = any(name in plan.names for name in ("model", "source", "deployment"))
             self._aggregator = Aggregator(
                 dimensions=tuple(d for d in DIMENSIONS if d in plan.names),
                 figures=tuple(c.name for c in plan.outputs if c.numeric),
-                person=person if grouped else None,
+                person=person,
+                active="messages_total",
             )
             self._sink.write_header(["dimension", "group", "people", *self._aggregator.figures])
         else:
             self._sink.write_header(plan.names)
+            # per-person rows are spooled in any case: they leave in keyed order, never input order
+            self._spool = ShuffledSpool(self._tokenizer.row_order_key(), self._spool_dir)
             if self._qis:
-                self._spool = EncryptedSpool(self._spool_dir)
                 self._classes = ClassIndex(self._qis)
-            if self._want_group_figures:
-                # grouped figures before the k gate: the gate may generalise a dimension away in the rows,
-                # while its groups of at least k people can still be published (with small-group rules)
-                self._group_figures = Aggregator(
-                    dimensions=tuple(d for d in DIMENSIONS if d in plan.names),
-                    figures=tuple(c.name for c in plan.outputs if c.numeric),
-                    person=None,
-                )
         self._workers = ThreadPoolExecutor(max_workers=3, thread_name_prefix="policy-columns")
         self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-keep")
 
@@ -222,19 +213,15 @@ class PolicyRun:
         if self._aggregator is not None:
             self._aggregator.observe(data)
             return
-        if self._group_figures is not None:
-            self._group_figures.observe(data)
-        if self._spool is not None and self._classes is not None:
-            # pass 2 only leaves lines out (see ``gated``): the lines are made now, on this thread
-            numbers = self._classes.number(data)
-            lines, ends = batch_lines_with_ends([data.column(name) for name in plan.names], self._formats)
-            self._spool.append(SpooledBatch(lines, ends, numbers).to_bytes())
-        else:
-            self._sink.write(
-                data,
-                text_columns=self._text_columns,
-                formatted_columns=self._formatted_columns,
+        if self._spool is not None:
+            # pass 2 only orders lines and leaves some out (see ``gated``): the lines are made now
+            numbers = (
+                self._classes.number(data)
+                if self._classes is not None
+                else pa.nulls(data.num_rows, pa.int32()).fill_null(0)
             )
+            lines, ends = batch_lines_with_ends([data.column(name) for name in plan.names], self._formats)
+            self._spool.append(SpooledBatch(lines, ends, numbers))
 
     # --- gate, pass 2 and the manifest ------------------------------------------------------------
 
@@ -254,7 +241,7 @@ class PolicyRun:
         kplan: KAnonymityPlan | None = None
         aggregate_groups: dict[str, Any] | None = None
         if self._aggregator is not None:
-            rows, aggregate_groups = self._aggregator.table(k=k)
+            rows, aggregate_groups = self._aggregator.table(k=k, dominance=float(disclosure.dominance_limit))
             texts = frozenset({"dimension", "group"})
             names = ["dimension", "group", "people", *self._aggregator.figures]
             if rows:
@@ -269,6 +256,10 @@ class PolicyRun:
                 hierarchy=disclosure.hierarchy,
             )
             self._write_gated(kplan, k)
+        elif self._spool is not None:
+            for ordered in self._spool.batches():
+                self._sink.put_lines(ordered.lines, len(ordered.line_ends))
+            self._spool.close()
         manifest = run_manifest(
             policy=self.policy,
             export_type=self.export_type,
@@ -283,7 +274,6 @@ class PolicyRun:
             aggregates=self._aggregator,
             aggregate_groups=aggregate_groups,
             kplan=kplan,
-            group_figures=self._group_figures,
             anonymised=upstream.anonymised if upstream is not None else self._tracker.report(),
             leak_scan=self._scanner,
         )
@@ -317,11 +307,8 @@ class PolicyRun:
                 counts = transformer.counts[name]
                 counts.suppressed += done.rows_suppressed + done.values_suppressed.get(name, 0)
 
-        def apply(chunk: bytes) -> GatedBatch:
-            return gate.apply(SpooledBatch.from_bytes(chunk))
-
-        for chunk in prefetch(self._spool.chunks, depth=2):
-            made.append(self._workers.submit(apply, chunk))
+        for batch in self._spool.batches():
+            made.append(self._workers.submit(gate.apply, batch))
             while len(made) > _GATED_AHEAD:  # earlier batches written in order
                 write(made.popleft().result())
         while made:
@@ -361,12 +348,9 @@ def apply_policy(
     sink: CsvSink,
     upstream: ExportReport | None = None,
     spool_dir: Path | None = None,
-    group_figures: bool = False,
 ) -> RunResult:
     """Run the engine over the upstream client's typed batches. The caller commits ``sink`` on success."""
-    run = PolicyRun(
-        policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir, group_figures=group_figures
-    )
+    run = PolicyRun(policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir)
     try:
         begun = False
         for batch in batches:
@@ -391,16 +375,13 @@ async def apply_policy_async(
     sink: CsvSink,
     upstream: ExportReport | None = None,
     spool_dir: Path | None = None,
-    group_figures: bool = False,
 ) -> RunResult:
     """:func:`apply_policy` over an async stream (``ExportStream.batches()``); CPU work runs in a thread.
 
     ``upstream`` may be a callable-free report known only at the end: pass ``None`` and the engine detects
     upstream anonymisation itself, with the same tracker the client uses.
     """
-    run = PolicyRun(
-        policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir, group_figures=group_figures
-    )
+    run = PolicyRun(policy, export_type, keys=keys, sink=sink, spool_dir=spool_dir)
     # the run's steps go to a thread of their own, so that a cancelled caller can wait for the step in
     # progress before aborting (abort closes the spool and the sink the step is using)
     steps = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-run")

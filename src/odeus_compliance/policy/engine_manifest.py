@@ -59,7 +59,6 @@ def run_manifest(
     aggregates: Aggregator | None,
     aggregate_groups: dict[str, Any] | None,
     kplan: KAnonymityPlan | None,
-    group_figures: Aggregator | None,
     anonymised: Sequence[ColumnAnonymisation],
     leak_scan: LeakScanner,
 ) -> dict[str, Any]:
@@ -67,8 +66,7 @@ def run_manifest(
 
     ``aggregates`` is the run's aggregator when only aggregates were written (``per_person_rows = false``),
     with ``aggregate_groups``, what its small-group rules suppressed per dimension; ``kplan`` the k gate's
-    plan when per-person rows went through the gate; ``group_figures`` the aggregator of the grouped
-    figures the report flow asked for beside the rows. ``counts`` are the transformer's per-column counts.
+    plan when per-person rows went through the gate. ``counts`` are the transformer's per-column counts.
     """
     k = policy.disclosure.min_group_size
     body = {
@@ -103,7 +101,6 @@ def run_manifest(
             anonymised=anonymised,
             kplan=kplan,
         ),
-        **_group_figures_entry(group_figures, k),
         "unknown_columns_dropped": list(plan.unknown),
         "upstream_anonymised": [
             {
@@ -177,16 +174,6 @@ def _column_entries(
     return entries
 
 
-def _group_figures_entry(group_figures: Aggregator | None, k: int) -> dict[str, Any]:
-    """``group_figures`` for the manifest: the aggregates table of the per-person rows (asked for by
-    the report flow), each group of at least k people, with complementary suppression."""
-    if group_figures is None:
-        return {}
-    rows, groups = group_figures.table(k=k)
-    columns = [*AGGREGATE_COLUMNS, *group_figures.figures]
-    return {"group_figures": {"k": k, "columns": columns, "rows": rows, "groups": groups}}
-
-
 def _key_of(tokenizer: Tokenizer, rule: Operation, column: str) -> tuple[str | None, str | None]:
     """The token domain and key id a column's rule uses (none for rules without a key)."""
     if isinstance(rule, Pseudonymize):
@@ -224,7 +211,9 @@ def _disclosure_entry(
     """What the disclosure control did: small-group rules of the aggregates, the k gate of the rows, or
     nothing to gate (no quasi-identifier in the output)."""
     if aggregate_groups is not None:
-        return {"mode": "aggregates", "k": k, "groups": aggregate_groups}
+        audit = aggregate_groups.get("audit")
+        groups = {d: facts for d, facts in aggregate_groups.items() if d != "audit"}
+        return {"mode": "aggregates", "k": k, "groups": groups, **({"audit": audit} if audit else {})}
     if kplan is not None:
         return _gate_report(kplan, k, limit)
     return {

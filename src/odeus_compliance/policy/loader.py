@@ -53,7 +53,14 @@ _TOP = frozenset({"policy", "pseudonymization", "disclosure", "report", "columns
 _POLICY = frozenset({"name", "version", "works_agreement", "description", "on_unknown_column"})
 _PSEUDO = frozenset({"domain", "linkability"})
 _DISCLOSURE = frozenset(
-    {"min_group_size", "suppression_limit", "per_person_rows", "quasi_identifiers", "hierarchy"}
+    {
+        "min_group_size",
+        "suppression_limit",
+        "dominance_limit",
+        "per_person_rows",
+        "quasi_identifiers",
+        "hierarchy",
+    }
 )
 _REPORT = frozenset({"person_rows", "person_rows_cap"})
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -321,6 +328,14 @@ class _Loader:
                 "e.g. 0.05 (at most 5% of rows suppressed)",
             )
             limit = None
+        dominance = data.get("dominance_limit", Decimal("0.6"))
+        if isinstance(dominance, bool) or not isinstance(dominance, int | Decimal) or not 0 < dominance <= 1:
+            self.problem(
+                (*base, "dominance_limit"),
+                "dominance_limit must be a share above 0 and at most 1",
+                "e.g. 0.6 (no published sum where one person holds more than 60 %)",
+            )
+            dominance = None
         per_person = data.get("per_person_rows", True)
         if not isinstance(per_person, bool):
             self.problem((*base, "per_person_rows"), "per_person_rows must be true or false")
@@ -329,11 +344,14 @@ class _Loader:
         hierarchy = self.hierarchy(data, listed, exports) if listed is not None else None
         users = exports.get(ExportType.USERS)
         qis = None if listed is None else tuple(q for q in listed if not _dropped(users, q))
-        if k is None or limit is None or per_person is None or qis is None or hierarchy is None:
+        if k is None or limit is None or dominance is None or per_person is None or qis is None:
+            return None
+        if hierarchy is None:
             return None
         return DisclosureSettings(
             min_group_size=k,
             suppression_limit=Decimal(limit),
+            dominance_limit=Decimal(dominance),
             per_person_rows=per_person,
             quasi_identifiers=qis,
             hierarchy=MappingProxyType(hierarchy),

@@ -204,10 +204,12 @@ class DisclosureSettings:
 
     ``hierarchy`` names, per quasi-identifier, the further generalisation steps the k-anonymity gate may
     take (coarser each time; ``*`` suppresses the attribute) before it suppresses whole rows.
+    ``dominance_limit``: no published sum may have one person contributing more than this share of it.
     """
 
     min_group_size: int = 5
     suppression_limit: Decimal = Decimal("0.05")
+    dominance_limit: Decimal = Decimal("0.6")
     per_person_rows: bool = True
     quasi_identifiers: tuple[str, ...] = ()
     hierarchy: Mapping[str, tuple[DateLevel, ...]] = field(default_factory=lambda: MappingProxyType({}))

@@ -17,6 +17,7 @@ from odeus_compliance.audit.records import Action, DetailValue, Outcome
 from odeus_compliance.reports.jobs import ReportJobs, ReportRecord, new_report_id
 from odeus_compliance.reports.service import (
     DATASET_FILE,
+    FULL_PDF_FILE,
     PDF_FILE,
     Artifact,
     RequestedReport,
@@ -30,7 +31,8 @@ from odeus_compliance.settings import Settings
 
 __all__ = ["hand_out", "hand_out_bytes", "request_report", "verify_report"]
 
-_FORMATS: Final = {PDF_FILE: "pdf", DATASET_FILE: "csv"}
+_FORMATS: Final = {PDF_FILE: "pdf", FULL_PDF_FILE: "pdf", DATASET_FILE: "csv"}
+_PERSON_FILES: Final = frozenset({FULL_PDF_FILE, DATASET_FILE})  # handing these out is a dataset download
 Extra = Mapping[str, DetailValue]
 
 
@@ -93,15 +95,16 @@ async def hand_out(
     purpose: str,
     delivery: Extra | None = None,
 ) -> Artifact:
-    """Open a finished report's file and record handing it out (``report.downloaded`` for the PDF,
-    ``dataset.downloaded`` for the dataset) before its first byte goes anywhere; if the record cannot be
+    """Open a finished report's file and record handing it out (``report.downloaded`` for the figures-only
+    PDF, ``dataset.downloaded`` for anything with per-person rows: the dataset or the full PDF) before its
+    first byte goes anywhere; if the record cannot be
     written the file is released and nothing goes out. ``delivery``: a scheduled delivery's schedule and
     channel. The caller streams the returned artifact."""
     artifact = await open_artifact(store=store, record=record, name=name)
     details: dict[str, DetailValue] = {"report_id": record.id, "format": _FORMATS[name]}
     if name == PDF_FILE and record.pdf_sha256 is not None:
         details["sha256"] = record.pdf_sha256
-    action = Action.DATASET_DOWNLOADED if name == DATASET_FILE else Action.REPORT_DOWNLOADED
+    action = Action.DATASET_DOWNLOADED if name in _PERSON_FILES else Action.REPORT_DOWNLOADED
     try:
         await recorder.record(
             action=action,

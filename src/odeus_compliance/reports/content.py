@@ -148,19 +148,26 @@ def build_content(
     policy: Policy,
     meta: ReportMeta,
     history: Sequence[tuple[str, ReportFigures]] = (),
+    figures_only: bool = False,
 ) -> ReportContent:
-    """The report's content; raises :class:`ContentError` when the inputs do not belong together."""
+    """The report's content; raises :class:`ContentError` when the inputs do not belong together.
+    ``figures_only``: no per-person row, whatever the policy allows (the variant every role may read)."""
     kind = _check_inputs(dataset_csv, manifest, policy, meta)
     disclosure = manifest.get("disclosure", {})
-    allowed = policy.report.person_rows and policy.disclosure.per_person_rows and kind == "rows"
+    allowed = (
+        not figures_only
+        and policy.report.person_rows
+        and policy.disclosure.per_person_rows
+        and kind == "rows"
+    )
     cap = policy.report.person_rows_cap if allowed else 0
     try:
         figures, persons = compute_figures(
             dataset_csv,
             kind=kind,
             k=policy.disclosure.min_group_size,
+            dominance=float(policy.disclosure.dominance_limit),
             manifest_groups=disclosure.get("groups") if isinstance(disclosure, Mapping) else None,
-            group_figures=manifest.get("group_figures") if kind == "rows" else None,
             person_rows_cap=cap,
         )
     except DatasetError as exc:
@@ -348,24 +355,7 @@ def _risk(gate: Any, figures: ReportFigures, persons_shown: int) -> tuple[tuple[
     k = figures.k
     risk: list[tuple[str, str]] = [("Minimum group size k", str(k))]
     if figures.mode == "aggregates":
-        visible = [
-            row.people
-            for b in figures.breakdowns
-            for row in b.rows
-            if row.people is not None and row.suppression is None
-        ]
-        smallest = min(visible, default=None)
-        primary = sum(b.suppressed_primary for b in figures.breakdowns)
-        complementary = sum(b.suppressed_complementary for b in figures.breakdowns)
-        risk += [
-            ("Dataset", "grouped aggregates only: no per-person row left the engine"),
-            ("Smallest published group", "none" if smallest is None else f"{smallest:,} people"),
-            ("Groups suppressed (fewer than k)", str(primary)),
-            ("Groups suppressed complementarily", str(complementary)),
-        ]
-        if smallest:
-            risk.append(("Highest chance of singling out one person in a group", _percent(1, smallest)))
-        return tuple(risk)
+        return tuple(risk + _aggregate_risk(gate, figures))
     smallest_class = gate.get("smallest_class")
     risk.append(("Dataset", "pseudonymous per-person rows, k-anonymous in its quasi-identifiers"))
     if gate.get("k_anonymity") == "pass":
@@ -400,6 +390,55 @@ def _risk(gate: Any, figures: ReportFigures, persons_shown: int) -> tuple[tuple[
     )
     risk.append(("Per-person rows printed in this PDF", str(persons_shown)))
     return tuple(risk)
+
+
+def _aggregate_risk(gate: Mapping[str, Any], figures: ReportFigures) -> list[tuple[str, str]]:
+    """The annex's residual risk of a grouped-figures report, from what the release audit released."""
+    found = gate.get("audit")
+    audit: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    published = [row.people for b in figures.breakdowns for row in b.rows if row.people is not None] + (
+        [figures.people] if figures.summary_publishable and figures.people else []
+    )
+    smallest = audit.get("smallest_published_cell", min(published, default=None))
+    hidden = {
+        "fewer than k": sum(b.suppressed_primary for b in figures.breakdowns),
+        "difference of two published groups under k": sum(
+            b.suppressed_difference for b in figures.breakdowns
+        ),
+        "one person dominating a figure": sum(b.suppressed_dominance for b in figures.breakdowns),
+        "complementary": sum(b.suppressed_complementary for b in figures.breakdowns),
+    }
+    share = audit.get("largest_share")
+    withheld = audit.get("figures_withheld_for_dominance") or []
+    risk = [
+        ("Dataset", "grouped figures only: no per-person row left the engine"),
+        ("People counted", "distinct people (canonical ids), not rows"),
+        ("Smallest published cell", "none" if smallest is None else f"{int(smallest):,} people"),
+        ("Groups hidden, by reason", "; ".join(f"{why}: {n}" for why, n in hidden.items())),
+        (
+            "Largest share of one person in a published sum (limit)",
+            f"{'none' if share is None else _percent_of(float(share))} ({audit.get('dominance_limit', '-')})",
+        ),
+        ("Figures withheld because one person dominates the total", ", ".join(withheld) or "none"),
+        (
+            "Differences of published figures",
+            "every difference of two nested published groups, across tables too, is 0 or at least k people",
+        ),
+        (
+            "Across reports",
+            (
+                "a re-run of a period that would change a published group by fewer than k people is "
+                "refused; different months are separate releases, not checked against each other"
+            ),
+        ),
+    ]
+    if smallest:
+        risk.append(("Highest chance of singling out one person in a cell", _percent(1, int(smallest))))
+    return risk
+
+
+def _percent_of(share: float) -> str:
+    return f"{share * 100:.1f} %"
 
 
 def _percent(part: int, whole: int) -> str:

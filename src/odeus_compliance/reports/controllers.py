@@ -13,7 +13,7 @@ purpose, given as the query parameter ``purpose``; it is recorded in the audit l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
@@ -23,8 +23,9 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, 
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
-from odeus_compliance.audit.recording import record_access, recorder_of
+from odeus_compliance.audit.recording import record_access, record_denial, recorder_of
 from odeus_compliance.audit.records import Action
+from odeus_compliance.errors import PermissionDenied
 from odeus_compliance.problems import PROBLEM_JSON
 from odeus_compliance.reports import actions, service
 from odeus_compliance.reports.schemas import MAX_PURPOSE_LENGTH, ReportOut, ReportPage, ReportRequestIn
@@ -151,12 +152,32 @@ async def get_report(request: ReportRequest, report_id: FromPath[str]) -> Report
     response_description="The signed PDF/A-3b report (PAdES), as an attachment",
 )
 async def download_report_pdf(
-    request: ReportRequest, report_id: FromPath[str], purpose: DownloadPurpose
+    request: ReportRequest,
+    report_id: FromPath[str],
+    purpose: DownloadPurpose,
+    variant: Annotated[
+        Literal["figures", "full"],
+        QueryParameter(
+            name="variant",
+            description="`figures` (default): the figures-only PDF, no per-person row or dataset, for every "
+            "reader. `full`: with the per-person dataset attached, where the policy releases one; officers "
+            "only, recorded as `dataset.downloaded`.",
+        ),
+    ] = "figures",
 ) -> Stream:
     """The signed PDF of a finished report, streamed as an attachment; ``ETag`` and ``Repr-Digest`` carry
-    its SHA-256. The query parameter ``purpose`` is required: the download is recorded as
-    ``report.downloaded`` with it before the first byte goes out (503 and nothing sent if the record cannot
-    be written). 409 while the report is not finished, 404 for an unknown id."""
+    its SHA-256. Auditors get the figures-only PDF; officers may ask for ``variant=full`` (404 where the
+    policy releases no per-person rows). The query parameter ``purpose`` is required: the download is
+    recorded (``report.downloaded``, or ``dataset.downloaded`` for the full PDF) before the first byte goes
+    out (503 and nothing sent if the record cannot be written). 409 while the report is not finished, 404
+    for an unknown id."""
+    if variant == "full":
+        if request.user.role is not Role.OFFICER:
+            await record_denial(request, 403, "wrong_role")
+            raise PermissionDenied("Only compliance officers may download the PDF with per-person rows.")
+        return await _hand_out(
+            request, report_id, purpose, name=service.FULL_PDF_FILE, doing="download a report"
+        )
     return await _hand_out(request, report_id, purpose, name=service.PDF_FILE, doing="download a report")
 
 

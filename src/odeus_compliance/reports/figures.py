@@ -83,9 +83,10 @@ class Breakdown:
     suppressed_primary: int
     suppressed_complementary: int
     total_publishable: bool
-    source: str = "rows"
-    """``rows``: from the dataset; ``groups``: from the engine's grouped figures, made before the k gate
-    withheld this dimension from the rows (each group of at least k people, hidden ones pooled)."""
+    suppressed_difference: int = 0
+    """Groups hidden because they and another published group differed by 1 to k-1 people."""
+    suppressed_dominance: int = 0
+    """Groups hidden because one person held more than the policy's share of one of their figures."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,8 @@ class ReportFigures:
                     "suppressed_primary": b.suppressed_primary,
                     "suppressed_complementary": b.suppressed_complementary,
                     "total_publishable": b.total_publishable,
-                    "source": b.source,
+                    "suppressed_difference": b.suppressed_difference,
+                    "suppressed_dominance": b.suppressed_dominance,
                     "rows": [
                         {
                             "name": r.name,
@@ -195,7 +197,8 @@ class ReportFigures:
                     suppressed_primary=int(b["suppressed_primary"]),
                     suppressed_complementary=int(b["suppressed_complementary"]),
                     total_publishable=bool(b["total_publishable"]),
-                    source=str(b.get("source", "rows")),
+                    suppressed_difference=int(b.get("suppressed_difference", 0)),
+                    suppressed_dominance=int(b.get("suppressed_dominance", 0)),
                     rows=tuple(
                         GroupRow(
                             name=str(r["name"]),

@@ -1,16 +1,13 @@
-"""The figures of a dataset of grouped aggregates (``kind = aggregates``, the strict policy), and the
-breakdowns a per-person report takes from the engine's grouped figures.
+"""The figures of a dataset of grouped aggregates (``kind = aggregates``).
 
 Both are tables of ``dimension, group, people, figures...`` rows that the engine has already put through
 small-group suppression (groups under k and their complementary groups published only as one pooled
 ``(suppressed)`` row of at least k people, the ``total`` row only when it holds k): this module reads them
-as they are, with Python's ``csv`` module (they are a few rows per dimension). A per-person report uses the
-grouped figures (from its manifest) for a dimension the k gate withheld from every row.
+as they are, with Python's ``csv`` module (they are a few rows per dimension).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -75,7 +72,6 @@ def _aggregate_breakdown(
     facts: Mapping[str, Any],
     *,
     publishable: bool,
-    source: str = "rows",
 ) -> Breakdown:
     return Breakdown(
         dimension=dimension,
@@ -84,39 +80,9 @@ def _aggregate_breakdown(
         suppressed_primary=int(facts.get("suppressed_primary", 0)),
         suppressed_complementary=int(facts.get("suppressed_complementary", 0)),
         total_publishable=publishable,
-        source=source,
+        suppressed_difference=int(facts.get("suppressed_difference", 0)),
+        suppressed_dominance=int(facts.get("suppressed_dominance", 0)),
     )
-
-
-def with_group_figures(figures: ReportFigures, group_figures: Mapping[str, Any]) -> ReportFigures:
-    """Breakdowns of withheld dimensions (every row ``*``) from the engine's grouped figures."""
-    try:
-        columns = tuple(str(c) for c in group_figures["columns"])
-        raw_rows = [[str(cell) for cell in row] for row in group_figures["rows"]]
-        facts: Mapping[str, Any] = group_figures.get("groups", {})
-    except (KeyError, TypeError) as exc:
-        msg = "the manifest's grouped figures are malformed"
-        raise DatasetError(msg) from exc
-    if columns[:3] != ("dimension", "group", "people"):
-        msg = "the manifest's grouped figures do not start with dimension,group,people"
-        raise DatasetError(msg)
-    tables, total, _, _ = _aggregate_rows(columns[3:], enumerate(raw_rows, start=1))
-    replaced = []
-    for breakdown in figures.breakdowns:
-        withheld = [r.name for r in breakdown.rows if r.suppression is None] == ["*"]
-        if not (withheld and breakdown.dimension in tables):
-            replaced.append(breakdown)
-            continue
-        replaced.append(
-            _aggregate_breakdown(
-                breakdown.dimension,
-                tables[breakdown.dimension],
-                facts.get(breakdown.dimension, {}),
-                publishable=total is not None,
-                source="groups",
-            )
-        )
-    return dataclasses.replace(figures, breakdowns=tuple(replaced))
 
 
 def _aggregate_rows(

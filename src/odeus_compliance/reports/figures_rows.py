@@ -25,8 +25,9 @@ import pyarrow.csv as pa_csv
 
 from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.aggregates import DIMENSIONS, EMPTY_GROUP, SUPPRESSED_GROUP
-from odeus_compliance.policy.disclosure import GroupFigures, Suppression, suppress_small_groups
+from odeus_compliance.policy.disclosure import DisclosureError, Suppression
 from odeus_compliance.policy.operations import format_number
+from odeus_compliance.policy.release_audit import ReleasePlan, audit_release
 from odeus_compliance.reports.figures import (
     ACTIVE,
     CHANNELS,
@@ -133,14 +134,79 @@ def _used_keys(column: Any) -> set[str]:
     return set(cast("list[str]", used))  # the key of a matched pair is never null
 
 
-def _summed_counts(column: Any) -> dict[str, int]:
-    """The summed count per key over a JSON count-map column (messages per model)."""
-    pairs = _simple_pairs(column)
-    if pairs is None:
-        return _count_maps_parsed(column)[1]
-    keys, counts = pairs
-    summed = pa.table({"k": keys, "n": counts}).group_by("k").aggregate([("n", "sum")]).to_pylist()
-    return {row["k"]: int(row["n_sum"]) for row in summed}
+def _per_person_counts(column: Any, people: Any) -> pa.Table:
+    """``k`` (key), ``p`` (person), ``n`` (their summed count) of a JSON count-map column."""
+    persons: list[str] = []
+    keys: list[str] = []
+    counts: list[int] = []
+    for person, cell in zip(people.to_pylist(), column.to_pylist(), strict=True):
+        if cell in ("", "{}"):
+            continue
+        try:
+            parsed = json.loads(cell)
+        except json.JSONDecodeError:
+            raise DatasetError(_NOT_A_MAP) from None
+        if not isinstance(parsed, dict) or not all(type(n) is int for n in parsed.values()):
+            raise DatasetError(_NOT_A_MAP)
+        for key, n in parsed.items():
+            persons.append(person)
+            keys.append(key)
+            counts.append(n)
+    table = pa.table(
+        {
+            "k": pa.array(keys, pa.string()),
+            "p": pa.array(persons, pa.string()),
+            "n": pa.array(counts, pa.int64()),
+        }
+    )
+    return table.group_by(["k", "p"]).aggregate([("n", "sum")]).rename_columns(["k", "p", "n"])
+
+
+OTHER_MODELS = "(other models together)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Use:
+    messages: int
+    people: int
+    top: int  # the largest count of one person
+
+
+def _use(counts: pa.Table, keys: set[str]) -> _Use:
+    """Messages, distinct people with a positive count and the largest single count, over ``keys``."""
+    chosen = counts.filter(ac.is_in(counts.column("k"), value_set=pa.array(sorted(keys), pa.string())))
+    per_person = chosen.group_by("p").aggregate([("n", "sum")])
+    values = per_person.column("n_sum")
+    positive = per_person.filter(ac.greater(values, 0))
+    return _Use(
+        messages=int(ac.sum(values).as_py() or 0),
+        people=positive.num_rows,
+        top=int(ac.max(values).as_py() or 0) if per_person.num_rows else 0,
+    )
+
+
+def model_table(counts: pa.Table, *, k: int, dominance: float) -> tuple[tuple[str, int], ...]:
+    """Messages per model where each shown model has k people behind it and no person holds more than
+    ``dominance`` of its messages; the rest pooled into one row that meets the same rules (else more
+    models join it, smallest first); nothing at all when only the pool would remain."""
+
+    def safe(use: _Use) -> bool:  # no one (a model nobody used), or k people and no dominant one
+        return (use.people == 0 or use.people >= k) and not (
+            use.messages > 0 and use.top > dominance * use.messages
+        )
+
+    names = sorted(set(cast("list[str]", counts.column("k").to_pylist())))
+    uses = {name: _use(counts, {name}) for name in names}
+    pooled = {name for name in names if not safe(uses[name])}
+    visible = sorted((n for n in names if n not in pooled), key=lambda n: (uses[n].people, n))
+    while pooled and visible and not safe(_use(counts, pooled)):
+        pooled.add(visible.pop(0))
+    if pooled and not visible:
+        return ()  # one pooled row would only repeat the total of messages
+    shown = sorted(((n, uses[n].messages) for n in visible), key=lambda item: (-item[1], item[0]))
+    if pooled:
+        shown.append((OTHER_MODELS, _use(counts, pooled).messages))
+    return tuple(shown)
 
 
 def _count_maps_parsed(column: Any) -> tuple[set[str], dict[str, int]]:
@@ -171,7 +237,9 @@ def _count_maps_parsed(column: Any) -> tuple[set[str], dict[str, int]]:
     return used, totals
 
 
-def figures_from_rows(path: Path, *, k: int, person_cap: int) -> tuple[ReportFigures, tuple[PersonRow, ...]]:
+def figures_from_rows(
+    path: Path, *, k: int, person_cap: int, dominance: float = 1.0
+) -> tuple[ReportFigures, tuple[PersonRow, ...]]:
     """The figures of a per-person dataset, and its first ``person_cap`` people by pseudonym."""
     table = _read_table(path)
     header = set(table.column_names)
@@ -191,35 +259,46 @@ def figures_from_rows(path: Path, *, k: int, person_cap: int) -> tuple[ReportFig
         else None
     )
     used: dict[str, set[str]] = {}
-    models: dict[str, int] = {}
     for label, column in USED_MAPS.items():
         if column in header:
             used[label] = _used_keys(table.column(column))
-    if MODEL_MAP in header:
-        models = _summed_counts(table.column(MODEL_MAP))
-    extra = numbers.get(EXTRA_USAGE)
     people = table.num_rows
+    if PERSON in header:  # distinct people, however often the dataset names one
+        people = int(ac.count_distinct(table.column(PERSON)).as_py())
+    model_rows: tuple[tuple[str, int], ...] = ()
+    if MODEL_MAP in header and PERSON in header:
+        counts = _per_person_counts(table.column(MODEL_MAP), table.column(PERSON))
+        model_rows = model_table(counts, k=k, dominance=dominance)
+    extra = numbers.get(EXTRA_USAGE)
     dims = [d for d in DIMENSIONS if d in header]
     figures_cols = [c for c in GROUP_FIGURES if c in numbers]
+    plan = _release_plan(table, numbers, dims, figures_cols, k=k, dominance=dominance)
+    withheld = plan.withheld_figures
+    sums = {c: value for c, value in sums.items() if c not in withheld}
     breakdowns = tuple(
         _breakdown(
-            d, _groups(table.column(d), numbers, active_flags, figures_cols), k=k, figures=figures_cols
+            d,
+            _groups(table.column(d), numbers, active_flags, figures_cols),
+            plan,
+            figures=[f for f in figures_cols if f not in withheld],
         )
         for d in dims
     )
     figures = ReportFigures(
         mode="rows",
         k=k,
-        summary_publishable=people >= k,
+        summary_publishable=plan.total_published,
         people=people,
-        active_users=None if active_flags is None else int(_sum(active_flags)),
+        active_users=None if active_flags is None or not plan.active_in_total else int(_sum(active_flags)),
         messages_total=int(sums[TOTAL_MESSAGES]) if TOTAL_MESSAGES in sums else None,
         messages={label: int(sums[c]) for label, c in CHANNELS if c in sums},
         agents_used=len(used["agents"]) if "agents" in used else None,
         projects_used=len(used["projects"]) if "projects" in used else None,
         actions_used=len(used["actions"]) if "actions" in used else None,
-        model_messages=tuple(sorted(models.items(), key=lambda item: (-item[1], item[0]))),
-        extra_usage_usd=None if extra is None else format_number(sums[EXTRA_USAGE]),
+        model_messages=model_rows if people >= k else (),
+        extra_usage_usd=None
+        if extra is None or EXTRA_USAGE not in sums
+        else format_number(sums[EXTRA_USAGE]),
         extra_usage_people=None
         if extra is None
         else int(ac.sum(ac.greater(ac.fill_null(extra, 0), 0)).as_py() or 0),
@@ -283,52 +362,101 @@ def _persons(table: pa.Table, numbers: Mapping[str, Any], cap: int) -> tuple[Per
     )
 
 
-def _breakdown(dimension: str, groups: dict[str, _Group], *, k: int, figures: Sequence[str]) -> Breakdown:
-    """Small-group suppression for one dimension (the active count rides along as a figure)."""
-    inputs = {
-        name: GroupFigures(g.people, {**{f: g.sums.get(f, Decimal(0)) for f in figures}, ACTIVE: g.active})
-        for name, g in groups.items()
-    }
-    result = suppress_small_groups(inputs, k=k)
+def _release_plan(
+    table: pa.Table,
+    numbers: Mapping[str, Any],
+    dims: Sequence[str],
+    figures: Sequence[str],
+    *,
+    k: int,
+    dominance: float,
+) -> ReleasePlan:
+    """The release audit over the dataset's distinct people (rows merged by pseudonym)."""
+    person = (
+        table.column(PERSON)
+        if PERSON in table.column_names
+        else pa.array([f"#{i}" for i in range(table.num_rows)], pa.string())
+    )
+    columns: dict[str, Any] = {"p": person}
+    for dimension in dims:
+        columns[dimension] = ac.if_else(
+            ac.equal(table.column(dimension), ""), EMPTY_GROUP, table.column(dimension)
+        )
+    for figure in figures:
+        columns[figure] = ac.fill_null(ac.cast(numbers[figure], pa.float64()), 0.0)
+    merged = (
+        pa.table(columns)
+        .group_by("p")
+        .aggregate([*((d, "min") for d in dims), *((f, "sum") for f in figures)])
+    )
+    people = merged.select([*(f"{d}_min" for d in dims), *(f"{f}_sum" for f in figures)]).rename_columns(
+        [*dims, *figures]
+    )
+    active = None
+    if TOTAL_MESSAGES in figures:
+        people = people.append_column(
+            "__active", ac.cast(ac.greater(people.column(TOTAL_MESSAGES), 0), pa.float64())
+        )
+        active = "__active"
+    try:
+        return audit_release(
+            people, dimensions=dims, figures=figures, k=k, dominance=dominance, active=active
+        )
+    except DisclosureError as exc:
+        raise DatasetError(str(exc)) from None
+
+
+def _breakdown(
+    dimension: str, groups: dict[str, _Group], plan: ReleasePlan, *, figures: Sequence[str]
+) -> Breakdown:
+    """One dimension's table as the release audit allows it (the active count only where it may)."""
+    release = plan.tables[dimension]
+    shown = plan.total_published and release.published
     rows: list[GroupRow] = []
-    if result.total_publishable:
+    if shown:
         for name in sorted(groups):
-            group = inputs[name]
-            why = result.suppressed.get(name)
+            why = release.suppressed.get(name)
             if why is None:
-                rows.append(_group_row(name, group.people, group.figures, figures))
+                rows.append(_group_row(name, release.groups[name], _figures(groups[name], figures, plan)))
             else:
                 rows.append(
                     GroupRow(name=name, people=None, active_users=None, figures={}, suppression=why.value)
                 )
-        if result.suppressed:
+        if release.suppressed:
             pooled: dict[str, Decimal | int] = {}
-            for name in result.suppressed:
-                for figure, value in inputs[name].figures.items():
+            for name in release.suppressed:
+                for figure, value in _figures(groups[name], figures, plan).items():
                     pooled[figure] = pooled.get(figure, 0) + value
-            rows.append(_group_row(SUPPRESSED_GROUP, result.suppressed_people, pooled, figures, "pooled"))
-    primary = sum(1 for why in result.suppressed.values() if why is Suppression.PRIMARY)
+            rows.append(_group_row(SUPPRESSED_GROUP, plan.pooled_people[dimension], pooled, "pooled"))
+    counts = dict.fromkeys(Suppression, 0)
+    for why in release.suppressed.values():
+        counts[why] += 1
     return Breakdown(
         dimension=dimension,
         rows=tuple(rows),
-        groups=len(groups),
-        suppressed_primary=primary,
-        suppressed_complementary=len(result.suppressed) - primary,
-        total_publishable=result.total_publishable,
+        groups=len(release.groups),
+        suppressed_primary=counts[Suppression.PRIMARY],
+        suppressed_complementary=counts[Suppression.COMPLEMENTARY],
+        total_publishable=shown,
+        suppressed_difference=counts[Suppression.DIFFERENCE],
+        suppressed_dominance=counts[Suppression.DOMINANCE],
     )
 
 
+def _figures(group: _Group, figures: Sequence[str], plan: ReleasePlan) -> dict[str, Decimal | int]:
+    values: dict[str, Decimal | int] = {f: group.sums.get(f, Decimal(0)) for f in figures}
+    if plan.active_in_tables:
+        values[ACTIVE] = group.active
+    return values
+
+
 def _group_row(
-    name: str,
-    people: int,
-    values: Mapping[str, Decimal | int],
-    figures: Sequence[str],
-    suppression: str | None = None,
+    name: str, people: int, values: Mapping[str, Decimal | int], suppression: str | None = None
 ) -> GroupRow:
     return GroupRow(
         name=name,
         people=people,
-        active_users=int(values[ACTIVE]),
-        figures={f: format_number(Decimal(values[f])) for f in figures if f in values},
+        active_users=int(values[ACTIVE]) if ACTIVE in values else None,
+        figures={f: format_number(Decimal(v)) for f, v in values.items() if f != ACTIVE},
         suppression=suppression,
     )

@@ -60,6 +60,7 @@ from odeus_compliance.reports.content import ReportMeta
 from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportPeriod, ReportRecord, ReportStatus
 from odeus_compliance.reports.rawdigest import DigestingTransport
 from odeus_compliance.reports.store import ArtifactStore, ArtifactStoreError
+from odeus_compliance.reports.versions import small_changes
 from odeus_compliance.reports.worker import DeflatedDataset, RenderTask, ReportWorker, WorkerFailed
 from odeus_compliance.retention_rules import retention_dates
 from odeus_compliance.settings import Settings
@@ -327,10 +328,13 @@ class ReportFlow:
                 + (", ".join(str(name) for name in failed) or "unknown check")
                 + "); nothing was stored"
             )
+        await self._refuse_small_changes(record, outcome.figures, loaded.policy.disclosure.min_group_size)
         await self._step(record, owner, state, "store", 0.9)
         stored = await self.store.put(record.id, "report.pdf", outcome.pdf)
         if attach:
             await self.store.put(record.id, "data.csv", await asyncio.to_thread(dataset.read_bytes))
+        if outcome.full_pdf is not None:
+            await self.store.put(record.id, "report-full.pdf", outcome.full_pdf)
         await self.store.put(record.id, "figures.json", json.dumps(outcome.figures, sort_keys=True).encode())
         try:
             await self.appender.append(
@@ -416,7 +420,6 @@ class ReportFlow:
                     keys=keys,
                     sink=sink,
                     spool_dir=work,
-                    group_figures=True,  # the report's breakdowns, from before the k gate
                 )
             sink.commit()
         except BaseException:
@@ -424,6 +427,26 @@ class ReportFlow:
             raise
         deflated = DeflatedDataset(path=packed, size=sink.bytes, md5=sink.md5 or "", sha256=sink.sha256)
         return result.manifest, result.rows_in, transport.export_facts(), deflated
+
+    async def _refuse_small_changes(self, record: ReportRecord, figures: dict[str, Any], k: int) -> None:
+        """Refuse a re-run whose published cells differ from an earlier version's by 1 to k-1 people."""
+        earlier: list[dict[str, Any]] = []
+        previous, seen = record.supersedes, set()
+        while previous is not None and previous not in seen:
+            seen.add(previous)
+            older = await self.jobs.get(previous)
+            if older is None:
+                break
+            # a failed, shredded or removed version publishes nothing any more
+            with contextlib.suppress(ArtifactStoreError, ValueError):
+                earlier.append(json.loads(await self.store.read(older.id, "figures.json")))
+            previous = older.supersedes
+        tables = small_changes(figures, earlier, k)
+        if tables:
+            raise ReportFailed(
+                f"this version of the period differs from an earlier one by fewer than {k} people in the "
+                f"{', '.join(tables)} figures; publishing both would single them out, so nothing was stored"
+            )
 
     async def _history(self, record: ReportRecord) -> list[tuple[str, dict[str, Any]]]:
         """Figures of earlier reports (same policy and zone) for the trend; unreadable ones are skipped."""

@@ -77,7 +77,10 @@ class ReportLinks(msgspec.Struct, frozen=True):
 
     self: str
     pdf: str | None
+    """The figures-only PDF (every reader)."""
     dataset: str | None
+    pdf_full: str | None = None
+    """The PDF with the per-person dataset attached (officers only; where the policy releases one)."""
 
 
 class ReportOut(msgspec.Struct, frozen=True):

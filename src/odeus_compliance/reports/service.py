@@ -36,6 +36,7 @@ from odeus_compliance.settings import Settings
 
 __all__ = [
     "DATASET_FILE",
+    "FULL_PDF_FILE",
     "MAX_PAGE",
     "MAX_VERIFY_BYTES",
     "PDF_FILE",
@@ -60,6 +61,9 @@ __all__ = [
 ]
 
 PDF_FILE: Final = "report.pdf"
+"""The figures-only PDF: no per-person row, no dataset; every role that may read reports gets this one."""
+FULL_PDF_FILE: Final = "report-full.pdf"
+"""The PDF with the per-person dataset (and person table) where the policy releases them: officers only."""
 DATASET_FILE: Final = "data.csv"
 MAX_PAGE: Final = 200
 MAX_VERIFY_BYTES: Final = 64 * 1024 * 1024
@@ -327,8 +331,10 @@ async def open_artifact(*, store: ArtifactStore, record: ReportRecord, name: str
             f"The report is {record.status.value}; its files exist once it has succeeded.",
             extra={"status": record.status.value},
         )
-    if name == DATASET_FILE and not record.has_dataset:
-        raise NotFound("The policy of this report gives no per-person dataset.")
+    if name in {DATASET_FILE, FULL_PDF_FILE} and not record.has_dataset:
+        raise NotFound(
+            "This report has no per-person dataset (its policy gives none, or retention removed it)."
+        )
     chunks = store.open(record.id, name)
     try:
         first = await anext(chunks)
@@ -340,6 +346,8 @@ async def open_artifact(*, store: ArtifactStore, record: ReportRecord, name: str
         raise ArtifactUnreadable("The report's stored file failed its integrity check.") from None
     if name == PDF_FILE:
         return Artifact(first, chunks, f"report-{record.id}.pdf", "application/pdf", record.pdf_sha256)
+    if name == FULL_PDF_FILE:
+        return Artifact(first, chunks, f"report-{record.id}-full.pdf", "application/pdf", None)
     return Artifact(first, chunks, f"report-{record.id}-data.csv", "text/csv; charset=utf-8", None)
 
 
@@ -375,6 +383,7 @@ def report_out(record: ReportRecord) -> ReportOut:
             self=base,
             pdf=f"{base}/pdf" if done else None,
             dataset=f"{base}/data.csv" if done and record.has_dataset else None,
+            pdf_full=f"{base}/pdf?variant=full" if done and record.has_dataset else None,
         ),
     )
 

@@ -1,4 +1,5 @@
-"""The artifact store: a report's files (``report.pdf``, ``data.csv``, ``figures.json``), encrypted at rest.
+"""The artifact store: a report's files (``report.pdf``, ``report-full.pdf``, ``data.csv``, ``figures.json``),
+encrypted at rest.
 
 Encryption: AES-256-GCM under the current ``report-data`` key of the key ring (one epoch at a time), in
 chunks of :data:`CHUNK_BYTES`. Each chunk is ``nonce (12) || ciphertext || tag`` with the report id, the
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 CHUNK_BYTES: Final = 1 << 20
-ARTIFACT_NAMES: Final = frozenset({"report.pdf", "data.csv", "figures.json"})
+ARTIFACT_NAMES: Final = frozenset({"report.pdf", "report-full.pdf", "data.csv", "figures.json"})
 REPORT_ID: Final = re.compile(r"^rpt_[0-9a-f]{24}$")
 _MAGIC: Final = b"OCRA1 "
 _NONCE: Final = 12

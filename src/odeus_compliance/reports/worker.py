@@ -39,7 +39,7 @@ from odeus_compliance import warning_filters
 warning_filters.install()
 
 from odeus_compliance.errors import OdeusComplianceError
-from odeus_compliance.reports.content import ContentError, ReportMeta, build_content
+from odeus_compliance.reports.content import ContentError, ReportContent, ReportMeta, build_content
 from odeus_compliance.reports.figures import DatasetError, ReportFigures
 from odeus_compliance.reports.manifest import MANIFEST_NAME, build_report_manifest
 from odeus_compliance.reports.render import (
@@ -99,13 +99,16 @@ class RenderTask:
 
 @dataclass(frozen=True, slots=True)
 class RenderOutcome:
-    """The signed PDF, the report's figures (JSON) and the result of verifying the PDF as a reader would."""
+    """The signed figures-only PDF (every role may read it), the full one where the policy releases
+    per-person rows, the report's figures (JSON) and the result of verifying the PDFs as a reader would."""
 
     pdf: bytes
     figures: dict[str, Any]
     valid: bool
     verification: dict[str, Any]
     verification_text: str
+    full_pdf: bytes | None = None
+    """With per-person rows (the dataset, the person table) where the policy releases them: officers only."""
 
 
 def produce_report(task: RenderTask) -> RenderOutcome:
@@ -114,51 +117,26 @@ def produce_report(task: RenderTask) -> RenderOutcome:
 
     try:
         policy = parse_policy(task.policy_text, source=task.policy_file_name)
-        content = build_content(
+        history = [(label, ReportFigures.from_json(data)) for label, data in task.history]
+        figures_only = build_content(
             dataset_csv=task.dataset_path,
             manifest=task.transformation_manifest,
             policy=policy,
             meta=task.meta,
-            history=[(label, ReportFigures.from_json(data)) for label, data in task.history],
+            history=history,
+            figures_only=True,
         )
-        attachments: list[AnyAttachment] = []
-        if task.attach_dataset:
-            attachments.append(_dataset_attachment(task))
-        attachments.append(
-            Attachment(
-                name="policy.toml",
-                data=task.policy_text.encode("utf-8"),
-                media_type="application/toml",
-                description=f"The policy applied ({policy.name} {policy.version})",
+        pdf = _signed(task, figures_only, policy_name=f"{policy.name} {policy.version}", with_dataset=False)
+        full = None
+        if task.attach_dataset or policy.report.person_rows:
+            content = build_content(
+                dataset_csv=task.dataset_path,
+                manifest=task.transformation_manifest,
+                policy=policy,
+                meta=task.meta,
+                history=history,
             )
-        )
-        meta = task.meta
-        manifest = build_report_manifest(
-            report_id=task.report_id,
-            period={
-                "from": meta.period_from.isoformat(),
-                "to": meta.period_to.isoformat(),
-                "timezone": meta.timezone,
-            },
-            policy={"name": meta.policy_name, "version": meta.policy_version, "hash": meta.policy_hash},
-            upstream_export=task.upstream_export,
-            transformation_manifest=task.transformation_manifest,
-            attachments=attachments,
-            template=task.template,
-            software=task.software,
-            audit_checkpoint=meta.audit_checkpoint,
-            generated_at=meta.generated_at,
-        )
-        attachments.append(
-            Attachment(
-                name=MANIFEST_NAME,
-                data=manifest,
-                media_type="application/json",
-                description="Hashes of the export, the policy and every attachment; the transformation",
-            )
-        )
-        pdf = render_pdf(content, template_dir=task.settings.template_dir, attachments=attachments)
-        signed = sign_pdf(pdf, load_signer(task.settings), tsa_url=task.settings.tsa_url)
+            full = _signed(task, content, policy_name=f"{policy.name} {policy.version}", with_dataset=True)
     except MemoryError:
         raise WorkerFailed(
             f"the report needed more memory than the renderer may use "
@@ -166,14 +144,60 @@ def produce_report(task: RenderTask) -> RenderOutcome:
         ) from None
     except (ContentError, DatasetError, RenderError, SigningError, OdeusComplianceError) as exc:
         raise WorkerFailed(f"the report could not be produced: {exc}") from None
-    result = verify_pdf(signed, anchors=trust_anchors(task.settings))
+    anchors = trust_anchors(task.settings)
+    result = verify_pdf(pdf, anchors=anchors)
+    full_valid = full is None or verify_pdf(full, anchors=anchors).valid
     return RenderOutcome(
-        pdf=signed,
-        figures=content.figures.to_json(),
-        valid=result.valid,
+        pdf=pdf,
+        figures=figures_only.figures.to_json(),
+        valid=result.valid and full_valid,
         verification=result.to_json(),
         verification_text=result.render_text(),
+        full_pdf=full,
     )
+
+
+def _signed(task: RenderTask, content: ReportContent, *, policy_name: str, with_dataset: bool) -> bytes:
+    """One variant of the report, rendered and signed: the figures-only one carries the policy and the
+    manifest; the full one also the per-person dataset (when the policy releases it)."""
+    attachments: list[AnyAttachment] = []
+    if with_dataset and task.attach_dataset:
+        attachments.append(_dataset_attachment(task))
+    attachments.append(
+        Attachment(
+            name="policy.toml",
+            data=task.policy_text.encode("utf-8"),
+            media_type="application/toml",
+            description=f"The policy applied ({policy_name})",
+        )
+    )
+    meta = task.meta
+    manifest = build_report_manifest(
+        report_id=task.report_id,
+        period={
+            "from": meta.period_from.isoformat(),
+            "to": meta.period_to.isoformat(),
+            "timezone": meta.timezone,
+        },
+        policy={"name": meta.policy_name, "version": meta.policy_version, "hash": meta.policy_hash},
+        upstream_export=task.upstream_export,
+        transformation_manifest=task.transformation_manifest,
+        attachments=attachments,
+        template=task.template,
+        software=task.software,
+        audit_checkpoint=meta.audit_checkpoint,
+        generated_at=meta.generated_at,
+    )
+    attachments.append(
+        Attachment(
+            name=MANIFEST_NAME,
+            data=manifest,
+            media_type="application/json",
+            description="Hashes of the export, the policy and every attachment; the transformation",
+        )
+    )
+    pdf = render_pdf(content, template_dir=task.settings.template_dir, attachments=attachments)
+    return sign_pdf(pdf, load_signer(task.settings), tsa_url=task.settings.tsa_url)
 
 
 _DATASET_DESCRIPTION: Final = "The pseudonymised dataset the report was computed from"

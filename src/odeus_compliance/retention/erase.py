@@ -2,7 +2,8 @@
 it again with the same identifiers after a crash, whatever part was already done.
 
 - raw-exports: leftover work folders of report jobs (``<data dir>/report-work/<id>``) are removed.
-- datasets: the ``data.csv`` ciphertext is removed (file or chunk rows) and the report row says it is gone.
+- datasets: the ``data.csv`` ciphertext and the full PDF that embeds it (``report-full.pdf``) are removed
+  (files or chunk rows) and the report row says they are gone; the figures-only PDF stays with the report.
 - reports: every artifact of the report (PDF, dataset, figures) and its row are removed.
 - audit-payloads: the ``audit-data`` key of the epoch is destroyed and the entries' filter columns cleared
   (:func:`~odeus_compliance.audit.service.shred_epoch`): the leaves and proofs stay, the log verifies and
@@ -43,7 +44,7 @@ METHODS: Final = {
 
 WHAT: Final = {
     DataClass.RAW_EXPORTS: "leftover work folders of interrupted report jobs",
-    DataClass.DATASETS: "pseudonymised datasets (data.csv) of reports, by report id",
+    DataClass.DATASETS: "pseudonymised datasets (data.csv, report-full.pdf) of reports, by report id",
     DataClass.REPORTS: "reports (signed PDF, dataset, figures, archive row), by report id",
     DataClass.AUDIT_PAYLOADS: "audit record payloads, by audit-data key epoch",
     DataClass.KEY_EPOCHS: "data keys (report-data, pseudonymisation), by key id",
@@ -55,17 +56,21 @@ def work_root(data_dir: Path) -> Path:
     return data_dir / WORK_DIR
 
 
+PERSON_FILES = ("data.csv", "report-full.pdf")  # the files that hold per-person rows
+
+
 async def _remove_dataset(
     store: ArtifactStore, sessions: async_sessionmaker[AsyncSession], report_id: str
 ) -> None:
     backend = store.backend
     if isinstance(backend, FileChunks):
-        await asyncio.to_thread(backend.path(report_id, "data.csv").unlink, missing_ok=True)
+        for name in PERSON_FILES:
+            await asyncio.to_thread(backend.path(report_id, name).unlink, missing_ok=True)
     elif isinstance(backend, DatabaseChunks):
         async with sessions() as session, session.begin():
             await session.execute(
                 delete(ReportArtifactChunk).where(
-                    ReportArtifactChunk.report_id == report_id, ReportArtifactChunk.name == "data.csv"
+                    ReportArtifactChunk.report_id == report_id, ReportArtifactChunk.name.in_(PERSON_FILES)
                 )
             )
     else:  # pragma: no cover - the two backends the store has

@@ -1,5 +1,6 @@
 """The audited action of creating or changing a schedule, called by the API, the command line and the
-console alike: it saves the schedule and, when anything changed, records ``schedule.changed``."""
+console alike: it checks the e-mail recipients against the configured allow-list, saves the schedule and,
+when anything changed, records ``schedule.changed`` with the recipients as keyed hashes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from odeus_compliance.audit.recorder import Recorder
 from odeus_compliance.audit.records import Action
 from odeus_compliance.scheduling.model import ScheduleSpec
+from odeus_compliance.scheduling.recipients import RecipientHasher, check_recipients
 from odeus_compliance.scheduling.service import SavedSchedule, save_schedule
 
 __all__ = ["change_schedule"]
@@ -23,10 +25,14 @@ async def change_schedule(
     spec: ScheduleSpec,
     policy_dir: Path,
     now: dt.datetime,
+    allowed_recipients: frozenset[str],
+    hasher: RecipientHasher,
     active_from: dt.datetime | None = None,
 ) -> SavedSchedule:
     """Create or change the schedule ``spec.name`` (see :func:`save_schedule`, whose ``ScheduleError``
-    propagates) and record the change; an unchanged definition writes no record."""
+    propagates, as for a recipient that is not allowed) and record the change; an unchanged definition
+    writes no record."""
+    check_recipients(spec.delivery.email_to, allowed_recipients)
     saved = await save_schedule(
         session=session, spec=spec, policy_dir=policy_dir, now=now, active_from=active_from
     )
@@ -39,6 +45,7 @@ async def change_schedule(
                 "status": "created" if saved.created else "changed",
                 "policy": spec.policy,
                 "timezone": spec.timezone,
+                **({"recipients": hasher.digest(spec.delivery.email_to)} if spec.delivery.email_to else {}),
             },
         )
     return saved

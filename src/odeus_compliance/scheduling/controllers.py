@@ -1,27 +1,34 @@
-"""``GET/PUT /api/v1/schedules`` and ``GET /api/v1/schedules/{id}/runs``: thin handlers over the service.
+"""``GET/PUT /api/v1/schedules``, ``PUT /api/v1/schedules/{id}/delivery`` and
+``GET /api/v1/schedules/{id}/runs``: thin handlers over the service.
 
-Admins manage schedules; officers may read them and their run history. Changing a schedule writes a
-``schedule.changed`` audit record before the answer goes out.
+Admins manage schedules; officers set who receives their reports, and may read schedules and their run
+history. Every change goes through :func:`~odeus_compliance.scheduling.changes.change_schedule`, which
+writes the ``schedule.changed`` audit record before the answer goes out.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import uuid
 from typing import Any, Final
 
+import msgspec
 from litestar import Request, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from odeus_compliance.audit.recording import recorder_of
+from odeus_compliance.audit.recording import record_denial, recorder_of
 from odeus_compliance.core.clock import utcnow
-from odeus_compliance.errors import NotFound, ValidationFailed
+from odeus_compliance.errors import NotFound, PermissionDenied, ValidationFailed
 from odeus_compliance.scheduling import service
 from odeus_compliance.scheduling.changes import change_schedule
-from odeus_compliance.scheduling.model import ScheduleError, ScheduleSpec
+from odeus_compliance.scheduling.model import Delivery, ScheduleError, ScheduleSpec
+from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.schemas import (
+    DeliveryIn,
     RunList,
     ScheduleIn,
     ScheduleList,
@@ -32,7 +39,7 @@ from odeus_compliance.scheduling.schemas import (
 from odeus_compliance.security import ApiKeyIdentity, Role, requires_role
 from odeus_compliance.settings import Settings
 
-__all__ = ["list_schedule_runs", "list_schedules", "put_schedule"]
+__all__ = ["list_schedule_runs", "list_schedules", "put_schedule", "put_schedule_delivery"]
 
 _TAGS: Final = ["schedules"]
 ScheduleRequest = Request[ApiKeyIdentity, Any, State]
@@ -66,10 +73,19 @@ async def put_schedule(
 ) -> ScheduleOut:
     """Create the schedule called ``name``, or replace its definition (its run history is kept).
 
-    Refused with 400 and a message naming the field and the rule (never the value) for an unknown timezone
-    or policy, a day out of range, a bad time or delivery setting.
+    Who receives the reports is not part of this: an officer sets it with
+    ``PUT /api/v1/schedules/{id}/delivery``; a body with ``delivery`` is refused (403), and a changed
+    schedule keeps the delivery it had. Refused with 400 and a message naming the field and the rule (never
+    the value) for an unknown timezone or policy, a day out of range or a bad time.
     """
+    if data.delivery is not None:
+        await record_denial(request, 403, "wrong_role")
+        raise PermissionDenied(
+            "Recipients are set by a compliance officer: PUT /api/v1/schedules/{id}/delivery."
+        )
     now = utcnow()
+    existing = await service.find_schedule(session=db_session, name=data.name)
+    delivery = service.spec_of(existing).delivery.to_json() if existing is not None else None
     try:
         spec = ScheduleSpec.build(
             name=data.name,
@@ -79,22 +95,68 @@ async def put_schedule(
             timezone=data.timezone,
             policy=data.policy,
             catch_up=data.catch_up,
-            delivery=data.delivery,
+            delivery=delivery,
             enabled=data.enabled,
         )
         if data.active_from is not None and data.active_from.tzinfo is None:
             raise ScheduleError("active_from needs a UTC offset")
-        saved = await change_schedule(
-            recorder_of(request),
-            session=db_session,
-            spec=spec,
-            policy_dir=settings.policy_dir,
-            now=now,
-            active_from=data.active_from,
-        )
+        saved = await _change(request, settings, db_session, spec, now=now, active_from=data.active_from)
     except ScheduleError as exc:
         raise ValidationFailed(str(exc)) from None
     return schedule_out(saved.schedule, now=now)
+
+
+@put(
+    "/api/v1/schedules/{schedule_id:uuid}/delivery",
+    operation_id="putScheduleDelivery",
+    tags=_TAGS,
+    opt=requires_role(Role.OFFICER),
+    status_code=200,
+)
+async def put_schedule_delivery(
+    request: ScheduleRequest,
+    schedule_id: FromPath[uuid.UUID],
+    db_session: NamedDependency[AsyncSession],
+    settings: NamedDependency[Settings],
+    data: JSONBody[DeliveryIn],
+) -> ScheduleOut:
+    """Set who receives a schedule's reports (officers only): a webhook notified when a report is ready,
+    and e-mail recipients, each an address or in a domain the configuration allows
+    (``ODEUS_COMPLIANCE_MAIL_RECIPIENTS``); with ``email_attach_pdf`` they get the figures-only PDF, never
+    per-person rows. Recorded as ``schedule.changed`` with the recipients as keyed hashes. 400 for a
+    recipient that is not allowed (naming its position, not the address), 404 for an unknown schedule."""
+    now = utcnow()
+    row = await service.get_schedule(session=db_session, schedule_id=schedule_id)
+    if row is None:
+        raise NotFound("there is no schedule with that id")
+    try:
+        delivery = Delivery.from_json(msgspec.to_builtins(data))
+        spec = dataclasses.replace(service.spec_of(row), delivery=delivery)
+        saved = await _change(request, settings, db_session, spec, now=now, active_from=None)
+    except ScheduleError as exc:
+        raise ValidationFailed(str(exc)) from None
+    return schedule_out(saved.schedule, now=now)
+
+
+async def _change(
+    request: ScheduleRequest,
+    settings: Settings,
+    session: AsyncSession,
+    spec: ScheduleSpec,
+    *,
+    now: dt.datetime,
+    active_from: dt.datetime | None,
+) -> service.SavedSchedule:
+    return await change_schedule(
+        recorder_of(request),
+        session=session,
+        spec=spec,
+        policy_dir=settings.policy_dir,
+        now=now,
+        allowed_recipients=settings.mail_recipients,
+        hasher=RecipientHasher(settings.require_master_key()),
+        active_from=active_from,
+    )
 
 
 @get(

@@ -20,6 +20,7 @@ from odeus_compliance.reports.store import ArtifactStore
 from odeus_compliance.scheduling.mail import MailSender
 from odeus_compliance.scheduling.model import ScheduleSpec
 from odeus_compliance.scheduling.periods import Period
+from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.run_settings import Clock, RunSettings
 from odeus_compliance.scheduling.webhook import WebhookSender, notification_body
 
@@ -46,6 +47,13 @@ class Deliverer:
     webhooks: WebhookSender | None = None
     mailer: MailSender | None = None
     store: ArtifactStore | None = None
+    hasher: RecipientHasher | None = None
+
+    def recipients(self, spec: ScheduleSpec) -> dict[str, str]:
+        """The ``recipients`` detail of a record about this schedule's e-mail (keyed hashes), if any."""
+        if self.hasher is None or not spec.delivery.email_to:
+            return {}
+        return {"recipients": self.hasher.digest(spec.delivery.email_to)}
 
     async def deliver(
         self,
@@ -126,6 +134,7 @@ class Deliverer:
                         "schedule": target.spec.name,
                         "channel": "email",
                         "count": len(delivery.email_to),
+                        **self.recipients(target.spec),
                     },
                 )
             except Exception as exc:  # noqa: BLE001 - a failed attempt, recorded by its kind

@@ -49,6 +49,7 @@ from odeus_compliance.scheduling.mail import MailSender
 from odeus_compliance.scheduling.model import CatchUp, ScheduleError, ScheduleSpec
 from odeus_compliance.scheduling.periods import Period, due_at, period_containing, periods_due
 from odeus_compliance.scheduling.queries import newest_runs
+from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.run_settings import Clock, RunSettings, offset_clock
 from odeus_compliance.scheduling.service import spec_of
 from odeus_compliance.scheduling.webhook import WebhookSender
@@ -103,6 +104,7 @@ class Scheduler:
         webhooks: WebhookSender | None = None,
         mailer: MailSender | None = None,
         store: ArtifactStore | None = None,
+        hasher: RecipientHasher | None = None,
     ) -> None:
         self._sessions = sessions
         self._jobs = jobs
@@ -120,6 +122,7 @@ class Scheduler:
             webhooks=webhooks,
             mailer=mailer,
             store=store,
+            hasher=hasher,
         )
 
     @property
@@ -503,11 +506,18 @@ class Scheduler:
             delivered = columns["delivery_status"] == "delivered"
             status = "delivered" if delivered else "delivery_failed"
             outcome = Outcome.SUCCESS if delivered else Outcome.FAILURE
-            await self._audit(target, outcome, status, report_id=record.id)
+            extra = self._deliverer.recipients(target.spec)
+            await self._audit(target, outcome, status, report_id=record.id, extra=extra)
         return columns
 
     async def _audit(
-        self, target: RunTarget, outcome: Outcome, status: str, *, report_id: str | None = None
+        self,
+        target: RunTarget,
+        outcome: Outcome,
+        status: str,
+        *,
+        report_id: str | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
         schedule, spec, run, period = target.schedule, target.spec, target.run, target.period
         details: dict[str, str | int | bool] = {
@@ -521,6 +531,7 @@ class Scheduler:
         }
         if report_id is not None:
             details["report_id"] = report_id
+        details.update(extra or {})
         await self._appender.append(
             actor=SCHEDULER,
             action=Action.SCHEDULE_RUN,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from odeus_compliance.reports.runtime import standalone_runtime
 from odeus_compliance.scheduling.mail import MailSender
+from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.runner import SCHEDULER, RunSettings, Scheduler
 from odeus_compliance.scheduling.webhook import WebhookSender
 from odeus_compliance.settings import Settings
@@ -40,4 +41,5 @@ async def standalone_scheduler(
             mailer=MailSender.from_settings(settings),
             store=runtime.store,
             policy_dir=settings.policy_dir,
+            hasher=RecipientHasher(settings.require_master_key()),
         )

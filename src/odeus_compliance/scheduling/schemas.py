@@ -18,6 +18,20 @@ from odeus_compliance.scheduling.service import spec_of
 __all__ = ["RunList", "RunOut", "ScheduleIn", "ScheduleList", "ScheduleOut", "run_out", "schedule_out"]
 
 
+class DeliveryIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who receives a schedule's reports (set by an officer). The archive is always kept."""
+
+    webhook_url: str | None = None
+    """https URL notified with a signed body (ids, period, hash: no data) when a report is ready."""
+    webhook_secret_env: str | None = None
+    """The environment variable (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``) holding the webhook's HMAC key."""
+    email_to: list[str] = msgspec.field(default_factory=list)
+    """At most 20 addresses, each allowed by ``ODEUS_COMPLIANCE_MAIL_RECIPIENTS`` (an address or its
+    ``@domain``)."""
+    email_attach_pdf: bool = False
+    """Attach the signed figures-only PDF (never per-person rows) instead of sending a link."""
+
+
 class ScheduleIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A schedule to create or replace (matched by ``name``)."""
 
@@ -36,11 +50,8 @@ class ScheduleIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     catch_up: str = "run-missed-once"
     """``run-missed-once`` (every missed period runs once) or ``skip-and-record``."""
     delivery: dict[str, Any] | None = None
-    """``{"webhook_url", "webhook_secret_env", "email_to", "email_attach_pdf"}``: the archive is always on; a
-    webhook (https; plain http only to loopback) is notified with a signed body when a report is ready, its
-    HMAC key read from the environment variable ``webhook_secret_env`` (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``);
-    ``email_to`` (at most 20) get a message over ``ODEUS_COMPLIANCE_SMTP_URL`` with a link, or the signed PDF
-    with ``email_attach_pdf``."""
+    """Not accepted here (403): who receives the reports is set by an officer with
+    ``PUT /api/v1/schedules/{id}/delivery``; a changed schedule keeps its delivery."""
     enabled: bool = True
     """A disabled schedule keeps its definition and history but never runs."""
     active_from: dt.datetime | None = None

@@ -18,6 +18,7 @@ from odeus_compliance.core.clock import utcnow
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.reports.runtime import ReportRuntime
 from odeus_compliance.scheduling.mail import MailSender
+from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.runner import Clock, Scheduler
 from odeus_compliance.scheduling.webhook import WebhookSender
 from odeus_compliance.settings import Settings
@@ -47,6 +48,7 @@ class ScheduleTicker:
             mailer=MailSender.from_settings(settings),
             store=runtime.store,
             policy_dir=settings.policy_dir,
+            hasher=RecipientHasher(settings.require_master_key()),
         )
         self._interval = settings.schedule_tick_seconds
         self._clock = clock
