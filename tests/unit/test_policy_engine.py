@@ -144,9 +144,7 @@ def test_formula_injection_is_neutralised_in_text_but_negative_numbers_stay(tmp_
     rows = [user_row(n, department=hostile[n % len(hostile)]) for n in range(30)]
     rows += [user_row(100 + n, department="Plain", messages_total="-5") for n in range(5)]
     policy = parse_policy(
-        (GATED_ROWS)
-        .read_text(encoding="utf-8")
-        .replace("min_group_size = 5", "min_group_size = 2"),
+        (GATED_ROWS).read_text(encoding="utf-8").replace("min_group_size = 5", "min_group_size = 2"),
         source="t",
     )
     written = read_rows(run(tmp_path, rows, policy))
