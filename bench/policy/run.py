@@ -1,4 +1,5 @@
-"""Benchmark: ``policy apply`` with default.toml on a 1,000,000-row users export, against two baselines.
+"""Benchmark: ``policy apply`` (default.toml, or ``--policy FILE``) on a 1,000,000-row users export, against
+two baselines.
 
 Three measurements, each a fresh process (so peak RSS, ``ru_maxrss`` of the child, is its own), interleaved
 and repeated:
@@ -11,7 +12,8 @@ and repeated:
 The input is generated once with the simulator's own workspace generator and renderer (users export of the
 month before 2026-11-25, 1,000,000 users, seed 1) and cached in ``bench/results/``.
 
-Run: ``.venv/bin/python bench/policy/run.py [--users 1000000] [--repeat 3]`` (needs the ``bench`` extra).
+Run: ``.venv/bin/python bench/policy/run.py [--users 1000000] [--repeat 3] [--policy FILE]``
+(``scripts/setup`` installs the ``bench`` group).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def _child_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def measure(mode: str, source: Path, folder: Path) -> dict[str, Any]:
+def measure(mode: str, source: Path, folder: Path, policy: Path) -> dict[str, Any]:
     """Run one measurement in a child process; time it from outside, read its peak RSS."""
     out = folder / f"{mode}.csv"
     env = dict(os.environ)
@@ -63,7 +65,7 @@ def measure(mode: str, source: Path, folder: Path) -> dict[str, Any]:
         env["ODEUS_COMPLIANCE_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
         command = [
             sys.executable, "-m", "odeus_compliance", "policy", "apply",
-            "--policy", str(ROOT / "policies" / "default.toml"), "--in", str(source), "--out", str(out),
+            "--policy", str(policy), "--in", str(source), "--out", str(out),
         ]  # fmt: skip
     else:
         command = [sys.executable, "-c", _POLARS if mode == "polars" else _CSV, str(source), str(out)]
@@ -102,6 +104,7 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--policy", type=Path, default=ROOT / "policies" / "default.toml")
     args = parser.parse_args()
     started = time.perf_counter()
     source = cached_export(RESULTS / f"users-{args.users}.csv", users=args.users)
@@ -114,7 +117,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=RESULTS) as folder:
         for _ in range(args.repeat):
             for mode in MODES:  # interleaved, so drift in machine load hits every mode alike
-                runs[mode].append(measure(mode, source, Path(folder)))
+                runs[mode].append(measure(mode, source, Path(folder), args.policy))
     median = {mode: statistics.median(r["seconds"] for r in runs[mode]) for mode in MODES}
     cpu = {mode: statistics.median(r["cpu_seconds"] for r in runs[mode]) for mode in MODES}
     summary: dict[str, Any] = {
@@ -122,6 +125,7 @@ def main() -> None:
         "rows": rows,
         "input_mb": round(source.stat().st_size / 1e6, 1),
         "repeat": args.repeat,
+        "policy": args.policy.name,
         "load_average": {"before": load_before, "after": _load_average()},
         "modes": {},
     }

@@ -10,8 +10,6 @@ text or any attachment.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import socket
@@ -78,24 +76,25 @@ def test_demo_makes_a_signed_verified_report_with_true_figures_and_nothing_perso
     assert "Signature is Valid." in signature.stdout
     assert "Total document signed" in signature.stdout
     listed = _tool("pdfdetach", "-list", str(pdf))
-    assert {"data.csv", "manifest.json", "policy.toml"} <= {
-        line.split(": ", 1)[1] for line in listed.stdout.splitlines() if ": " in line
-    }
+    names = {line.split(": ", 1)[1] for line in listed.stdout.splitlines() if ": " in line}
+    # the default policy publishes grouped figures only: no per-person rows leave the engine
+    assert names == {"manifest.json", "policy.toml"}
     attachments = tmp_path / "attachments"
     attachments.mkdir()
     assert _tool("pdfdetach", "-saveall", "-o", str(attachments), str(pdf)).returncode == 0
     manifest = json.loads((attachments / "manifest.json").read_text("utf-8"))
-    dataset_text = (attachments / "data.csv").read_text("utf-8")
-    dataset = list(csv.DictReader(io.StringIO(dataset_text)))
+    transformation = manifest["transformation_manifest"]
+    assert transformation["output"]["kind"] == "aggregates"
+    assert "group_figures" not in transformation  # nothing from before the release is attached
 
     rows, identifying = _reference_rows()
     assert manifest["upstream_export"]["rows"] == len(rows)
-    assert manifest["transformation_manifest"]["input"]["rows"] == len(rows)
-    suppressed = manifest["transformation_manifest"]["disclosure"].get("rows_suppressed", 0)
-    assert len(dataset) == len(rows) - suppressed
-    assert _printed(result.stdout, "people in the dataset") == len(dataset)
-    assert _printed(result.stdout, "messages ") == sum(int(r["messages_total"]) for r in dataset)
-    assert _printed(result.stdout, "active users") == sum(1 for r in dataset if int(r["messages_total"]) > 0)
+    assert transformation["input"]["rows"] == len(rows)
+    people = len({r["user_id"].strip().casefold() for r in rows})
+    assert _printed(result.stdout, "people in the report") == people  # distinct people, all of them
+    withheld = transformation["disclosure"]["audit"]["figures_withheld_for_dominance"]
+    if "messages_total" not in withheld:
+        assert _printed(result.stdout, "messages ") == sum(int(r["messages_total"]) for r in rows)
 
     text = _tool("pdftotext", str(pdf), "-").stdout
     everything = "\n".join(

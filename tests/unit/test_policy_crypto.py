@@ -185,6 +185,17 @@ def test_encrypt_is_deterministic_and_reversible() -> None:
     assert reidentify(context(), label="cells", column="email", token=token) == "anna@example.com"
 
 
+def test_encrypted_values_reveal_only_a_length_bucket() -> None:
+    tokenizer = Tokenizer(context())
+    values = ["", "a", "ab", "anna@example.com", "x" * 30, "ü" * 15]  # up to 31 bytes: one bucket
+    tokens = [tokenizer.encrypt(label="cells", column="email", plaintext=v) for v in values]
+    assert len({len(t) for t in tokens}) == 1
+    longer = tokenizer.encrypt(label="cells", column="email", plaintext="y" * 40)
+    assert len(longer) > len(tokens[0])
+    for value, token in zip(values, tokens, strict=True):
+        assert reidentify(context(), label="cells", column="email", token=token) == value
+
+
 @pytest.mark.parametrize(
     ("ctx_overrides", "column"),
     [

@@ -95,13 +95,17 @@ def _print_outcome(outcome: DemoOutcome, settings: Settings, seconds: float) -> 
     if outcome.status != "succeeded":
         return
     figures: dict[str, Any] = outcome.figures
-    click.echo(f"  people in the dataset   {figures.get('people')}")
-    click.echo(f"  active users            {figures.get('active_users')}")
-    click.echo(f"  messages                {figures.get('messages_total')}")
+
+    def shown(value: object) -> str:  # a figure the policy or the release audit withholds
+        return "not published" if value is None else str(value)
+
+    click.echo(f"  people in the report    {shown(figures.get('people'))}")
+    click.echo(f"  active users            {shown(figures.get('active_users'))}")
+    click.echo(f"  messages                {shown(figures.get('messages_total'))}")
     for channel, count in (figures.get("messages") or {}).items():
         click.echo(f"    {channel:<21} {count}")
-    click.echo(f"  agents used             {figures.get('agents_used')}")
-    click.echo(f"  projects used           {figures.get('projects_used')}")
+    click.echo(f"  agents used             {shown(figures.get('agents_used'))}")
+    click.echo(f"  projects used           {shown(figures.get('projects_used'))}")
     for model, count in (figures.get("model_messages") or [])[:5]:
         click.echo(f"  model {model:<17} {count} messages")
     click.echo(f"\nSigned PDF: {outcome.pdf_path}  (sha256 {outcome.sha256})")

@@ -13,7 +13,7 @@ they become another opaque token, derived from the opaque id alone and never fro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -114,6 +114,7 @@ class ColumnPlan:
     outputs: tuple[OutputColumn, ...]
     dropped: tuple[str, ...]
     unknown: tuple[str, ...]
+    unknown_positions: tuple[int, ...]  # where the unknown columns are in the header (what is reported)
     identifying: tuple[str, ...]  # input columns whose values the leak scan looks for
     subject: SubjectColumns | None
 
@@ -123,12 +124,17 @@ class ColumnPlan:
         return tuple(c.name for c in self.outputs)
 
 
+def unknown_positions(names: Sequence[str], rules: Mapping[str, object]) -> tuple[int, ...]:
+    """The 1-based header positions of columns the policy does not name (reported instead of the names)."""
+    return tuple(i for i, name in enumerate(names, start=1) if name not in rules)
+
+
 def plan_columns(policy: Policy, export_type: ExportType, schema: ExportSchema) -> ColumnPlan:
     """The plan for a file with this header; :class:`UnknownColumnError` if an unknown column must fail."""
     rules = policy.rules_for(export_type).columns
     unknown = tuple(name for name in schema.names if name not in rules)
     if unknown and policy.on_unknown_column is UnknownColumn.FAIL:
-        raise UnknownColumnError(frozenset(unknown))
+        raise UnknownColumnError(unknown_positions(schema.names, rules))
     privacy = frozenset(privacy_columns(export_type))
     group = SUBJECT_COLUMNS.get(export_type)
     members = group.members if group is not None else frozenset()
@@ -165,6 +171,7 @@ def plan_columns(policy: Policy, export_type: ExportType, schema: ExportSchema) 
         outputs=tuple(outputs),
         dropped=tuple(dropped),
         unknown=unknown,
+        unknown_positions=unknown_positions(schema.names, rules),
         identifying=tuple(identifying),
         subject=group if any(c.subject for c in outputs) else None,
     )

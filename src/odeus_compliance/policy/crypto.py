@@ -168,9 +168,27 @@ class Tokenizer:
     def encrypt(self, *, label: str, column: str, plaintext: str) -> str:
         """A deterministic AES-SIV token bound (as associated data) to domain, column and epoch."""
         siv = AESSIV(self._key("encrypt", label, 64))
-        data = siv.encrypt(plaintext.encode("utf-8"), _associated_data(self._context, label, column))
+        padded = _pad(plaintext.encode("utf-8"))  # the token's length tells only a length bucket
+        data = siv.encrypt(padded, _associated_data(self._context, label, column))
         body = base64.b32encode(data).decode("ascii").lower().rstrip("=")
         return f"{_ENCRYPTED_PREFIX}{self._context.epoch}_{body}"
+
+
+PAD_BUCKET = 32
+"""Encrypted values are padded to a multiple of this many bytes (ISO/IEC 7816-4: 0x80, then zeros)."""
+
+
+def _pad(data: bytes) -> bytes:
+    padded = data + b"\x80"
+    return padded + bytes(-len(padded) % PAD_BUCKET)
+
+
+def _unpad(data: bytes) -> bytes:
+    stripped = data.rstrip(b"\x00")
+    if not stripped.endswith(b"\x80"):
+        msg = "the token's padding is malformed"
+        raise ValueError(msg)
+    return stripped[:-1]
 
 
 def reidentify(context: KeyContext, *, label: str, column: str, token: str) -> str:
@@ -193,7 +211,7 @@ def reidentify(context: KeyContext, *, label: str, column: str, token: str) -> s
     try:
         data = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
         key = derive_key(context, purpose="encrypt", label=label, length=64)
-        plaintext = AESSIV(key).decrypt(data, _associated_data(context, label, column))
+        plaintext = _unpad(AESSIV(key).decrypt(data, _associated_data(context, label, column)))
     except (ValueError, InvalidTag) as exc:
         msg = f"column {column!r}: the token does not authenticate under this key, domain and column"
         raise ReidentificationError(msg) from exc

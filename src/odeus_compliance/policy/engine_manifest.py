@@ -101,7 +101,8 @@ def run_manifest(
             anonymised=anonymised,
             kplan=kplan,
         ),
-        "unknown_columns_dropped": list(plan.unknown),
+        # by position in the header, never by name (a header may be an e-mail address)
+        "unknown_columns_dropped": [f"column {i}" for i in plan.unknown_positions],
         "upstream_anonymised": [
             {
                 "column": a.column,

@@ -26,12 +26,14 @@ if TYPE_CHECKING:
 class UnknownColumnError(ValueError):
     """The row has a column the policy does not name and the policy says to fail."""
 
-    def __init__(self, columns: frozenset[str]) -> None:
-        names = ", ".join(sorted(columns))
+    def __init__(self, positions: tuple[int, ...]) -> None:
+        # by position, never by name: a header can be anything, an e-mail address included
+        where = ", ".join(str(p) for p in positions)
         super().__init__(
-            f"the policy names no rule for column(s) {names}; refusing (on_unknown_column = fail)"
+            f"the policy names no rule for the column(s) at position {where} of the header; refusing "
+            "(on_unknown_column = fail)"
         )
-        self.columns = columns
+        self.positions = positions
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ def transform_row(
     rules = policy.rules_for(export_type).columns
     unknown = frozenset(name for name in row if name not in rules)
     if unknown and policy.on_unknown_column is UnknownColumn.FAIL:
-        raise UnknownColumnError(unknown)
+        raise UnknownColumnError(tuple(i for i, name in enumerate(row, start=1) if name not in rules))
     group = SUBJECT_COLUMNS.get(export_type)
     subject: str | None = None
     if group is not None and any(isinstance(rules.get(c), Pseudonymize) for c in group.members if c in row):
