@@ -116,7 +116,8 @@ def _drive_http(settings: Settings, tmp_path: Path) -> None:
     keys = issue_keys(settings)  # apikey.created, from the bootstrap the demo's --serve uses
     auth = {role: {"Authorization": f"Bearer {key}"} for role, key in keys.items()}
     with run_server(create_app(settings)) as base_url, httpx.Client(base_url=base_url, timeout=120) as client:
-        body = {"month": MONTH, "timezone": "Europe/Berlin", "policy": "default", "purpose": PURPOSE}
+        # a policy that releases per-person rows, so every kind of hand-out can be made
+        body = {"month": MONTH, "timezone": "Europe/Berlin", "policy": "rows", "purpose": PURPOSE}
         queued = client.post("/api/v1/reports", json=body, headers=auth[Role.OFFICER])
         assert queued.status_code == 202, queued.text
         report_id = queued.json()["id"]
@@ -129,6 +130,12 @@ def _drive_http(settings: Settings, tmp_path: Path) -> None:
             f"/api/v1/reports/{report_id}/data.csv", params={"purpose": PURPOSE}, headers=auth[Role.OFFICER]
         )
         assert data.status_code == 200
+        full = client.get(
+            f"/api/v1/reports/{report_id}/pdf",
+            params={"purpose": PURPOSE, "variant": "full"},
+            headers=auth[Role.OFFICER],
+        )
+        assert full.status_code == 200
         verified = client.post(
             "/api/v1/reports/verify",
             content=pdf.content,
