@@ -8,7 +8,7 @@ checks every table together: groups under k, differences of nested cells across 
 (one person holding most of a sum) are pooled into the table's ``(suppressed)`` row or withheld; the
 total is published only when it holds k people.
 
-What it keeps per row until then: the subject token, the dimensions and each figure as a float (for the
+What it keeps per row until then: the subject token, the dimensions and each figure as a 32-bit float (for the
 audit's shares); the published sums themselves are exact decimals.
 """
 
@@ -82,17 +82,18 @@ class Aggregator:
         kept = {
             _PERSON: subjects,
             **columns,
-            **{f: ac.fill_null(ac.cast(numbers[f], pa.float64()), 0.0) for f in self.figures},
+            **{f: ac.fill_null(ac.cast(numbers[f], pa.float32()), 0.0) for f in self.figures},
         }
         self._rows.append(pa.RecordBatch.from_pydict(kept))
         self._row_count += data.num_rows
 
     def _subjects(self, data: pa.RecordBatch) -> Any:
         """Who each row is: the subject token, or the row's own number where the row names nobody."""
+        column = data.column(self._person) if self._person is not None else None
+        if column is not None and column.null_count == 0:
+            return column
         numbered = pa.array([f"#{self._row_count + i}" for i in range(data.num_rows)], pa.string())
-        if self._person is None:
-            return numbered
-        return ac.if_else(ac.is_null(data.column(self._person)), numbered, data.column(self._person))
+        return numbered if column is None else ac.if_else(ac.is_null(column), numbered, column)
 
     def _add(self, group: _Group, numbers: dict[str, Any]) -> None:
         for figure, values in numbers.items():
@@ -104,8 +105,10 @@ class Aggregator:
         """One row per distinct person: their first group in each dimension, their figures summed."""
         rows = pa.Table.from_batches(self._rows) if self._rows else pa.table(
             {_PERSON: pa.array([], pa.string()), **{d: pa.array([], pa.string()) for d in self.dimensions},
-             **{f: pa.array([], pa.float64()) for f in self.figures}}
+             **{f: pa.array([], pa.float32()) for f in self.figures}}
         )  # fmt: skip
+        if ac.count_distinct(rows.column(_PERSON)).as_py() == rows.num_rows:
+            return rows  # one row per person (the usual export): nothing to merge
         merged = rows.group_by(_PERSON).aggregate(
             [
                 *((d, "min") for d in self.dimensions),

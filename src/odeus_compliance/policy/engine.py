@@ -221,7 +221,16 @@ class PolicyRun:
                 else pa.nulls(data.num_rows, pa.int32()).fill_null(0)
             )
             lines, ends = batch_lines_with_ends([data.column(name) for name in plan.names], self._formats)
-            self._spool.append(SpooledBatch(lines, ends, numbers))
+            self._spool.append(SpooledBatch(lines, ends, numbers), self._order_keys(data))
+
+    def _order_keys(self, data: pa.RecordBatch) -> Any | None:
+        """What orders the rows (see ``order``): the subject tokens, where every row has one."""
+        plan = self._plan
+        subject = next((c.name for c in plan.outputs if c.subject), None) if plan is not None else None
+        if subject is None:
+            return None
+        tokens = data.column(subject)
+        return tokens if tokens.null_count == 0 else None
 
     # --- gate, pass 2 and the manifest ------------------------------------------------------------
 

@@ -2,13 +2,14 @@
 
 An export sorted by e-mail address, written out row for row, lines up with the company's staff list: the
 n-th row is the n-th person, pseudonym or not. So the engine orders its per-person output by a MAC of each
-line under a key derived from the run's secret keys (``Tokenizer.row_order_key``): an order no one
-without the keys can predict, that differs with every key epoch (and every report, for ``per_report``
-policies), and that a month's different lines scatter anew, so rows do not align across runs, months or
-key rotations; a rerun under the same keys writes the same bytes.
+row's subject token (of the whole line where the output has no token) under a key derived from the run's
+secret keys (``Tokenizer.row_order_key``): an order no one without the keys can predict, that differs with
+every key epoch (and every report, for ``per_report`` policies), so rows do not align across runs, months
+or key rotations; a rerun under the same keys writes the same bytes.
 
 How, without holding every row in memory: pass 1 spools each batch split into 32 buckets by the first
-character of the line's MAC (base32, so the buckets are in MAC order), each bucket an
+character of the row's MAC (base32, so the buckets are in MAC order; the MACs are spooled beside the lines),
+each bucket an
 :class:`~odeus_compliance.policy.spool.EncryptedSpool`; pass 2 reads one bucket at a time, sorts its rows by
 MAC and hands them on as one :class:`~odeus_compliance.policy.gated.SpooledBatch` (lines, line ends, class
 numbers), so the k gate and the writer see ordered batches and memory holds one bucket (a 32nd of the rows).
@@ -41,21 +42,21 @@ class ShuffledSpool:
         self._directory = directory
         self._buckets: dict[int, EncryptedSpool] = {}
 
-    def _macs(self, batch: SpooledBatch) -> Any:
-        return hmac_tokens(_lines(batch), key=self._key, token_prefix="", chars=_MAC_CHARS)
-
-    def append(self, batch: SpooledBatch) -> None:
-        """Spool one batch's rows into their buckets."""
+    def append(self, batch: SpooledBatch, keys: Any | None = None) -> None:
+        """Spool one batch's rows into their buckets, ordered by a MAC of ``keys`` (one string per row: the
+        subject tokens) or, without them, of each whole line."""
         rows = len(batch.line_ends)
         if rows == 0:
             return
-        macs = self._macs(batch)
+        source = _lines(batch) if keys is None else keys
+        macs = hmac_tokens(source, key=self._key, token_prefix="", chars=_MAC_CHARS)
         first = ac.utf8_slice_codeunits(macs, 0, 1)
         letters = cast("list[str]", ac.unique(first).to_pylist())  # a MAC is never null
         for letter in sorted(letters):
             bucket = _ALPHABET.index(letter)
-            chosen = ac.indices_nonzero_list(ac.equal(first, letter))
-            self._spool(bucket).append(_take(batch, pa.array(chosen, pa.int32())).to_bytes())
+            chosen = pa.array(ac.indices_nonzero_list(ac.equal(first, letter)), pa.int32())
+            part = _take(batch, chosen)
+            self._spool(bucket).append(_fixed(ac.take(macs, chosen)) + part.to_bytes())
 
     def _spool(self, bucket: int) -> EncryptedSpool:
         if bucket not in self._buckets:
@@ -65,16 +66,37 @@ class ShuffledSpool:
     def batches(self) -> Iterator[SpooledBatch]:
         """Each bucket's rows as one batch, in MAC order; buckets in order."""
         for bucket in sorted(self._buckets):
-            parts = [SpooledBatch.from_bytes(chunk) for chunk in self._buckets[bucket].chunks()]
+            parts: list[SpooledBatch] = []
+            macs: list[Any] = []
+            for chunk in self._buckets[bucket].chunks():
+                rows = int.from_bytes(chunk[:4], "little")
+                body = pa.py_buffer(chunk)
+                macs.append(_fixed_width(rows, body.slice(4, _MAC_CHARS * rows)))
+                parts.append(SpooledBatch.from_bytes(chunk[4 + _MAC_CHARS * rows :]))
             self._buckets[bucket].close()
-            whole = _concat(parts)
-            order = ac.sort_indices(self._macs(whole))
-            yield _take(whole, order)
+            order = ac.sort_indices(pa.concat_arrays(macs))
+            yield _take(_concat(parts), order)
 
     def close(self) -> None:
         """Close (and so delete) every bucket."""
         for spool in self._buckets.values():
             spool.close()
+
+
+def _fixed(macs: Any) -> bytes:
+    """The MACs (each exactly _MAC_CHARS ASCII characters) as one block, prefixed with their count."""
+    _validity, offsets, data = macs.buffers()
+    begin = int.from_bytes(offsets.to_pybytes()[4 * macs.offset : 4 * macs.offset + 4], "little", signed=True)
+    block: bytes = data.slice(begin, _MAC_CHARS * len(macs)).to_pybytes()
+    return len(macs).to_bytes(4, "little") + block
+
+
+def _fixed_width(rows: int, block: pa.Buffer) -> Any:
+    """Back from :func:`_fixed`: the MACs as a string array over the block (no copy)."""
+    offsets = pa.py_buffer(
+        b"".join(i.to_bytes(4, "little") for i in range(0, _MAC_CHARS * rows + 1, _MAC_CHARS))
+    )
+    return pa.StringArray.from_buffers(rows, offsets, block)
 
 
 def _lines(batch: SpooledBatch) -> Any:
