@@ -135,7 +135,21 @@ def _used_keys(column: Any) -> set[str]:
 
 
 def _per_person_counts(column: Any, people: Any) -> pa.Table:
-    """``k`` (key), ``p`` (person), ``n`` (their summed count) of a JSON count-map column."""
+    """``k`` (key), ``p`` (person), ``n`` (their summed count) of a JSON count-map column: in Arrow when
+    every cell is a compact map with simple keys, else each cell parsed."""
+    used = ac.invert(ac.is_in(column, value_set=pa.array(["", "{}"])))
+    cells, owners = ac.filter(column, used), ac.filter(people, used)
+    if len(cells) and ac.all(ac.match_substring_regex(cells, _SIMPLE_MAP)).as_py():
+        lists = ac.split_pattern(cells, ",")
+        pairs = ac.extract_regex(ac.list_flatten(lists), _SIMPLE_PAIR)
+        table = pa.table(
+            {
+                "k": ac.struct_field(pairs, "key"),
+                "p": ac.take(owners, ac.list_parent_indices(lists)),
+                "n": ac.cast(ac.struct_field(pairs, "count"), pa.int64()),
+            }
+        )
+        return table.group_by(["k", "p"]).aggregate([("n", "sum")]).rename_columns(["k", "p", "n"])
     persons: list[str] = []
     keys: list[str] = []
     counts: list[int] = []
