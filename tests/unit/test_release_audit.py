@@ -91,10 +91,15 @@ def _attack(plan: ReleasePlan, people: list[dict[str, object]], k: int, share: f
             values = [float(people[i][figure]) for i in members]  # type: ignore[arg-type]
             if "rest" not in name and sum(values) > 0 and max(values) > share * sum(values):
                 found.append(f"{name} {figure} dominated")
+    everyone = frozenset(range(len(people)))
     for (a, left), (b, right) in itertools.combinations(cells, 2):
         small, large = (left, right) if len(left) <= len(right) else (right, left)
         if small <= large and 0 < len(large) - len(small) < k:
             found.append(f"{a} vs {b}: difference of {len(large) - len(small)}")
+        # a + b - total: the overlap when together they cover everyone, minus those outside both
+        overlap, outside = len(left & right), len(everyone - left - right)
+        if (outside == 0 and 0 < overlap < k) or (overlap == 0 and 0 < outside < k):
+            found.append(f"{a} + {b} - total isolates {max(overlap, outside)}")
     if plan.active_in_tables or plan.active_in_total:
         for name, members in cells:
             if name != "total" and not plan.active_in_tables:
@@ -144,6 +149,31 @@ def test_a_dominant_person_pools_their_group_and_a_dominated_total_withholds_the
     heavy = [dict(p, messages_total=100_000.0 if i == 0 else 1.0) for i, p in enumerate(people)]
     plan = audit_release(_table(heavy), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
     assert plan.withheld_figures == {"messages_total"}
+
+
+def test_two_cells_that_cover_everyone_do_not_reveal_their_one_shared_person() -> None:
+    # A = v + 10 in roles Y/Z; X = v + 10 in departments B/C: A + X - total is v alone
+    def person(department: str, role: str, messages: float) -> dict[str, object]:
+        return {"department": department, "company_name": "Main", "role": role, "license_type": "team",
+                "messages_total": messages, "total_cost_usd": 1.0, "active": 1.0}  # fmt: skip
+
+    people = [person("A", "X", 13.0)]
+    people += [person("A", "Y" if i < 5 else "Z", 1.0) for i in range(10)]
+    people += [person("B" if i < 5 else "C", "X", 1.0) for i in range(10)]
+    plan = audit_release(_table(people), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    assert _attack(plan, people, 5, 0.6) == []
+    assert not ("A" in plan.tables["department"].visible and "X" in plan.tables["role"].visible)
+
+
+def test_a_refund_dominates_like_a_charge() -> None:
+    people = [
+        {"department": "A" if i < 6 else "B", "company_name": "Main", "role": "staff", "license_type": "team",
+         "messages_total": -500.0 if i == 0 else 1.0, "total_cost_usd": 1.0, "active": 1.0}
+        for i in range(1000)
+    ]  # fmt: skip
+    plan = audit_release(_table(people), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    assert plan.withheld_figures == frozenset()  # -500 of 1,499 in magnitude: the total is not dominated
+    assert "A" not in plan.tables["department"].visible
 
 
 def test_too_few_people_publish_nothing() -> None:

@@ -75,9 +75,10 @@ def departments(sizes: dict[str, int]) -> list[dict[str, Any]]:
 def test_summary_counts_people_active_users_channels_agents_and_models(tmp_path: Path) -> None:
     rows = [person(1, "A", 10), person(2, "A", 0), person(3, "A", 5), person(4, "A", 3), person(5, "A", 2)]
     figures, persons = compute_figures(dataset(tmp_path / "d.csv", rows), kind="rows", k=5)
-    # 4 of 5 active would name 1 inactive person: the count is withheld
-    assert (figures.people, figures.active_users, figures.messages_total) == (5, None, 20)
-    assert figures.messages == {"chat": 12, "agents": 4, "projects": 4, "actions": 0}
+    # 4 of 5 active would name 1 inactive person: the count is withheld; a sum that fewer than k people
+    # make up (messages: 4 senders) is withheld too, as each of them would learn the others' part
+    assert (figures.people, figures.active_users, figures.messages_total) == (5, None, None)
+    assert figures.messages == {"actions": 0}
     assert figures.agents_used == 3  # a1_1, a1_0, a1_2 (person 2 sent nothing)
     assert figures.projects_used == 0
     assert figures.actions_used is None  # no such column in this dataset

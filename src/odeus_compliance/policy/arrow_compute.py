@@ -98,6 +98,11 @@ def sort_indices(values: AnyColumn) -> pa.UInt64Array:
     return _pc.sort_indices(values)
 
 
+def absolute(values: ColumnT) -> ColumnT:
+    """Element-wise absolute value."""
+    return _pc.abs(values)
+
+
 def utf8_slice_codeunits(strings: ColumnT, start: int, stop: int) -> ColumnT:
     """Each string's characters from ``start`` to ``stop`` (exclusive)."""
     return _pc.utf8_slice_codeunits(strings, start, stop)

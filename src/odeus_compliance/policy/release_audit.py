@@ -8,11 +8,13 @@ its ``(suppressed)`` row, and which figures are withheld, such that:
 - no difference of two published cells over nested populations isolates 1 to k-1 people. The cells of one
   table are disjoint, so nesting comes from the total, the pooled rows, "total minus pooled" (a sum an
   attacker can form) and cells of *other* tables: "Engineering (12)" minus "developers (11)" is one
-  person when every developer is in Engineering. Sizes of intersections come from cross-tabulations of
-  the dimensions, so this is exact, not sampled;
-- no published sum is dominated by one person (the (1, p) dominance rule): a cell where the largest
-  contributor holds more than ``dominance`` of a figure's total is pooled; a dominated total withholds that
-  figure from every table (every table's cells add up to it);
+  person when every developer is in Engineering. Nor does a sum of two cells minus the total ("Engineering"
+  plus "admins" minus everyone is the one admin engineer when the two cover everyone). Sizes of
+  intersections come from cross-tabulations of the dimensions, so this is exact, not sampled; combinations
+  of three or more cells are not searched;
+- no published sum is dominated by one person (the (1, p) dominance rule), nor made up by fewer than k
+  people with a value (each would learn the others' part): such a cell is pooled; a dominated total
+  withholds that figure from every table (every table's cells add up to it);
 - active-user counts are sub-populations too: they are shown only where both the active and the inactive
   people of every published cell number 0 or at least k ("11 of 12 active" names one inactive person).
 
@@ -89,21 +91,34 @@ class _Facts:
     tops: Mapping[tuple[str, str, str], float]  # (dimension, group, figure) -> largest single contribution
     total_sums: Mapping[str, float]
     total_tops: Mapping[str, float]
+    contributors: Mapping[tuple[str, str, str], int]  # (dimension, group, figure) -> people with a value
+    total_contributors: Mapping[str, int]
 
 
 def _facts(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) -> _Facts:
+    # shares are of magnitudes: a refund of -500 in a sum of -496 dominates it as much as +500 of +496
+    for figure in figures:
+        index = people.schema.get_field_index(figure)
+        people = people.set_column(index, figure, ac.absolute(people.column(figure)))
+    for figure in figures:
+        people = people.append_column(
+            f"{figure}__n", ac.cast(ac.greater(people.column(figure), 0), pa.int64())
+        )
     sizes: dict[tuple[str, str], int] = {}
     sums: dict[tuple[str, str, str], float] = {}
     tops: dict[tuple[str, str, str], float] = {}
+    contributors: dict[tuple[str, str, str], int] = {}
     for dimension in dimensions:
         aggregations: list[Any] = [([], "count_all")]
         aggregations += [(f, "sum") for f in figures] + [(f, "max") for f in figures]
+        aggregations += [(f"{f}__n", "sum") for f in figures]
         for row in people.group_by(dimension).aggregate(aggregations).to_pylist():
             group = row[dimension]
             sizes[(dimension, group)] = int(row["count_all"])
             for figure in figures:
                 sums[(dimension, group, figure)] = float(row[f"{figure}_sum"] or 0)
                 tops[(dimension, group, figure)] = float(row[f"{figure}_max"] or 0)
+                contributors[(dimension, group, figure)] = int(row[f"{figure}__n_sum"] or 0)
     pairs: dict[tuple[str, str, str, str], int] = {}
     for first, second in itertools.combinations(dimensions, 2):
         for row in people.group_by([first, second]).aggregate([([], "count_all")]).to_pylist():
@@ -114,7 +129,10 @@ def _facts(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) 
     total_tops = {
         f: float(ac.max(people.column(f)).as_py() or 0) if people.num_rows else 0.0 for f in figures
     }
-    return _Facts(people.num_rows, sizes, pairs, sums, tops, total_sums, total_tops)
+    total_contributors = {f: int(ac.sum(people.column(f"{f}__n")).as_py() or 0) for f in figures}
+    return _Facts(
+        people.num_rows, sizes, pairs, sums, tops, total_sums, total_tops, contributors, total_contributors
+    )
 
 
 def _members(release: TableRelease, cell: Cell) -> list[str]:
@@ -162,13 +180,20 @@ class _Sizes:
 
 
 def _differencing(sizes: _Sizes, cells: Sequence[Cell], k: int) -> tuple[Cell, Cell] | None:
-    """A pair (smaller, larger) of nested cells whose difference holds 1 to k-1 people, if any."""
+    """A pair of cells from which a reader isolates 1 to k-1 people, if any: nested cells whose difference
+    is that small, or two cells whose sum minus the total is (A + B - total is their overlap when together
+    they cover everyone, and minus the people outside both when they do not overlap)."""
+    everyone = sizes.facts.people
     measured = [(cell, sizes.size(cell)) for cell in cells]
     for (a, size_a), (b, size_b) in itertools.combinations(measured, 2):
         small, large, small_size, large_size = (
             (a, b, size_a, size_b) if size_a <= size_b else (b, a, size_b, size_a)
         )
-        if 0 < large_size - small_size < k and sizes.both(small, large) == small_size:
+        both = sizes.both(small, large)
+        if 0 < large_size - small_size < k and both == small_size:
+            return small, large
+        outside = everyone - size_a - size_b + both
+        if (outside == 0 and 0 < both < k) or (both == 0 and 0 < outside < k):
             return small, large
     return None
 
@@ -199,8 +224,10 @@ def _complete(release: TableRelease, sizes: Mapping[tuple[str, str], int], k: in
         release.published = False
 
 
-def _dominated(total: float, top: float, share: float) -> bool:
-    return total > 0 and top > share * total
+def _dominated(total: float, top: float, share: float, contributors: int, k: int) -> bool:
+    """One person holds more than ``share`` of the sum, or fewer than k people make it up (each of them
+    would learn the others' part)."""
+    return total > 0 and (top > share * total or contributors < k)
 
 
 def _fix_dominance(
@@ -210,7 +237,13 @@ def _fix_dominance(
     for dimension, release in tables.items():
         for group in release.visible:
             if any(
-                _dominated(facts.sums[(dimension, group, f)], facts.tops[(dimension, group, f)], share)
+                _dominated(
+                    facts.sums[(dimension, group, f)],
+                    facts.tops[(dimension, group, f)],
+                    share,
+                    facts.contributors[(dimension, group, f)],
+                    k,
+                )
                 for f in figures
             ):
                 _pool(release, group, Suppression.DOMINANCE, facts.sizes, k)
@@ -228,7 +261,8 @@ def _pool_dominated(
     for figure in figures:
         total = sum(facts.sums[(release.dimension, g, figure)] for g in pooled)
         top = max(facts.tops[(release.dimension, g, figure)] for g in pooled)
-        if _dominated(total, top, share):
+        count = sum(facts.contributors[(release.dimension, g, figure)] for g in pooled)
+        if _dominated(total, top, share, count, k):
             rest = sorted(release.visible, key=lambda g: (facts.sizes[(release.dimension, g)], g))
             if not rest:
                 release.published = False
@@ -264,7 +298,9 @@ def audit_release(
         tables[dimension] = release
     total_published = facts.people >= k
     withheld = frozenset(
-        f for f in figures if _dominated(facts.total_sums[f], facts.total_tops[f], dominance)
+        f
+        for f in figures
+        if _dominated(facts.total_sums[f], facts.total_tops[f], dominance, facts.total_contributors[f], k)
     )
     checked = [f for f in figures if f not in withheld]
     rounds = 0

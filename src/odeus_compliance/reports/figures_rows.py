@@ -286,24 +286,29 @@ def figures_from_rows(
     extra = numbers.get(EXTRA_USAGE)
     dims = [d for d in DIMENSIONS if d in header]
     figures_cols = [c for c in GROUP_FIGURES if c in numbers]
-    plan = _release_plan(table, numbers, dims, figures_cols, k=k, dominance=dominance)
+    audited = [*figures_cols, *(t for t in TOKENS if t in numbers)]  # every published sum
+    plan, persons_table = _release_plan(table, numbers, dims, audited, k=k, dominance=dominance)
     withheld = plan.withheld_figures
     sums = {c: value for c, value in sums.items() if c not in withheld}
+    active_by = _active_by_group(persons_table, dims)
     breakdowns = tuple(
         _breakdown(
             d,
             _groups(table.column(d), numbers, active_flags, figures_cols),
             plan,
             figures=[f for f in figures_cols if f not in withheld],
+            active=active_by[d],
         )
         for d in dims
     )
+    active_people = active_by.get(_TOTAL, {}).get(_TOTAL)
+    payers = _count_positive(persons_table, EXTRA_USAGE)
     figures = ReportFigures(
         mode="rows",
         k=k,
         summary_publishable=plan.total_published,
         people=people,
-        active_users=None if active_flags is None or not plan.active_in_total else int(_sum(active_flags)),
+        active_users=active_people if active_flags is not None and plan.active_in_total else None,
         messages_total=int(sums[TOTAL_MESSAGES]) if TOTAL_MESSAGES in sums else None,
         messages={label: int(sums[c]) for label, c in CHANNELS if c in sums},
         agents_used=len(used["agents"]) if "agents" in used else None,
@@ -314,8 +319,8 @@ def figures_from_rows(
         if extra is None or EXTRA_USAGE not in sums
         else format_number(sums[EXTRA_USAGE]),
         extra_usage_people=None
-        if extra is None
-        else int(ac.sum(ac.greater(ac.fill_null(extra, 0), 0)).as_py() or 0),
+        if extra is None or payers is None or not _safe_split(people, payers, k)
+        else payers,
         byok=COST in header or any(t in header for t in TOKENS),
         tokens={t: int(sums[t]) for t in TOKENS if t in sums},
         cost_usd=format_number(sums[COST]) if COST in sums else None,
@@ -384,8 +389,9 @@ def _release_plan(
     *,
     k: int,
     dominance: float,
-) -> ReleasePlan:
-    """The release audit over the dataset's distinct people (rows merged by pseudonym)."""
+) -> tuple[ReleasePlan, pa.Table]:
+    """The release audit over the dataset's distinct people (rows merged by pseudonym; a person in two
+    groups of one dimension is refused), and that table of people."""
     person = (
         table.column(PERSON)
         if PERSON in table.column_names
@@ -401,27 +407,70 @@ def _release_plan(
     merged = (
         pa.table(columns)
         .group_by("p")
-        .aggregate([*((d, "min") for d in dims), *((f, "sum") for f in figures)])
+        .aggregate(
+            [
+                *((d, "min") for d in dims),
+                *((d, "count_distinct") for d in dims),
+                *((f, "sum") for f in figures),
+            ]
+        )
     )
     people = merged.select([*(f"{d}_min" for d in dims), *(f"{f}_sum" for f in figures)]).rename_columns(
         [*dims, *figures]
     )
+    for dimension in dims:
+        if merged.num_rows and ac.max(merged.column(f"{dimension}_count_distinct")).as_py() > 1:
+            msg = f"the dataset names one person in more than one {dimension} group"
+            raise DatasetError(msg)
     active = None
     if TOTAL_MESSAGES in figures:
         people = people.append_column(
-            "__active", ac.cast(ac.greater(people.column(TOTAL_MESSAGES), 0), pa.float64())
+            _ACTIVE, ac.cast(ac.greater(people.column(TOTAL_MESSAGES), 0), pa.float64())
         )
-        active = "__active"
+        active = _ACTIVE
     try:
-        return audit_release(
+        plan = audit_release(
             people, dimensions=dims, figures=figures, k=k, dominance=dominance, active=active
         )
     except DisclosureError as exc:
         raise DatasetError(str(exc)) from None
+    return plan, people
+
+
+_ACTIVE = "__active"
+_TOTAL = "__total"
+
+
+def _active_by_group(people: pa.Table, dims: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Active people (at least one message) per group of each dimension, and in all (``_TOTAL``), counted
+    over distinct people."""
+    if _ACTIVE not in people.column_names:
+        return {d: {} for d in (*dims, _TOTAL)}
+    out = {_TOTAL: {_TOTAL: int(ac.sum(people.column(_ACTIVE)).as_py() or 0)}}
+    for dimension in dims:
+        summed = people.group_by(dimension).aggregate([(_ACTIVE, "sum")]).to_pylist()
+        out[dimension] = {row[dimension]: int(row[f"{_ACTIVE}_sum"] or 0) for row in summed}
+    return out
+
+
+def _count_positive(people: pa.Table, figure: str) -> int | None:
+    if figure not in people.column_names:
+        return None
+    return int(ac.sum(ac.greater(people.column(figure), 0)).as_py() or 0)
+
+
+def _safe_split(size: int, part: int, k: int) -> bool:
+    """Both the part and the rest are nobody or at least k people."""
+    return all(n == 0 or n >= k for n in (part, size - part))
 
 
 def _breakdown(
-    dimension: str, groups: dict[str, _Group], plan: ReleasePlan, *, figures: Sequence[str]
+    dimension: str,
+    groups: dict[str, _Group],
+    plan: ReleasePlan,
+    *,
+    figures: Sequence[str],
+    active: Mapping[str, int],
 ) -> Breakdown:
     """One dimension's table as the release audit allows it (the active count only where it may)."""
     release = plan.tables[dimension]
@@ -431,7 +480,11 @@ def _breakdown(
         for name in sorted(groups):
             why = release.suppressed.get(name)
             if why is None:
-                rows.append(_group_row(name, release.groups[name], _figures(groups[name], figures, plan)))
+                rows.append(
+                    _group_row(
+                        name, release.groups[name], _figures(groups[name], figures, plan, active.get(name, 0))
+                    )
+                )
             else:
                 rows.append(
                     GroupRow(name=name, people=None, active_users=None, figures={}, suppression=why.value)
@@ -439,7 +492,7 @@ def _breakdown(
         if release.suppressed:
             pooled: dict[str, Decimal | int] = {}
             for name in release.suppressed:
-                for figure, value in _figures(groups[name], figures, plan).items():
+                for figure, value in _figures(groups[name], figures, plan, active.get(name, 0)).items():
                     pooled[figure] = pooled.get(figure, 0) + value
             rows.append(_group_row(SUPPRESSED_GROUP, plan.pooled_people[dimension], pooled, "pooled"))
     counts = dict.fromkeys(Suppression, 0)
@@ -457,10 +510,12 @@ def _breakdown(
     )
 
 
-def _figures(group: _Group, figures: Sequence[str], plan: ReleasePlan) -> dict[str, Decimal | int]:
+def _figures(
+    group: _Group, figures: Sequence[str], plan: ReleasePlan, active: int
+) -> dict[str, Decimal | int]:
     values: dict[str, Decimal | int] = {f: group.sums.get(f, Decimal(0)) for f in figures}
     if plan.active_in_tables:
-        values[ACTIVE] = group.active
+        values[ACTIVE] = active  # distinct active people of the group, as the audit counted them
     return values
 
 
