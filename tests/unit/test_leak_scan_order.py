@@ -8,11 +8,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as _compute
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from odeus_compliance.policy import leakscan
-from odeus_compliance.policy.leakscan import LeakFound, LeakScanner, _plain_counted_forms, counted_forms_of
+from odeus_compliance.policy.leakscan import LeakFound, LeakScanner
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code
 
@@ -87,58 +85,11 @@ def test_threads_adding_values_and_texts_at_once_miss_nothing() -> None:
         scanner.verify()
 
 
-_identifying = st.one_of(
-    st.none(),
-    st.sampled_from(
-        ["Anna Meier", "ANONYMOUS", "anon", "unknown", "n/a", "123456", "12345", "12 34", "a-b", "ab"]
-    ),
-    st.from_regex(r"[A-Za-z0-9 _'.@+\-]{0,14}", fullmatch=True),  # ASCII, often plain words, often not
-    st.text(max_size=12),  # anything: non-ASCII, controls, other separators
-    st.text(
-        alphabet="ab\u00df\u1e9e\u0130\u0131\u00c5\u00e5\u00c6\u00e6\u00d8\u00f8\u0152\u0153\u00e7\u00c7\u0161\u0160"
-        "\u017e\u017d\u0133\ufb01 \u0301\u042f\u044f\u0490\u0491\u0482\u00d7\u00f7\u00b7\u2019\u2014-_.'@ ",
-        max_size=12,
-    ),  # letters, marks, look-alikes
-    st.text(alphabet=st.characters(min_codepoint=0xA0, max_codepoint=0x52F), max_size=8),  # the ranges
-)
-
-
-@given(st.lists(_identifying, max_size=40))
-@settings(max_examples=300, deadline=None)
-def test_the_native_plain_forms_and_the_general_path_count_the_same_forms(values: list[str | None]) -> None:
-    array = pa.array(values, pa.string())
-    flags, plain = _plain_counted_forms(array)
-    general = [v for v, flag in zip(values, flags.to_pylist(), strict=True) if flag == 2]
-    combined = plain.to_pylist() + counted_forms_of(pa.array(general, pa.string())).to_pylist()
-    assert sorted(combined) == sorted(counted_forms_of(array).to_pylist())
-
-
-_CLASSIFIED = [*range(0x80, 0x530), *range(0x600, 0x700), *range(0x3040, 0x3100), *range(0x4DF0, 0xA010)]
-_CLASSIFIED += [*range(0x1DF0, 0x1F10), *range(0xABF0, 0xD7B0)]
-
-
-def test_every_character_of_the_classified_ranges_gets_the_same_form_both_ways() -> None:
-    values = []
-    for code in _CLASSIFIED:
-        char = chr(code)
-        values += [char, f"ab{char}cd", f"{char}{char}xy", f"xy {char}", f"anna{char}", f"{char}.meier"]
-    array = pa.array(values, pa.string())
-    flags, plain = _plain_counted_forms(array)
-    general = pc.filter(array, pc.equal(flags, 2))
-    combined = plain.to_pylist() + counted_forms_of(general).to_pylist()
-    assert sorted(combined) == sorted(counted_forms_of(array).to_pylist())
-    assert pc.sum(pc.not_equal(flags, 2)).as_py() > len(values) // 3  # the native path takes most of them
-
-
-@pytest.mark.parametrize("general_batch", [1, leakscan.GENERAL_BATCH])
-def test_values_that_take_the_general_path_are_found_whenever_they_are_formed(
-    monkeypatch: pytest.MonkeyPatch, general_batch: int
-) -> None:
-    monkeypatch.setattr(leakscan, "GENERAL_BATCH", general_batch)
+def test_values_outside_ascii_are_found_in_any_spelling() -> None:
     scanner = LeakScanner()
     scanner.observe_column("department", _texts("Sales"), row_offset=0)
     scanner.add_identifying(_texts('Robert "Bob" Walker', "Ana-Lía  Pérez"))  # quotes, two spaces
     assert scanner.values_registered == 2
-    scanner.observe_column("role", _texts("Deputy: ROBERT BOB WALKER"), row_offset=20)
+    scanner.observe_column("role", _texts("Deputy: ana lia PEREZ"), row_offset=20)
     with pytest.raises(LeakFound, match=r"column 'role' \(data row 21\)"):
         scanner.verify()

@@ -38,11 +38,11 @@ int64_t odeus_count_maps_build(const int32_t *offsets, const uint8_t *data, int6
 /* A batch's CSV lines (csv_lines.c). */
 int64_t odeus_csv_lines(const int64_t *columns, int64_t width, int64_t rows, uint8_t *out, int32_t *row_ends);
 
-/* The leak scan's word forms (word_forms.c). */
-int64_t odeus_word_forms(const int32_t *offsets, const uint8_t *data, const uint8_t *validity,
-                         int64_t bit_offset, int64_t count, int64_t min_chars, int64_t min_digits,
-                         const int32_t *placeholder_offsets, const uint8_t *placeholder_data,
-                         int64_t placeholders, uint8_t *flags, uint8_t *out_data, int32_t *out_offsets);
+/* The leak scan's lookup keys of identifying values (leak_keys.c). */
+int64_t odeus_leak_keys(const int32_t *offsets, const uint8_t *data, const uint8_t *validity, int64_t bit_offset,
+                        int64_t count, int64_t min_chars, int64_t min_digits, const int32_t *placeholder_offsets,
+                        const uint8_t *placeholder_data, int64_t placeholders, uint8_t *out_data,
+                        int32_t *out_offsets);
 
 /* cffi: end */
 

@@ -227,6 +227,10 @@ def ascii_is_decimal(strings: ColumnT) -> ColumnT:
     return _pc.ascii_is_decimal(strings)
 
 
+def string_is_ascii(strings: ColumnT) -> ColumnT:
+    return _pc.string_is_ascii(strings)
+
+
 def starts_with(strings: ColumnT, pattern: str) -> ColumnT:
     return _pc.starts_with(strings, pattern)
 

@@ -24,7 +24,7 @@ from odeus_compliance.policy.columnar import ColumnCounts, ColumnPlan
 from odeus_compliance.policy.crypto import Tokenizer
 from odeus_compliance.policy.disclosure import KAnonymityPlan
 from odeus_compliance.policy.keys import EngineKeys
-from odeus_compliance.policy.leakscan import MAX_WORDS, MIN_CHARS, MIN_DIGITS, LeakScanner
+from odeus_compliance.policy.leakscan import MAX_WORDS, MIN_CHARS, MIN_DIGITS, MIN_SURNAME, LeakScanner
 from odeus_compliance.policy.manifest import seal
 from odeus_compliance.policy.model import (
     Drop,
@@ -121,8 +121,12 @@ def run_manifest(
             "identifying_values_checked": leak_scan.values_registered,
             "distinct_output_texts_read": leak_scan.texts_read,
             "rule": (
-                f"word n-grams up to {MAX_WORDS} words, any letter case; values of at least {MIN_CHARS} "
-                f"characters (digits only: {MIN_DIGITS}); upstream placeholders never count"
+                "text folded to ASCII (NFKC, full case folding, format characters and marks removed, "
+                "TR39 look-alikes and transliteration); values compared with their words joined, also "
+                f"e-mail local parts with and without +tag, surnames of at least {MIN_SURNAME} characters "
+                f"alone and first; runs of up to {MAX_WORDS} output words; keys of at least {MIN_CHARS} "
+                f"characters (digits only: {MIN_DIGITS}); upstream placeholders never count; kept text "
+                "with a bidi control is refused"
             ),
         },
     }
