@@ -7,10 +7,11 @@ the shipped policies no longer release such rows.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
-__all__ = ["GATED_ROWS", "SHIPPED", "policy_folder"]
+__all__ = ["GATED_ROWS", "SHIPPED", "policy_folder", "stable_tokens"]
 
 SHIPPED = Path(__file__).resolve().parents[2] / "policies"
 GATED_ROWS = Path(__file__).resolve().parent / "policies" / "gated_rows.toml"
@@ -22,3 +23,10 @@ def policy_folder(target: Path) -> Path:
     for source in [*SHIPPED.glob("*.toml"), GATED_ROWS]:
         shutil.copyfile(source, target / source.name)
     return target
+
+
+def stable_tokens(policy_text: str) -> str:
+    """``policy_text`` with tokens stable over the key epoch: its k gate then keeps the column rules' levels
+    (a ``[disclosure.hierarchy]`` is removed: it is refused with stable tokens)."""
+    text = policy_text.replace('linkability = "per_report"', 'linkability = "stable"')
+    return re.sub(r"\[disclosure\.hierarchy\]\n(?:[^\[\n].*\n|\n)*", "", text)

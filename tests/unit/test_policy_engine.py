@@ -21,6 +21,7 @@ from odeus_compliance.policy.model import Policy
 from odeus_compliance.policy.rows import UnknownColumnError
 from odeus_compliance.upstream.columns import ExportType, columns_for
 from odeus_compliance.upstream.errors import MalformedExport
+from tests.support.policies import stable_tokens
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 # per-person rows behind the k-anonymity gate: the shipped policies release no such rows any more
@@ -70,6 +71,22 @@ def write_export(path: Path, rows: list[dict[str, Any]], header: list[str] | Non
     return path
 
 
+def _stable_policy() -> Policy:
+    return parse_policy(stable_tokens(GATED_ROWS.read_text(encoding="utf-8")), source="gated_rows.toml")
+
+
+def test_with_stable_tokens_the_gate_keeps_the_policys_levels_and_only_suppresses(tmp_path: Path) -> None:
+    # four quarters of 3 rows each: a searching gate would publish years; with stable tokens the levels are
+    # the policy's (quarters), so the classes under k are refused (or suppressed within the limit), the
+    # same way every month
+    rows = [user_row(n, joined_at=["2026-01-15", "2026-04-15"][n % 2]) for n in range(12)]
+    rows += [user_row(n, joined_at="2026-07-15") for n in range(12, 14)]
+    with pytest.raises(KAnonymityError, match="column rules"):
+        run(tmp_path, rows, _stable_policy())
+    written = read_rows(run(tmp_path, rows))
+    assert {row["joined_at"] for row in written} == {"2026"}
+
+
 def run(tmp_path: Path, rows: list[dict[str, Any]], policy: Policy | None = None, **kw: Any) -> Path:
     policy = policy or default_policy()
     source = write_export(tmp_path / "raw.csv", rows, kw.pop("header", None))
@@ -115,9 +132,9 @@ def test_rows_are_pseudonymised_in_input_order_and_identifiers_are_gone(tmp_path
 
 def test_reruns_are_byte_identical_and_the_manifest_verifies(tmp_path: Path) -> None:
     rows = [user_row(n) for n in range(10)]
-    first = run(tmp_path, rows).read_bytes()
+    first = run(tmp_path, rows, _stable_policy()).read_bytes()
     manifest_one = (tmp_path / "out.manifest.json").read_bytes()
-    second = run(tmp_path, rows).read_bytes()
+    second = run(tmp_path, rows, _stable_policy()).read_bytes()
     assert first == second
     assert manifest_one == (tmp_path / "out.manifest.json").read_bytes()
     key, key_id = manifest_key(MASTER)
@@ -141,7 +158,8 @@ def test_reruns_are_byte_identical_and_the_manifest_verifies(tmp_path: Path) -> 
 
 def test_formula_injection_is_neutralised_in_text_but_negative_numbers_stay(tmp_path: Path) -> None:
     hostile = ['=HYPERLINK("x")', "+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR"]
-    rows = [user_row(n, department=hostile[n % len(hostile)]) for n in range(30)]
+    hostile += ["x;=cmd|' /C calc'!A0", "\u00a0=1+1", "\ufeff+1", "\u200b@x", "\uff1d1+1", " -2"]
+    rows = [user_row(n, department=hostile[n % len(hostile)]) for n in range(36)]
     rows += [user_row(100 + n, department="Plain", messages_total="-5") for n in range(5)]
     policy = parse_policy(
         (GATED_ROWS).read_text(encoding="utf-8").replace("min_group_size = 5", "min_group_size = 2"),
@@ -149,8 +167,12 @@ def test_formula_injection_is_neutralised_in_text_but_negative_numbers_stay(tmp_
     )
     written = read_rows(run(tmp_path, rows, policy))
     departments = {r["department"] for r in written}
-    assert all(d == "Plain" or d.startswith("'") for d in departments)
-    assert '\'=HYPERLINK("x")' in departments
+    assert all(d == "Plain" or d.startswith("'") for d in departments - {"x;'=cmd|' /C calc'!A0"})
+    assert {'\'=HYPERLINK("x")', "x;'=cmd|' /C calc'!A0", "'\u00a0=1+1", "'\uff1d1+1"} <= departments
+    # a German-locale spreadsheet splits at ';': no cell it reads starts a formula either
+    text = (tmp_path / "out.csv").read_text(encoding="utf-8")
+    for row in csv.reader(io.StringIO(text, newline=""), delimiter=";"):
+        assert not any(cell.lstrip().startswith(("=", "+", "@", "\uff1d")) for cell in row), row
     assert {r["messages_total"] for r in written if r["department"] == "Plain"} == {"-5"}
 
 

@@ -432,3 +432,16 @@ def test_source_map_finds_tables_dotted_and_quoted_keys() -> None:
     assert lines.line_of(("b", "c", "fake")) == 5  # inside a multi-line string: not a key
     assert lines.line_of(("b", "c", "w")) == 10
     assert lines.line_of(("nope",)) == 1
+
+
+def test_with_stable_tokens_a_gate_that_chooses_per_report_is_refused() -> None:
+    from tests.support.policies import GATED_ROWS, stable_tokens  # noqa: PLC0415
+
+    searching = GATED_ROWS.read_text(encoding="utf-8")
+    assert parse_policy(searching, source="p.toml").disclosure.gate_searches
+    stable = searching.replace('linkability = "per_report"', 'linkability = "stable"')
+    [problem] = problems(stable)
+    assert "may not choose a generalisation per report" in problem.message
+    assert problem.line == line_of(stable, "[disclosure.hierarchy]")
+    fixed = parse_policy(stable_tokens(searching), source="p.toml")
+    assert not fixed.disclosure.gate_searches

@@ -39,11 +39,12 @@ from odeus_compliance.policy.engine import PolicyRun, apply_policy_async, apply_
 from odeus_compliance.policy.gated import ClassIndex, LineGate, SpooledBatch
 from odeus_compliance.policy.keys import engine_keys
 from odeus_compliance.policy.leakscan import LeakScanner, identifying_keys
-from odeus_compliance.policy.loader import load_policy
+from odeus_compliance.policy.loader import load_policy, parse_policy
 from odeus_compliance.policy.model import DateLevel
 from odeus_compliance.policy.spool import EncryptedSpool
 from odeus_compliance.upstream.columns import ExportType, columns_for
 from odeus_compliance.upstream.schema import ExportSchema
+from tests.support.policies import stable_tokens
 
 pc: Any = _compute  # the stubs' overloads do not fit mixed Array/Scalar code
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -202,7 +203,8 @@ def _row(n: int, **changes: str) -> dict[str, str]:
 
 
 def _transformer() -> BatchTransformer:
-    policy = load_policy(GATED_ROWS)
+    # stable tokens: two transformers of one policy must give the same tokens
+    policy = parse_policy(stable_tokens(GATED_ROWS.read_text(encoding="utf-8")), source="gated_rows.toml")
     keys = engine_keys(MASTER, policy)
     plan = plan_columns(policy, ExportType.USERS, ExportSchema.from_header(ExportType.USERS, HEADER))
     return BatchTransformer(plan, Tokenizer(keys.context))

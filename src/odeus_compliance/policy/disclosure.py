@@ -243,14 +243,18 @@ def plan_k_anonymity(
     k: int,
     suppression_limit: Decimal,
     hierarchy: Mapping[str, Sequence[DateLevel]],
+    search: bool = True,
 ) -> KAnonymityPlan:
     """:func:`enforce_k_anonymity`'s search over ``counts`` (class values -> rows), for data too large to
-    hold: the engine counts classes in one pass and applies the plan in the next."""
+    hold: the engine counts classes in one pass and applies the plan in the next. Without ``search`` the
+    levels are the ones the rows come with (the policy fixed them) and the gate only suppresses rows."""
     if k < 1:
         msg = "k must be at least 1"
         raise KAnonymityError(msg)
     qis = tuple(quasi_identifiers)
-    options: list[tuple[DateLevel | None, ...]] = [(None, *hierarchy.get(q, ())) for q in qis]
+    options: list[tuple[DateLevel | None, ...]] = [
+        (None, *hierarchy.get(q, ())) if search else (None,) for q in qis
+    ]
     total = sum(counts.values())
     allowed = math.floor(suppression_limit * total)
     cache: dict[tuple[str, DateLevel | None, Cell], Cell] = {}
@@ -294,7 +298,12 @@ def plan_k_anonymity(
     msg = (
         f"k-anonymity with k={k} cannot be reached on quasi-identifiers {', '.join(qis) or '(none)'}: "
         f"the best allowed generalisation still leaves {worst} of {total} rows in groups smaller than "
-        f"{k}, and the suppression limit ({suppression_limit}) allows {allowed}; widen the generalisation "
-        "hierarchy, raise the suppression limit, or publish aggregates only (per_person_rows = false)"
+        f"{k}, and the suppression limit ({suppression_limit}) allows {allowed}; "
+        + (
+            "widen the generalisation hierarchy"
+            if search
+            else "generalise the quasi-identifiers' column rules (with stable tokens the policy fixes them)"
+        )
+        + ", raise the suppression limit, or publish aggregates only (per_person_rows = false)"
     )
     raise KAnonymityError(msg)

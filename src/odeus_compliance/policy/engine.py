@@ -263,6 +263,7 @@ class PolicyRun:
                 k=k,
                 suppression_limit=disclosure.suppression_limit,
                 hierarchy=disclosure.hierarchy,
+                search=disclosure.gate_searches,
             )
             self._write_gated(kplan, k)
         elif self._spool is not None:

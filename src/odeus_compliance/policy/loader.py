@@ -125,7 +125,8 @@ class _Loader:
         header = self.policy_table(self.table(data, "policy", required=True))
         pseudo = self.pseudonymization(self.table(data, "pseudonymization", required=True))
         exports = self.columns(self.table(data, "columns", required=True))
-        disclosure = self.disclosure(self.table(data, "disclosure", required=False), exports)
+        linkability = pseudo.linkability if pseudo is not None else Linkability.STABLE
+        disclosure = self.disclosure(self.table(data, "disclosure", required=False), exports, linkability)
         report = self.report(self.table(data, "report", required=False), disclosure)
         if self.problems or header is None or pseudo is None or disclosure is None or report is None:
             raise PolicyError(self.problems)
@@ -309,7 +310,7 @@ class _Loader:
         return ExportRules(columns=MappingProxyType(ordered)) if ok else None
 
     def disclosure(
-        self, data: dict[str, Any] | None, exports: dict[ExportType, ExportRules]
+        self, data: dict[str, Any] | None, exports: dict[ExportType, ExportRules], linkability: Linkability
     ) -> DisclosureSettings | None:
         data = data if data is not None else {}
         base = ("disclosure",)
@@ -348,6 +349,16 @@ class _Loader:
             return None
         if hierarchy is None:
             return None
+        searches = linkability is Linkability.PER_REPORT
+        if not searches and per_person and qis and "hierarchy" in data and not self.problems:
+            self.problem(
+                (*base, "hierarchy"),
+                "with linkability = stable the k-anonymity gate may not choose a generalisation per report "
+                "(rows of two months would join by token into classes smaller than k)",
+                "remove [disclosure.hierarchy] and set the levels in the column rules, "
+                'or use linkability = "per_report"',
+            )
+            return None
         return DisclosureSettings(
             min_group_size=k,
             suppression_limit=Decimal(limit),
@@ -355,6 +366,7 @@ class _Loader:
             per_person_rows=per_person,
             quasi_identifiers=qis,
             hierarchy=MappingProxyType(hierarchy),
+            gate_searches=searches,
         )
 
     def report(

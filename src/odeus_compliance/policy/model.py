@@ -205,6 +205,9 @@ class DisclosureSettings:
     ``hierarchy`` names, per quasi-identifier, the further generalisation steps the k-anonymity gate may
     take (coarser each time; ``*`` suppresses the attribute) before it suppresses whole rows.
     ``dominance_limit``: no published sum may have one person contributing more than this share of it.
+    ``gate_searches``: whether the gate may choose that generalisation per dataset. With stable tokens it
+    may not (rows of two months would join by token into classes under k): the column rules fix the
+    quasi-identifiers' levels, and the gate only suppresses rows.
     """
 
     min_group_size: int = 5
@@ -213,6 +216,7 @@ class DisclosureSettings:
     per_person_rows: bool = True
     quasi_identifiers: tuple[str, ...] = ()
     hierarchy: Mapping[str, tuple[DateLevel, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    gate_searches: bool = True
 
 
 PERSON_ROWS_CAP_LIMIT = 500  # the report's per-person table stays bounded (about 10 ms of layout per row)
