@@ -175,6 +175,21 @@ def test_duplicate_ids_count_as_one_person(tmp_path: Path) -> None:
     assert manifest["disclosure"]["audit"]["rows"] == 12
 
 
+def test_a_group_named_like_the_pooled_row_cannot_pass_for_it(tmp_path: Path) -> None:
+    # departments literally named "(suppressed)" (8) and "(none)" (9), 20 in Sales, 3 in Legal, 3 in none
+    rows = [user_row(n, department="(suppressed)") for n in range(8)]
+    rows += [user_row(n, department="(none)") for n in range(8, 17)]
+    rows += [user_row(n, department="Sales") for n in range(17, 37)]
+    rows += [user_row(n, department="Legal") for n in range(37, 40)]
+    rows += [user_row(n, department="") for n in range(40, 43)]
+    policy, out, manifest = _report(tmp_path, rows, "default")
+    breakdown = next(b for b in _figures(policy, out, manifest).breakdowns if b.dimension == "department")
+    names = [row.name for row in breakdown.rows]
+    assert "(suppressed) (as named in the export)" in names
+    assert "(none) (as named in the export)" in names  # not merged with the people of no department
+    assert all(row.suppression == "pooled" for row in breakdown.rows if row.name == "(suppressed)")
+
+
 def test_a_model_used_by_few_people_is_never_shown(tmp_path: Path) -> None:
     rows = _workspace(2, 120, heavy=False)
     policy, out, manifest = _report(tmp_path, rows, "rows")

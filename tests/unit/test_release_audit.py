@@ -1,4 +1,5 @@
-"""The disclosure audit of grouped figures, attacked: every published cell and every difference of two.
+"""The disclosure audit of grouped figures, attacked: every published cell and every combination of two
+or three.
 
 Workspaces are generated with the shapes that broke the old control (one owner, nested roles inside one
 department, a heavy user holding most of a group's messages, tiny companies), and an attacker with the
@@ -100,6 +101,7 @@ def _attack(plan: ReleasePlan, people: list[dict[str, object]], k: int, share: f
         overlap, outside = len(left & right), len(everyone - left - right)
         if (outside == 0 and 0 < overlap < k) or (overlap == 0 and 0 < outside < k):
             found.append(f"{a} + {b} - total isolates {max(overlap, outside)}")
+    found += _three_cell_attack(cells, len(people), k)
     if plan.active_in_tables or plan.active_in_total:
         for name, members in cells:
             if name != "total" and not plan.active_in_tables:
@@ -107,6 +109,23 @@ def _attack(plan: ReleasePlan, people: list[dict[str, object]], k: int, share: f
             active = sum(1 for i in members if people[i]["active"])
             if any(0 < part < k for part in (active, len(members) - active)):
                 found.append(f"{name}: active split {active}/{len(members)}")
+    return found
+
+
+def _three_cell_attack(cells: list[tuple[str, frozenset[int]]], people: int, k: int) -> list[str]:
+    """Every A + B - C and A - B - C: counting each person 0 or 1 times, do they isolate 1 to k-1?"""
+    found = []
+    for trio in itertools.combinations(cells, 3):
+        for signs in ((1, 1, -1), (1, -1, 1), (-1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
+            counts = [0] * people
+            for sign, (_name, members) in zip(signs, trio, strict=True):
+                for person in members:
+                    counts[person] += sign
+            if all(c in (0, 1) for c in counts) and 0 < sum(counts) < k:
+                names = " ".join(
+                    f"{'+' if sign > 0 else '-'}{name}" for sign, (name, _m) in zip(signs, trio, strict=True)
+                )
+                found.append(f"{names} isolates {sum(counts)}")
     return found
 
 
@@ -200,3 +219,52 @@ def test_an_ordinary_workspace_keeps_its_large_groups() -> None:
     assert plan.total_published
     assert _count(plan)["department"] >= 2  # the breakdown works councils want most survives
     assert _attack(plan, people, 5, 0.6) == []
+
+
+def test_three_cells_that_add_up_to_one_person_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Engineering (6 leads, one of them on a team licence) + developers (6, enterprise) - enterprise (11)
+    # is that one lead; every pair of these cells passes the two-cell checks
+    def person(department: str, role: str, licence: str) -> dict[str, object]:
+        return {"department": department, "company_name": "Main", "role": role, "license_type": licence,
+                "messages_total": 10.0, "total_cost_usd": 1.0, "active": 1.0}  # fmt: skip
+
+    people = [person("Engineering", "lead", "team")]
+    people += [person("Engineering", "lead", "enterprise") for _ in range(5)]
+    people += [person("Sales", "developer", "enterprise") for _ in range(6)]
+    people += [person("Sales", "staff", "team") for _ in range(10)]
+    people += [person("Sales", "analyst", "team") for _ in range(5)]
+    table = _table(people)
+    plan = audit_release(table, dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    assert _attack(plan, people, 5, 0.6) == []
+    from odeus_compliance.policy import release_audit  # noqa: PLC0415
+
+    monkeypatch.setattr(release_audit, "_triple", lambda *_args: None)  # the audit without this check
+    unchecked = audit_release(table, dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    assert any("isolates 1" in finding for finding in _attack(unchecked, people, 5, 0.6))
+
+
+@given(
+    atoms=st.lists(st.integers(1, 6), min_size=1, max_size=10),
+    cells=st.lists(st.integers(1, 2**10 - 1), min_size=3, max_size=9),
+    k=st.sampled_from([2, 3, 5]),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_pruned_three_cell_search_finds_what_brute_force_finds(
+    atoms: list[int], cells: list[int], k: int
+) -> None:
+    from odeus_compliance.policy.release_triples import MaskedCell, isolating_triple  # noqa: PLC0415
+
+    full = (1 << len(atoms)) - 1
+    subsets = [m & full for m in cells]
+    masked = [MaskedCell(sum(n for b, n in enumerate(atoms) if m >> b & 1), m) for m in subsets]
+    found = False
+    for trio in itertools.combinations(masked, 3):
+        for signs in itertools.product((1, -1), repeat=3):
+            weights = [
+                sum(s * (c.atoms >> b & 1) for s, c in zip(signs, trio, strict=True))
+                for b in range(len(atoms))
+            ]
+            isolated = sum(n for w, n in zip(weights, atoms, strict=True) if w == 1)
+            if all(w in (0, 1) for w in weights) and 0 < isolated < k:
+                found = True
+    assert (isolating_triple(masked, k) is not None) == found

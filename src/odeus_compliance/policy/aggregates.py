@@ -35,6 +35,19 @@ _PERSON = "__person"
 _ACTIVE = "__active"
 
 
+RESERVED_SUFFIX = " (as named in the export)"
+
+
+def _unreserved(column: Any) -> Any:
+    """A group the export names like one of our labels ("(suppressed)", "(none)") is shown with
+    :data:`RESERVED_SUFFIX`, so it can neither pass for the pooled row nor merge with people of no group."""
+    for label in (SUPPRESSED_GROUP, EMPTY_GROUP):
+        named = ac.fill_null(ac.equal(column, label), False)
+        if ac.any(named).as_py():
+            column = ac.if_else(named, pa.scalar(label + RESERVED_SUFFIX, pa.string()), column)
+    return column
+
+
 @dataclass(slots=True)
 class _Group:
     sums: dict[str, Decimal] = field(default_factory=dict)
@@ -67,7 +80,7 @@ class Aggregator:
         self._add(self._total, numbers)
         columns: dict[str, Any] = {}
         for dimension in self.dimensions:
-            column = ac.fill_null(data.column(dimension), EMPTY_GROUP)
+            column = ac.fill_null(_unreserved(data.column(dimension)), EMPTY_GROUP)
             columns[dimension] = column
             table = pa.table({"g": column, **numbers})
             summed = table.group_by("g").aggregate([(f, "sum") for f in self.figures])

@@ -10,8 +10,9 @@ its ``(suppressed)`` row, and which figures are withheld, such that:
   attacker can form) and cells of *other* tables: "Engineering (12)" minus "developers (11)" is one
   person when every developer is in Engineering. Nor does a sum of two cells minus the total ("Engineering"
   plus "admins" minus everyone is the one admin engineer when the two cover everyone). Sizes of
-  intersections come from cross-tabulations of the dimensions, so this is exact, not sampled; combinations
-  of three or more cells are not searched;
+  intersections come from cross-tabulations of the dimensions, so this is exact, not sampled. Every
+  combination of three cells (``A + B - C``, ``A - B - C``) is checked too, exactly, over the atoms of the
+  full cross-tabulation (:mod:`.release_triples`); combinations of four or more are not searched;
 - no published sum is dominated by one person (the (1, p) dominance rule), nor made up by fewer than k
   people with a value (each would learn the others' part): such a cell is pooled; a dominated total
   withholds that figure from every table (every table's cells add up to it);
@@ -34,6 +35,7 @@ import pyarrow as pa
 
 from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.disclosure import DisclosureError, Suppression
+from odeus_compliance.policy.release_triples import MaskedCell, isolating_triple
 
 __all__ = ["Cell", "ReleasePlan", "TableRelease", "audit_release"]
 
@@ -93,6 +95,7 @@ class _Facts:
     total_tops: Mapping[str, float]
     contributors: Mapping[tuple[str, str, str], int]  # (dimension, group, figure) -> people with a value
     total_contributors: Mapping[str, int]
+    atoms: Mapping[tuple[str, str], int]  # (dimension, group) -> its atoms (see release_triples) as bits
 
 
 def _facts(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) -> _Facts:
@@ -130,8 +133,24 @@ def _facts(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) 
         f: float(ac.max(people.column(f)).as_py() or 0) if people.num_rows else 0.0 for f in figures
     }
     total_contributors = {f: int(ac.sum(people.column(f"{f}__n")).as_py() or 0) for f in figures}
+    atoms: dict[tuple[str, str], int] = {}
+    if dimensions:
+        combined = people.group_by(list(dimensions)).aggregate([([], "count_all")]).to_pylist()
+        for bit, row in enumerate(combined):
+            for dimension in dimensions:
+                key = (dimension, row[dimension])
+                atoms[key] = atoms.get(key, 0) | (1 << bit)
     return _Facts(
-        people.num_rows, sizes, pairs, sums, tops, total_sums, total_tops, contributors, total_contributors
+        people.num_rows,
+        sizes,
+        pairs,
+        sums,
+        tops,
+        total_sums,
+        total_tops,
+        contributors,
+        total_contributors,
+        atoms,
     )
 
 
@@ -168,6 +187,17 @@ class _Sizes:
             return self.facts.people
         return sum(self.facts.sizes[(cell.table, g)] for g in _members(self.tables[cell.table], cell))
 
+    def masked(self, cell: Cell) -> MaskedCell:
+        if cell.kind == "total":
+            everything = 0
+            for bits in self.facts.atoms.values():
+                everything |= bits
+            return MaskedCell(self.facts.people, everything)
+        bits = 0
+        for group in _members(self.tables[cell.table], cell):
+            bits |= self.facts.atoms.get((cell.table, group), 0)
+        return MaskedCell(self.size(cell), bits)
+
     def both(self, a: Cell, b: Cell) -> int:
         if a.kind == "total":
             return self.size(b)
@@ -196,6 +226,12 @@ def _differencing(sizes: _Sizes, cells: Sequence[Cell], k: int) -> tuple[Cell, C
         if (outside == 0 and 0 < both < k) or (both == 0 and 0 < outside < k):
             return small, large
     return None
+
+
+def _triple(sizes: _Sizes, cells: Sequence[Cell], k: int) -> tuple[Cell, ...] | None:
+    """Three cells a reader combines into 1 to k-1 people, if any (see :mod:`.release_triples`)."""
+    found = isolating_triple([sizes.masked(cell) for cell in cells], k)
+    return None if found is None else tuple(cells[i] for i in found)
 
 
 def _pool(
@@ -314,7 +350,8 @@ def audit_release(
             continue
         if any(_pool_dominated(facts, release, checked, dominance, k) for release in tables.values()):
             continue
-        found = _differencing(sizes, _cells(tables), k)
+        cells = _cells(tables)
+        found = _differencing(sizes, cells, k) or _triple(sizes, cells, k)
         if found is None:
             break
         _resolve(found, tables, facts, k)
@@ -348,7 +385,7 @@ def _with_active_rule(
     return dataclasses.replace(plan, active_in_total=in_total, active_in_tables=in_tables)
 
 
-def _resolve(found: tuple[Cell, Cell], tables: Mapping[str, TableRelease], facts: _Facts, k: int) -> None:
+def _resolve(found: tuple[Cell, ...], tables: Mapping[str, TableRelease], facts: _Facts, k: int) -> None:
     """Break a differencing pair: pool the visible group involved (the smaller cell's if it is one), else
     widen the pool of a table involved, else withhold that table."""
     for cell in found:
