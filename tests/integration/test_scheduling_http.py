@@ -57,6 +57,11 @@ def test_delivery_is_an_officers_and_goes_only_to_allowed_recipients(mail_server
         assert outside.status_code == 400
         assert "entry 2" in outside.json()["detail"]
         assert "evil" not in outside.text
+        # hidden characters and look-alikes: refused, not sent somewhere that merely reads the same
+        for spoof in ("dpo@example.com\u200b", " dpo@example.com", "dpo@ex\u0430mple.com"):
+            spoofed = client.put(path, json={"email_to": [spoof]}, headers=officer)
+            assert spoofed.status_code == 400, spoof
+            assert "entry 1" in spoofed.json()["detail"]
         webhook = client.put(
             path, json={**DELIVERY, "webhook_url": "http://x.example/T0KEN"}, headers=officer
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 
 from cryptography.hazmat.primitives import hashes
@@ -21,11 +22,24 @@ from odeus_compliance.scheduling.model import ScheduleError
 __all__ = ["RecipientHasher", "check_recipients"]
 
 
+_ADDRESS = re.compile(r"[!-?A-~]+@[A-Za-z0-9.-]+")  # printable ASCII without space; an ASCII domain
+
+
 def check_recipients(addresses: Iterable[str], allowed: frozenset[str]) -> None:
     """Refuse (``ScheduleError``, naming the entry's number, never the address) any address that is not
-    allowed, exactly or by its domain."""
+    allowed, exactly or by its domain.
+
+    Only plain ASCII addresses are compared, and they are sent as written: case folding would let a
+    look-alike through (the Kelvin sign folds to ``k``, so ``anna@\u212aunde.de`` would match
+    ``@kunde.de`` and be delivered to another domain altogether)."""
     for number, address in enumerate(addresses, start=1):
-        canonical = address.strip().casefold()
+        if not _ADDRESS.fullmatch(address):
+            msg = (
+                f"delivery.email_to entry {number} is not a plain e-mail address (ASCII letters, digits and "
+                "punctuation, one @, no spaces; internationalised addresses are not supported)"
+            )
+            raise ScheduleError(msg)
+        canonical = address.lower()
         domain = "@" + canonical.rpartition("@")[2]
         if canonical not in allowed and domain not in allowed:
             msg = (
