@@ -230,9 +230,9 @@ def test_the_report_section_of_policies() -> None:
     example = load_policy(POLICIES / "example.toml").report
     assert (example.person_rows, example.person_rows_cap) == (True, 50)
     allowed = parse_policy(
-        _default_with("[report]\nperson_rows = true\nperson_rows_cap = 9").replace(
-            "per_person_rows = false", "per_person_rows = true"
-        ),
+        _default_with("[report]\nperson_rows = true\nperson_rows_cap = 9")
+        .replace("per_person_rows = false", "per_person_rows = true")
+        .replace('linkability = "stable"', 'linkability = "per_report"'),  # its hierarchy needs that
         source="x",
     )
     assert (allowed.report.person_rows, allowed.report.person_rows_cap) == (True, 9)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from odeus_compliance.errors import OdeusComplianceError
+from odeus_compliance.errors import OdeusComplianceError, ValidationFailed
+from odeus_compliance.purpose import check_purpose
 from odeus_compliance.settings import Settings, load_environment
+from odeus_compliance.settings_check import settings_with_warnings
 
-__all__ = ["ensure_schema_at_head", "load_settings", "run_async"]
+__all__ = ["checked_purpose", "ensure_schema_at_head", "load_settings", "run_async"]
 
 T = TypeVar("T")
 
@@ -27,9 +30,21 @@ def load_settings(*, demo: bool = False, upstream: bool = False) -> Settings:
     ``upstream=True`` for commands that call Odeus (they need ``ODEUS_API_KEY``); the others do not.
     """
     try:
-        return Settings.from_env(load_environment(), demo=demo, upstream=upstream)
+        settings, warnings = settings_with_warnings(load_environment(), demo=demo, upstream=upstream)
     except OdeusComplianceError as exc:
         raise click.ClickException(str(exc)) from None
+    for warning in warnings:
+        click.echo(warning, err=True)
+    return settings
+
+
+def checked_purpose(value: str, *, doing: str) -> str:
+    """``--purpose`` under the rule every route applies (:mod:`odeus_compliance.purpose`); bad usage (exit 2)
+    otherwise, naming the rule, never the text."""
+    try:
+        return check_purpose(value, required_for=doing, source="option")
+    except ValidationFailed as exc:
+        raise click.BadParameter(exc.detail, param_hint="--purpose") from None
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -58,11 +73,28 @@ def _database_errors() -> tuple[type[Exception], ...]:
     return (OperationalError, DBAPIError)
 
 
+def _sqlite_file_exists(database_url: str, path_of: Callable[[str], Path]) -> bool:
+    try:
+        return path_of(database_url).exists()
+    except ValueError:
+        return True  # in memory: nothing to create on disk
+
+
 async def ensure_schema_at_head(settings: Settings) -> None:
     """Fail with a hint to run ``db upgrade`` unless the database schema is at the code's head revision."""
-    from odeus_compliance.db.engine import create_engine_for  # noqa: PLC0415 - see _database_errors
+    from odeus_compliance.db.engine import (  # noqa: PLC0415 - see _database_errors
+        create_engine_for,
+        sqlite_database_path,
+    )
     from odeus_compliance.db.migrate import schema_status  # noqa: PLC0415
 
+    if settings.is_sqlite and not _sqlite_file_exists(settings.database_url, sqlite_database_path):
+        # a read-only command never creates an installation (a mistyped data dir would get a second one)
+        msg = (
+            f"there is no installation at {settings.data_dir} (no database file there); check "
+            "ODEUS_COMPLIANCE_DATA_DIR, or create one with 'odeus-compliance db upgrade'"
+        )
+        raise click.ClickException(msg)
     engine = create_engine_for(settings)
     try:
         status = await schema_status(engine)

@@ -49,6 +49,15 @@ def _create_private_sqlite_file(database: str) -> None:
     os.close(fd)  # an empty file is an empty SQLite database
 
 
+def sqlite_database_path(database_url: str) -> Path:
+    """The file of a SQLite database URL (a file database, not ``:memory:``)."""
+    database = make_url(database_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        msg = "not a SQLite file database"
+        raise ValueError(msg)
+    return Path(database)
+
+
 def create_engine_from_url(database_url: str, **kwargs: Any) -> AsyncEngine:
     """An engine for ``database_url`` (SQLite: creates the database file and its folder, private to us)."""
     url = make_url(database_url)
