@@ -10,10 +10,12 @@ and repeated:
 - ``csv``: Python's ``csv`` module reading FILE and writing every row to OUT.
 
 The input is generated once with the simulator's own workspace generator and renderer (users export of the
-month before 2026-11-25, 1,000,000 users, seed 1) and cached in ``bench/results/``.
+month before 2026-11-25, 1,000,000 users, seed 1) and cached in ``bench/results/``. ``--input spaced`` uses
+the same rows written as other exporters write them (count maps with spaces after ``:`` and ``,``, some keys
+escaped, names mixing scripts: :func:`export_file.spaced_export`), also cached.
 
-Run: ``.venv/bin/python bench/policy/run.py [--users 1000000] [--repeat 3] [--policy FILE]``
-(``scripts/setup`` installs the ``bench`` group).
+Run: ``.venv/bin/python bench/policy/run.py [--users 1000000] [--repeat 3] [--policy FILE]
+[--input compact|spaced]`` (``scripts/setup`` installs the ``bench`` group).
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from export_file import cached_export
+from export_file import cached_export, spaced_export
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 MODES = ("apply", "polars", "csv")
+INPUTS = ("compact", "spaced")
 
 _POLARS = """
 import sys, polars
@@ -105,9 +108,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--policy", type=Path, default=ROOT / "policies" / "default.toml")
+    parser.add_argument("--input", choices=INPUTS, default="compact", help="how the export is written")
     args = parser.parse_args()
     started = time.perf_counter()
     source = cached_export(RESULTS / f"users-{args.users}.csv", users=args.users)
+    if args.input == "spaced":
+        source = spaced_export(source, RESULTS / f"users-{args.users}-spaced.csv")
     rows = sum(1 for _ in source.open("rb")) - 1
     ready = time.perf_counter() - started
     size = source.stat().st_size / 1e6
@@ -126,6 +132,7 @@ def main() -> None:
         "input_mb": round(source.stat().st_size / 1e6, 1),
         "repeat": args.repeat,
         "policy": args.policy.name,
+        "input": args.input,
         "load_average": {"before": load_before, "after": _load_average()},
         "modes": {},
     }
@@ -146,7 +153,8 @@ def main() -> None:
             f"{median[mode] / median['csv']:>7.2f} {cpu[mode]:>7.2f} {peak:>12.1f}"
         )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "policy.json").write_text(json.dumps(summary, indent=2) + "\n")
+    name = "policy.json" if args.input == "compact" else f"policy-{args.input}.json"
+    (RESULTS / name).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

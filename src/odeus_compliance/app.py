@@ -21,6 +21,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_404_NOT_FOUND
@@ -40,6 +41,7 @@ from odeus_compliance.audit.controllers import (
     audit_proof,
     audit_verify,
 )
+from odeus_compliance.audit.denials import DenialLimiter
 from odeus_compliance.audit.recording import record_denial
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.health.controllers import HealthController
@@ -48,6 +50,7 @@ from odeus_compliance.logging_setup import log_event
 from odeus_compliance.policy.controllers import get_policy, list_policies
 from odeus_compliance.problems import exception_handlers, problem_response
 from odeus_compliance.reports.controllers import (
+    cancel_report,
     download_report_dataset,
     download_report_pdf,
     get_report,
@@ -56,6 +59,8 @@ from odeus_compliance.reports.controllers import (
     verify_report,
 )
 from odeus_compliance.reports.runtime import ReportRuntime
+from odeus_compliance.reports.verifier import PdfVerifier
+from odeus_compliance.request_bounds import MAX_BODY_BYTES, bound_json_body
 from odeus_compliance.request_log import install_request_log
 from odeus_compliance.retention.ticker import RetentionTicker
 from odeus_compliance.scheduling.controllers import (
@@ -75,12 +80,15 @@ from odeus_compliance.security import (
     public,
     role_guard,
 )
+from odeus_compliance.security_headers import install_security_headers
 from odeus_compliance.settings import Settings
 from odeus_compliance.state_keys import (
     AUDIT_APPENDER_KEY,
+    DENIAL_LIMITER_KEY,
     DENIAL_RECORDER_KEY,
     ENGINE_KEY,
     REPORT_RUNTIME,
+    REPORT_VERIFIER,
     SESSIONS_KEY,
     SETTINGS_KEY,
 )
@@ -99,6 +107,7 @@ ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = (
     audit_verify,
     audit_export,
     request_report,
+    cancel_report,
     list_reports,
     verify_report,
     get_report,
@@ -116,7 +125,9 @@ _log = logging.getLogger(__name__)
 _DESCRIPTION = (
     "Privacy-compliance reporting for the Odeus AI workspace. Authenticate with an API key "
     "(`Authorization: Bearer oc_...`; issue one with `odeus-compliance apikey create`). Each key has one "
-    "role: officer, auditor or admin. Errors are RFC 9457 problem documents (`application/problem+json`)."
+    "role: officer, auditor or admin. Errors are RFC 9457 problem documents (`application/problem+json`). "
+    "A client whose requests were refused (401, 403) too often in a window gets 429 with `Retry-After` "
+    "instead until the window ends; requests with a valid key are still served."
 )
 
 
@@ -154,6 +165,9 @@ def _openapi_config() -> OpenAPIConfig:
         path=OPENAPI_PATH,
         openapi_router=_openapi_router(),
         use_handler_docstrings=True,  # each route's docstring is its OpenAPI description
+        # the document only: the browser UIs load unpinned script from CDNs (and would see a key typed into
+        # them); use any OpenAPI tool on /schema/openapi.json instead
+        render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
         security=[{BEARER_SCHEME: []}],
         components=Components(
             security_schemes={
@@ -211,10 +225,17 @@ def create_app(
         await appender.record_created_keys(created, SYSTEM_SERVICE)
         app.state[AUDIT_APPENDER_KEY] = appender
         app.state[DENIAL_RECORDER_KEY] = record_denial
+        # refused requests: counted per client and window, recorded in bounded number, 429 past a limit
+        denials = DenialLimiter.for_settings(settings, engine=engine, appender=appender)
+        await denials.start()
+        app.state[DENIAL_LIMITER_KEY] = denials
         # report jobs: recovered and run in the background (rendering in a worker process)
         runtime = ReportRuntime.from_settings(settings, engine=engine, appender=appender)
         await runtime.start()
         app.state[REPORT_RUNTIME] = runtime
+        # uploaded PDFs: verified in capped processes, a bounded number at a time
+        verifier = PdfVerifier.from_settings(settings)
+        app.state[REPORT_VERIFIER] = verifier
         # scheduled reports: every replica ticks, the database lets one run each period
         ticker = ScheduleTicker(settings=settings, sessions=sessions, runtime=runtime, appender=appender)
         await ticker.start()
@@ -227,6 +248,8 @@ def create_app(
             await retention.stop()
             await ticker.stop()
             await runtime.stop()
+            await verifier.close()
+            await denials.stop()  # writes the open windows' summaries while the log is still open
             await appender.close()
             await engine.dispose()
 
@@ -247,6 +270,9 @@ def create_app(
         guards=[role_guard],
         dependencies=dependencies,
         exception_handlers=exception_handlers(),
+        # bodies: bounded in size (routes may set their own) and, where decoded, in JSON nesting
+        request_max_body_size=MAX_BODY_BYTES,
+        before_request=bound_json_body,
         openapi_config=_openapi_config(),
         state=State({SETTINGS_KEY: settings}),
         logging_config=None,
@@ -256,4 +282,5 @@ def create_app(
     check_routes_declare_access(app)
     _automatic_options_name_every_method(app)
     install_request_log(app)
+    install_security_headers(app)
     return app

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from odeus_compliance.core.files import write_atomically
 from odeus_compliance.core.periods import zone
@@ -34,7 +35,6 @@ from odeus_compliance.settings import (
 
 __all__ = [
     "DEMO_PURPOSE",
-    "LOOPBACK_HOSTS",
     "MASTER_KEY_FILE_NAME",
     "DemoOutcome",
     "demo_master_key",
@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 MASTER_KEY_FILE_NAME = "demo-master.key"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 DEMO_PURPOSE = "demo: monthly AI usage report of the simulated workspace"
 
 
@@ -88,8 +87,13 @@ def demo_master_key(data_dir: Path) -> bytes:
     return key
 
 
-def demo_settings(base: Settings, *, data_dir: Path, base_url: str, api_key: str) -> Settings:
-    """``base`` pointed at the demo's own data dir (SQLite, its own master key) and at the simulator."""
+def demo_settings(
+    base: Settings, *, data_dir: Path, base_url: str, api_key: str, storage_url: str | None = None
+) -> Settings:
+    """``base`` pointed at the demo's own data dir (SQLite, its own master key) and at the simulator.
+
+    The download allow-list names exactly the simulator's storage address and port (``storage_url``).
+    """
     data_dir = data_dir.resolve()
     return dataclasses.replace(
         base,
@@ -98,7 +102,7 @@ def demo_settings(base: Settings, *, data_dir: Path, base_url: str, api_key: str
         master_key=Secret(demo_master_key(data_dir)),
         odeus_base_url=base_url,
         odeus_api_key=Secret(api_key),
-        download_hosts=LOOPBACK_HOSTS,
+        download_hosts=frozenset({urlsplit(storage_url).netloc}) if storage_url else frozenset(),
     )
 
 
@@ -114,6 +118,7 @@ async def run_demo_report(
     from odeus_compliance.reports import actions, service  # noqa: PLC0415
     from odeus_compliance.reports.jobs import ReportPeriod, ReportStatus  # noqa: PLC0415
     from odeus_compliance.reports.runtime import standalone_runtime  # noqa: PLC0415
+    from odeus_compliance.reports.verifier import PdfVerifier, file_chunks  # noqa: PLC0415
 
     await upgrade(settings)
     ensure_demo_certificate(settings.data_dir, settings.require_master_key())
@@ -136,7 +141,9 @@ async def run_demo_report(
         out_dir.mkdir(parents=True, exist_ok=True)
         target = out_dir / "report.pdf"
         write_atomically(target, pdf)
-        result = await actions.verify_report(recorder, pdf=target.read_bytes(), settings=settings)
+        result = await actions.verify_report(
+            recorder, verifier=PdfVerifier.from_settings(settings), upload=file_chunks(target.read_bytes())
+        )
     ca = demo_paths(settings.data_dir).ca_cert
     return DemoOutcome(
         report_id=record.id,

@@ -18,6 +18,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "ServiceUnavailable",
+    "TooManyRequests",
     "ValidationFailed",
 ]
 
@@ -103,6 +104,18 @@ class PayloadTooLarge(AppError):
     status = 413
     code = "payload-too-large"
     title = "Payload too large"
+
+
+class TooManyRequests(AppError):
+    """The client was refused too often in the current window; ``Retry-After`` says when the window ends."""
+
+    status = 429
+    code = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("Retry-After", str(max(1, retry_after)))
 
 
 class ServiceUnavailable(AppError):

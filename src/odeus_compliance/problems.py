@@ -67,13 +67,33 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _safe_validation_errors(exc: ValidationException) -> list[dict[str, str]]:
+def _field_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name the client used for a handler parameter (``from`` for ``first``), where it has an alias."""
+    try:
+        field = request.route_handler.parsed_fn_signature.parameters.get(key)
+    except Exception:  # noqa: BLE001 - no route matched: the key is all there is
+        return key
+    kwarg = getattr(field, "kwarg_definition", None)
+    for attribute in ("name", "query", "header", "cookie"):
+        alias = getattr(kwarg, attribute, None)
+        if isinstance(alias, str) and alias:
+            return alias
+    return key
+
+
+def _safe_validation_errors(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     extra = exc.extra if isinstance(exc.extra, list) else []
     for item in extra:
         if not isinstance(item, Mapping):
             continue
-        entry = {k: str(item[k]) for k in ("key", "source") if k in item}
+        entry: dict[str, str] = {}
+        if "key" in item:
+            entry["key"] = _field_name(request, str(item["key"]))
+        if "source" in item:  # Litestar gives a ParamType member: its value is the word ("query")
+            entry["source"] = str(getattr(item["source"], "value", item["source"]))
         if "message" in item:
             entry["message"] = _QUOTED.sub("<value>", str(item["message"]))
         errors.append(entry)
@@ -91,11 +111,11 @@ def _app_error_handler(_request: Request[Any, Any, Any], exc: AppError) -> Respo
     )
 
 
-def _http_exception_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def _http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in {"allow", "retry-after"}}
     if isinstance(exc, ValidationException) or status == 400:
-        errors = _safe_validation_errors(exc) if isinstance(exc, ValidationException) else []
+        errors = _safe_validation_errors(request, exc) if isinstance(exc, ValidationException) else []
         return problem_response(
             status=status,
             code="validation-failed",

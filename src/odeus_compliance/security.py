@@ -143,7 +143,9 @@ def public() -> dict[str, Any]:
 
 
 class DenialRecorder(Protocol):
-    """Writes the audit record of a refused request (``access.denied``); raises a 503 error if it cannot."""
+    """Counts and records a refused request (``access.denied``); raises a 503 error if it cannot, and
+    :class:`~odeus_compliance.errors.TooManyRequests` (429 with ``Retry-After``, answered instead of the
+    401 or 403) when the client has been refused too often in the current window."""
 
     async def __call__(
         self, connection: ASGIConnection[Any, Any, Any, Any], status: int, reason: str
@@ -153,7 +155,8 @@ class DenialRecorder(Protocol):
 
 
 async def _record_denial(connection: ASGIConnection[Any, Any, Any, Any], status: int, reason: str) -> None:
-    """Record a 401/403 before it is answered (the app installs the recorder; fail closed: its 503 wins)."""
+    """Record a 401/403 before it is answered (the app installs the recorder; fail closed: its 503 wins, and
+    so does its 429 for a client over the limit)."""
     recorder: DenialRecorder | None = connection.app.state.get(DENIAL_RECORDER_KEY)
     if recorder is not None:
         await recorder(connection, status, reason)
@@ -162,7 +165,8 @@ async def _record_denial(connection: ASGIConnection[Any, Any, Any, Any], status:
 class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
     """Reads ``Authorization: Bearer <key>`` and puts the key's :class:`ApiKeyIdentity` on the connection.
 
-    Every 401 is recorded in the audit log as ``access.denied`` by an anonymous actor (never the key)."""
+    Every 401 is counted and recorded in the audit log as ``access.denied`` by an anonymous actor (never the
+    key); a client refused too often in a window gets 429 instead (see ``odeus_compliance.audit.denials``)."""
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]

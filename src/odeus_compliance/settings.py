@@ -44,6 +44,10 @@ SQLITE_FILE_NAME: Final = "odeus-compliance.sqlite3"
 WEBHOOK_KEY_PREFIX: Final = "ODEUS_COMPLIANCE_WEBHOOK_"
 _BASE64: Final = re.compile(r"(?:[A-Za-z0-9+/]+|[A-Za-z0-9_-]+)={0,2}")
 _POSTGRES_SCHEMES: Final = frozenset({"postgres", "postgresql"})
+# host, host:port, .domain[:port], [IPv6]:port or a bare IPv6 address (checked in full by the upstream client)
+_DOWNLOAD_HOST: Final = re.compile(
+    r"(?:\.?[a-z0-9][a-z0-9.-]*|\[[0-9a-f:.]+\])(?::\d{1,5})?|[0-9a-f:.]*:[0-9a-f:.]*"
+)
 _GENERATE_HINT: Final = (
     'generate one with: python -c "import os,base64;print(base64.b64encode(os.urandom(32)).decode())"'
 )
@@ -213,6 +217,29 @@ def _positive(env: Mapping[str, str], name: str, default: float, *, integer: boo
     return number
 
 
+def _denial_settings(env: Mapping[str, str]) -> tuple[float, int, int]:
+    """The window, the number of refusals recorded one by one, and the limit before 429."""
+    records_var = "ODEUS_COMPLIANCE_DENIAL_RECORDS"
+    records_text = env.get(records_var, "").strip() or "10"
+    if not (records_text.isascii() and records_text.isdigit()) or int(records_text) >= 10**9:
+        raise ConfigurationError(f"{records_var} must be a whole number, 0 or more")
+    records = int(records_text)
+    limit = int(_positive(env, "ODEUS_COMPLIANCE_DENIAL_LIMIT", 100, integer=True))
+    if limit < records:
+        raise ConfigurationError(f"ODEUS_COMPLIANCE_DENIAL_LIMIT must be at least {records_var}")
+    return _positive(env, "ODEUS_COMPLIANCE_DENIAL_WINDOW_SECONDS", 60.0), records, limit
+
+
+def _download_hosts(raw: str) -> frozenset[str]:
+    hosts = frozenset(h.strip().lower() for h in raw.split(",") if h.strip())
+    for host in hosts:
+        if not _DOWNLOAD_HOST.fullmatch(host):
+            raise ConfigurationError(
+                "ODEUS_COMPLIANCE_DOWNLOAD_HOSTS must list host, host:port, .domain or [IPv6]:port entries"
+            )
+    return hosts
+
+
 def _https_or_http_url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
     value = env.get(name, "").strip() or default
     if value is not None and not value.startswith(("https://", "http://")):
@@ -255,8 +282,15 @@ class Settings:
     template_dir: Path = dataclasses.field(default_factory=lambda: shipped_dir("report_templates"))
     """Report templates (``ODEUS_COMPLIANCE_TEMPLATE_DIR``), the shipped ones by default."""
     download_hosts: frozenset[str] = frozenset()
-    """Hosts allowed to serve export downloads over plain http (``ODEUS_COMPLIANCE_DOWNLOAD_HOSTS``,
-    comma-separated); empty means https only. The simulator on loopback needs ``127.0.0.1`` here."""
+    """The download allow-list (``ODEUS_COMPLIANCE_DOWNLOAD_HOSTS``, comma-separated ``host``, ``host:port``,
+    ``.domain[:port]`` or ``[IPv6]:port``; no port: 443 for https, 80 for http): signed export downloads
+    come only from a listed host and port. Empty: https on port 443 of a public address only. A host name
+    must resolve to public addresses; an entry naming an IP address (the simulator's ``127.0.0.1:<port>``)
+    allows that address. A download on the ``ODEUS_BASE_URL`` origin itself is always allowed."""
+    upstream_max_answer_mb: int = 2048
+    """The largest export file (streamed, never held whole) or JSON answer the service accepts from Odeus,
+    in MiB (``ODEUS_COMPLIANCE_UPSTREAM_MAX_ANSWER_MB``); a larger one fails the fetch with that reason.
+    A CSV-route answer (the small envelope with the download URL) is held to 256 KiB whatever this says."""
     log_level: str = "INFO"
     """``ODEUS_COMPLIANCE_LOG_LEVEL``: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     audit_checkpoint_records: int = 1000
@@ -271,12 +305,39 @@ class Settings:
     """How long the worker may take to render, sign and verify one report
     (``ODEUS_COMPLIANCE_REPORT_TIMEOUT_SECONDS``); a report that takes longer fails with that reason and
     the worker process is stopped."""
+    verify_worker_memory_mb: int = 1024
+    """Address-space limit in MiB of each process that verifies an uploaded PDF
+    (``ODEUS_COMPLIANCE_VERIFY_WORKER_MEMORY_MB``): a file that needs more is refused (422), the service's
+    own memory is untouched."""
+    verify_timeout_seconds: float = 60.0
+    """How long one verification (upload included) may take (``ODEUS_COMPLIANCE_VERIFY_TIMEOUT_SECONDS``);
+    then its process is stopped and the file refused (422)."""
+    verify_concurrency: int = 2
+    """How many PDFs are verified at once, each in a process of its own
+    (``ODEUS_COMPLIANCE_VERIFY_CONCURRENCY``)."""
+    verify_queue: int = 4
+    """How many more verifications may wait for a free slot (``ODEUS_COMPLIANCE_VERIFY_QUEUE``); beyond
+    that a request is answered 503 with ``Retry-After`` at once."""
     report_lease_seconds: float = 60.0
     """How long a report job's claim lasts without a sign of life (``ODEUS_COMPLIANCE_REPORT_LEASE_SECONDS``);
     a job whose runner died is taken over after this."""
     report_max_attempts: int = 3
     """How often a report job is started before an interrupted one is marked failed
     (``ODEUS_COMPLIANCE_REPORT_MAX_ATTEMPTS``)."""
+    report_concurrency: int = 2
+    """How many report jobs one service process runs at once (``ODEUS_COMPLIANCE_REPORT_CONCURRENCY``): a
+    job held up by a slow upstream takes one slot, the other jobs (scheduled ones too) go on in the rest."""
+    fetch_deadline_seconds: float = 1800.0
+    """The longest a report's export pull may take from its first request to its last byte
+    (``ODEUS_COMPLIANCE_FETCH_DEADLINE_SECONDS``); a pull still going then fails the job with that reason."""
+    fetch_min_bytes_per_second: float = 1024.0
+    """The slowest an Odeus answer or download may arrive, measured over the last
+    :attr:`fetch_throughput_window_seconds` (``ODEUS_COMPLIANCE_FETCH_MIN_BYTES_PER_SECOND``); a body that
+    drips slower fails the job with that reason."""
+    fetch_throughput_window_seconds: float = 60.0
+    """The window the minimum throughput is measured over
+    (``ODEUS_COMPLIANCE_FETCH_THROUGHPUT_WINDOW_SECONDS``): a body shorter than this is never too slow, and
+    no byte for this long is too slow."""
     schedule_tick_seconds: float = 60.0
     """How often the service looks for due scheduled reports (``ODEUS_COMPLIANCE_SCHEDULE_TICK_SECONDS``);
     every replica ticks, the database lets exactly one of them run each period."""
@@ -305,6 +366,17 @@ class Settings:
     webhook_keys: Mapping[str, Secret[str]] = dataclasses.field(default_factory=dict)
     """HMAC keys of schedule webhooks: every ``ODEUS_COMPLIANCE_WEBHOOK_<NAME>`` variable, by variable name (a
     schedule names its key's variable; the key itself is never stored in the database)."""
+    denial_window_seconds: float = 60.0
+    """Refused requests (401, 403) are counted per client and window of this many seconds
+    (``ODEUS_COMPLIANCE_DENIAL_WINDOW_SECONDS``); see docs/audit-records.md, "Refused requests"."""
+    denial_records: int = 10
+    """The first this many refusals of a client in a window are each recorded at once as ``access.denied``;
+    the rest are counted and recorded as one summary when the window ends
+    (``ODEUS_COMPLIANCE_DENIAL_RECORDS``; 0: every refusal goes into the summary)."""
+    denial_limit: int = 100
+    """After this many refusals in a window, a client's requests that fail authentication or authorisation
+    are answered 429 with ``Retry-After`` until the window ends (``ODEUS_COMPLIANCE_DENIAL_LIMIT``; at
+    least ``denial_records``)."""
     demo: bool = False
     """Built for the ``demo`` command: secrets may be absent (the demo makes its own)."""
 
@@ -330,6 +402,7 @@ class Settings:
         password = env.get("ODEUS_COMPLIANCE_SIGNING_PKCS12_PASSWORD", "")
         hosts = env.get("ODEUS_COMPLIANCE_DOWNLOAD_HOSTS", "")
         overrides: dict[str, Path] = {}
+        denial_window, denial_records, denial_limit = _denial_settings(env)
         for field, var in (("policy_dir", "POLICY_DIR"), ("template_dir", "TEMPLATE_DIR")):
             if (path := _optional_path(env, ENV_PREFIX + var)) is not None:
                 overrides[field] = path
@@ -345,7 +418,10 @@ class Settings:
             signing_pkcs12_password=Secret(password) if password else None,
             tsa_url=_https_or_http_url(env, "ODEUS_COMPLIANCE_TSA_URL", None),
             trust_anchors_file=_optional_path(env, "ODEUS_COMPLIANCE_TRUST_ANCHORS_FILE"),
-            download_hosts=frozenset(h.strip().lower() for h in hosts.split(",") if h.strip()),
+            download_hosts=_download_hosts(hosts),
+            upstream_max_answer_mb=int(
+                _positive(env, "ODEUS_COMPLIANCE_UPSTREAM_MAX_ANSWER_MB", 2048, integer=True)
+            ),
             log_level=log_level,
             audit_checkpoint_records=int(
                 _positive(env, "ODEUS_COMPLIANCE_AUDIT_CHECKPOINT_RECORDS", 1000, integer=True)
@@ -355,8 +431,20 @@ class Settings:
                 _positive(env, "ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB", 2048, integer=True)
             ),
             report_timeout_seconds=_positive(env, "ODEUS_COMPLIANCE_REPORT_TIMEOUT_SECONDS", 600.0),
+            verify_worker_memory_mb=int(
+                _positive(env, "ODEUS_COMPLIANCE_VERIFY_WORKER_MEMORY_MB", 1024, integer=True)
+            ),
+            verify_timeout_seconds=_positive(env, "ODEUS_COMPLIANCE_VERIFY_TIMEOUT_SECONDS", 60.0),
+            verify_concurrency=int(_positive(env, "ODEUS_COMPLIANCE_VERIFY_CONCURRENCY", 2, integer=True)),
+            verify_queue=int(_positive(env, "ODEUS_COMPLIANCE_VERIFY_QUEUE", 4, integer=True)),
             report_lease_seconds=_positive(env, "ODEUS_COMPLIANCE_REPORT_LEASE_SECONDS", 60.0),
             report_max_attempts=int(_positive(env, "ODEUS_COMPLIANCE_REPORT_MAX_ATTEMPTS", 3, integer=True)),
+            report_concurrency=int(_positive(env, "ODEUS_COMPLIANCE_REPORT_CONCURRENCY", 2, integer=True)),
+            fetch_deadline_seconds=_positive(env, "ODEUS_COMPLIANCE_FETCH_DEADLINE_SECONDS", 1800.0),
+            fetch_min_bytes_per_second=_positive(env, "ODEUS_COMPLIANCE_FETCH_MIN_BYTES_PER_SECOND", 1024.0),
+            fetch_throughput_window_seconds=_positive(
+                env, "ODEUS_COMPLIANCE_FETCH_THROUGHPUT_WINDOW_SECONDS", 60.0
+            ),
             schedule_tick_seconds=_positive(env, "ODEUS_COMPLIANCE_SCHEDULE_TICK_SECONDS", 60.0),
             retention_dataset_days=int(
                 _positive(env, "ODEUS_COMPLIANCE_RETENTION_DATASET_DAYS", 90, integer=True)
@@ -383,6 +471,9 @@ class Settings:
                 for name, value in env.items()
                 if name.startswith(WEBHOOK_KEY_PREFIX) and len(name) > len(WEBHOOK_KEY_PREFIX) and value
             },
+            denial_window_seconds=denial_window,
+            denial_records=denial_records,
+            denial_limit=denial_limit,
             demo=demo,
             **overrides,
         )

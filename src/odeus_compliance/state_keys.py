@@ -6,9 +6,11 @@ from typing import Final
 
 __all__ = [
     "AUDIT_APPENDER_KEY",
+    "DENIAL_LIMITER_KEY",
     "DENIAL_RECORDER_KEY",
     "ENGINE_KEY",
     "REPORT_RUNTIME",
+    "REPORT_VERIFIER",
     "SESSIONS_KEY",
     "SETTINGS_KEY",
 ]
@@ -23,5 +25,9 @@ AUDIT_APPENDER_KEY: Final = "audit_appender"
 """The app's :class:`~odeus_compliance.audit.appender.AuditAppender` (lifespan-owned)."""
 DENIAL_RECORDER_KEY: Final = "denial_recorder"
 """The coroutine function that records a 401/403 (see :mod:`~odeus_compliance.security`)."""
+DENIAL_LIMITER_KEY: Final = "denial_limiter"
+"""The app's :class:`~odeus_compliance.audit.denials.DenialLimiter` (lifespan-owned): counts refusals."""
 REPORT_RUNTIME: Final = "report_runtime"
 """The app's :class:`~odeus_compliance.reports.runtime.ReportRuntime` (lifespan-owned)."""
+REPORT_VERIFIER: Final = "report_verifier"
+"""The app's :class:`~odeus_compliance.reports.verifier.PdfVerifier` (lifespan-owned)."""

@@ -9,6 +9,7 @@ that are always there and the ones allowed, and which entry points wrote the act
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -24,7 +25,9 @@ import httpx
 import pytest
 
 from odeus_compliance.app import create_app
+from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.certificates import ensure_demo_certificate
+from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod
 from odeus_compliance.security import Role
 from odeus_compliance.settings import Secret, Settings
 from odeus_compliance.upstream.simulator.config import SimulatorConfig
@@ -112,7 +115,34 @@ def _wait_succeeded(client: httpx.Client, report_id: str, headers: dict[str, str
     pytest.fail("the report did not finish")
 
 
-def _drive_http(settings: Settings, tmp_path: Path) -> None:
+def _cancel_over_http(client: httpx.Client, sim: RunningSimulator, officer: dict[str, str]) -> None:
+    """A job whose download stalls (or that is still queued) is cancelled: it cannot have ended yet."""
+    sim.faults.slow_next(10.0, target="storage")
+    body = {"month": MONTH, "timezone": "UTC", "policy": "default", "purpose": PURPOSE}
+    queued = client.post("/api/v1/reports", json=body, headers=officer)
+    assert queued.status_code == 202, queued.text
+    cancelled = client.post(
+        f"/api/v1/reports/{queued.json()['id']}/cancel", json={"purpose": PURPOSE}, headers=officer
+    )
+    assert cancelled.status_code == 200, cancelled.text
+
+
+def _queue_job(settings: Settings) -> str:
+    """A queued job with no runner (no service runs now), for ``report cancel``."""
+
+    async def go() -> str:
+        engine = create_engine_for(settings)
+        try:
+            jobs = ReportJobs(session_factory(engine))
+            period = ReportPeriod.month(2026, 10, "UTC")
+            return (await jobs.request(period=period, policy="default", purpose=PURPOSE, requested_by="t")).id
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _drive_http(settings: Settings, tmp_path: Path, sim: RunningSimulator) -> None:
     keys = issue_keys(settings)  # apikey.created, from the bootstrap the demo's --serve uses
     auth = {role: {"Authorization": f"Bearer {key}"} for role, key in keys.items()}
     with run_server(create_app(settings)) as base_url, httpx.Client(base_url=base_url, timeout=120) as client:
@@ -142,6 +172,7 @@ def _drive_http(settings: Settings, tmp_path: Path) -> None:
             headers={**auth[Role.AUDITOR], "Content-Type": "application/pdf"},
         )
         assert verified.status_code == 200
+        _cancel_over_http(client, sim, auth[Role.OFFICER])
         schedule = {"name": "http", "every": "month", "day": 2, "time": "06:30", "timezone": "UTC"}
         schedule["policy"] = "default"
         assert client.put("/api/v1/schedules", json=schedule, headers=auth[Role.ADMIN]).status_code == 200
@@ -184,6 +215,7 @@ EXPECTED_SOURCES = {
     "report.downloaded": {"http", "cli", "demo"},
     "dataset.downloaded": {"http"},
     "report.verified": {"http", "demo"},
+    "report.cancelled": {"http", "cli"},
     "schedule.changed": {"http", "cli"},
     "apikey.created": {"cli"},
     "apikey.revoked": {"cli"},
@@ -202,18 +234,19 @@ def test_every_entry_point_writes_the_documented_record_shape(tmp_path: Path, si
         Settings.for_tests(tmp_path / "data", database_url=database),
         odeus_base_url=sim.base_url,
         odeus_api_key=Secret(sim.api_key),
-        download_hosts=frozenset({"127.0.0.1"}),
+        download_hosts=frozenset({sim.download_host}),
     )
     env = {
         **cli_env(settings),
         "ODEUS_BASE_URL": sim.base_url,
         "ODEUS_API_KEY": sim.api_key,
-        "ODEUS_COMPLIANCE_DOWNLOAD_HOSTS": "127.0.0.1",
+        "ODEUS_COMPLIANCE_DOWNLOAD_HOSTS": sim.download_host,
     }
     _cli(env, "db", "upgrade")
     ensure_demo_certificate(settings.data_dir, settings.require_master_key())
-    _drive_http(settings, tmp_path)
+    _drive_http(settings, tmp_path, sim)
     _drive_cli(env, tmp_path)
+    _cli(env, "report", "cancel", _queue_job(settings), "--purpose", PURPOSE)
     _bundle_records(env, tmp_path / "first.json")  # a bundle holds what came before its own export record
     records = [(r, "main") for r in _bundle_records(env, tmp_path / "main.json")]
 

@@ -44,7 +44,7 @@ def _env(settings: Settings, simulator: RunningSimulator) -> dict[str, str]:
         **cli_env(settings),
         "ODEUS_BASE_URL": simulator.base_url,
         "ODEUS_API_KEY": simulator.api_key,
-        "ODEUS_COMPLIANCE_DOWNLOAD_HOSTS": "127.0.0.1",
+        "ODEUS_COMPLIANCE_DOWNLOAD_HOSTS": simulator.download_host,
     }
 
 
@@ -262,5 +262,5 @@ def _with_upstream(settings: Settings, simulator: RunningSimulator) -> Settings:
         settings,
         odeus_base_url=simulator.base_url,
         odeus_api_key=Secret(simulator.api_key),
-        download_hosts=frozenset({"127.0.0.1"}),
+        download_hosts=frozenset({simulator.download_host}),
     )

@@ -35,7 +35,7 @@ def env_for(settings: Settings, sim: RunningSimulator) -> dict[str, str]:
         **cli_env(settings),
         "ODEUS_API_KEY": sim.api_key,
         "ODEUS_BASE_URL": sim.base_url,
-        "ODEUS_COMPLIANCE_DOWNLOAD_HOSTS": "127.0.0.1",
+        "ODEUS_COMPLIANCE_DOWNLOAD_HOSTS": sim.download_host,
     }
 
 

@@ -4,6 +4,9 @@ consistency, verify, export; denials recorded; a failing audit write is a 503 an
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +17,9 @@ from odeus_compliance.audit.checkpoint import open_checkpoint
 from odeus_compliance.audit.leaf import parse_leaf
 from odeus_compliance.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from odeus_compliance.audit.note import parse_vkey
+from odeus_compliance.audit.verdict import ProblemKind
 from odeus_compliance.security import Role
-from tests.support.audit import sql
+from tests.support.audit import cli, sql
 from tests.support.server import LiveServer
 
 
@@ -163,6 +167,76 @@ def test_auditor_api(live_server: LiveServer) -> None:
         assert actions.count("audit.verified") == 1
         assert actions.count("audit.exported") == 1
         assert actions.count("audit.read") >= 10
+
+
+def _export(client: httpx.Client, server: LiveServer, start: str, end: str) -> bytes:
+    response = client.post(
+        "/api/v1/audit/export", json={"from": start, "to": end}, headers=server.auth(Role.AUDITOR)
+    )
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def test_exported_bundle_cut_at_either_end_is_named(live_server: LiveServer, tmp_path: Path) -> None:
+    """A bundle exported over HTTP states its range, signed: cutting its last or first entry, a middle one,
+    or editing the statement is each named, by the offline verifier in-process and by the CLI."""
+    server = live_server
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        for _ in range(4):  # a few records to export
+            assert (
+                client.get("/api/v1/audit/checkpoint", headers=server.auth(Role.AUDITOR)).status_code == 200
+            )
+        data = _export(client, server, "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+    clean = json.loads(data)
+    vkey = clean["vkey"]
+    count = len(clean["entries"])
+    assert count >= 4
+    last = clean["entries"][-1]["seq"]
+    assert f"\nfirst 0\nlast {last}\n" in clean["range"]
+
+    def cut(index: int) -> Callable[[dict[str, Any]], object]:
+        return lambda bundle: bundle["entries"].pop(index)
+
+    def restate(bundle: dict[str, Any]) -> None:
+        bundle["entries"].pop()
+        bundle["range"] = bundle["range"].replace(f"\nlast {last}\n", f"\nlast {last - 1}\n")
+
+    def downgrade(bundle: dict[str, Any]) -> None:
+        del bundle["range"]
+        bundle["format"] = "odeus-compliance-audit-bundle/1"
+
+    cases: dict[str, tuple[Callable[[dict[str, Any]], object] | None, set[ProblemKind], str]] = {
+        "untouched": (None, set(), "valid\n"),
+        "last-removed": (
+            cut(-1),
+            {ProblemKind.TRUNCATED},
+            f"truncated: seq {last}: 1 entries cut off at the tail",
+        ),
+        "first-removed": (cut(0), {ProblemKind.TRUNCATED}, "truncated: seq 0: 1 entries cut off at the head"),
+        "middle-removed": (cut(2), {ProblemKind.MISSING}, "missing: seq 2: absent from the range"),
+        "range-changed": (restate, {ProblemKind.BAD_SIGNATURE}, "bad-signature: the range statement"),
+        "range-removed": (downgrade, {ProblemKind.UNPROVEN}, "unproven: the bundle does not state the range"),
+    }
+    for name, (tamper, kinds, said) in cases.items():
+        bundle = json.loads(data)
+        if tamper is not None:
+            tamper(bundle)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(bundle), encoding="utf-8")
+        report = verify_bundle(path.read_bytes(), trusted_vkey=vkey)
+        assert {p.kind for p in report.problems} == kinds, (name, report.summary())
+        result = cli(None, "audit", "verify", "--bundle", str(path), "--vkey", vkey, cwd=tmp_path)
+        assert result.returncode == (1 if kinds else 0), (name, result.stdout, result.stderr)
+        assert said in result.stdout, (name, result.stdout)
+
+    # a narrower time range states exactly its own entries
+    times = [parse_leaf(e["leaf"].encode()).time for e in clean["entries"]]
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        part = json.loads(_export(client, server, times[1], times[2]))
+    seqs = [e["seq"] for e in part["entries"]]
+    assert seqs
+    assert f"\nfirst {seqs[0]}\nlast {seqs[-1]}\n" in part["range"]
+    assert verify_bundle(json.dumps(part), trusted_vkey=vkey).valid
 
 
 _FAIL_SQLITE = (

@@ -234,9 +234,53 @@ def _bundle_prune(bundle: dict[str, Any]) -> None:
     bundle["entries"][3].update(record=None, salt=None)
 
 
+def _bundle_cut_tail(bundle: dict[str, Any]) -> None:
+    del bundle["entries"][-1]
+
+
+def _bundle_cut_head(bundle: dict[str, Any]) -> None:
+    del bundle["entries"][0]
+
+
+def _bundle_cut_tail_and_restate(bundle: dict[str, Any]) -> None:
+    """The tail cut and the signed range statement edited to match (its signature no longer holds)."""
+    del bundle["entries"][-1]
+    bundle["range"] = bundle["range"].replace("\nlast 39\n", "\nlast 38\n")
+
+
+def _bundle_as_format_1(bundle: dict[str, Any]) -> None:
+    """What a bundle exported before range statements looks like (or one downgraded to it)."""
+    del bundle["range"]
+    bundle["format"] = "odeus-compliance-audit-bundle/1"
+
+
 BUNDLE_TAMPERING = {
     "modified": (_bundle_modify, 1, ["modified: seq 7:"], ["missing:", "reordered:"]),
-    "missing": (_bundle_drop, 1, ["missing: seq 7:"], ["modified:", "reordered:"]),
+    "missing": (_bundle_drop, 1, ["missing: seq 7:"], ["modified:", "reordered:", "truncated:"]),
+    "cut-tail": (
+        _bundle_cut_tail,
+        1,
+        ["truncated: seq 39: 1 entries cut off at the tail: the range the bundle states ends at seq 39"],
+        ["missing:", "modified:", "valid\n"],
+    ),
+    "cut-head": (
+        _bundle_cut_head,
+        1,
+        ["truncated: seq 0: 1 entries cut off at the head: the range the bundle states starts at seq 0"],
+        ["missing:", "modified:", "valid\n"],
+    ),
+    "restated-range": (
+        _bundle_cut_tail_and_restate,
+        1,
+        ["bad-signature: the range statement is not signed by"],
+        ["valid\n"],
+    ),
+    "format-1": (
+        _bundle_as_format_1,
+        1,
+        ["unproven: the bundle does not state the range it covers"],
+        ["modified:", "missing:", "valid\n"],
+    ),
     "reordered-entries": (_bundle_swap_entries, 1, ["reordered: seq 5, 9:"], ["modified:", "missing:"]),
     "reordered-leaves": (
         _bundle_swap_leaves,
@@ -260,6 +304,10 @@ def test_audit_verify_bundle_names_each_kind_of_tampering(
     vkey = data["vkey"]
     clean = cli(None, "audit", "verify", "--bundle", str(out), "--vkey", vkey, cwd=tmp_path)
     assert clean.returncode == 0, clean.stdout
+    assert "range (signed): entries from 2000-01-01T00:00:00.000000Z to 2100-01-01T23:59:59.999999Z: " in (
+        clean.stdout
+    )
+    assert "seq 0..39 of the tree of size 40" in clean.stdout
     tamper, code, expected, absent = BUNDLE_TAMPERING[kind]
     tamper(data)
     out.write_text(json.dumps(data))

@@ -14,9 +14,10 @@ from odeus_compliance.audit.recorder import AuditUnavailable, Recorder
 from odeus_compliance.audit.records import Action, Outcome
 from odeus_compliance.core.periods import ReportPeriod
 from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.errors import ServiceUnavailable
 from odeus_compliance.policy.service import find_policy
 from odeus_compliance.reports.actions import request_report
-from odeus_compliance.reports.jobs import ReportJobs
+from odeus_compliance.reports.jobs import JobsBusy, ReportJobs
 from odeus_compliance.reports.service import RequestedReport
 from odeus_compliance.security import ApiKeyPepper, Role
 from odeus_compliance.settings import Settings
@@ -86,3 +87,24 @@ async def test_a_request_whose_job_cannot_be_queued_leaves_a_failure_record(sett
     details: Mapping[str, Any] = failed["details"]
     assert details["error_code"] == "job_not_queued"
     assert details["report_id"] == requested["details"]["report_id"]
+
+
+class _BusyJobs:
+    async def request(self, *, report_id: str | None = None, **_: object) -> None:
+        raise JobsBusy(report_id or "")
+
+
+async def test_a_request_the_busy_database_cannot_queue_is_a_503_with_retry_after(settings: Settings) -> None:
+    entry = find_policy(policy_dir=settings.policy_dir, name="default")
+    assert entry is not None
+    wanted = RequestedReport(period=ReportPeriod.month(2026, 10, "UTC"), policy=entry, purpose="test")
+    recorder = _Recorder()
+    with pytest.raises(ServiceUnavailable) as raised:
+        await request_report(
+            cast("Recorder", recorder), jobs=cast("ReportJobs", _BusyJobs()), wanted=wanted, requested_by="t"
+        )
+    assert raised.value.status == 503
+    assert int(raised.value.headers["Retry-After"]) > 0
+    requested, failed = recorder.records
+    assert failed["outcome"] is Outcome.FAILURE
+    assert failed["details"]["report_id"] == requested["details"]["report_id"]

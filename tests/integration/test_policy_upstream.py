@@ -94,7 +94,7 @@ async def test_the_service_path_streams_from_the_client_and_matches_the_file_pat
     keys = engine_keys(MASTER, policy)
     with run_simulator(config) as sim:
         client_config = OdeusClientConfig(
-            api_key=sim.api_key, base_url=sim.base_url, download_hosts=frozenset({"127.0.0.1"})
+            api_key=sim.api_key, base_url=sim.base_url, download_hosts=frozenset({sim.download_host})
         )
         request = ExportRequest.for_month(ExportType.USERS, 2026, 10, "UTC")
         async with OdeusClient(client_config) as client, client.open_export(request) as export:

@@ -63,7 +63,7 @@ def flow_settings(migrated_settings: Settings, simulator: RunningSimulator) -> S
         migrated_settings,
         odeus_base_url=simulator.base_url,
         odeus_api_key=Secret(simulator.api_key),
-        download_hosts=frozenset({"127.0.0.1"}),
+        download_hosts=frozenset({simulator.download_host}),
         policy_dir=policy_folder(migrated_settings.data_dir.parent / "policies"),
     )
     ensure_demo_certificate(settings.data_dir, settings.require_master_key())
@@ -148,6 +148,25 @@ async def test_a_report_is_pulled_pseudonymised_signed_verified_stored_and_audit
 
     second = await _run(runtime, policy="rows")  # a second version of the same month
     assert (second.status, second.version, second.supersedes) == (ReportStatus.SUCCEEDED, 2, record.id)
+
+
+async def test_a_report_of_an_overlapping_period_is_compared_like_a_version(runtime: ReportRuntime) -> None:
+    first = await _run(runtime)
+    figures = json.loads(await runtime.store.read(first.id, "figures.json"))
+    # as if the first report had been published two people larger (another export, people left since)
+    figures["people"] += 2
+    await runtime.store.put(first.id, "figures.json", json.dumps(figures).encode())
+    # the same month in another zone is not a version of the first, but covers nearly the same people
+    other_zone = ReportPeriod.month(PERIOD.start.year, 10, "UTC")
+    queued = await runtime.jobs.request(
+        period=other_zone, policy="default", purpose=PURPOSE, requested_by="cli"
+    )
+    second = await runtime.run_job(queued.id)
+    assert second is not None
+    assert (second.status, second.version) == (ReportStatus.FAILED, 1)
+    assert "overlapping period by fewer than 5 people" in (second.error or "")
+    for name in ("report.pdf", "figures.json"):
+        assert not await runtime.store.exists(second.id, name)
 
 
 def _subject_tokens(dataset: str) -> set[str]:

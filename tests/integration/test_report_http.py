@@ -123,7 +123,7 @@ def report_server(migrated_settings: Settings) -> Iterator[LiveServer]:
             migrated_settings,
             odeus_base_url=sim.base_url,
             odeus_api_key=Secret(sim.api_key),
-            download_hosts=frozenset({"127.0.0.1"}),
+            download_hosts=frozenset({sim.download_host}),
         )
         ensure_demo_certificate(settings.data_dir, settings.require_master_key())
         keys = issue_keys(settings)

@@ -20,7 +20,10 @@ from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.db.models import Report
 from odeus_compliance.db.schedule_tables import ScheduleRun
 from odeus_compliance.keys.certificates import ensure_demo_certificate
+from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
+from odeus_compliance.keys.sealed_text import TextSealer
 from odeus_compliance.reports.jobs import ReportStatus
+from odeus_compliance.reports.purposes import open_purpose
 from odeus_compliance.scheduling.model import ScheduleSpec
 from odeus_compliance.scheduling.runner import RunOutcome, RunSettings
 from odeus_compliance.scheduling.runtime import standalone_scheduler
@@ -52,7 +55,7 @@ def upstream_settings(migrated_settings: Settings, sim: RunningSimulator) -> Set
         migrated_settings,
         odeus_base_url=sim.base_url,
         odeus_api_key=Secret(sim.api_key),
-        download_hosts=frozenset({"127.0.0.1"}),
+        download_hosts=frozenset({sim.download_host}),
     )
     ensure_demo_certificate(settings.data_dir, settings.require_master_key())
     return settings
@@ -71,12 +74,15 @@ async def create_schedule(settings: Settings, *, active_from: dt.datetime, **cha
     engine = create_engine_for(settings)
     try:
         async with session_factory(engine)() as session:
+            kek = KeyEncryptionKey(settings.require_master_key())
+            await ensure_key_ring(session=session, kek=kek)  # e-mail recipients are sealed under its keys
             saved = await save_schedule(
                 session=session,
                 spec=ScheduleSpec.build(**fields),
                 policy_dir=settings.policy_dir,
                 now=active_from,
                 active_from=active_from,
+                sealer=TextSealer(kek),
             )
             return saved.schedule.id
     finally:
@@ -93,6 +99,15 @@ async def runs_of(settings: Settings, schedule_id: uuid.UUID) -> list[ScheduleRu
     try:
         async with session_factory(engine)() as session:
             return list(await list_runs(session=session, schedule_id=schedule_id))
+    finally:
+        await engine.dispose()
+
+
+async def stored_purpose(settings: Settings, report: Report) -> str | None:
+    engine = create_engine_for(settings)
+    try:
+        kek = KeyEncryptionKey(settings.require_master_key())
+        return await open_purpose(kek, session_factory(engine), report_id=report.id, stored=report.purpose)
     finally:
         await engine.dispose()
 
@@ -156,7 +171,8 @@ async def test_racing_schedulers_make_exactly_one_run_and_one_report(upstream_se
     assert [r.id for r in reports] == [run.report_id]
     report = reports[0]
     assert report.status == ReportStatus.SUCCEEDED.value
-    assert report.purpose == "scheduled monthly report monthly"
+    assert report.purpose.startswith("sealed:v1:audit-data:")  # stored sealed, opened with the key ring
+    assert await stored_purpose(upstream_settings, report) == "scheduled monthly report monthly"
     assert (report.period_start, report.period_end) == (run.period_start, run.period_end)
     assert report.timezone == "Europe/Berlin"
     # a later tick finds nothing to do

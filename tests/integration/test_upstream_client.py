@@ -82,14 +82,22 @@ def simulator(fake: FakeTime, **options: Any) -> Iterator[RunningSimulator]:
 
 @asynccontextmanager
 async def client_for(
-    sim_base: str,
+    upstream: RunningSimulator | str,
     key: str,
     fake: FakeTime,
     *,
-    hosts: frozenset[str] = frozenset({"127.0.0.1"}),
+    hosts: frozenset[str] | None = None,
     **config: Any,
 ) -> AsyncIterator[OdeusClient]:
-    cfg = OdeusClientConfig(api_key=key, base_url=sim_base, download_hosts=hosts, **config)
+    """A client of the simulator (its storage host and port allow-listed), or of a server at a base URL
+    that serves its downloads on its own origin."""
+    if isinstance(upstream, str):
+        base, allowed = upstream, frozenset({"127.0.0.1"})
+    else:
+        base, allowed = upstream.base_url, frozenset({upstream.download_host})
+    cfg = OdeusClientConfig(
+        api_key=key, base_url=base, download_hosts=allowed if hosts is None else hosts, **config
+    )
     async with OdeusClient(cfg, sleep=fake.sleep, clock=fake.clock, wall_clock=fake.wall) as client:
         yield client
 
@@ -100,7 +108,7 @@ def _keyed(result: ExportResult, *key: str) -> dict[tuple[Any, ...], dict[str, A
 
 async def test_every_export_type_on_both_routes(fake_time: FakeTime) -> None:
     with simulator(fake_time, byok=True) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             for export_type in ExportType:
                 csv_result = await client.fetch_export(ExportRequest.for_month(export_type, 2026, 3, "UTC"))
                 json_result = await client.fetch_export(
@@ -114,7 +122,7 @@ async def test_every_export_type_on_both_routes(fake_time: FakeTime) -> None:
 
 async def test_wrong_key_is_unauthorized_and_the_key_is_never_echoed(fake_time: FakeTime) -> None:
     with simulator(fake_time) as sim:
-        async with client_for(sim.base_url, "sk-wrong-key-123", fake_time) as client:
+        async with client_for(sim, "sk-wrong-key-123", fake_time) as client:
             with pytest.raises(UpstreamUnauthorized, match="401") as caught:
                 await client.fetch_export(MARCH)
     assert "sk-wrong-key-123" not in str(caught.value)
@@ -122,21 +130,21 @@ async def test_wrong_key_is_unauthorized_and_the_key_is_never_echoed(fake_time: 
 
 async def test_a_key_without_the_export_scope_is_forbidden(fake_time: FakeTime) -> None:
     with simulator(fake_time) as sim:
-        async with client_for(sim.base_url, sim.unscoped_api_key, fake_time) as client:
+        async with client_for(sim, sim.unscoped_api_key, fake_time) as client:
             with pytest.raises(UpstreamForbidden, match="USAGE_EXPORT_API"):
                 await client.fetch_export(MARCH)
 
 
 async def test_no_data_before_the_workspace_existed(fake_time: FakeTime) -> None:
     with simulator(fake_time, workspace_age_days=30) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             with pytest.raises(UpstreamNoData, match="404"):
                 await client.fetch_export(MARCH)
 
 
 async def test_a_range_older_than_the_history_is_a_bad_request(fake_time: FakeTime) -> None:
     with simulator(fake_time) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             with pytest.raises(UpstreamBadRequest, match="400") as caught:
                 await client.fetch_export(ExportRequest.for_month(ExportType.USERS, 2025, 1, "UTC"))
     assert not isinstance(caught.value, UpstreamTooLarge)
@@ -145,11 +153,11 @@ async def test_a_range_older_than_the_history_is_a_bad_request(fake_time: FakeTi
 async def test_too_large_is_split_and_merged_into_the_unsplit_export(fake_time: FakeTime) -> None:
     request = ExportRequest.for_month(ExportType.USERS, 2026, 3, "Europe/Berlin", group_by=GroupBy.MODEL)
     with simulator(fake_time, byok=True) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             whole = await client.fetch_export(request)
     cap = whole.num_rows - 1
     with simulator(fake_time, byok=True, row_cap=cap) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             with pytest.raises(UpstreamTooLarge):
                 await client.fetch_export(request, split_too_large=False)
             merged = await client.fetch_export(request)
@@ -161,21 +169,21 @@ async def test_too_large_is_split_and_merged_into_the_unsplit_export(fake_time: 
 
 async def test_too_large_even_for_one_day_is_refused_clearly(fake_time: FakeTime) -> None:
     with simulator(fake_time, row_cap=5) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             with pytest.raises(UpstreamTooLarge, match="single day"):
                 await client.fetch_export(MARCH)
 
 
 async def test_assistants_too_large_refuse_to_split(fake_time: FakeTime) -> None:
     with simulator(fake_time, row_cap=1) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             with pytest.raises(UpstreamTooLarge, match="unique_users"):
                 await client.fetch_export(ExportRequest.for_month(ExportType.AGENTS, 2026, 3, "UTC"))
 
 
 async def test_429_then_success_honours_retry_after(fake_time: FakeTime) -> None:
     with simulator(fake_time, requests_per_minute=1) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             first = await client.fetch_export(MARCH)
             second = await client.fetch_export(MARCH)
     assert list(first.rows()) == list(second.rows())
@@ -186,7 +194,7 @@ async def test_429_then_success_honours_retry_after(fake_time: FakeTime) -> None
 async def test_429_without_retry_after_until_the_budget_is_spent(fake_time: FakeTime) -> None:
     with simulator(fake_time, requests_per_minute=1, variant_retry_after=False) as sim:
         policy = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=2.0)
-        async with client_for(sim.base_url, sim.api_key, fake_time, retry=policy) as client:
+        async with client_for(sim, sim.api_key, fake_time, retry=policy) as client:
             await client.fetch_export(MARCH)
             with pytest.raises(UpstreamRateLimited, match=r"gave up after 3 attempt"):
                 await client.fetch_export(MARCH)
@@ -197,7 +205,7 @@ async def test_429_without_retry_after_until_the_budget_is_spent(fake_time: Fake
 @pytest.mark.parametrize("target", ["api", "storage"])
 async def test_5xx_and_dropped_connections_then_success(fake_time: FakeTime, target: str) -> None:
     with simulator(fake_time) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             expected = await client.fetch_export(MARCH)
             sim.faults.fail_next(1, status=503, target=target)  # type: ignore[arg-type]
             sim.faults.drop_next(1, target=target)  # type: ignore[arg-type]
@@ -209,9 +217,7 @@ async def test_5xx_and_dropped_connections_then_success(fake_time: FakeTime, tar
 
 async def test_5xx_until_the_budget_is_spent(fake_time: FakeTime) -> None:
     with simulator(fake_time) as sim:
-        async with client_for(
-            sim.base_url, sim.api_key, fake_time, retry=RetryPolicy(max_attempts=2)
-        ) as client:
+        async with client_for(sim, sim.api_key, fake_time, retry=RetryPolicy(max_attempts=2)) as client:
             sim.faults.fail_next(5, status=502)
             with pytest.raises(UpstreamUnavailable, match="502"):
                 await client.fetch_export(MARCH)
@@ -220,7 +226,7 @@ async def test_5xx_until_the_budget_is_spent(fake_time: FakeTime) -> None:
 async def test_a_slow_answer_times_out_and_is_retried(fake_time: FakeTime) -> None:
     with simulator(fake_time) as sim:
         timeouts = Timeouts(read=0.3)
-        async with client_for(sim.base_url, sim.api_key, fake_time, timeouts=timeouts) as client:
+        async with client_for(sim, sim.api_key, fake_time, timeouts=timeouts) as client:
             sim.faults.slow_next(2.0)
             result = await client.fetch_export(MARCH)
     assert result.num_rows == result.info.record_count
@@ -231,7 +237,7 @@ async def test_a_truncated_download_is_retried_while_nothing_was_handed_on(
     fake_time: FakeTime, content_length: bool
 ) -> None:
     with simulator(fake_time) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             sim.faults.truncate_next_download(1, keep_fraction=0.5, content_length=content_length)
             result = await client.fetch_export(MARCH)
     assert result.num_rows == result.info.record_count
@@ -243,9 +249,7 @@ async def test_a_truncated_download_raises_and_hands_nothing_on(
 ) -> None:
     handed: list[ExportBatch] = []
     with simulator(fake_time) as sim:
-        async with client_for(
-            sim.base_url, sim.api_key, fake_time, retry=RetryPolicy(max_attempts=2)
-        ) as client:
+        async with client_for(sim, sim.api_key, fake_time, retry=RetryPolicy(max_attempts=2)) as client:
             sim.faults.truncate_next_download(5, keep_fraction=0.6, content_length=content_length)
             async with client.open_export(MARCH) as export:
                 with pytest.raises(DownloadIncomplete):
@@ -267,7 +271,7 @@ async def test_a_truncated_large_download_after_batches_were_handed_on_is_not_re
 ) -> None:
     handed: list[ExportBatch] = []
     with simulator(fake_time, users=3000) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time, block_bytes=1 << 16) as client:
+        async with client_for(sim, sim.api_key, fake_time, block_bytes=1 << 16) as client:
             sim.faults.truncate_next_download(1, keep_fraction=0.9, content_length=True)
             async with client.open_export(MARCH) as export:
                 with pytest.raises(DownloadIncomplete, match=r"cannot be retried|announced"):
@@ -278,7 +282,7 @@ async def test_a_truncated_large_download_after_batches_were_handed_on_is_not_re
 async def test_an_expired_download_url_is_fetched_again_once(fake_time: FakeTime) -> None:
     with simulator(fake_time, url_ttl_seconds=60) as sim:
         async with (
-            client_for(sim.base_url, sim.api_key, fake_time) as client,
+            client_for(sim, sim.api_key, fake_time) as client,
             client.open_export(MARCH) as export,
         ):
             fake_time.now += 3600  # the URL expired before we started downloading
@@ -300,7 +304,7 @@ def expiring_time() -> FakeTime:
 
 async def test_every_download_url_expired_is_a_clear_error(expiring_time: FakeTime) -> None:
     with simulator(expiring_time, url_ttl_seconds=60) as sim:
-        async with client_for(sim.base_url, sim.api_key, expiring_time) as client:
+        async with client_for(sim, sim.api_key, expiring_time) as client:
             with pytest.raises(DownloadExpired, match="expired") as caught:
                 await client.fetch_export(MARCH)
     assert "signature" not in str(caught.value)
@@ -311,7 +315,7 @@ async def test_every_download_url_expired_is_a_clear_error(expiring_time: FakeTi
 async def test_berlin_dst_months(fake_time: FakeTime, month: int) -> None:
     request = ExportRequest.for_month(ExportType.USERS, 2026, month, "Europe/Berlin")
     with simulator(fake_time) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             result = await client.fetch_export(request)
     assert result.info.date_from == request.start.instant
     assert abs((result.info.date_to - request.end.instant).total_seconds()) < 0.002
@@ -321,7 +325,7 @@ async def test_berlin_dst_months(fake_time: FakeTime, month: int) -> None:
 
 async def test_variants_give_the_same_rows(fake_time: FakeTime) -> None:
     with simulator(fake_time) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             plain = await client.fetch_export(MARCH)
     variants: list[dict[str, Any]] = [
         {"variant_shuffle_columns": True},
@@ -331,7 +335,7 @@ async def test_variants_give_the_same_rows(fake_time: FakeTime) -> None:
     ]
     for options in variants:
         with simulator(fake_time, **options) as sim:
-            async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+            async with client_for(sim, sim.api_key, fake_time) as client:
                 other = await client.fetch_export(MARCH)
         assert list(other.rows()) == [
             {name: row[name] for name in other.report.columns} for row in plain.rows()
@@ -341,7 +345,7 @@ async def test_variants_give_the_same_rows(fake_time: FakeTime) -> None:
 
 async def test_an_unknown_column_is_kept_and_reported(fake_time: FakeTime) -> None:
     with simulator(fake_time, variant_extra_column=True) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             result = await client.fetch_export(MARCH)
     (unknown,) = result.report.unknown_columns
     assert unknown in next(result.rows())
@@ -359,7 +363,7 @@ async def test_upstream_anonymisation_is_reported(
     fake_time: FakeTime, style: str, expected: dict[str, Anonymisation]
 ) -> None:
     with simulator(fake_time, user_level_data=False, anonymisation=style) as sim:
-        async with client_for(sim.base_url, sim.api_key, fake_time) as client:
+        async with client_for(sim, sim.api_key, fake_time) as client:
             result = await client.fetch_export(MARCH)
     found = {item.column: item.how for item in result.report.anonymised}
     assert found["user_id"] is Anonymisation.OPAQUE_IDS

@@ -8,6 +8,7 @@ Waits are injected: a fake clock advances when the client sleeps, so no assertio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -22,12 +23,13 @@ from odeus_compliance.upstream.client import OdeusClient
 from odeus_compliance.upstream.columns import ExportType
 from odeus_compliance.upstream.config import OdeusClientConfig
 from odeus_compliance.upstream.errors import (
+    AnswerTooLarge,
     UpstreamBadRequest,
     UpstreamProtocolError,
     UpstreamRateLimited,
     UpstreamUnauthorized,
 )
-from odeus_compliance.upstream.request import ExportRequest
+from odeus_compliance.upstream.request import ExportFormat, ExportRequest
 
 KEY = "sk-failure-test-KEY-0042"
 SIGNATURE = "SIGNATURE0123456789abcdef"
@@ -176,16 +178,18 @@ def _fixed(answer: bytes) -> Callable[[str], bytes]:
     return lambda _base: answer
 
 
-async def test_an_error_text_that_echoes_the_key_is_redacted() -> None:
+async def test_an_error_text_that_echoes_the_key_is_not_quoted() -> None:
+    """Only the known error code is named (in our spelling); the free message, key and all, is dropped."""
     fake = FakeTime()
-    echo = json.dumps({"error": "Bad Request", "message": f"key {KEY} is not allowed here"}).encode()
+    echo = json.dumps({"error": "bad  REQUEST", "message": f"key {KEY} is not allowed here"}).encode()
     for status, error in ((400, UpstreamBadRequest), (401, UpstreamUnauthorized)):
         handler = api_then_download(_fixed(http(status, echo)))
         async with serving(handler) as server, client_for(server.base, fake) as client:
             with pytest.raises(error) as caught:
                 await client.fetch_export(MARCH)
         assert KEY not in str(caught.value)
-        assert "<redacted>" in str(caught.value)
+        assert "not allowed here" not in str(caught.value)
+        assert f"({status}): Bad Request" in str(caught.value)
 
 
 async def test_no_log_record_carries_the_signature_or_the_key(caplog: pytest.LogCaptureFixture) -> None:
@@ -243,3 +247,26 @@ async def test_a_download_url_off_the_allow_list_is_never_fetched(url: str) -> N
             await client.fetch_export(MARCH)
     assert SIGNATURE not in str(caught.value)
     assert [path for _, path, _ in server.requests] == ["/export/users/csv"]
+
+
+@pytest.mark.parametrize("route", [ExportFormat.CSV, ExportFormat.JSON])
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "until-close"])
+async def test_an_answer_over_its_cap_is_refused_not_retried(route: ExportFormat, declared: bool) -> None:
+    """The CSV route's envelope is capped at 256 KiB, the JSON route's rows at ``max_answer_bytes``: one
+    MiB more is refused, announced or not, and not asked for again."""
+    body = b'{"success": true, "data": {"rows": ["' + b"x" * (1 << 20) + b'"]}}'
+    raw = http(200, body) if declared else b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body
+    config = OdeusClientConfig(
+        api_key=KEY,
+        base_url="http://127.0.0.1:1",
+        max_answer_bytes=512 << 10,
+        retry=RetryPolicy(max_attempts=3),
+    )
+    request = ExportRequest.for_month(ExportType.USERS, 2026, 3, "UTC", export_format=route)
+    fake = FakeTime()
+    async with serving(api_then_download(_fixed(raw))) as server:
+        config = dataclasses.replace(config, base_url=server.base)
+        async with OdeusClient(config, sleep=fake.sleep, clock=fake.clock, wall_clock=fake.wall) as client:
+            with pytest.raises(AnswerTooLarge, match="256 KiB" if route is ExportFormat.CSV else "512 KiB"):
+                await client.fetch_export(request)
+    assert len(server.requests) == 1

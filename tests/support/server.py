@@ -18,6 +18,7 @@ import uvicorn
 from litestar import Litestar
 
 from odeus_compliance.apikeys.bootstrap import issue_role_keys
+from odeus_compliance.commands._server import uvicorn_config
 from odeus_compliance.security import Role
 from odeus_compliance.settings import Settings
 
@@ -44,8 +45,7 @@ def run_server(app: Litestar, *, startup_timeout: float = 15.0) -> Iterator[str]
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))  # the options 'serve' uses
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout

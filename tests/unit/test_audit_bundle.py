@@ -3,6 +3,7 @@ malformed input failing closed with a clear message and never an unexpected exce
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,13 +11,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from odeus_compliance.audit.bundle_build import BundleError, build_bundle
 from odeus_compliance.audit.bundle_format import BUNDLE_FORMAT
+from odeus_compliance.audit.bundle_range import RangeError, parse_range_body
 from odeus_compliance.audit.bundle_verify import verify_bundle
-from odeus_compliance.audit.checkpoint import Checkpoint, sign_checkpoint
+from odeus_compliance.audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    parse_checkpoint_body,
+    sign_checkpoint,
+)
 from odeus_compliance.audit.leaf import (
     DataKey,
     Leaf,
@@ -34,6 +42,7 @@ from odeus_compliance.audit.verdict import ProblemKind, VerificationReport
 
 ORIGIN = "odeus-compliance.example/audit/t1"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PERIOD = (T0, T0 + timedelta(days=1))
 
 
 @dataclass
@@ -63,13 +72,15 @@ class Log:
         size: int | None = None,
         pruned: frozenset[int] = frozenset(),
         from_size: int | None = None,
+        signer: Signer | None = None,
     ) -> bytes:
         size = len(self.leaves) if size is None else size
         seqs = range(size) if seqs is None else seqs
         return build_bundle(
             origin=ORIGIN,
-            vkey=self.vkey,
-            checkpoint=self.checkpoint(size),
+            signer=signer or self.signer,
+            checkpoint=self.checkpoint(size, signer),
+            period=PERIOD,
             entries=[
                 (s, self.leaves[s], None if s in pruned else (self.opened[s].plaintext, self.opened[s].salt))
                 for s in seqs
@@ -150,8 +161,13 @@ def test_valid_bundle(log: Log) -> None:
     assert report.checkpoint.size == 12
     assert report.summary().startswith("VALID: 12 entries (seq 0..11)")
     obj = json.loads(data)
-    assert set(obj) == {"format", "origin", "vkey", "checkpoint", "entries", "consistency"}
-    assert obj["format"] == BUNDLE_FORMAT
+    assert set(obj) == {"format", "origin", "vkey", "checkpoint", "range", "entries", "consistency"}
+    assert obj["format"] == BUNDLE_FORMAT == "odeus-compliance-audit-bundle/2"
+    assert report.stated_range is not None
+    assert (report.stated_range.first, report.stated_range.last) == (0, 11)
+    assert "range (signed): entries from 2026-01-01T00:00:00.000000Z to 2026-01-02T00:00:00.000000Z" in (
+        report.summary()
+    )
     assert set(obj["entries"][0]) == {"seq", "leaf", "proof", "record", "salt"}
 
 
@@ -271,9 +287,7 @@ def test_entry_beyond_the_checkpoint(log: Log) -> None:
 
 def test_signed_by_another_key(log: Log) -> None:
     intruder = Signer.generate(ORIGIN)
-    forged = edit(
-        log.bundle(), lambda o: o.update(vkey=intruder.verifier.vkey, checkpoint=log.checkpoint(12, intruder))
-    )
+    forged = log.bundle(signer=intruder)
     report = verify_bundle(forged, trusted_vkey=log.vkey)
     assert {p.kind for p in report.problems} == {ProblemKind.UNTRUSTED_KEY, ProblemKind.BAD_SIGNATURE}
     # The forgery is self-consistent: without a trusted key only the notice warns.
@@ -293,6 +307,165 @@ def test_tampered_checkpoint_text(log: Log) -> None:
 def test_checkpoint_of_another_log(log: Log) -> None:
     data = edit(log.bundle(), lambda o: o.update(origin="elsewhere"))
     only(verify_bundle(data, trusted_vkey=log.vkey), ProblemKind.WRONG_LOG)
+
+
+# ---------------------------------------------------------------- the signed range: head, tail, downgrade
+
+
+def _range_of(bundle: bytes) -> str:
+    note = json.loads(bundle)["range"]
+    assert isinstance(note, str)
+    return note
+
+
+def test_cut_off_tail_is_truncated(log: Log) -> None:
+    """The attack of the review: the last entry removed. Every remaining proof holds; the range does not."""
+    data = edit(log.bundle(), lambda o: o["entries"].pop())
+    report = verify_bundle(data, trusted_vkey=log.vkey)
+    assert only(report, ProblemKind.TRUNCATED) == (11,)
+    assert "truncated: seq 11: 1 entries cut off at the tail: the range the bundle states ends at seq 11" in (
+        report.summary()
+    )
+    three = edit(log.bundle(), lambda o: o.update(entries=o["entries"][:9]))
+    assert only(verify_bundle(three), ProblemKind.TRUNCATED) == (9, 10, 11)
+
+
+def test_cut_off_head_is_truncated(log: Log) -> None:
+    data = edit(log.bundle(range(3, 9), size=10), lambda o: o["entries"].pop(0))
+    report = verify_bundle(data, trusted_vkey=log.vkey)
+    assert only(report, ProblemKind.TRUNCATED) == (3,)
+    assert "cut off at the head: the range the bundle states starts at seq 3" in report.summary()
+
+
+def test_head_tail_and_gap_are_each_named(log: Log) -> None:
+    data = edit(log.bundle(), lambda o: o.update(entries=o["entries"][2:5] + o["entries"][6:10]))
+    report = verify_bundle(data, trusted_vkey=log.vkey)
+    assert {p.kind for p in report.problems} == {ProblemKind.TRUNCATED, ProblemKind.MISSING}
+    assert report.seqs(ProblemKind.TRUNCATED) == (0, 1, 10, 11)
+    assert report.seqs(ProblemKind.MISSING) == (5,)
+    assert "cut off at the head" in report.summary()
+    assert "cut off at the tail" in report.summary()
+
+
+def test_every_entry_removed_is_truncated(log: Log) -> None:
+    data = edit(log.bundle(range(4, 7), size=8), lambda o: o.update(entries=[]))
+    report = verify_bundle(data, trusted_vkey=log.vkey)
+    assert only(report, ProblemKind.TRUNCATED) == (4, 5, 6)
+    assert "holds none of the 3 entries of the range it states (seq 4..6)" in report.summary()
+
+
+def test_a_changed_range_statement_does_not_verify(log: Log) -> None:
+    """Cutting the tail and editing the statement to match breaks the statement's signature."""
+
+    def shorten(o: dict[str, Any]) -> None:
+        o["entries"].pop()
+        assert "\nlast 11\n" in o["range"]
+        o["range"] = o["range"].replace("\nlast 11\n", "\nlast 10\n")
+
+    report = verify_bundle(edit(log.bundle(), shorten), trusted_vkey=log.vkey)
+    assert only(report, ProblemKind.BAD_SIGNATURE) == ()
+    assert "the range statement is not signed by" in report.summary()
+    assert report.stated_range is None
+
+
+def test_a_range_statement_signed_by_another_key(log: Log) -> None:
+    intruder = Signer.generate(ORIGIN)
+    other = _range_of(log.bundle(range(11), signer=intruder))
+    data = edit(log.bundle(), lambda o: (o["entries"].pop(), o.update(range=other)))
+    only(verify_bundle(data, trusted_vkey=log.vkey), ProblemKind.BAD_SIGNATURE)
+
+
+def test_a_range_statement_from_another_export(log: Log) -> None:
+    """Statements are signed, but bound to their checkpoint and their entries: one taken from another
+    export (another tree, or a narrower range of the same tree) does not fit."""
+    older = _range_of(log.bundle(range(7), size=8))
+    report = verify_bundle(edit(log.bundle(), lambda o: o.update(range=older)), trusted_vkey=log.vkey)
+    assert only(report, ProblemKind.MODIFIED) == ()
+    assert "the range statement is for the tree of size 8, the checkpoint for the one of size 12" in (
+        report.summary()
+    )
+    narrower = _range_of(log.bundle(range(3, 7)))
+    report = verify_bundle(edit(log.bundle(), lambda o: o.update(range=narrower)), trusted_vkey=log.vkey)
+    assert only(report, ProblemKind.MODIFIED) == (0, 1, 2, 7, 8, 9, 10, 11)
+    assert "outside the range the bundle states (seq 3..6)" in report.summary()
+    empty = _range_of(log.bundle([]))
+    report = verify_bundle(edit(log.bundle(range(2, 4)), lambda o: o.update(range=empty)))
+    assert only(report, ProblemKind.MODIFIED) == (2, 3)
+
+
+def test_a_bundle_of_format_1_says_its_range_is_not_stated(log: Log) -> None:
+    """A bundle exported before range statements (or one downgraded to that format) is not passed as
+    complete: its entries are checked, and the verdict says the range is not stated."""
+
+    def downgrade(o: dict[str, Any]) -> None:
+        o.pop("range")
+        o["format"] = "odeus-compliance-audit-bundle/1"
+
+    report = verify_bundle(edit(log.bundle(), downgrade), trusted_vkey=log.vkey)
+    only(report, ProblemKind.UNPROVEN)
+    assert "does not state the range it covers" in report.summary()
+    assert report.entries == 12
+    assert report.disclosed == 12
+    cut = verify_bundle(edit(log.bundle(), lambda o: (downgrade(o), o["entries"].pop())))
+    only(cut, ProblemKind.UNPROVEN)  # the cut tail cannot be seen: said, not hidden
+    tampered = edit(log.bundle(), lambda o: (downgrade(o), o["entries"][3]["record"].update(purpose="x")))
+    report = verify_bundle(tampered)
+    assert {p.kind for p in report.problems} == {ProblemKind.UNPROVEN, ProblemKind.MODIFIED}
+
+
+def test_range_statement_bytes_as_documented(log: Log) -> None:
+    """docs/audit-bundle.md: Ed25519 (C2SP signed note) over exactly these lines, checkable by hand."""
+    note = _range_of(log.bundle(range(3, 7), size=9))
+    body, signatures = note.split("\n\n")
+    root = root_of_leaf_hashes(log.hashes()[:9])
+    assert body + "\n" == (
+        "odeus-compliance-audit-bundle-range/1\n"
+        f"origin {ORIGIN}\n"
+        "from 2026-01-01T00:00:00.000000Z\n"
+        "to 2026-01-02T00:00:00.000000Z\n"
+        "first 3\n"
+        "last 6\n"
+        "size 9\n"
+        f"root {base64.b64encode(root).decode()}\n"
+    )
+    dash, name, sig_b64 = signatures.strip("\n").split(" ")
+    sig = base64.b64decode(sig_b64)
+    assert (dash, name, sig[:4]) == ("\u2014", ORIGIN, log.signer.verifier.key_hash)
+    Ed25519PublicKey.from_public_bytes(log.signer.verifier.public_key).verify(sig[4:], (body + "\n").encode())
+    empty = parse_range_body(_range_of(log.bundle([])).split("\n\n")[0] + "\n")
+    assert (empty.first, empty.last, empty.seqs) == (None, None, range(0))
+
+
+def test_range_statement_parser_is_strict(log: Log) -> None:
+    good = _range_of(log.bundle(range(3, 7), size=9)).split("\n\n")[0] + "\n"
+    assert parse_range_body(good).body() == good
+    bad = [
+        good.replace("bundle-range/1", "bundle-range/2"),
+        good.replace("first 3", "first 03"),
+        good.replace("first 3", "first -3"),
+        good.replace("first 3", "first none"),
+        good.replace("last 6", "last 9"),  # beyond the tree
+        good.replace("first 3", "first 7"),  # after last
+        good.replace("from 2026-01-01T00:00:00.000000Z", "from 2026-01-01T00:00:00.000Z"),
+        good.replace("from 2026-01-01T00:00:00.000000Z", "from 2026-01-03T00:00:00.000000Z"),  # after to
+        good.replace("to 2026-01-02T00:00:00.000000Z", "to 2026-02-30T00:00:00.000000Z"),
+        good.replace("size 9", "size 9 "),
+        good.replace("\nroot ", "\nroot  "),
+        good.replace("root ", "root A"),
+        good[:-1],
+        good + "extra\n",
+        "\n".join(reversed(good.split("\n"))),
+    ]
+    for text in bad:
+        with pytest.raises(RangeError):
+            parse_range_body(text)
+    # a different origin parses (it is a line like any other) and is then a statement for another log
+    assert parse_range_body(good.replace("origin ", "origin x")).origin == "x" + ORIGIN
+    # never mistaken for a checkpoint, nor a checkpoint for a range statement
+    with pytest.raises(CheckpointError):
+        parse_checkpoint_body(good)
+    with pytest.raises(RangeError):
+        parse_range_body(Checkpoint(ORIGIN, 9, root_of_leaf_hashes(log.hashes()[:9])).body())
 
 
 # ---------------------------------------------------------------- previous checkpoints: truncation and forks
@@ -358,34 +531,29 @@ def test_previous_checkpoint_signed_by_someone_else(log: Log) -> None:
 
 
 def test_builder_refuses_inconsistent_input(log: Log) -> None:
+    def build(**changes: Any) -> bytes:
+        parts: dict[str, Any] = {
+            "origin": ORIGIN,
+            "signer": log.signer,
+            "checkpoint": log.checkpoint(12),
+            "period": PERIOD,
+            "entries": [],
+            "hashes": log.hashes(),
+        }
+        return build_bundle(**(parts | changes))
+
     with pytest.raises(BundleError):
-        build_bundle(
-            origin=ORIGIN,
-            vkey=log.vkey,
-            checkpoint=log.checkpoint(12),
-            entries=[(0, log.leaves[1], None)],
-            hashes=log.hashes(),
-        )
+        build(entries=[(0, log.leaves[1], None)])
     with pytest.raises(BundleError):
-        build_bundle(
-            origin=ORIGIN,
-            vkey=log.vkey,
-            checkpoint=log.checkpoint(12),
-            entries=[(0, log.leaves[0], (log.opened[1].plaintext, log.opened[0].salt))],
-            hashes=log.hashes(),
-        )
+        build(entries=[(0, log.leaves[0], (log.opened[1].plaintext, log.opened[0].salt))])
     with pytest.raises(BundleError):
-        build_bundle(
-            origin="other", vkey=log.vkey, checkpoint=log.checkpoint(12), entries=[], hashes=log.hashes()
-        )
+        build(origin="other")
     with pytest.raises(BundleError):
-        build_bundle(
-            origin=ORIGIN,
-            vkey=Signer.generate("x").verifier.vkey,
-            checkpoint=log.checkpoint(12),
-            entries=[],
-            hashes=log.hashes(),
-        )
+        build(signer=Signer.generate("x"))
+    with pytest.raises(BundleError, match="contiguous"):  # a range statement would not be true
+        build(entries=[(s, log.leaves[s], None) for s in (2, 3, 5)])
+    with pytest.raises(BundleError, match="range"):
+        build(period=(PERIOD[1], PERIOD[0]))
 
 
 # ---------------------------------------------------------------- malformed input fails closed
@@ -406,7 +574,13 @@ def _malformed_cases(valid: bytes) -> list[tuple[str, bytes]]:
         ("not-utf8", b"\xff\xfe{}"),
         ("array", b"[]"),
         ("null", b"null"),
-        ("unknown-format", with_(lambda c: c.update(format="odeus-compliance-audit-bundle/2"))),
+        ("unknown-format", with_(lambda c: c.update(format="odeus-compliance-audit-bundle/3"))),
+        ("format-not-text", with_(lambda c: c.update(format=["odeus-compliance-audit-bundle/2"]))),
+        ("range-missing", with_(lambda c: c.pop("range"))),
+        ("range-in-format-1", with_(lambda c: c.update(format="odeus-compliance-audit-bundle/1"))),
+        ("range-garbage", with_(lambda c: c.update(range="garbage"))),
+        ("range-number", with_(lambda c: c.update(range=7))),
+        ("range-null", with_(lambda c: c.update(range=None))),
         ("extra-field", with_(lambda c: c.update(comment="hi"))),
         ("missing-field", with_(lambda c: c.pop("consistency"))),
         ("entries-not-list", with_(lambda c: c.update(entries={}))),

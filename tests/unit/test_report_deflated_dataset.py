@@ -87,7 +87,7 @@ def packed_task(tmp_path: Path) -> RenderTask:
 
 
 def test_the_worker_embeds_the_deflated_copy_when_it_describes_the_dataset(packed_task: RenderTask) -> None:
-    attachment = _dataset_attachment(packed_task)
+    attachment = _dataset_attachment(packed_task, packed_task.dataset_path.read_bytes())
 
     assert isinstance(attachment, DeflatedAttachment)
     assert packed_task.dataset_deflated is not None
@@ -104,7 +104,7 @@ def test_a_deflated_copy_of_other_bytes_is_not_used(packed_task: RenderTask, sta
         packed_task, dataset_deflated=dataclasses.replace(packed_task.dataset_deflated, **changed)
     )
 
-    attachment = _dataset_attachment(task)
+    attachment = _dataset_attachment(task, task.dataset_path.read_bytes())
 
     assert isinstance(attachment, Attachment)
     assert attachment.data == task.dataset_path.read_bytes()

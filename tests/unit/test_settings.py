@@ -242,3 +242,28 @@ def test_commands_that_never_call_odeus_do_not_need_its_api_key() -> None:
     assert settings.require_master_key() == base64.b64decode(KEY)
     with pytest.raises(ConfigurationError, match="ODEUS_COMPLIANCE_MASTER_KEY"):
         Settings.from_env({}, upstream=False)  # the master key stays required
+
+
+def test_report_concurrency_and_fetch_limits(tmp_path: Path) -> None:
+    defaults = Settings.from_env(env(ODEUS_COMPLIANCE_DATA_DIR=str(tmp_path)))
+    assert defaults.report_concurrency == 2
+    assert defaults.fetch_deadline_seconds == 1800.0
+    assert defaults.fetch_min_bytes_per_second == 1024.0
+    assert defaults.fetch_throughput_window_seconds == 60.0
+    s = Settings.from_env(
+        env(
+            ODEUS_COMPLIANCE_REPORT_CONCURRENCY="4",
+            ODEUS_COMPLIANCE_FETCH_DEADLINE_SECONDS="600",
+            ODEUS_COMPLIANCE_FETCH_MIN_BYTES_PER_SECOND="512",
+            ODEUS_COMPLIANCE_FETCH_THROUGHPUT_WINDOW_SECONDS="30",
+        )
+    )
+    assert (s.report_concurrency, s.fetch_deadline_seconds) == (4, 600.0)
+    assert (s.fetch_min_bytes_per_second, s.fetch_throughput_window_seconds) == (512.0, 30.0)
+    for variable, value in (
+        ("ODEUS_COMPLIANCE_REPORT_CONCURRENCY", "0"),
+        ("ODEUS_COMPLIANCE_REPORT_CONCURRENCY", "1.5"),
+        ("ODEUS_COMPLIANCE_FETCH_DEADLINE_SECONDS", "-1"),
+    ):
+        with pytest.raises(ConfigurationError, match=variable):
+            Settings.from_env(env(**{variable: value}))

@@ -175,9 +175,10 @@ def test_byok_token_statistics_refuse_to_merge() -> None:
 def test_unknown_columns_refuse_to_merge() -> None:
     from odeus_compliance.upstream.columns import Column, Kind  # noqa: PLC0415
 
-    columns = (*columns_for(ExportType.PROJECTS, byok=False), Column("surprise", Kind.STR))
-    with pytest.raises(UpstreamTooLarge, match="surprise"):
+    columns = (*columns_for(ExportType.PROJECTS, byok=False), Column("surprise \x1b[31m", Kind.STR))
+    with pytest.raises(UpstreamTooLarge, match="a column the client does not know") as caught:
         ExportMerger(ExportType.PROJECTS, columns)
+    assert "surprise" not in str(caught.value)  # an unknown column's name is the upstream's text
 
 
 def test_a_missing_identity_column_refuses_to_merge() -> None:

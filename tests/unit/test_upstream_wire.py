@@ -79,8 +79,18 @@ def _config(hosts: set[str]) -> OdeusClientConfig:
     [
         ("https://storage.example.com/f?sig=1", set(), True),
         ("http://storage.example.com/f?sig=1", set(), False),
-        ("http://127.0.0.1:9000/f", {"127.0.0.1"}, True),
-        ("http://localhost:9000/f", {"127.0.0.1"}, False),
+        ("http://127.0.0.1:9000/f", {"127.0.0.1:9000"}, True),
+        ("http://127.0.0.1:9000/f", {"127.0.0.1"}, False),  # the entry's port is http's 80
+        ("http://127.0.0.1/f", {"127.0.0.1"}, True),
+        ("http://[::1]:9000/f", {"[::1]:9000"}, True),
+        ("http://localhost:9000/f", {"127.0.0.1:9000"}, False),
+        ("https://storage.example.com:8443/f", set(), False),  # no allow-list: port 443 only
+        ("https://storage.example.com:8443/f", {"storage.example.com"}, False),
+        ("https://storage.example.com:8443/f", {"storage.example.com:8443"}, True),
+        ("https://127.0.0.1/f", set(), False),  # a loopback literal: refused before any lookup
+        ("https://[::ffff:169.254.169.254]/f", set(), False),
+        ("https://user:pw@storage.example.com/f", set(), False),
+        ("https://api.odeus.ai:443/files/f", {"storage.example.com"}, True),  # the API's own origin
         ("https://evil.example.net/f", {"storage.example.com"}, False),
         ("https://a.storage.example.com/f", {".storage.example.com"}, True),
         ("ftp://storage.example.com/f", set(), False),

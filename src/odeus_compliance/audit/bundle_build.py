@@ -2,8 +2,10 @@
 
 :func:`build_bundle` takes the leaves of a range, what each one discloses (the record's plaintext and salt,
 or nothing when retention shredded it), the tree and a signed checkpoint, and writes the JSON of
-:mod:`~odeus_compliance.audit.bundle_format` with an inclusion proof per entry and, when asked, a consistency
-proof from an earlier checkpoint. It checks every proof and disclosure before returning, and raises
+:mod:`~odeus_compliance.audit.bundle_format` with an inclusion proof per entry, the range statement
+(:mod:`~odeus_compliance.audit.bundle_range`: the time range asked for, the first and last seq, the tree),
+signed with the checkpoint key so a cut-off head or tail shows, and, when asked, a consistency proof from an
+earlier checkpoint. It checks every proof and disclosure before returning, and raises
 :class:`BundleError` instead: an export must fail rather than ship a bundle the auditor's verifier
 (:mod:`~odeus_compliance.audit.bundle_verify`) would reject. Reading the log is the caller's part
 (:mod:`~odeus_compliance.audit.service`).
@@ -11,11 +13,13 @@ proof from an earlier checkpoint. It checks every proof and disclosure before re
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable
 from typing import Any
 
 from odeus_compliance.audit.bundle_format import BUNDLE_FORMAT, b64
+from odeus_compliance.audit.bundle_range import BundleRange, RangeError, sign_range
 from odeus_compliance.audit.checkpoint import Checkpoint, CheckpointError, parse_checkpoint_body
 from odeus_compliance.audit.leaf import check_disclosure, parse_leaf
 from odeus_compliance.audit.merkle import (
@@ -28,7 +32,7 @@ from odeus_compliance.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from odeus_compliance.audit.note import NoteError, Verifier, open_note, parse_vkey
+from odeus_compliance.audit.note import NoteError, Signer, Verifier, open_note, parse_vkey
 from odeus_compliance.audit.records import canonical_json
 
 __all__ = ["BundleError", "Disclosure", "build_bundle"]
@@ -98,22 +102,47 @@ def _consistency(
     return {"from_checkpoint": from_checkpoint, "proof": [b64(h) for h in proof]}
 
 
+def _range_note(
+    signer: Signer, cp: Checkpoint, period: tuple[dt.datetime, dt.datetime], seqs: list[int]
+) -> str:
+    """The signed range statement of entries ``seqs`` (ascending, contiguous) of ``period``."""
+    if seqs and seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+        raise BundleError("the entries must be one contiguous, ascending range of sequence numbers")
+    try:
+        statement = BundleRange(
+            origin=cp.origin,
+            start=period[0],
+            end=period[1],
+            first=seqs[0] if seqs else None,
+            last=seqs[-1] if seqs else None,
+            size=cp.size,
+            root=cp.root,
+        )
+    except RangeError as exc:
+        raise BundleError(f"range: {exc}") from exc
+    return sign_range(statement, signer)
+
+
 def build_bundle(
     *,
     origin: str,
-    vkey: str,
+    signer: Signer,
     checkpoint: str,
+    period: tuple[dt.datetime, dt.datetime],
     entries: Iterable[tuple[int, bytes, Disclosure | None]],
     hashes: HashSource,
     from_checkpoint: str | None = None,
 ) -> bytes:
-    """Assemble a bundle: ``entries`` are ``(seq, leaf text, disclosure or None if pruned)`` in seq order.
+    """Assemble a bundle: ``entries`` are ``(seq, leaf text, disclosure or None if pruned)`` in seq order,
+    every entry of the log whose time is in ``period`` (``(from, to)``, inclusive) within the checkpoint.
 
-    ``checkpoint`` is the signed note the proofs are made against; ``hashes`` gives the tree (all leaf hashes
-    or a ``subtree_hash(start, end)`` callable, see :mod:`~odeus_compliance.audit.merkle`);
-    ``from_checkpoint``, a signed note of an earlier checkpoint, adds a consistency proof from it. Every
-    proof is verified before the bundle is returned, so a bundle that would not verify is never produced.
+    ``signer`` is the log's checkpoint key: it signed ``checkpoint`` (the note the proofs are made against)
+    and signs the bundle's range statement; ``hashes`` gives the tree (all leaf hashes or a
+    ``subtree_hash(start, end)`` callable, see :mod:`~odeus_compliance.audit.merkle`); ``from_checkpoint``,
+    a signed note of an earlier checkpoint, adds a consistency proof from it. Every proof is verified before
+    the bundle is returned, so a bundle that would not verify is never produced.
     """
+    vkey = signer.verifier.vkey
     try:
         verifier = parse_vkey(vkey)
         note, _ = open_note(checkpoint, [verifier])
@@ -133,6 +162,7 @@ def build_bundle(
         "entries": out_entries,
         "format": BUNDLE_FORMAT,
         "origin": origin,
+        "range": _range_note(signer, cp, period, [e["seq"] for e in out_entries]),
         "vkey": vkey,
     }
     return json.dumps(bundle, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -2,10 +2,14 @@
 
 A bundle is JSON (DESIGN.md, docs/audit-bundle.md)::
 
-    {"format": "odeus-compliance-audit-bundle/1", "origin": str, "vkey": str, "checkpoint": <signed note>,
+    {"format": "odeus-compliance-audit-bundle/2", "origin": str, "vkey": str, "checkpoint": <signed note>,
+     "range": <signed note: the range statement of audit/bundle_range.py>,
      "entries": [{"seq": int, "leaf": <leaf text>, "proof": [b64 hash, ...], "record": {...} | null,
                   "salt": b64 | null}, ...],
      "consistency": {"from_checkpoint": <signed note>, "proof": [b64 hash, ...]} | null}
+
+Format ``/1`` (bundles exported before the range statement) is the same without ``range``; it is still read,
+so its entries can be checked, and the verifier says that such a bundle does not state its range.
 
 :mod:`~odeus_compliance.audit.bundle_build` writes it; :func:`parse_bundle` reads it back into
 :class:`ParsedBundle` for :mod:`~odeus_compliance.audit.bundle_verify`. The parser checks shape only (what
@@ -26,11 +30,23 @@ from typing import Any, Final, NoReturn
 from odeus_compliance.audit.merkle import HASH_SIZE
 from odeus_compliance.audit.records import MAX_SAFE_INT
 
-__all__ = ["BUNDLE_FORMAT", "BundleEntry", "MalformedBundle", "ParsedBundle", "b64", "parse_bundle"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BUNDLE_FORMAT_V1",
+    "BundleEntry",
+    "MalformedBundle",
+    "ParsedBundle",
+    "b64",
+    "parse_bundle",
+]
 
-BUNDLE_FORMAT: Final = "odeus-compliance-audit-bundle/1"
+BUNDLE_FORMAT: Final = "odeus-compliance-audit-bundle/2"
+"""What :mod:`~odeus_compliance.audit.bundle_build` writes: with the signed range statement."""
+BUNDLE_FORMAT_V1: Final = "odeus-compliance-audit-bundle/1"
+"""The first format, without a range statement: still read (the verifier says the range is not stated)."""
 
-_TOP_KEYS: Final = frozenset({"format", "origin", "vkey", "checkpoint", "entries", "consistency"})
+_TOP_KEYS_V1: Final = frozenset({"format", "origin", "vkey", "checkpoint", "entries", "consistency"})
+_TOP_KEYS: Final = _TOP_KEYS_V1 | {"range"}
 _ENTRY_KEYS: Final = frozenset({"seq", "leaf", "proof", "record", "salt"})
 _CONSISTENCY_KEYS: Final = frozenset({"from_checkpoint", "proof"})
 _MAX_PROOF: Final = 64
@@ -55,13 +71,15 @@ class BundleEntry:
 
 @dataclass(frozen=True, slots=True)
 class ParsedBundle:
-    """A well-formed bundle; ``consistency`` is ``(from_checkpoint note, proof)`` when present."""
+    """A well-formed bundle; ``consistency`` is ``(from_checkpoint note, proof)`` when present;
+    ``range_note`` is the signed range statement (``None`` in a format ``/1`` bundle, which has none)."""
 
     origin: str
     vkey: str
     checkpoint: str
     entries: list[BundleEntry]
     consistency: tuple[str, list[bytes]] | None
+    range_note: str | None = None
 
 
 def b64(raw: bytes) -> str:
@@ -179,9 +197,13 @@ def _entry(position: int, raw: Any) -> BundleEntry:
 
 def parse_bundle(data: bytes | str) -> ParsedBundle:
     """Parse a bundle strictly; raises :class:`MalformedBundle` for anything but exactly the format."""
-    top = _exact_keys(_load_json(data), _TOP_KEYS, "the bundle")
-    if top["format"] != BUNDLE_FORMAT:
-        _fail(f"unknown bundle format (this verifier reads {BUNDLE_FORMAT})")
+    loaded = _load_json(data)
+    if not isinstance(loaded, dict):
+        _fail("the bundle must be a JSON object")
+    version = loaded.get("format")
+    if not isinstance(version, str) or version not in {BUNDLE_FORMAT, BUNDLE_FORMAT_V1}:
+        _fail(f"unknown bundle format (this verifier reads {BUNDLE_FORMAT} and {BUNDLE_FORMAT_V1})")
+    top = _exact_keys(loaded, _TOP_KEYS if version == BUNDLE_FORMAT else _TOP_KEYS_V1, "the bundle")
     origin = _text(top["origin"], "origin", 256)
     vkey = _text(top["vkey"], "vkey", 1024)
     checkpoint = _text(top["checkpoint"], "checkpoint", 1 << 16)
@@ -196,4 +218,5 @@ def parse_bundle(data: bytes | str) -> ParsedBundle:
             _text(c["from_checkpoint"], "consistency.from_checkpoint", 1 << 16),
             _hashes(c["proof"], "consistency.proof"),
         )
-    return ParsedBundle(origin, vkey, checkpoint, entries, consistency)
+    stated = _text(top["range"], "range", 1 << 16) if version == BUNDLE_FORMAT else None
+    return ParsedBundle(origin, vkey, checkpoint, entries, consistency, stated)

@@ -2,8 +2,8 @@
 
 :func:`verify_bundle` checks a bundle (:mod:`~odeus_compliance.audit.bundle_format`) in a fixed order: its
 shape; the key; the checkpoint's signature and origin; each entry against the signed tree, then its leaf and
-disclosed record; order, duplicates and gaps; the bundle's consistency proof; the auditor's own earlier
-checkpoint. Each step is one helper below.
+disclosed record; order, duplicates and gaps; the signed range statement (a head or tail cut off); the
+bundle's consistency proof; the auditor's own earlier checkpoint. Each step is one helper below.
 
 Why it is built this way (lessons from immudb's CVE-2022-36111/39199, formance ledger #1719 and aws-cli
 #7054 in the research note):
@@ -18,6 +18,10 @@ Why it is built this way (lessons from immudb's CVE-2022-36111/39199, formance l
   retention) are listed separately and do not make a bundle invalid.
 - It pins the log's identity when told to: ``trusted_vkey`` (the key the auditor got from the operator out
   of band) and ``previous_checkpoint`` (one the auditor already holds: detects a truncated tail or a fork).
+- It knows what the bundle should hold: the range statement (:mod:`~odeus_compliance.audit.bundle_range`),
+  signed with the checkpoint key, names the first and last seq of the exported range, so entries cut off at
+  the head or the tail are ``truncated``, not silently absent. A bundle without one (format ``/1``) is
+  ``unproven``: its entries may check out, but nothing says they are all of them.
 """
 
 from __future__ import annotations
@@ -26,11 +30,18 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from odeus_compliance.audit.bundle_format import BundleEntry, MalformedBundle, ParsedBundle, parse_bundle
+from odeus_compliance.audit.bundle_format import (
+    BUNDLE_FORMAT_V1,
+    BundleEntry,
+    MalformedBundle,
+    ParsedBundle,
+    parse_bundle,
+)
+from odeus_compliance.audit.bundle_range import BundleRange, RangeError, parse_range_body
 from odeus_compliance.audit.checkpoint import Checkpoint
 from odeus_compliance.audit.leaf import Leaf, LeafError, check_disclosure, leaf_seq, parse_leaf
 from odeus_compliance.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
-from odeus_compliance.audit.note import NoteError, Verifier, parse_vkey
+from odeus_compliance.audit.note import NoteError, Verifier, open_note, parse_vkey
 from odeus_compliance.audit.records import RecordError, canonical_json
 from odeus_compliance.audit.verdict import (
     MAX_LISTED_SEQS,
@@ -55,7 +66,8 @@ def verify_bundle(
 
     Order: shape; key (against ``trusted_vkey`` when given); the checkpoint's signature and origin; each
     entry's leaf hash and inclusion proof, its leaf's seq, its disclosed record against the commitment;
-    order, duplicates and gaps; the bundle's consistency proof; the auditor's ``previous_checkpoint``.
+    order, duplicates and gaps; the range statement; the bundle's consistency proof; the auditor's
+    ``previous_checkpoint``.
     """
     try:
         bundle = parse_bundle(data)
@@ -77,6 +89,8 @@ def verify_bundle(
     ascending = sorted(entries.order)
     problems.extend(entries.problems())
     problems.extend(_order_problems(entries.order, ascending, entries.duplicates))
+    stated, range_problems = _range_problems(bundle, verifier, cp, ascending)
+    problems.extend(range_problems)
     problems.extend(_checkpoint_problems(bundle, verifier, cp, previous_checkpoint))
 
     last = cp.size - 1
@@ -94,6 +108,7 @@ def verify_bundle(
         first_seq=ascending[0] if ascending else None,
         last_seq=ascending[-1] if ascending else None,
         notices=tuple(notices),
+        stated_range=stated,
     )
 
 
@@ -235,6 +250,98 @@ def _gaps(ascending: Sequence[int]) -> list[int]:
             if len(out) > MAX_LISTED_SEQS:
                 break
     return out
+
+
+def _open_range(note: str, verifier: Verifier, cp: Checkpoint) -> BundleRange | Problem:
+    """Verify and parse the range statement against the checkpoint key, or say what is wrong with it."""
+    try:
+        opened, _ = open_note(note, [verifier])
+    except NoteError as exc:
+        text = str(exc)
+        if text.startswith("malformed"):
+            return problem(ProblemKind.MALFORMED, f"range: {text}")
+        return problem(
+            ProblemKind.BAD_SIGNATURE,
+            f"the range statement is not signed by {verifier.key_id}: {text}; "
+            "what the bundle covers is unknown (a cut-off head or tail cannot be detected)",
+        )
+    try:
+        stated = parse_range_body(opened.text)
+    except RangeError as exc:
+        return problem(ProblemKind.MALFORMED, f"range: {exc}")
+    if stated.origin != cp.origin:
+        return problem(ProblemKind.WRONG_LOG, f"the range statement is for another log (not {cp.origin!r})")
+    if (stated.size, stated.root) != (cp.size, cp.root):
+        return problem(
+            ProblemKind.MODIFIED,
+            f"the range statement is for the tree of size {stated.size}, the checkpoint for the one of size "
+            f"{cp.size} (or another root): the bundle was put together from different exports",
+        )
+    return stated
+
+
+def _first_seqs(seqs: range) -> list[int]:
+    """At most :data:`MAX_LISTED_SEQS` of ``seqs`` (a range may be long; the message gives the count)."""
+    return list(seqs[:MAX_LISTED_SEQS])
+
+
+def _range_problems(
+    bundle: ParsedBundle, verifier: Verifier, cp: Checkpoint, present: Sequence[int]
+) -> tuple[BundleRange | None, list[Problem]]:
+    """The signed range statement against the entries present (ascending seqs): entries cut off at the head
+    or the tail are ``truncated``, entries outside the range ``modified`` (gaps inside are ``missing``,
+    reported by :func:`_order_problems`). A bundle without a statement is ``unproven``."""
+    if bundle.range_note is None:
+        return None, [
+            problem(
+                ProblemKind.UNPROVEN,
+                f"the bundle does not state the range it covers ({BUNDLE_FORMAT_V1}, made before bundles "
+                "did): its entries are checked, but entries cut off at its head or tail cannot be detected; "
+                "export the range again for a bundle that states it",
+            )
+        ]
+    opened = _open_range(bundle.range_note, verifier, cp)
+    if isinstance(opened, Problem):
+        return None, [opened]
+    span = opened.seqs
+    problems: list[Problem] = []
+    described = f"seq {span.start}..{span.stop - 1}" if span else "no entries"
+    outside = [s for s in present if s not in span]
+    if outside:
+        problems.append(
+            problem(ProblemKind.MODIFIED, f"outside the range the bundle states ({described})", outside)
+        )
+    inside = [s for s in present if s in span]
+    if span and not inside:
+        problems.append(
+            problem(
+                ProblemKind.TRUNCATED,
+                f"the bundle holds none of the {len(span)} entries of the range it states ({described})",
+                _first_seqs(span),
+            )
+        )
+    elif span:
+        head = span[: span.index(inside[0])]
+        tail = span[span.index(inside[-1]) + 1 :]
+        if head:
+            problems.append(
+                problem(
+                    ProblemKind.TRUNCATED,
+                    f"{len(head)} entries cut off at the head: the range the bundle states starts at seq "
+                    f"{span.start}",
+                    _first_seqs(head),
+                )
+            )
+        if tail:
+            problems.append(
+                problem(
+                    ProblemKind.TRUNCATED,
+                    f"{len(tail)} entries cut off at the tail: the range the bundle states ends at seq "
+                    f"{span.stop - 1}",
+                    _first_seqs(tail),
+                )
+            )
+    return opened, problems
 
 
 def _checkpoint_problems(

@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from odeus_compliance.audit import actions, service
 from odeus_compliance.audit.appender import AuditAppender
 from odeus_compliance.audit.recording import appender_of, record_access, recorder_of
-from odeus_compliance.audit.records import Action, Outcome
+from odeus_compliance.audit.records import MAX_SAFE_INT, Action, Outcome
 from odeus_compliance.audit.service import b64
 from odeus_compliance.audit.store import EntryFilter
 from odeus_compliance.errors import ValidationFailed
+from odeus_compliance.purpose import MAX_PURPOSE_LENGTH, check_purpose
 from odeus_compliance.security import ApiKeyIdentity, Role, requires_role
 
 __all__ = [
@@ -53,8 +54,9 @@ Purpose = Annotated[
     QueryParameter(
         name="purpose",
         required=False,
-        max_length=500,
-        description="Why the log is read (recorded in the audit record of this read).",
+        max_length=MAX_PURPOSE_LENGTH,
+        description="Why the log is read (recorded in the audit record of this read; no control, format or "
+        "bidi characters).",
     ),
 ]
 
@@ -144,7 +146,7 @@ class ExportRequest(
     end: str
     since_checkpoint: str | None = None
     """A signed checkpoint you kept: the bundle then proves the log still extends it."""
-    purpose: str | None = None
+    purpose: Annotated[str, msgspec.Meta(max_length=MAX_PURPOSE_LENGTH)] | None = None
 
 
 def _time(value: str | None, name: str) -> dt.datetime | None:
@@ -167,9 +169,9 @@ def _choice(value: str | None, name: str, allowed: type[Action] | type[Outcome])
     return value
 
 
-def _purpose(value: str | None, default: str) -> str:
-    text = (value or "").strip()
-    return text or default
+def _purpose(value: str | None, default: str, source: str = "query") -> str:
+    """The purpose (the one rule every route applies), or ``default`` when none is given."""
+    return check_purpose(value, required_for="read the audit log", source=source, default=default)
 
 
 @get("/api/v1/audit/entries", operation_id="listAuditEntries", tags=_TAGS, opt=AUDITOR)
@@ -183,7 +185,7 @@ async def audit_entries(  # noqa: PLR0917 - one parameter per query filter, as L
     outcome: Annotated[str | None, QueryParameter(name="outcome", required=False)] = None,
     time_from: Annotated[str | None, QueryParameter(name="from", required=False)] = None,
     time_to: Annotated[str | None, QueryParameter(name="to", required=False)] = None,
-    after: Annotated[int | None, QueryParameter(name="after", ge=-1, required=False)] = None,
+    after: Annotated[int | None, QueryParameter(name="after", ge=-1, le=MAX_SAFE_INT, required=False)] = None,
     limit: Annotated[int, QueryParameter(name="limit", ge=1, le=MAX_PAGE)] = 100,
 ) -> EntriesPage:
     """Audit entries, decrypted, filtered by actor (API key id), action, resource, outcome and time
@@ -243,9 +245,9 @@ async def _checkpoint(appender: AuditAppender) -> tuple[int, str]:
 async def audit_proof(
     request: AuditRequest,
     db_session: NamedDependency[AsyncSession],
-    seq: Annotated[int, Parameter(ge=0)],
+    seq: Annotated[int, Parameter(ge=0, le=MAX_SAFE_INT)],
     purpose: Purpose = None,
-    size: Annotated[int | None, QueryParameter(name="size", ge=1, required=False)] = None,
+    size: Annotated[int | None, QueryParameter(name="size", ge=1, le=MAX_SAFE_INT, required=False)] = None,
 ) -> InclusionOut:
     """The inclusion proof of entry ``seq`` against the signed checkpoint of ``size`` (default: the newest,
     signed now if it does not cover the entry yet). Recorded as ``audit.read``."""
@@ -272,8 +274,8 @@ async def audit_proof(
 async def audit_consistency(
     request: AuditRequest,
     db_session: NamedDependency[AsyncSession],
-    first: Annotated[int, QueryParameter(name="from", ge=1)],
-    second: Annotated[int | None, QueryParameter(name="to", ge=1, required=False)] = None,
+    first: Annotated[int, QueryParameter(name="from", ge=1, le=MAX_SAFE_INT)],
+    second: Annotated[int | None, QueryParameter(name="to", ge=1, le=MAX_SAFE_INT, required=False)] = None,
     purpose: Purpose = None,
 ) -> ConsistencyOut:
     """The consistency proof from tree size ``from`` (a checkpoint you hold) to the signed checkpoint of
@@ -335,7 +337,7 @@ async def audit_export(
         session=db_session,
         start=start,
         end=end,
-        purpose=_purpose(data.purpose, "audit log export"),
+        purpose=_purpose(data.purpose, "audit log export", source="body"),
         since_checkpoint=data.since_checkpoint,
     )
     return Response(

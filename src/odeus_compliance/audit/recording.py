@@ -9,8 +9,9 @@ returns only once the record is durable; if it cannot be written the request fai
 Denied requests (401 from authentication, 403 from the role guard) are recorded as ``access.denied`` by
 :func:`record_denial`, which the app installs for :mod:`~odeus_compliance.security`: an unauthenticated caller
 as ``anonymous`` (never the presented key, not even its prefix), a wrong role with the key's id and name.
-A flood of bad requests becomes a flood of records; group commit writes thousands a second, so the log is
-not the bottleneck, but rate limiting belongs in front of the service (a reverse proxy) all the same.
+A flood of bad requests does not become a flood of records: the app's
+:class:`~odeus_compliance.audit.denials.DenialLimiter` counts refusals per client and window, records the
+first few one by one and the rest as one summary, and answers 429 past a limit.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from typing import Any, Final
 from litestar.connection import ASGIConnection
 
 from odeus_compliance.audit.appender import ANONYMOUS, Actor, AuditAppender
+from odeus_compliance.audit.denials import DenialLimiter, record_single_denial
 from odeus_compliance.audit.recorder import Recorder
 from odeus_compliance.audit.records import Action, ActorRole, AuditRecord, DetailValue, Outcome
 from odeus_compliance.errors import ServiceUnavailable
 from odeus_compliance.logging_setup import current_request_id
 from odeus_compliance.security import ApiKeyIdentity
-from odeus_compliance.state_keys import AUDIT_APPENDER_KEY
+from odeus_compliance.state_keys import AUDIT_APPENDER_KEY, DENIAL_LIMITER_KEY
 
 __all__ = ["actor_of", "appender_of", "record_access", "record_denial", "recorder_of", "route_of"]
 
@@ -96,17 +98,14 @@ async def record_access(
 
 
 async def record_denial(connection: ASGIConnection[Any, Any, Any, Any], status: int, reason: str) -> None:
-    """Record a refused request as ``access.denied`` (see the module docstring)."""
+    """Count and record a refused request as ``access.denied`` (see the module docstring); raises
+    :class:`~odeus_compliance.errors.TooManyRequests` when the client is over the limit (answer 429)."""
     method = str(connection.scope.get("method", "OTHER"))
-    await record_access(
-        connection,
-        action=Action.ACCESS_DENIED,
-        resource=route_of(connection),
-        outcome=Outcome.DENIED,
-        details={
-            "http_status": status,
-            "reason": reason,
-            "method": method if method.isalpha() and len(method) <= 10 else "OTHER",
-            "route": route_of(connection),
-        },
-    )
+    method = method if method.isalpha() and len(method) <= 10 else "OTHER"
+    route = route_of(connection)
+    recorder = recorder_of(connection)
+    limiter = connection.app.state.get(DENIAL_LIMITER_KEY)
+    if isinstance(limiter, DenialLimiter):
+        await limiter.refuse(recorder, status=status, reason=reason, method=method, route=route)
+    else:  # an app without its lifespan's limiter: one record per refusal, as before
+        await record_single_denial(recorder, status=status, reason=reason, method=method, route=route)

@@ -75,6 +75,8 @@ class Action(enum.StrEnum):
     REPORT_VIEWED = "report.viewed"
     """Report metadata (list, status) was read; no personal data."""
     REPORT_VERIFIED = "report.verified"
+    REPORT_CANCELLED = "report.cancelled"
+    """An officer cancelled a queued or running report job (nothing of it is kept)."""
     DATASET_DOWNLOADED = "dataset.downloaded"
     """The pseudonymised dataset (CSV) was handed out."""
     AUDIT_READ = "audit.read"
@@ -88,7 +90,7 @@ class Action(enum.StrEnum):
     RETENTION_PURGE = "retention.purge"
     """Retention destroyed data or data keys (the affected ranges go in ``details``)."""
     ACCESS_DENIED = "access.denied"
-    """Authentication or authorisation refused a request."""
+    """Authentication or authorisation refused a request (a summary: ``count`` refusals of one client)."""
     SCHEDULE_CHANGED = "schedule.changed"
     SCHEDULE_RUN = "schedule.run"
 
@@ -156,6 +158,7 @@ DETAIL_KEYS: Final = frozenset(
         "problem_count",
         "pruned_count",
         "purged_count",
+        "rate_limited_count",  # refused requests answered 429 (an access.denied summary)
         "reason",  # a code such as wrong_role, no_key, expired
         "recipients",  # keyed hashes of e-mail recipients, comma-separated (never the addresses)
         "report_id",

@@ -270,7 +270,8 @@ async def export_bundle(
     since_checkpoint: str | None = None,
 ) -> tuple[bytes, int]:
     """A verification bundle of every entry whose time is in ``[start, end]`` (the contiguous seq range
-    between the first and the last), against a fresh signed checkpoint; returns it and its entry count.
+    between the first and the last), against a fresh signed checkpoint, with the range statement signed by
+    the log's key; returns it and its entry count.
 
     ``since_checkpoint`` (a checkpoint the auditor holds) adds a consistency proof from it.
     """
@@ -310,8 +311,9 @@ async def export_bundle(
     try:
         data = build_bundle(
             origin=identity.origin,
-            vkey=identity.vkey,
+            signer=identity.signer,
             checkpoint=note,
+            period=(start, end),
             entries=entries,
             hashes=hashes,
             from_checkpoint=since_checkpoint,

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from odeus_compliance.audit.bundle_range import BundleRange
 from odeus_compliance.audit.checkpoint import Checkpoint, CheckpointError, parse_checkpoint_body
 from odeus_compliance.audit.merkle import EMPTY_ROOT
 from odeus_compliance.audit.note import NoteError, Verifier, open_note
@@ -55,11 +56,13 @@ class ProblemKind(enum.StrEnum):
     DUPLICATE = "duplicate"
     """A sequence number appears more than once."""
     TRUNCATED = "truncated"
-    """A checkpoint the verifier holds is larger than the log or bundle: its tail was cut off."""
+    """Entries were cut off: a checkpoint the verifier holds is larger than the log or bundle (its tail was
+    cut off), or a bundle lacks entries at the head or tail of the range it states."""
     FORKED = "forked"
     """Two checkpoints are inconsistent: the log's history was rewritten."""
     UNPROVEN = "unproven"
-    """A required proof is absent (e.g. no consistency proof from the auditor's checkpoint)."""
+    """A required proof is absent (e.g. no consistency proof from the auditor's checkpoint, or a bundle that
+    does not state the range it covers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ class VerificationReport:
     first_seq: int | None = None
     last_seq: int | None = None
     notices: tuple[str, ...] = field(default=())
+    stated_range: BundleRange | None = None
+    """What a bundle says it covers (its signed range statement, once verified); ``None`` otherwise."""
 
     @property
     def valid(self) -> bool:
@@ -105,6 +110,8 @@ class VerificationReport:
         span = f" (seq {self.first_seq}..{self.last_seq})" if self.first_seq is not None else ""
         head = "VALID" if self.valid else f"INVALID ({len(self.problems)} problem(s))"
         lines.append(f"{head}: {self.entries} entries{span}{where}")
+        if self.stated_range is not None:
+            lines.append(f"range (signed): {self.stated_range.describe()}")
         lines.extend(p.line() for p in self.problems)
         if self.pruned:
             lines.append(f"pruned by policy: {len(self.pruned)} entries ({_seq_list(self.pruned)})")

@@ -11,7 +11,7 @@ import click
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
 from odeus_compliance.audit.bundle_verify import verify_bundle
 from odeus_compliance.audit.verdict import VerificationReport
-from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.commands._common import checked_purpose, ensure_schema_at_head, load_settings, run_async
 from odeus_compliance.core.files import write_atomically
 from odeus_compliance.settings import Settings
 
@@ -147,6 +147,7 @@ async def _export(
 def export(start: str, end: str, out: Path, since_checkpoint: Path | None, purpose: str) -> None:
     """Export the entries of a time range with inclusion proofs against a fresh signed checkpoint, as a
     verification bundle (docs/audit-bundle.md). The export itself is recorded (audit.exported)."""
+    purpose = checked_purpose(purpose, doing="export the audit log")
     since = _read_text(since_checkpoint, "the checkpoint file", 1 << 16) if since_checkpoint else None
     settings = load_settings()
     data, count = run_async(_export(settings, _date(start, "--from"), _date(end, "--to"), since, purpose))

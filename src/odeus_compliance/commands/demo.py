@@ -72,6 +72,7 @@ def demo(out_dir: Path, users: int, seed: int, timezone: str, serve: bool, port:
             data_dir=out_dir / "data",
             base_url=simulator.base_url,
             api_key=simulator.api_key,
+            storage_url=simulator.storage_url,
         )
         click.echo(
             f"Report on {year}-{month:02d} ({timezone}) with policy 'default': "
@@ -128,16 +129,15 @@ def _print_outcome(outcome: DemoOutcome, settings: Settings, seconds: float) -> 
 
 def _serve(settings: Settings, port: int) -> None:
     """Run the HTTP service against the simulator on the demo's data dir with demo keys, until Ctrl-C."""
-    import uvicorn  # noqa: PLC0415 - only --serve needs the server
-
-    from odeus_compliance.apikeys.bootstrap import issue_role_keys  # noqa: PLC0415
+    from odeus_compliance.apikeys.bootstrap import issue_role_keys  # noqa: PLC0415 - only --serve needs them
     from odeus_compliance.app import create_app  # noqa: PLC0415
+    from odeus_compliance.commands._server import serve_app  # noqa: PLC0415
     from odeus_compliance.logging_setup import configure_logging  # noqa: PLC0415
 
     keys = run_async(issue_role_keys(settings, label="demo"))
-    click.echo(f"\nService: http://127.0.0.1:{port}  (OpenAPI at /schema; Ctrl-C stops)")
+    click.echo(f"\nService: http://127.0.0.1:{port}  (OpenAPI at /schema/openapi.json; Ctrl-C stops)")
     click.echo("Demo API keys (shown once; send as 'Authorization: Bearer KEY'):")
     for role, key in keys.items():
         click.echo(f"  {role.value:<8} {key}")
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    serve_app(create_app(settings), host="127.0.0.1", port=port)  # the options 'serve' uses

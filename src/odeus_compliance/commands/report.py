@@ -1,4 +1,5 @@
-"""``odeus-compliance report ...``: run one report now, verify a report PDF offline, list the archive."""
+"""``odeus-compliance report ...``: run one report now, cancel a job, verify a report PDF offline, list the
+archive."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import click
 
-from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.commands._common import checked_purpose, ensure_schema_at_head, load_settings, run_async
 from odeus_compliance.core.files import write_atomically
 from odeus_compliance.settings import Settings
 
@@ -24,7 +25,7 @@ DEFAULT_PURPOSE = "compliance report requested on the command line"
 
 @click.group()
 def report() -> None:
-    """Signed PDF usage reports: run one now, verify a report file, list the archive."""
+    """Signed PDF usage reports: run one now, cancel a job, verify a report file, list the archive."""
 
 
 def _month(value: str) -> tuple[int, int]:
@@ -136,8 +137,7 @@ def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str) 
     if (year, number) > (today.year, today.month):
         # as POST /api/v1/reports (400): a month that has not begun has no usage to report
         raise click.BadParameter("must not be in the future", param_hint="--month")
-    if not purpose.strip():
-        raise click.BadParameter("must not be empty", param_hint="--purpose")
+    purpose = checked_purpose(purpose, doing="request a report")
     if out is not None and not out.parent.is_dir():
         raise click.BadParameter(f"the folder does not exist: {out.parent}", param_hint="--out")
     settings = load_settings(upstream=True)
@@ -166,10 +166,14 @@ class _CannotVerify(click.ClickException):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(pdf_file: Path, as_json: bool) -> None:
     """Verify a report PDF offline: the signature covers the whole file, the certificate chains to a trust
-    anchor, and the embedded manifest matches every attachment. Exit 0 if valid, 1 if not; 2 if the file
-    could not be judged (missing or unreadable, or the configuration or trust anchors cannot be loaded)."""
-    from odeus_compliance.errors import OdeusComplianceError  # noqa: PLC0415
+    anchor, and the embedded manifest matches every attachment. The file is parsed in a process of its own
+    with the service's limits (ODEUS_COMPLIANCE_VERIFY_WORKER_MEMORY_MB, ..._TIMEOUT_SECONDS; objects and
+    nesting). Exit 0 if valid, 1 if not (a file refused by a limit is not a valid report either); 2 if the
+    file could not be judged (missing or unreadable, or the configuration or trust anchors cannot be
+    loaded)."""
+    from odeus_compliance.errors import AppError, OdeusComplianceError  # noqa: PLC0415
     from odeus_compliance.reports.actions import verify_report  # noqa: PLC0415
+    from odeus_compliance.reports.verifier import PdfVerifier, file_chunks  # noqa: PLC0415
     from odeus_compliance.reports.verify import trust_anchors  # noqa: PLC0415
 
     try:
@@ -185,13 +189,58 @@ def verify(pdf_file: Path, as_json: bool) -> None:
     except OdeusComplianceError as exc:
         raise _CannotVerify(f"cannot verify: {exc}") from None
     # offline: no installation, so no audit log to record in (the one verification flow, without a recorder)
-    result = asyncio.run(verify_report(None, pdf=data, settings=settings))
+    verifier = PdfVerifier.from_settings(settings)
+    try:
+        result = asyncio.run(verify_report(None, verifier=verifier, upload=file_chunks(data)))
+    except AppError as exc:  # refused by a limit: a verdict, not a usage error
+        click.echo(f"report verification: REFUSED: {exc.detail}", err=True)
+        raise SystemExit(1) from None
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
     else:
         click.echo(result.render_text())
     if not result.valid:
         raise SystemExit(1)
+
+
+async def _cancel(settings: Settings, report_id: str, purpose: str) -> Any:
+    from odeus_compliance.audit.appender import SYSTEM_CLI  # noqa: PLC0415 - heavy imports on use only
+    from odeus_compliance.audit.standalone import standalone_recorder  # noqa: PLC0415
+    from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
+    from odeus_compliance.reports import actions, service  # noqa: PLC0415
+    from odeus_compliance.reports.jobs import ReportJobs  # noqa: PLC0415
+
+    await ensure_schema_at_head(settings)
+    engine = create_engine_for(settings)
+    try:
+        jobs = ReportJobs(session_factory(engine))
+        record = await service.get_report(jobs=jobs, report_id=report_id)
+        async with standalone_recorder(settings, engine, SYSTEM_CLI) as recorder:
+            # the process running the job (the service, another replica) stops it at its next lease renewal
+            return await actions.cancel_report(recorder, jobs=jobs, record=record, purpose=purpose)
+    finally:
+        await engine.dispose()
+
+
+@report.command("cancel", short_help="Cancel a queued or running report job.")
+@click.argument("report_id")
+@click.option(
+    "--purpose", required=True, help="Why the job is cancelled; recorded in the audit log (report.cancelled)."
+)
+def cancel(report_id: str, purpose: str) -> None:
+    """Cancel the queued or running report job REPORT_ID (from 'report list'): recorded as report.cancelled
+    with the purpose, the job ends as failed at stage 'cancelled' and nothing of it is kept. The process
+    running it (the service, another replica) stops it at its next lease renewal. Exit 1 if there is no such
+    job or it has already ended."""
+    from odeus_compliance.errors import ValidationFailed  # noqa: PLC0415
+    from odeus_compliance.reports.service import check_purpose  # noqa: PLC0415
+
+    try:
+        why = check_purpose(purpose, required_for="cancel a report", source="option")
+    except ValidationFailed as exc:
+        raise click.BadParameter(exc.detail, param_hint="--purpose") from None
+    record = run_async(_cancel(load_settings(), report_id, why))
+    click.echo(f"report {record.id} cancelled", err=True)
 
 
 async def _list(settings: Settings, limit: int) -> list[Any]:

@@ -22,9 +22,8 @@ def serve(host: str, port: int) -> None:
     Refuses to start without ODEUS_COMPLIANCE_MASTER_KEY (or ..._MASTER_KEY_FILE) and ODEUS_API_KEY, or when
     the database schema is not current ('odeus-compliance db upgrade'). Logs are JSON lines on stderr.
     """
-    import uvicorn  # noqa: PLC0415 - keep --help fast
-
-    from odeus_compliance.app import create_app  # noqa: PLC0415
+    from odeus_compliance.app import create_app  # noqa: PLC0415 - keep --help fast
+    from odeus_compliance.commands._server import serve_app  # noqa: PLC0415
 
     settings = load_settings(upstream=True)
     run_async(ensure_schema_at_head(settings))
@@ -33,13 +32,4 @@ def serve(host: str, port: int) -> None:
         app = create_app(settings)
     except OdeusComplianceError as exc:
         raise click.ClickException(f"cannot build the app: {exc}") from None
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        lifespan="on",
-    )
+    serve_app(app, host=host, port=port)

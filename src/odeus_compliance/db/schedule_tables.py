@@ -30,9 +30,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from odeus_compliance.db.models import Base, UtcDateTime
 
-__all__ = ["RUN_STATUSES", "Schedule", "ScheduleRun"]
+__all__ = [
+    "DELIVERY_EMAIL_COUNT",
+    "DELIVERY_EMAIL_SEALED",
+    "DELIVERY_EMAIL_SHREDDED",
+    "RUN_STATUSES",
+    "Schedule",
+    "ScheduleRun",
+]
 
 RUN_STATUSES = ("claimed", "running", "succeeded", "failed", "skipped")
+DELIVERY_EMAIL_SEALED = "email_sealed"
+"""Field of the stored ``delivery`` JSON: the e-mail recipients, sealed under an audit-data key epoch."""
+DELIVERY_EMAIL_COUNT = "email_count"
+"""Field of the stored ``delivery`` JSON: how many recipients are sealed."""
+DELIVERY_EMAIL_SHREDDED = "email_shredded"
+"""Field of the stored ``delivery`` JSON: retention shredded the recipients with their key epoch."""
 
 
 class Schedule(Base):
@@ -64,7 +77,8 @@ class Schedule(Base):
     delivery: Mapped[str] = mapped_column(
         Text, comment="JSON: archive, webhook URL, secret env name, e-mails"
     )
-    """Delivery settings as JSON; never a secret (only the name of the variable that holds it)."""
+    """Delivery settings as JSON; never a secret (only the name of the variable that holds it), and the e-mail
+    addresses only sealed (``email_sealed``: :mod:`odeus_compliance.keys.sealed_text`)."""
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, comment="Whether run-due considers it")
     """A disabled schedule is kept (with its history) but never runs."""
     active_from: Mapped[dt.datetime] = mapped_column(

@@ -29,8 +29,8 @@ int odeus_hmac_tokens(const uint8_t *key, size_t key_size, const uint8_t *messag
 int64_t odeus_count_maps_scan(const int32_t *offsets, const uint8_t *data, const uint8_t *validity,
                               int64_t bit_offset, int64_t count, int32_t *out_pairs);
 int odeus_count_maps_keys(const int32_t *offsets, const uint8_t *data, int64_t count, const int32_t *pairs,
-                          int32_t *key_offsets, uint8_t *key_data);
-int64_t odeus_count_maps_build(const int32_t *offsets, const uint8_t *data, int64_t count, const int32_t *pairs,
+                          int32_t *key_offsets, uint8_t *key_data, uint64_t *counts);
+int64_t odeus_count_maps_build(const int32_t *pairs, int64_t count, const uint64_t *counts,
                                const int32_t *key_index, const int32_t *rank, const int32_t *mapped_offsets,
                                const uint8_t *mapped_data, int csv, int32_t *first_row, uint8_t *out_data,
                                int32_t *out_offsets);

@@ -2,21 +2,24 @@
 
 The same result as :func:`odeus_compliance.policy.operations.map_keys` cell by cell (keys mapped, counts of
 keys that fall together summed, keys sorted, no whitespace), but computed in native code
-(``native/count_maps.c``) for cells of the usual compact shape (``{"key":12,...}``: no whitespace, no
-escapes, whole non-negative counts of at most 18 digits) whose keys stay apart after mapping and need no
-escaping. Every other cell (whitespace, escapes, ``12.0``, duplicates, invalid JSON) takes the per-cell path,
-which also raises the errors. Keys are mapped once per distinct key and batch, by Python: the native code only
-cuts the cells into keys and puts them back together under their mapped keys, in the mapped keys' order.
+(``native/count_maps.c``) for every cell that is a JSON object of whole non-negative counts as exporters
+write them: white space anywhere, escaped keys (``\\u00fc``, ``\\"``, surrogate pairs), any key order,
+repeated keys, counts such as ``12``, ``-0``, ``12.0`` or ``1.2e1`` of at most 18 digits. Only the rest
+(invalid JSON, lone surrogates, fractions, negative or longer counts) takes the per-cell path, which also
+raises the errors. Keys are mapped once per distinct key and batch, by Python: the native code only cuts
+the cells into keys (decoding escapes) and puts them back together under their mapped keys, in the mapped
+keys' order.
 
 With ``csv=True`` the cells come out as their CSV cell text (what :func:`~odeus_compliance.policy.csvout.
-csv_json_cells` makes of the JSON): the fast path builds the quoted form directly (``"{""key"":1}"``: every
-quote of canonical JSON whose keys hold none is a structural one, so doubling them is the quoting), the others
-format their JSON.
+csv_json_cells` makes of the JSON): the fast path builds the quoted form directly (``"{""key"":1}"``: the
+structural quotes doubled, and a mapped key that needs escaping is handed over escaped and with its own
+quotes doubled), the others format their JSON.
 """
 
 from __future__ import annotations
 
 import array
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +30,13 @@ import pyarrow as pa
 from odeus_compliance.native.library import native_library, string_buffers
 from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.csvout import csv_json_cells
+from odeus_compliance.policy.formula_guard import SEPARATORS, guard_inner
 from odeus_compliance.policy.operations import OperationError, dump_count_map, parse_count_map
 
-_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what JSON would escape in an output key
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what JSON escapes in an output key
+_SEPARATOR = re.compile("[" + re.escape("".join(map(chr, sorted(SEPARATORS)))) + "]")  # guard_inner's
 _NULL_TEXT = pa.scalar(None, pa.string())
+_EMPTY_MAP = pa.scalar("{}", pa.string())
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +70,12 @@ def map_count_column(
     text: Any = cells if cells.type == pa.string() else ac.cast(cells, pa.string())
     scan = _scan(text)
     out_keys: dict[str, int] = {}
-    fast: Any = scan.compact()
+    fast: Any = scan.handled()
     if not ac.all(fast).as_py():
         mapped = _mixed(text, fast, map_keys, column=column, row_offset=row_offset, out_keys=out_keys)
         return _as_csv(mapped) if csv else mapped
     result = _fast(text, map_keys, out_keys=out_keys if collect_keys else None, csv=csv, scan=scan)
-    if result is None:  # a key occurs twice in a row after mapping: sum those rows cell by cell
+    if result is None:  # a summed count passes 18 digits: Python's integers take the whole column
         mapped = _per_cell_all(text, map_keys, column=column, row_offset=row_offset)
         return _as_csv(mapped) if csv else mapped
     return MappedColumn(result, out_keys)
@@ -87,37 +93,44 @@ def _fast(
     csv: bool = False,
     scan: _Scan | None = None,
 ) -> pa.Array[Any] | None:
-    """All cells are of the compact shape (or null); ``None`` if some row needs summing or an output key
-    needs escaping (the per-cell path handles both)."""
+    """All cells are handled natively (or null); ``None`` if some cell's summed count passes 18 digits
+    (the per-cell path handles it)."""
     library = native_library()
     scan = scan if scan is not None else _scan(text)
-    if scan.pairs_total == 0:  # only nulls and {}: they stay as they are, in JSON and in CSV
-        return cast("pa.Array[Any]", text)
+    if scan.pairs_total == 0:  # only nulls and empty objects: {}, in JSON and in CSV
+        if ac.all(ac.equal(text, "{}")).as_py() is not False:
+            return cast("pa.Array[Any]", text)
+        return cast("pa.Array[Any]", ac.if_else(ac.is_null(text), _NULL_TEXT, _EMPTY_MAP))
     cells = string_buffers(text)
     count = len(text)
     key_offsets = pa.allocate_buffer(4 * (scan.pairs_total + 1))
     key_data = pa.allocate_buffer(max(cells.data_size, 1))
+    counts = pa.allocate_buffer(8 * scan.pairs_total)  # uint64 per pair
     status = library.odeus_count_maps_keys(
-        cells.offsets, cells.data, count, scan.pairs.address, key_offsets.address, key_data.address
+        cells.offsets,
+        cells.data,
+        count,
+        scan.pairs.address,
+        key_offsets.address,
+        key_data.address,
+        counts.address,
     )
     _check(status)
     keys = pa.StringArray.from_buffers(scan.pairs_total, key_offsets, key_data)
     encoded: Any = ac.dictionary_encode(keys)
     distinct = encoded.dictionary.to_pylist()
     mapped = map_keys(distinct)
-    if any(_NEEDS_ESCAPE.search(key) for key in mapped):
-        return None
     ordered = sorted(set(mapped))
     rank_of = {key: rank for rank, key in enumerate(ordered)}
     ranks = pa.py_buffer(array.array("i", [rank_of[key] for key in mapped]))
-    by_rank: Any = pa.array(ordered, pa.string())
+    by_rank: Any = pa.array([_key_text(key, csv=csv) for key in ordered], pa.string())
     mapped_cells = string_buffers(by_rank)
     first_rows = array.array("i", [-1]) * len(distinct) if out_keys is not None else None
     indices: Any = encoded.indices
     index_address = indices.buffers()[1].address + 4 * indices.offset
 
     def build(first_row: int, out_data: int, out_offsets: int) -> int:
-        cell_args = (cells.offsets, cells.data, count, scan.pairs.address, index_address, ranks.address)
+        cell_args = (scan.pairs.address, count, counts.address, index_address, ranks.address)
         key_args = (mapped_cells.offsets, mapped_cells.data, int(csv))
         size = int(library.odeus_count_maps_build(*cell_args, *key_args, first_row, out_data, out_offsets))
         if size < -1:
@@ -126,7 +139,7 @@ def _fast(
 
     first_rows_buffer = pa.py_buffer(first_rows) if first_rows is not None else None
     size = build(first_rows_buffer.address if first_rows_buffer is not None else 0, 0, 0)
-    if size == -1:  # two keys of one cell map to one: its counts are summed cell by cell
+    if size == -1:  # a summed count passes 18 digits
         return None
     out_data = pa.allocate_buffer(max(size, 1))
     out_offsets = pa.allocate_buffer(4 * (count + 1))
@@ -142,15 +155,26 @@ def _fast(
     return cast("pa.Array[Any]", result)
 
 
+def _key_text(key: str, *, csv: bool) -> str:
+    """An output key as it goes between its quotes: JSON-escaped as :func:`json.dumps` escapes it, and in a
+    CSV cell guarded against a formula after a separator (as :func:`csv_json_cells` guards the cell: no guard
+    reaches past a key) with its own quotes doubled too."""
+    text = json.dumps(key, ensure_ascii=False)[1:-1] if _NEEDS_ESCAPE.search(key) else key
+    if not csv:
+        return text
+    guarded = guard_inner(text) if _SEPARATOR.search(text) else text  # most keys hold none: skip the sub
+    return guarded.replace('"', '""')
+
+
 @dataclass(frozen=True, slots=True)
 class _Scan:
-    """Per cell, its number of pairs (-1 where not of the compact shape), and the compact cells' pairs."""
+    """Per cell, its number of pairs (-1 where the native code does not handle it), and their total."""
 
     pairs: pa.Buffer  # int32 per cell
     pairs_total: int
 
-    def compact(self) -> Any:
-        """A boolean per cell: of the compact shape (or null)."""
+    def handled(self) -> Any:
+        """A boolean per cell: handled natively (or null)."""
         counts: Any = pa.Int32Array.from_buffers(pa.int32(), len(self.pairs) // 4, [None, self.pairs])
         return ac.not_equal(counts, -1)
 

@@ -1,9 +1,12 @@
 """The output CSV: formula-safe, minimally quoted, written to an invisible file that appears only on commit.
 
-* Formula injection: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a
-  leading apostrophe (OWASP), so a spreadsheet shows it as text. Numeric columns (numbers validated on input,
-  or rounded by the policy) are left alone, so ``-5`` stays a number.
-* Quoting as RFC 4180 needs it (a cell with a quote, comma or line end), ``\\n`` line ends, UTF-8.
+* Formula injection: a text cell that could start a formula gets an apostrophe (OWASP) in front, and
+  after every ``;``, tab or line break inside it that a formula character follows (a reader splitting
+  there starts a cell), skipping invisible characters: :mod:`~odeus_compliance.policy.formula_guard`
+  says where. Numeric columns (numbers validated on input, or rounded by the policy) are left alone, so
+  ``-5`` stays a number.
+* Quoting as RFC 4180 needs it (a cell with a quote, comma or line end), and for a ``;`` or tab (readers
+  splitting there) or, in a text cell, an apostrophe (a guarded cell is quoted); ``\\n`` line ends, UTF-8.
 * Atomic: the file is written as an anonymous ``O_TMPFILE`` in the target folder (a hidden temporary file
   where that is not available) and linked into place by :meth:`CsvSink.commit`. A run that fails or is
   killed leaves nothing at the target path.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import zlib
 from collections import deque
@@ -25,9 +29,17 @@ from typing import IO, Any
 import pyarrow as pa
 
 from odeus_compliance.policy import arrow_compute as ac
+from odeus_compliance.policy.formula_guard import (
+    QUOTE_CHARACTERS,
+    SEGMENT_PATTERN,
+    SEGMENT_REPLACEMENT,
+    START_PATTERN,
+    TEXT_QUOTE_CHARACTERS,
+)
+from odeus_compliance.policy.sealed import SealedWriter
 
-_FORMULA = r"^[=+\-@\t\r]"
-_NEEDS_QUOTES = '[",\r\n]'
+_NEEDS_QUOTES = "[" + re.escape(QUOTE_CHARACTERS) + "]"
+_TEXT_NEEDS_QUOTES = "[" + re.escape(TEXT_QUOTE_CHARACTERS) + "]"  # a guarded cell is quoted (OWASP)
 _NULL_TEXT = pa.scalar(None, pa.string())
 _DISTINCT_MIN_ROWS = 1024  # below this, formatting every cell is as cheap as finding the distinct ones
 
@@ -49,10 +61,12 @@ def csv_cells_direct(array: pa.Array[Any], *, text: bool) -> pa.Array[Any]:
     """:func:`csv_cells`, cell by cell (in Arrow)."""
     cells = ac.fill_null(array, "")
     if text:
-        formula = ac.match_substring_regex(cells, _FORMULA)
-        if ac.any(formula).as_py():
-            cells = ac.if_else(formula, ac.binary_join_element_wise("'", cells, ""), cells)
-    quote = ac.match_substring_regex(cells, _NEEDS_QUOTES)
+        start = ac.match_substring_regex(cells, START_PATTERN)
+        if ac.any(ac.match_substring_regex(cells, SEGMENT_PATTERN)).as_py():
+            cells = ac.replace_substring_regex(cells, SEGMENT_PATTERN, SEGMENT_REPLACEMENT)
+        if ac.any(start).as_py():
+            cells = ac.if_else(start, ac.binary_join_element_wise("'", cells, ""), cells)
+    quote = ac.match_substring_regex(cells, _TEXT_NEEDS_QUOTES if text else _NEEDS_QUOTES)
     if ac.any(quote).as_py():
         quoted = ac.binary_join_element_wise('"', ac.replace_substring(cells, '"', '""'), '"', "")
         cells = ac.if_else(quote, quoted, cells)
@@ -62,12 +76,15 @@ def csv_cells_direct(array: pa.Array[Any], *, text: bool) -> pa.Array[Any]:
 def csv_json_cells(array: pa.Array[Any]) -> pa.Array[Any]:
     """:func:`csv_cells` of a text column, faster for the cells that are JSON objects with members.
 
-    A cell starting with ``{"`` is never a formula (``{`` is not a formula start) and always needs quotes
-    (it holds a quote), so it is quoted without the two pattern scans; every other cell (empty, ``{}``)
-    goes through :func:`csv_cells`. Equal to :func:`csv_cells_direct` for every cell (a test checks it).
+    A cell starting with ``{"`` never needs the apostrophe in front (``{`` is not a formula start) and always
+    needs quotes (it holds a quote), so unless a key holds a separator a formula follows it is quoted without
+    the other pattern scans; every other cell (empty, ``{}``) goes through :func:`csv_cells`. Equal to
+    :func:`csv_cells_direct` for every cell (a test checks it).
     """
     cells = ac.fill_null(array, "")
-    objects = ac.starts_with(cells, '{"')
+    objects = ac.and_(
+        ac.starts_with(cells, '{"'), ac.invert(ac.match_substring_regex(cells, SEGMENT_PATTERN))
+    )
     quoted = ac.binary_join_element_wise('"', ac.replace_substring(cells, '"', '""'), '"', "")
     if ac.all(objects).as_py():
         return quoted
@@ -109,14 +126,21 @@ DEFLATE_LEVEL = 1
 
 class _StagedFile:
     """A file written invisibly (``O_TMPFILE`` where available, else a hidden ``.partial`` file) that
-    appears at ``path`` only on :meth:`commit`."""
+    appears at ``path`` only on :meth:`commit`; with a ``key``, sealed (:mod:`.sealed`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: bytes | None = None) -> None:
         self.path = path
         self._named: Path | None = None
         self.file = self._open(path.parent)
+        self._sealer = SealedWriter(self.file, key, label=path.name) if key is not None else None
         self._done = False
         self.committed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._sealer is not None:
+            self._sealer.write(data)
+        else:
+            self.file.write(data)
 
     def _open(self, folder: Path) -> IO[bytes]:
         flag = getattr(os, "O_TMPFILE", 0)
@@ -129,6 +153,8 @@ class _StagedFile:
         return self._named.open("xb")
 
     def commit(self) -> None:
+        if self._sealer is not None:
+            self._sealer.finish()
         self.file.flush()
         os.fsync(self.file.fileno())
         if self._named is None:
@@ -159,8 +185,8 @@ class _DeflatedCopy:
     """The sink's bytes as one zlib stream (what a PDF's ``/FlateDecode`` filter reads), made as they are
     written, with the MD5 of the plain bytes (a PDF embedded file's ``/CheckSum``)."""
 
-    def __init__(self, path: Path, level: int) -> None:
-        self._staged = _StagedFile(path)
+    def __init__(self, path: Path, level: int, key: bytes | None = None) -> None:
+        self._staged = _StagedFile(path, key)
         self._compressor = zlib.compressobj(level)
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.bytes = 0  # deflated bytes written
@@ -175,7 +201,7 @@ class _DeflatedCopy:
 
     def _write(self, data: bytes) -> None:
         if data:
-            self._staged.file.write(data)
+            self._staged.write(data)
             self.bytes += len(data)
 
     def commit(self) -> None:
@@ -197,6 +223,8 @@ class CsvSink:
     With ``deflated``, a second file there receives the same bytes as one zlib stream (level
     :data:`DEFLATE_LEVEL`) while they are written, committed and aborted with the CSV: a report embeds it
     in its PDF as it is, instead of compressing the dataset again (:attr:`md5` is the plain bytes' MD5).
+    With ``key``, both files are sealed under it (:mod:`.sealed`: a report job's work copies); the sizes,
+    the digests and the MD5 are those of the plain bytes.
 
     The digests (and the deflated copy) are made on one thread of the sink's own, in order, while the
     calling thread goes on writing: for a large output they cost about as much as the writes. At most
@@ -204,14 +232,19 @@ class CsvSink:
     """
 
     def __init__(
-        self, path: Path, *, deflated: Path | None = None, deflate_level: int = DEFLATE_LEVEL
+        self,
+        path: Path,
+        *,
+        deflated: Path | None = None,
+        deflate_level: int = DEFLATE_LEVEL,
+        key: bytes | None = None,
     ) -> None:
         self.path = path
         self._digest = hashlib.sha256()
         self.rows = 0
         self.bytes = 0
-        self._staged = _StagedFile(path)
-        self._deflated = _DeflatedCopy(deflated, deflate_level) if deflated is not None else None
+        self._staged = _StagedFile(path, key)
+        self._deflated = _DeflatedCopy(deflated, deflate_level, key) if deflated is not None else None
         self._digester = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-digest")
         self._digesting: deque[Future[None]] = deque()
 
@@ -235,7 +268,7 @@ class CsvSink:
 
     def _put(self, data: bytes | pa.Buffer) -> None:
         view = memoryview(data)
-        self._staged.file.write(view)
+        self._staged.write(view)
         self.bytes += view.nbytes
         self._digesting.append(self._digester.submit(self._digest_piece, view))
         while len(self._digesting) > _DIGESTS_AHEAD:

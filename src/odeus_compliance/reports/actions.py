@@ -1,38 +1,43 @@
 """The audited actions on reports, one function each, called by every entry point.
 
 The HTTP API, the command line, the demo, the scheduler and the console call these and nothing else to
-request a report, hand out one of its files or verify a report PDF; each writes its action's record (shape
-in ``docs/audit-records.md``) through the caller's :class:`~odeus_compliance.audit.recorder.Recorder`
-before anything is queued or handed out, and fails closed when the record cannot be written.
+request a report, cancel one, hand out one of its files or verify a report PDF; each writes its action's
+record (shape in ``docs/audit-records.md``) through the caller's
+:class:`~odeus_compliance.audit.recorder.Recorder` before anything is queued, cancelled or handed out, and
+fails closed when the record cannot be written.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Final
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from odeus_compliance.audit.recorder import Recorder
 from odeus_compliance.audit.records import Action, DetailValue, Outcome
-from odeus_compliance.reports.jobs import ReportJobs, ReportRecord, new_report_id
+from odeus_compliance.errors import Conflict, ServiceUnavailable
+from odeus_compliance.reports.jobs import JobsBusy, ReportJobs, ReportRecord, new_report_id
 from odeus_compliance.reports.service import (
     DATASET_FILE,
     FULL_PDF_FILE,
     PDF_FILE,
     Artifact,
     RequestedReport,
+    check_cancellable,
     is_report_id,
     open_artifact,
-    verify_upload,
 )
 from odeus_compliance.reports.store import ArtifactStore
+from odeus_compliance.reports.verifier import PdfRefused, PdfVerifier
 from odeus_compliance.reports.verify import VerificationResult
-from odeus_compliance.settings import Settings
 
-__all__ = ["hand_out", "hand_out_bytes", "request_report", "verify_report"]
+__all__ = ["cancel_report", "hand_out", "hand_out_bytes", "request_report", "verify_report"]
 
 _FORMATS: Final = {PDF_FILE: "pdf", FULL_PDF_FILE: "pdf", DATASET_FILE: "csv"}
 _PERSON_FILES: Final = frozenset({FULL_PDF_FILE, DATASET_FILE})  # handing these out is a dataset download
+REQUEST_RETRY_AFTER_SECONDS: Final = 2
+"""``Retry-After`` of the 503 when a job could not be queued (the database stayed busy)."""
 Extra = Mapping[str, DetailValue]
 
 
@@ -50,8 +55,9 @@ async def request_report(
 ) -> ReportRecord:
     """Record ``report.requested`` (naming the new report's id), then queue the job. If the job cannot be
     queued, a second record with outcome ``failure`` says so, so no record names a report that never
-    existed without one; the error propagates. ``origin``: where a scheduled request comes from (schedule,
-    run_id)."""
+    existed without one; the error propagates, as :class:`ServiceUnavailable` (503 with ``Retry-After``)
+    when the database stayed busy or is unreachable. ``origin``: where a scheduled request comes from
+    (schedule, run_id)."""
     report_id = new_report_id()
     period = wanted.period
     details: dict[str, DetailValue] = {
@@ -75,7 +81,7 @@ async def request_report(
             requested_by=requested_by,
             report_id=report_id,
         )
-    except Exception:
+    except Exception as exc:
         await recorder.record(
             action=Action.REPORT_REQUESTED,
             resource=resource,
@@ -83,7 +89,45 @@ async def request_report(
             outcome=Outcome.FAILURE,
             details=details | {"error_code": "job_not_queued"},
         )
+        if isinstance(exc, (JobsBusy, SQLAlchemyError)):  # the database is busy or away: ask again later
+            raise ServiceUnavailable(
+                "The report job could not be queued right now; nothing was queued. Try again shortly.",
+                headers={"Retry-After": str(REQUEST_RETRY_AFTER_SECONDS)},
+            ) from None
         raise
+
+
+async def cancel_report(
+    recorder: Recorder,
+    *,
+    jobs: ReportJobs,
+    record: ReportRecord,
+    purpose: str,
+    stop: Callable[[str], object] | None = None,
+) -> ReportRecord:
+    """Cancel a queued or running report job: record ``report.cancelled`` (with the purpose and the status
+    the job had), then end it in the database (``failed`` at stage ``cancelled``); ``stop`` (the runtime's
+    :meth:`~odeus_compliance.reports.runtime.ReportRuntime.cancel`) stops a run in this process at once,
+    one in another process stops at its next lease renewal. Its files and work folder are removed by the
+    run as it stops. 409 if the job has already ended; if it ended between the check and the update, a
+    second record with outcome ``failure`` says so."""
+    check_cancellable(record)
+    details: dict[str, DetailValue] = {"report_id": record.id, "status": record.status.value}
+    resource = _resource(record.id)
+    await recorder.record(action=Action.REPORT_CANCELLED, resource=resource, purpose=purpose, details=details)
+    cancelled = await jobs.cancel(record.id)
+    if cancelled is None:
+        await recorder.record(
+            action=Action.REPORT_CANCELLED,
+            resource=resource,
+            purpose=purpose,
+            outcome=Outcome.FAILURE,
+            details=details | {"error_code": "already_ended"},
+        )
+        raise Conflict("The report job ended before it could be cancelled.", extra={"status": "ended"})
+    if stop is not None:
+        stop(record.id)
+    return cancelled
 
 
 async def hand_out(
@@ -134,17 +178,41 @@ async def hand_out_bytes(
     return b"".join([chunk async for chunk in artifact.chunks()])
 
 
-async def verify_report(recorder: Recorder | None, *, pdf: bytes, settings: Settings) -> VerificationResult:
-    """Verify a report PDF (signature, trust, manifest and attachments) and record ``report.verified`` with
-    the verdict and the file's SHA-256. ``recorder`` is ``None`` only for the offline command, which
-    verifies a file with no installation (no audit log) at hand."""
-    result = await verify_upload(pdf=pdf, settings=settings)
+async def verify_report(
+    recorder: Recorder | None, *, verifier: PdfVerifier, upload: AsyncIterable[bytes]
+) -> VerificationResult:
+    """Verify a report PDF (signature, trust, manifest and attachments) in a capped process of its own
+    (:class:`~odeus_compliance.reports.verifier.PdfVerifier`) and record ``report.verified`` with the
+    verdict and the file's SHA-256. A file the verifier cannot judge within its limits is recorded with
+    outcome ``failure`` (``error_code`` names the limit) and :class:`PdfRefused` propagates (422); with every
+    slot taken, ``VerifierBusy`` (503) propagates before anything is read or recorded. ``recorder`` is
+    ``None`` only for the offline command, which verifies a file with no installation (no audit log) at
+    hand."""
+    try:
+        verified = await verifier.verify(upload)
+    except PdfRefused as refused:
+        if recorder is not None:
+            failed: dict[str, DetailValue] = {
+                "valid": False,
+                "byte_count": refused.byte_count,
+                "error_code": f"pdf_{refused.reason}",
+            }
+            if refused.sha256 is not None:
+                failed["sha256"] = refused.sha256
+            await recorder.record(
+                action=Action.REPORT_VERIFIED,
+                resource="report:upload",
+                outcome=Outcome.FAILURE,
+                details=failed,
+            )
+        raise
+    result = verified.result
     if recorder is None:
         return result
     details: dict[str, DetailValue] = {
         "valid": result.valid,
-        "sha256": hashlib.sha256(pdf).hexdigest(),
-        "byte_count": len(pdf),
+        "sha256": verified.sha256,
+        "byte_count": verified.byte_count,
     }
     resource = "report:upload"
     if result.report_id is not None and is_report_id(result.report_id):

@@ -21,7 +21,7 @@ from odeus_compliance.policy.aggregates import DIMENSIONS, SUPPRESSED_GROUP
 from odeus_compliance.policy.canonical import policy_hash
 from odeus_compliance.policy.model import Policy
 from odeus_compliance.reports.charts import bar_chart, share_chart
-from odeus_compliance.reports.figures import DatasetError, PersonRow, ReportFigures
+from odeus_compliance.reports.figures import DatasetError, DatasetSource, PersonRow, ReportFigures
 from odeus_compliance.reports.figures_read import compute_figures
 
 DIMENSION_LABELS = {
@@ -143,7 +143,7 @@ class ReportContent:
 
 def build_content(
     *,
-    dataset_csv: Path,
+    dataset_csv: DatasetSource,
     manifest: Mapping[str, Any],
     policy: Policy,
     meta: ReportMeta,
@@ -199,7 +199,9 @@ def build_content(
     )
 
 
-def _check_inputs(dataset_csv: Path, manifest: Mapping[str, Any], policy: Policy, meta: ReportMeta) -> str:
+def _check_inputs(
+    dataset_csv: DatasetSource, manifest: Mapping[str, Any], policy: Policy, meta: ReportMeta
+) -> str:
     """The dataset's kind (``rows`` or ``aggregates``) once everything belongs together."""
     try:
         output = manifest["output"]
@@ -211,9 +213,12 @@ def _check_inputs(dataset_csv: Path, manifest: Mapping[str, Any], policy: Policy
         raise ContentError(msg) from None
     digest = hashlib.sha256()
     try:
-        with dataset_csv.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        if isinstance(dataset_csv, Path):
+            with dataset_csv.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        else:
+            digest.update(dataset_csv)
     except OSError as exc:
         msg = f"the dataset cannot be read ({type(exc).__name__})"
         raise ContentError(msg) from None

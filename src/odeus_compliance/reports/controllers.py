@@ -5,9 +5,10 @@ Thin handlers: validate through :mod:`~odeus_compliance.reports.service`, act th
 a record that cannot be written is a 503 and no byte goes out), answer with msgspec Structs or a streamed
 file.
 
-Who may do what (DESIGN.md): officers request reports and download the PDF and the dataset; auditors read
-the list and the status and download the PDF; anyone with a key may verify a PDF. A download needs a
-purpose, given as the query parameter ``purpose``; it is recorded in the audit log with the download.
+Who may do what (DESIGN.md): officers request (and cancel) reports and download the PDF and the
+dataset; auditors read the list and the status and download the PDF; anyone with a key may verify a PDF.
+A download needs a purpose, given as the query parameter ``purpose``; it is recorded in the audit log with
+the download.
 """
 
 from __future__ import annotations
@@ -28,12 +29,20 @@ from odeus_compliance.audit.records import Action
 from odeus_compliance.errors import PermissionDenied
 from odeus_compliance.problems import PROBLEM_JSON
 from odeus_compliance.reports import actions, service
-from odeus_compliance.reports.schemas import MAX_PURPOSE_LENGTH, ReportOut, ReportPage, ReportRequestIn
+from odeus_compliance.reports.schemas import (
+    MAX_PURPOSE_LENGTH,
+    ReportCancelIn,
+    ReportOut,
+    ReportPage,
+    ReportRequestIn,
+)
+from odeus_compliance.reports.verifier import verifier_of_state
 from odeus_compliance.security import ALL_ROLES, ApiKeyIdentity, Role, requires_role
 from odeus_compliance.settings import Settings
-from odeus_compliance.state_keys import REPORT_RUNTIME
+from odeus_compliance.state_keys import REPORT_RUNTIME, REPORT_VERIFIER
 
 __all__ = [
+    "cancel_report",
     "download_report_dataset",
     "download_report_pdf",
     "get_report",
@@ -106,6 +115,60 @@ async def request_report(
     runtime.wake()
     out = service.report_out(record)
     return Response(out, status_code=202, headers={"Location": out.links.self})
+
+
+@dataclass
+class _OptionalBodyOperation(Operation):
+    """The cancel route's body may be left out (the purpose can come as a query parameter)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
+
+
+@post(
+    "/api/v1/reports/{report_id:str}/cancel",
+    operation_id="cancelReport",
+    tags=_TAGS,
+    opt=OFFICER,
+    status_code=200,
+    request_max_body_size=16 * 1024,
+    responses=_problems(
+        s400="No purpose given (in the body or as the query parameter 'purpose')",
+        s404="No report with that id",
+        s409="The job has already ended (succeeded, failed or cancelled)",
+        s503="The audit record of the cancellation could not be written: nothing was cancelled",
+    ),
+    response_description="The job, ended: status 'failed', stage 'cancelled'",
+    operation_class=_OptionalBodyOperation,
+)
+async def cancel_report(
+    request: ReportRequest,
+    report_id: FromPath[str],
+    purpose: Annotated[
+        str | None,
+        QueryParameter(
+            name="purpose",
+            max_length=MAX_PURPOSE_LENGTH,
+            required=False,
+            description="Why the job is cancelled (or give it in the body); recorded in the audit log.",
+        ),
+    ] = None,
+    data: JSONBody[ReportCancelIn | None] = None,
+) -> ReportOut:
+    """Cancel a queued or running report job: ``{"purpose": "..."}`` (or ``?purpose=``; required). Recorded
+    as ``report.cancelled`` (with the purpose) before the job is stopped; the job ends at once with status
+    ``failed``, stage ``cancelled``, and nothing of it is kept (no stored file, no work file). A job running
+    in another replica stops at its next lease renewal. Officers only. 409 if the job has already ended,
+    404 for an unknown id."""
+    given = data.purpose if data is not None and data.purpose is not None else purpose
+    why = service.check_purpose(given, required_for="cancel a report", source="body")
+    runtime = _runtime(request)
+    record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
+    cancelled = await actions.cancel_report(
+        recorder_of(request), jobs=runtime.jobs, record=record, purpose=why, stop=runtime.cancel
+    )
+    return service.report_out(cancelled)
 
 
 @get("/api/v1/reports", operation_id="listReports", tags=_TAGS, opt=READERS)
@@ -234,15 +297,26 @@ class _PdfUploadOperation(Operation):
     opt=requires_role(*ALL_ROLES),
     status_code=200,
     request_max_body_size=service.MAX_VERIFY_BYTES,
-    responses=_problems(s400="The body is not a PDF upload", s413="The PDF is larger than 64 MiB"),
+    responses=_problems(
+        s400="The body is not a PDF upload, or it is empty",
+        s413="The PDF is larger than 64 MiB",
+        s422="The PDF could not be judged within the verifier's limits (objects, nesting, memory, time)",
+        s503="Every verification slot is taken: retry after 'Retry-After' seconds",
+    ),
     operation_class=_PdfUploadOperation,
     response_description="The verification result: 'valid' and every check with its outcome",
 )
-async def verify_report(request: ReportRequest, settings: NamedDependency[Settings]) -> dict[str, Any]:
+async def verify_report(request: ReportRequest) -> dict[str, Any]:
     """Verify a report PDF, sent as the raw body with ``Content-Type: application/pdf`` (at most 64 MiB):
     the signature and that it covers the whole file, the signing certificate against the configured trust
     anchors, and the embedded manifest's hashes against the attachments. ``valid`` is true only if every
-    check passed. Recorded as ``report.verified`` (with the verdict and the file's SHA-256)."""
-    pdf = service.check_upload(await request.body(), request.headers.get("content-type"))
-    result = await actions.verify_report(recorder_of(request), pdf=pdf, settings=settings)
+    check passed. Recorded as ``report.verified`` (with the verdict and the file's SHA-256).
+
+    The file is parsed in a process of its own with limits on memory, time, objects and nesting: a file
+    that passes one is refused with a 422 problem naming the limit (recorded with outcome ``failure``).
+    Only a few files are verified at once; when every slot and the queue are taken the answer is 503 with
+    ``Retry-After``."""
+    service.check_upload(request.headers.get("content-type"))
+    verifier = verifier_of_state(request.app.state.get(REPORT_VERIFIER))
+    result = await actions.verify_report(recorder_of(request), verifier=verifier, upload=request.stream())
     return service.verification_json(result)

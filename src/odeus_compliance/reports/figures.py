@@ -17,6 +17,7 @@ figure holds at least k people (the policy's ``min_group_size``); a hidden group
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -233,10 +234,18 @@ class PersonRow:
     figures: dict[str, str]
 
 
-def dataset_lines(path: Path) -> Iterator[list[str]]:
+DatasetSource = Path | bytes
+"""A dataset: its file, or its bytes (the report worker opens its sealed work copy into memory)."""
+
+
+def dataset_lines(path: DatasetSource) -> Iterator[list[str]]:
     """The dataset's lines as CSV cells (header first); :class:`DatasetError` if it is not UTF-8 CSV."""
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with (
+            path.open(encoding="utf-8", newline="")
+            if isinstance(path, Path)
+            else io.TextIOWrapper(io.BytesIO(path), encoding="utf-8", newline="")
+        ) as handle:
             yield from csv.reader(handle)
     except (UnicodeDecodeError, csv.Error) as exc:
         msg = f"the dataset is not valid UTF-8 CSV ({type(exc).__name__})"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 from odeus_compliance.policy.aggregates import DIMENSIONS, SUPPRESSED_GROUP, TOTAL
@@ -23,6 +22,7 @@ from odeus_compliance.reports.figures import (
     TOTAL_MESSAGES,
     Breakdown,
     DatasetError,
+    DatasetSource,
     GroupRow,
     ReportFigures,
     dataset_lines,
@@ -39,7 +39,9 @@ def _number(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def figures_from_aggregates(path: Path, *, k: int, manifest_groups: Mapping[str, Any]) -> ReportFigures:
+def figures_from_aggregates(
+    path: DatasetSource, *, k: int, manifest_groups: Mapping[str, Any]
+) -> ReportFigures:
     """The figures of an aggregates dataset; ``manifest_groups`` is the manifest's suppression report per
     dimension (``disclosure.groups``)."""
     reader = dataset_lines(path)

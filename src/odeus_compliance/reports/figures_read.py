@@ -9,16 +9,15 @@ per-person rows (:mod:`~odeus_compliance.reports.figures_rows`) or grouped aggre
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from odeus_compliance.reports.figures import DatasetError, PersonRow, ReportFigures
+from odeus_compliance.reports.figures import DatasetError, DatasetSource, PersonRow, ReportFigures
 from odeus_compliance.reports.figures_aggregates import figures_from_aggregates
 from odeus_compliance.reports.figures_rows import figures_from_rows
 
 
 def compute_figures(
-    dataset_csv: Path,
+    dataset_csv: DatasetSource,
     *,
     kind: str,
     k: int,

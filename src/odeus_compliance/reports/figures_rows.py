@@ -13,6 +13,7 @@ person's usage (no rankings).
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from odeus_compliance.reports.figures import (
     USED_MAPS,
     Breakdown,
     DatasetError,
+    DatasetSource,
     GroupRow,
     PersonRow,
     ReportFigures,
@@ -63,7 +65,7 @@ _READ = frozenset(
 )
 
 
-def _read_table(path: Path) -> pa.Table:
+def _read_table(path: DatasetSource) -> pa.Table:
     """The dataset with every column as text (the engine wrote it; nothing is inferred)."""
     header = next(dataset_lines(path), None)
     if not header:
@@ -74,7 +76,7 @@ def _read_table(path: Path) -> pa.Table:
         raise DatasetError(msg)
     try:
         return pa_csv.read_csv(
-            path,
+            path if isinstance(path, Path) else io.BytesIO(path),
             read_options=pa_csv.ReadOptions(use_threads=False),  # less address space in the capped worker
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
             convert_options=pa_csv.ConvertOptions(
@@ -252,7 +254,7 @@ def _count_maps_parsed(column: Any) -> tuple[set[str], dict[str, int]]:
 
 
 def figures_from_rows(
-    path: Path, *, k: int, person_cap: int, dominance: float = 1.0
+    path: DatasetSource, *, k: int, person_cap: int, dominance: float = 1.0
 ) -> tuple[ReportFigures, tuple[PersonRow, ...]]:
     """The figures of a per-person dataset, and its first ``person_cap`` people by pseudonym."""
     table = _read_table(path)

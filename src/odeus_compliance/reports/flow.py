@@ -8,8 +8,10 @@ Steps (each renews the job's lease and says where it is):
    ``export.fetched`` with outcome ``failure``, so the log shows the attempt and how it ended.
 3. ``fetch``: stream the users export of the period from Odeus (:class:`OdeusClient`) straight into the
    policy engine (:func:`apply_policy_async`); raw rows stay in memory one batch at a time and are never
-   written. The engine's pseudonymised output goes to a work folder in the data dir and is removed at the
-   end, whatever happens. The raw export's SHA-256 is taken as it arrives (:mod:`.rawdigest`).
+   written. The engine's pseudonymised output goes to a work folder in the data dir, sealed under a key
+   of this job's that exists only in memory (:mod:`~odeus_compliance.policy.sealed`: a ``kill -9`` leaves
+   ciphertext, never per-person rows in clear), and is removed at the end, whatever happens. The raw
+   export's SHA-256 is taken as it arrives (:mod:`.rawdigest`).
 4. ``render``: content, PDF/A-3b with attachments, PAdES signature and verification run in the worker
    process (:mod:`.worker`); a report that fails its own verification fails the job.
 5. ``store``: the signed PDF, the dataset (when the policy gives per-person rows) and the figures are
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -55,11 +58,15 @@ from odeus_compliance.policy.model import Policy
 from odeus_compliance.policy.operations import OperationError
 from odeus_compliance.policy.problems import PolicyError
 from odeus_compliance.policy.rows import UnknownColumnError
+from odeus_compliance.policy.sealed import SealedFileError, new_work_key, read_sealed
 from odeus_compliance.policy.service import POLICY_NAME
 from odeus_compliance.reports.content import ReportMeta
 from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportPeriod, ReportRecord, ReportStatus
+from odeus_compliance.reports.pacing import FetchLimits, ThroughputTransport, fetch_deadline
+from odeus_compliance.reports.purposes import open_purpose
 from odeus_compliance.reports.rawdigest import DigestingTransport
 from odeus_compliance.reports.store import ArtifactStore, ArtifactStoreError
+from odeus_compliance.reports.overlaps import overlapping_report_ids
 from odeus_compliance.reports.versions import small_changes
 from odeus_compliance.reports.worker import DeflatedDataset, RenderTask, ReportWorker, WorkerFailed
 from odeus_compliance.retention_rules import retention_dates
@@ -186,30 +193,48 @@ class ReportFlow:
         self._transport = transport
         self.retry = retry or RetryPolicy()
         """The upstream client's retry budget (the client's default; tests shorten it)."""
+        self.limits = FetchLimits.from_settings(settings)
+        """The pull's deadline and minimum throughput (:mod:`.pacing`)."""
+        self._attempts: dict[str, asyncio.Task[None]] = {}  # report id -> the attempt this process runs
+        self._stopped: set[str] = set()  # attempts stopped because the job was cancelled or taken over
+
+    def interrupt(self, report_id: str) -> bool:
+        """Stop this process's attempt at ``report_id`` now (the job was cancelled or taken over): it ends
+        without giving the job back, its stored files and work folder removed. ``False``: none runs here."""
+        attempt = self._attempts.get(report_id)
+        if attempt is None or attempt.done():
+            return False
+        self._stopped.add(report_id)
+        attempt.cancel()
+        return True
 
     async def run(self, record: ReportRecord, owner: str) -> ReportRecord:
         """Run the claimed job ``record`` to its end (succeeded or failed) and return it as stored.
 
-        :class:`LeaseLost` propagates (another runner has the job now); a cancellation puts the job back
-        in the queue (``release``) so another run resumes it.
+        :class:`LeaseLost` propagates (another runner has the job now, or it was cancelled: the attempt is
+        stopped at once, by :meth:`interrupt` or at the next lease renewal); cancelling ``run`` (shutdown)
+        puts the job back in the queue (``release``) so another run resumes it.
         """
         state = _Progress()
         # <id>/<attempt>: a runner that lost the job never touches the files of the one that took it over
         work = self.settings.data_dir / WORK_DIR / record.id / str(record.attempt)
+        attempt = asyncio.create_task(self._attempt(record, owner, state, work), name=f"report-{record.id}")
+        self._attempts[record.id] = attempt
         heartbeat = asyncio.create_task(self._heartbeat(record.id, owner, state), name="report-lease")
         try:
-            await self._produce(record, owner, state, work)
-        except LeaseLost:
-            raise
+            await attempt  # cancelling run (shutdown) cancels the attempt too
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):  # LeaseLost: not ours any more, so nothing to give back
-                await asyncio.shield(self._give_back(record, owner, work))
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this runner stops: the attempt gave the job back
+            await self._discard_if_ended(record.id)  # interrupted: cancelled or taken over
+            raise LeaseLost(record.id) from None
+        except LeaseLost:
+            await self._discard_if_ended(record.id)
             raise
-        except ReportFailed as failure:
-            await self._fail(record, owner, work, str(failure))
-        except Exception as exc:  # noqa: BLE001 - every failure ends the job with a reason safe to show
-            await self._fail(record, owner, work, _reason_for(exc))
         finally:
+            self._attempts.pop(record.id, None)
+            self._stopped.discard(record.id)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await heartbeat
@@ -217,6 +242,29 @@ class ReportFlow:
         final = await self.jobs.get(record.id)
         assert final is not None
         return final
+
+    async def _attempt(self, record: ReportRecord, owner: str, state: _Progress, work: Path) -> None:
+        try:
+            await self._produce(record, owner, state, work)
+        except LeaseLost:
+            raise
+        except asyncio.CancelledError:
+            if record.id not in self._stopped:  # shutting down: give the job back
+                with contextlib.suppress(Exception):  # LeaseLost: not ours any more, so nothing to give back
+                    await asyncio.shield(self._give_back(record, owner, work))
+            raise
+        except ReportFailed as failure:
+            await self._fail(record, owner, work, str(failure))
+        except Exception as exc:  # noqa: BLE001 - every failure ends the job with a reason safe to show
+            await self._fail(record, owner, work, _reason_for(exc))
+
+    async def _discard_if_ended(self, report_id: str) -> None:
+        """After losing the job: remove what this attempt stored if the job ended failed (cancelled), since
+        no runner will use it; a job another runner took over (or finished) keeps its files."""
+        with contextlib.suppress(Exception):
+            final = await self.jobs.get(report_id)
+            if final is not None and final.status is ReportStatus.FAILED:
+                await self.store.delete(report_id)
 
     async def _fail(self, record: ReportRecord, owner: str, work: Path, reason: str) -> None:
         # still ours? (a runner that lost the job must not delete what the new runner stored)
@@ -238,12 +286,18 @@ class ReportFlow:
         await asyncio.to_thread(_remove_work, work)
 
     async def _heartbeat(self, report_id: str, owner: str, state: _Progress) -> None:
-        """Renew the lease while a long step (the pull, the render) runs."""
+        """Renew the lease while a long step (the pull, the render) runs; stop the attempt when the job is
+        no longer ours (cancelled by an officer, perhaps in another process, or taken over)."""
         interval = max(0.2, self.jobs.lease.total_seconds() / 3)
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
+            try:
                 await self.jobs.progress(report_id, owner, stage=state.stage, progress=state.progress)
+            except LeaseLost:
+                self.interrupt(report_id)
+                return
+            except Exception:  # noqa: BLE001, S112 - a database outage: the next renewal tries again
+                continue
 
     async def _step(
         self, record: ReportRecord, owner: str, state: _Progress, stage: str, progress: float, **extra: Any
@@ -251,8 +305,18 @@ class ReportFlow:
         state.stage, state.progress = stage, progress
         await self.jobs.progress(record.id, owner, stage=stage, progress=progress, **extra)
 
+    async def _opened(self, record: ReportRecord) -> ReportRecord:
+        """The job with its purpose opened (stored sealed under an audit-data key epoch: :mod:`.purposes`)."""
+        purpose = await open_purpose(
+            self.appender.kek, self.jobs.sessions, report_id=record.id, stored=record.purpose
+        )
+        if purpose is None:
+            raise ReportFailed("the request's purpose was shredded by retention; request the report again")
+        return dataclasses.replace(record, purpose=purpose)
+
     async def _produce(self, record: ReportRecord, owner: str, state: _Progress, work: Path) -> None:
         await self._step(record, owner, state, "policy", 0.02)
+        record = await self._opened(record)
         loaded = await asyncio.to_thread(self._load_policy, record.policy_name)
         await self._step(record, owner, state, "audit", 0.05, policy_hash=loaded.hash)
         details = self._details(record, loaded)
@@ -274,8 +338,9 @@ class ReportFlow:
         for folder in (work.parent, work):
             folder.mkdir(exist_ok=True, mode=0o700)
         dataset = work / "dataset.csv"
+        work_key = new_work_key()  # seals the work copies; never written anywhere
         try:
-            manifest, rows, upstream, deflated = await self._pull(record, loaded, dataset, work)
+            manifest, rows, upstream, deflated = await self._pull(record, loaded, dataset, work, work_key)
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.appender.append(
@@ -319,6 +384,7 @@ class ReportFlow:
             software={"name": "odeus-compliance", "version": __version__},
             settings=self.settings,
             dataset_deflated=deflated,
+            work_key=work_key,
         )
         outcome = await self.worker.run(task)
         if not outcome.valid:
@@ -332,7 +398,8 @@ class ReportFlow:
         await self._step(record, owner, state, "store", 0.9)
         stored = await self.store.put(record.id, "report.pdf", outcome.pdf)
         if attach:
-            await self.store.put(record.id, "data.csv", await asyncio.to_thread(dataset.read_bytes))
+            plain = await asyncio.to_thread(read_sealed, dataset, work_key)
+            await self.store.put(record.id, "data.csv", plain)
         if outcome.full_pdf is not None:
             await self.store.put(record.id, "report-full.pdf", outcome.full_pdf)
         await self.store.put(record.id, "figures.json", json.dumps(outcome.figures, sort_keys=True).encode())
@@ -383,7 +450,7 @@ class ReportFlow:
         }
 
     async def _pull(
-        self, record: ReportRecord, loaded: _LoadedPolicy, dataset: Path, work: Path
+        self, record: ReportRecord, loaded: _LoadedPolicy, dataset: Path, work: Path, work_key: bytes
     ) -> tuple[dict[str, Any], int, dict[str, Any], DeflatedDataset]:
         settings = self.settings
         api_key = settings.odeus_api_key
@@ -394,8 +461,9 @@ class ReportFlow:
             base_url=settings.odeus_base_url,
             download_hosts=settings.download_hosts,
             retry=self.retry,
+            max_answer_bytes=settings.upstream_max_answer_mb << 20,
         )
-        transport = DigestingTransport(self._transport)
+        transport = DigestingTransport(ThroughputTransport(self._transport, self.limits))
         token_key = await self.store.ring.current_data_key(KeyKind.PSEUDONYMISATION)
         keys = engine_keys(
             settings.require_master_key(),
@@ -406,9 +474,10 @@ class ReportFlow:
         # the dataset is deflated as the engine writes it and the PDF embeds that stream as it is, so the
         # render stage does not grow with the dataset (~0.2 s of a ~3 s fetch at 100,000 users)
         packed = dataset.with_name(dataset.name + DEFLATED_SUFFIX)
-        sink = CsvSink(dataset, deflated=packed)
+        sink = CsvSink(dataset, deflated=packed, key=work_key)
         try:
             async with (
+                fetch_deadline(self.limits),
                 httpx.AsyncClient(transport=transport, follow_redirects=False) as http,
                 OdeusClient(config, http=http) as client,
                 client.open_export(export_request_for(record.period)) as export,
@@ -429,7 +498,8 @@ class ReportFlow:
         return result.manifest, result.rows_in, transport.export_facts(), deflated
 
     async def _refuse_small_changes(self, record: ReportRecord, figures: dict[str, Any], k: int) -> None:
-        """Refuse a re-run whose published cells differ from an earlier version's by 1 to k-1 people."""
+        """Refuse a report whose published cells differ by 1 to k-1 people from an earlier version's or from
+        any other report of an overlapping period (``reports/overlaps.py``)."""
         earlier: list[dict[str, Any]] = []
         previous, seen = record.supersedes, set()
         while previous is not None and previous not in seen:
@@ -441,11 +511,18 @@ class ReportFlow:
             with contextlib.suppress(ArtifactStoreError, ValueError):
                 earlier.append(json.loads(await self.store.read(older.id, "figures.json")))
             previous = older.supersedes
+        # the same people under another zone, policy or an overlapping range subtract just the same
+        for other in await overlapping_report_ids(self.jobs.sessions, record.period, exclude=record.id):
+            if other not in seen:
+                seen.add(other)
+                with contextlib.suppress(ArtifactStoreError, ValueError):
+                    earlier.append(json.loads(await self.store.read(other, "figures.json")))
         tables = small_changes(figures, earlier, k)
         if tables:
             raise ReportFailed(
-                f"this version of the period differs from an earlier one by fewer than {k} people in the "
-                f"{', '.join(tables)} figures; publishing both would single them out, so nothing was stored"
+                f"this report differs from an earlier one of the same or an overlapping period by fewer than "
+                f"{k} people in the {', '.join(tables)} figures; publishing both would single them out, so "
+                "nothing was stored"
             )
 
     async def _history(self, record: ReportRecord) -> list[tuple[str, dict[str, Any]]]:
@@ -471,6 +548,8 @@ def _reason_for(exc: BaseException) -> str:  # noqa: PLR0911 - one answer per ki
         return f"the policy engine refused the export: {exc}"
     if isinstance(exc, (InvalidTag, EOFError)):
         return "the policy engine's encrypted spool could not be read back"
+    if isinstance(exc, SealedFileError):
+        return "the job's sealed work copy could not be read back"
     if isinstance(exc, (AuditWriteError, KeyRingError)):
         return f"the audit log or key ring is unavailable: {exc}"
     if isinstance(exc, ArtifactStoreError):

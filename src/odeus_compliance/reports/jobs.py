@@ -17,25 +17,33 @@ The database decides who runs a job, so any number of processes (CLI runs, repli
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import enum
 import os
+import random
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.core.leases import host_name
 from odeus_compliance.core.periods import ReportPeriod
 from odeus_compliance.db.models import Report, utcnow
+from odeus_compliance.keys.ring import KeyEncryptionKey
+from odeus_compliance.reports.purposes import seal_purpose
 
 __all__ = [
+    "CANCELLED_REASON",
+    "CANCELLED_STAGE",
     "DEFAULT_LEASE_SECONDS",
+    "JobsBusy",
     "LeaseLost",
     "ReportJobs",
     "ReportPeriod",
@@ -45,6 +53,10 @@ __all__ = [
 ]
 
 DEFAULT_LEASE_SECONDS: Final = 60.0
+DEFAULT_REQUEST_SECONDS: Final = 20.0
+CANCELLED_STAGE: Final = "cancelled"
+"""The stage of a job an officer cancelled (its status is ``failed``, its error :data:`CANCELLED_REASON`)."""
+CANCELLED_REASON: Final = "cancelled by a compliance officer; nothing was kept"
 _MAX_ERROR: Final = 500
 _RUNNER: Final = re.compile(r"^(?P<host>[^:]+):(?P<pid>\d+):[0-9a-f]+$")
 
@@ -59,7 +71,17 @@ class ReportStatus(enum.StrEnum):
 
 
 class LeaseLost(Exception):
-    """This runner no longer holds the job (its lease lapsed and another runner took it over)."""
+    """This runner no longer holds the job (its lease lapsed and another runner took it over, or an officer
+    cancelled it)."""
+
+
+class JobsBusy(Exception):
+    """A job could not be queued in time: the database stayed too busy (concurrent requests, lock waits).
+    Nothing was stored; asking again later may succeed."""
+
+    def __init__(self, report_id: str) -> None:
+        super().__init__("the report job could not be queued: the database is busy")
+        self.report_id = report_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +107,16 @@ class ReportRecord:
     has_dataset: bool
     attempt: int = 0
     artifact_key_id: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job has ended (succeeded, failed or cancelled): nothing runs it any more."""
+        return self.status in {ReportStatus.SUCCEEDED, ReportStatus.FAILED}
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether an officer cancelled the job (it is ``failed`` at stage ``cancelled``)."""
+        return self.status is ReportStatus.FAILED and self.stage == CANCELLED_STAGE
 
 
 def new_report_id() -> str:
@@ -150,10 +182,18 @@ class ReportJobs:
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         max_attempts: int = 3,
+        request_seconds: float = DEFAULT_REQUEST_SECONDS,
+        kek: KeyEncryptionKey | None = None,
     ) -> None:
         self.sessions = sessions
+        self.kek = kek
+        """Seals each new job's purpose under the audit log's current key epoch (:mod:`.purposes`); the
+        runtime always has it. Without it (tests of the job table alone) a purpose is stored as given."""
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
+        self.request_seconds = request_seconds
+        """How long :meth:`request` keeps retrying a version taken by a concurrent request (or a lock
+        wait that ran out) before it raises :class:`JobsBusy`."""
 
     # --- requests and reads --------------------------------------------------------------------------
 
@@ -171,21 +211,49 @@ class ReportJobs:
         if not purpose.strip():
             msg = "a report needs a purpose"
             raise ValueError(msg)
-        for attempt in range(5):
-            async with self.sessions() as session:
-                same = and_(
-                    Report.policy_name == policy,
-                    Report.timezone == period.timezone,
-                    Report.period_start == period.start,
-                    Report.period_end == period.end,
+        new_id = report_id or new_report_id()
+        stored = purpose.strip()
+        if self.kek is not None:  # never in clear beside the encrypted audit log
+            stored = await seal_purpose(self.kek, self.sessions, report_id=new_id, purpose=stored)
+        give_up = time.monotonic() + self.request_seconds
+        delay = 0.01
+        while True:
+            try:
+                return await self._insert_next_version(
+                    new_id, period=period, policy=policy, purpose=stored, requested_by=requested_by
                 )
-                newest = (
-                    await session.execute(
-                        select(Report.id, Report.version).where(same).order_by(Report.version.desc()).limit(1)
-                    )
-                ).first()
-                row = Report(
-                    id=report_id or new_report_id(),
+            except (IntegrityError, OperationalError) as exc:  # a collision or a lock wait that ran out
+                if time.monotonic() + delay > give_up:
+                    raise JobsBusy(new_id) from exc
+            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not cryptography
+            delay = min(delay * 2, 1.0)
+
+    async def _insert_next_version(
+        self, report_id: str, *, period: ReportPeriod, policy: str, purpose: str, requested_by: str
+    ) -> ReportRecord:
+        """One transaction that takes the next version of the period and inserts the job.
+
+        The version is read in the ``INSERT`` itself, so on SQLite (one writer at a time, the statement holds
+        the write lock from its start) no other request can take it in between; on PostgreSQL a transaction
+        advisory lock on the period and policy orders concurrent requests (read committed would let two of
+        them read the same newest version)."""
+        same = and_(
+            Report.policy_name == policy,
+            Report.timezone == period.timezone,
+            Report.period_start == period.start,
+            Report.period_end == period.end,
+        )
+        newest = select(func.max(Report.version)).where(same).correlate(None).scalar_subquery()
+        previous = select(Report.id).where(same, Report.version == newest).correlate(None).scalar_subquery()
+        async with self.sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                key = (
+                    f"reports:{policy}|{period.timezone}|{period.start.isoformat()}|{period.end.isoformat()}"
+                )
+                await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+            await session.execute(
+                insert(Report).values(
+                    id=report_id,
                     status=ReportStatus.QUEUED.value,
                     stage="queued",
                     progress=0.0,
@@ -193,24 +261,19 @@ class ReportJobs:
                     period_end=period.end,
                     timezone=period.timezone,
                     policy_name=policy,
-                    purpose=purpose.strip(),
+                    purpose=purpose,
                     requested_by=requested_by,
                     requested_at=utcnow(),
-                    version=(newest[1] + 1) if newest else 1,
-                    supersedes=newest[0] if newest else None,
+                    version=func.coalesce(newest, 0) + 1,
+                    supersedes=previous,
                     attempt=0,
                     has_dataset=False,
                 )
-                session.add(row)
-                try:
-                    await session.commit()
-                except IntegrityError:
-                    await session.rollback()  # another request took this version number: take the next
-                    if attempt == 4:
-                        raise
-                    continue
-                return _record(row)
-        raise AssertionError  # pragma: no cover - the loop returns or raises
+            )
+            await session.commit()
+            row = await session.get(Report, report_id, populate_existing=True)
+            assert row is not None
+            return _record(row)
 
     async def get(self, report_id: str) -> ReportRecord | None:
         """The job, or ``None``."""
@@ -375,6 +438,34 @@ class ReportJobs:
                 "lease_expires_at": None,
             },
         )
+
+    async def cancel(self, report_id: str) -> ReportRecord | None:
+        """End a queued or running job as cancelled (``failed`` at stage ``cancelled``) and drop its lease,
+        so its runner's next renewal finds the job gone and stops; the cancelled job, or ``None`` when it
+        had already finished (or there is no such job). One conditional ``UPDATE``: a job that finishes at
+        the same moment is either cancelled or finished, never both."""
+        async with self.sessions() as session:
+            result = await session.execute(
+                update(Report)
+                .where(
+                    Report.id == report_id,
+                    Report.status.in_([ReportStatus.QUEUED.value, ReportStatus.RUNNING.value]),
+                )
+                .values(
+                    status=ReportStatus.FAILED.value,
+                    stage=CANCELLED_STAGE,
+                    finished_at=utcnow(),
+                    error=CANCELLED_REASON,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = await session.get(Report, report_id, populate_existing=True)
+            return _record(row) if row is not None else None
 
     async def release(self, report_id: str, owner: str) -> None:
         """Give a job back to the queue (this runner is shutting down); another run resumes it."""

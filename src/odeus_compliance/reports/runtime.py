@@ -5,7 +5,11 @@ The app's lifespan builds it after the audit appender and keeps it in ``app.stat
     runtime = ReportRuntime.from_settings(settings, engine=engine, appender=appender)
     await runtime.start()      # recover jobs left running by a dead process, then pick queued jobs
     ...
-    await runtime.stop()       # stop picking; a job in progress goes back to the queue; stop the worker
+    await runtime.stop()       # stop picking; jobs in progress go back to the queue; stop the worker
+
+The loop runs up to ``ODEUS_COMPLIANCE_REPORT_CONCURRENCY`` jobs at once, each in its own task: a job held
+up by a slow upstream takes one slot and the others go on. :meth:`ReportRuntime.cancel` stops a job this
+process runs at once (its slot is free again); a job another process runs stops at its next lease renewal.
 
 Any number of processes may run a runtime on one database: the database hands each job to exactly one of
 them (see :mod:`.jobs`). The CLI (``report run``, ``demo``) runs one job in the foreground with
@@ -54,15 +58,19 @@ class ReportRuntime:
         worker: ReportWorker,
         flow: ReportFlow,
         poll_seconds: float = 1.0,
+        concurrency: int = 1,
     ) -> None:
         self._jobs = jobs
         self._store = store
         self.worker = worker
         self.flow = flow
         self.poll_seconds = poll_seconds
+        self.concurrency = max(1, concurrency)
         self.owner = lease_owner_id()
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._running: set[asyncio.Task[None]] = set()
 
     @property
     def jobs(self) -> ReportJobs:
@@ -86,9 +94,13 @@ class ReportRuntime:
     ) -> ReportRuntime:
         """Build the runtime on ``engine`` (owned by the caller) with the process's started ``appender``."""
         sessions = session_factory(engine)
-        ring = KeyRing(sessions, KeyEncryptionKey(settings.require_master_key()))
+        kek = KeyEncryptionKey(settings.require_master_key())
+        ring = KeyRing(sessions, kek)
         jobs = ReportJobs(
-            sessions, lease_seconds=settings.report_lease_seconds, max_attempts=settings.report_max_attempts
+            sessions,
+            lease_seconds=settings.report_lease_seconds,
+            max_attempts=settings.report_max_attempts,
+            kek=kek,  # purposes stored sealed
         )
         store = ArtifactStore.for_database(
             ring=ring, sessions=sessions, data_dir=settings.data_dir, dialect=engine.dialect.name
@@ -99,7 +111,14 @@ class ReportRuntime:
         flow = ReportFlow(
             settings=settings, jobs=jobs, store=store, worker=worker, appender=appender, actor=actor
         )
-        return cls(jobs=jobs, store=store, worker=worker, flow=flow, poll_seconds=poll_seconds)
+        return cls(
+            jobs=jobs,
+            store=store,
+            worker=worker,
+            flow=flow,
+            poll_seconds=poll_seconds,
+            concurrency=settings.report_concurrency,
+        )
 
     async def recover(self) -> int:
         """Requeue or fail the jobs that dead processes left running (see :meth:`ReportJobs.recover`) and
@@ -124,13 +143,22 @@ class ReportRuntime:
         """Look for queued jobs now instead of at the next poll."""
         self._wake.set()
 
+    def cancel(self, report_id: str) -> bool:
+        """Stop this process's run of ``report_id`` now (the job was cancelled in the database); whether
+        one ran here."""
+        return self.flow.interrupt(report_id)
+
     async def stop(self) -> None:
-        """Stop the loop (a job in progress is put back in the queue) and the worker process."""
+        """Stop the loop (jobs in progress are put back in the queue) and the worker process."""
         task, self._loop_task = self._loop_task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        running = list(self._running)
+        for job in running:
+            job.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         await self.worker.close()
 
     async def run_job(self, report_id: str) -> ReportRecord | None:
@@ -145,19 +173,36 @@ class ReportRuntime:
 
     async def _loop(self) -> None:
         while True:
+            await self._slots.acquire()  # a free slot first: at most `concurrency` jobs at once
+            record: ReportRecord | None = None
             try:
                 record = await self._jobs.claim(self.owner)
-                if record is not None:
-                    with contextlib.suppress(LeaseLost):
-                        await self.flow.run(record, self.owner)
-                    continue
             except asyncio.CancelledError:
+                self._slots.release()
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must survive a database outage
                 log_event(_log, logging.WARNING, "report.loop_error", error_type=type(exc).__name__)
+            if record is not None:
+                job = asyncio.create_task(self._run_claimed(record), name=f"report-job-{record.id}")
+                self._running.add(job)
+                job.add_done_callback(self._job_done)
+                continue
+            self._slots.release()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+    async def _run_claimed(self, record: ReportRecord) -> None:
+        try:
+            await self.flow.run(record, self.owner)
+        except LeaseLost:
+            pass  # cancelled, or another runner has it now
+        except Exception as exc:  # noqa: BLE001 - one job's failure must not end the loop
+            log_event(_log, logging.WARNING, "report.loop_error", error_type=type(exc).__name__)
+
+    def _job_done(self, job: asyncio.Task[None]) -> None:
+        self._running.discard(job)
+        self._slots.release()
 
 
 @contextlib.asynccontextmanager

@@ -8,23 +8,24 @@ Lengths are bounded here so a huge field is refused before any rule looks at it.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated
 
 import msgspec
+
+from odeus_compliance.purpose import MAX_PURPOSE_LENGTH
 
 __all__ = [
     "MAX_PURPOSE_LENGTH",
     "PeriodEndIn",
     "PeriodOut",
     "PolicyRef",
+    "ReportCancelIn",
     "ReportLinks",
     "ReportOut",
     "ReportPage",
     "ReportRequestIn",
 ]
 
-MAX_PURPOSE_LENGTH: Final = 500
-"""The longest purpose accepted (it is stored in every audit record of the report's downloads)."""
 
 _Short = Annotated[str, msgspec.Meta(max_length=64)]
 
@@ -55,6 +56,13 @@ class ReportRequestIn(
     """``from``: the first instant of the period."""
     end: PeriodEndIn | None = None
     """``to``: the last instant of the period (inclusive to the millisecond)."""
+
+
+class ReportCancelIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Cancelling a report job: why (required, here or as the query parameter ``purpose``)."""
+
+    purpose: Annotated[str, msgspec.Meta(max_length=MAX_PURPOSE_LENGTH)] | None = None
+    """Why the job is cancelled; recorded in the audit log with the cancellation."""
 
 
 class PeriodOut(msgspec.Struct, frozen=True, rename={"start": "from", "end": "to"}):

@@ -7,7 +7,6 @@ detail names the field and the rule, never the submitted value (a purpose or a d
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator
@@ -16,12 +15,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
+from odeus_compliance import purpose as purpose_rule
 from odeus_compliance.core.periods import zone
 from odeus_compliance.errors import AppError, Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from odeus_compliance.policy.service import PolicyEntry, find_policy
+from odeus_compliance.reports import verifier
 from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod, ReportRecord, ReportStatus
 from odeus_compliance.reports.schemas import (
-    MAX_PURPOSE_LENGTH,
     PeriodEndIn,
     PeriodOut,
     PolicyRef,
@@ -31,7 +31,7 @@ from odeus_compliance.reports.schemas import (
     ReportRequestIn,
 )
 from odeus_compliance.reports.store import ArtifactCorrupt, ArtifactMissing, ArtifactShredded, ArtifactStore
-from odeus_compliance.reports.verify import VerificationResult, trust_anchors, verify_pdf
+from odeus_compliance.reports.verify import VerificationResult
 from odeus_compliance.settings import Settings
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "ArtifactUnreadable",
     "ReportBackend",
     "RequestedReport",
+    "check_cancellable",
     "check_purpose",
     "check_report_id",
     "check_upload",
@@ -57,7 +58,6 @@ __all__ = [
     "resolve_request",
     "runtime_of_state",
     "verification_json",
-    "verify_upload",
 ]
 
 PDF_FILE: Final = "report.pdf"
@@ -66,16 +66,16 @@ FULL_PDF_FILE: Final = "report-full.pdf"
 """The PDF with the per-person dataset (and person table) where the policy releases them: officers only."""
 DATASET_FILE: Final = "data.csv"
 MAX_PAGE: Final = 200
-MAX_VERIFY_BYTES: Final = 64 * 1024 * 1024
-"""The largest PDF ``POST /api/v1/reports/verify`` accepts (a report is bounded in pages; its largest part
-is the dataset attachment)."""
+_FIRST_YEAR: Final = 2000  # as a report month
+_LAST_YEAR: Final = 9998
+MAX_VERIFY_BYTES: Final = verifier.MAX_VERIFY_BYTES
+"""The largest PDF ``POST /api/v1/reports/verify`` accepts."""
 MAX_PERIOD: Final = timedelta(days=366)
 """The longest period one report covers (Odeus keeps 12 months of history)."""
 API_PREFIX: Final = "/api/v1/reports"
 
 _REPORT_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MONTH: Final = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _UNKNOWN_REPORT: Final = "There is no report with that id."
 
 
@@ -165,6 +165,10 @@ class ReportBackend(Protocol):
         """Look for queued jobs now."""
         ...
 
+    def cancel(self, report_id: str) -> bool:
+        """Stop this process's run of a job cancelled in the database; whether one ran here."""
+        ...
+
 
 def runtime_of_state(runtime: object) -> ReportBackend:
     """The app's report runtime (from ``app.state``), or a 503 while it is not running."""
@@ -174,32 +178,18 @@ def runtime_of_state(runtime: object) -> ReportBackend:
 
 
 def check_purpose(value: str | None, *, required_for: str, source: str = "query") -> str:
-    """The purpose, stripped: required, non-blank, at most 500 characters, no control characters."""
-    text = (value or "").strip()
-    if not text:
-        raise ValidationFailed(
-            f"A purpose is required to {required_for}: say why (it is recorded in the audit log).",
-            extra={"errors": [{"key": "purpose", "source": source, "message": "required and not blank"}]},
+    """The purpose, stripped: the one rule of :mod:`odeus_compliance.purpose` (required here)."""
+    return purpose_rule.check_purpose(value, required_for=required_for, source=source)
+
+
+def check_cancellable(record: ReportRecord) -> None:
+    """Only a job that has not finished can be cancelled: 409 (with its status) otherwise."""
+    if record.finished:
+        raise Conflict(
+            f"The report job has already ended ({'cancelled' if record.cancelled else record.status.value}); "
+            "only a queued or running job can be cancelled.",
+            extra={"status": record.status.value},
         )
-    if len(text) > MAX_PURPOSE_LENGTH:
-        raise ValidationFailed(
-            f"The purpose is longer than {MAX_PURPOSE_LENGTH} characters.",
-            extra={
-                "errors": [
-                    {
-                        "key": "purpose",
-                        "source": source,
-                        "message": f"at most {MAX_PURPOSE_LENGTH} characters",
-                    }
-                ]
-            },
-        )
-    if _CONTROL.search(text):
-        raise ValidationFailed(
-            "The purpose contains control characters.",
-            extra={"errors": [{"key": "purpose", "source": source, "message": "no control characters"}]},
-        )
-    return text
 
 
 def is_report_id(text: str) -> bool:
@@ -250,6 +240,8 @@ def _wall_time(end: PeriodEndIn, key: str) -> datetime:
         raise _invalid(
             f"{key}.date", "is wall-clock time in its time zone: no offset (a trailing Z is ignored)"
         )
+    if not _FIRST_YEAR <= wall.year <= _LAST_YEAR:  # and so every zone's offset stays within datetime's
+        raise _invalid(f"{key}.date", f"must be in the years {_FIRST_YEAR} to {_LAST_YEAR}")
     tz = zone(_zone_name(end.timezone, f"{key}.timezone"))
     return wall.replace(tzinfo=tz)
 
@@ -393,29 +385,14 @@ def report_page(records: list[ReportRecord], next_before: str | None) -> ReportP
     return ReportPage(reports=[report_out(r) for r in records], next_before=next_before)
 
 
-def check_upload(body: bytes, content_type: str | None) -> bytes:
-    """An uploaded PDF: ``application/pdf``, not empty (the size limit is the route's)."""
+def check_upload(content_type: str | None) -> None:
+    """An upload to verify is sent as ``application/pdf`` (emptiness and size are checked as it streams)."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media != "application/pdf":
         raise ValidationFailed(
             "Send the PDF as the raw request body with 'Content-Type: application/pdf'.",
             extra={"errors": [{"key": "body", "source": "body", "message": "must be application/pdf"}]},
         )
-    if not body:
-        raise ValidationFailed(
-            "The request body is empty; send the PDF.",
-            extra={"errors": [{"key": "body", "source": "body", "message": "empty"}]},
-        )
-    return body
-
-
-async def verify_upload(*, pdf: bytes, settings: Settings) -> VerificationResult:
-    """Verify an uploaded report against the configured trust anchors (in a thread: it is CPU work)."""
-
-    def run() -> VerificationResult:
-        return verify_pdf(pdf, anchors=trust_anchors(settings))
-
-    return await asyncio.to_thread(run)
 
 
 def verification_json(result: VerificationResult) -> dict[str, Any]:

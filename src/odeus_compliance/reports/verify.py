@@ -8,7 +8,7 @@ notes, ``pdf.md`` sections 4 and 8):
 - Bytes appended after the signature leave both pyHanko's bottom line and ``pdfsig``'s "Signature is Valid"
   untouched: coverage must be ``ENTIRE_FILE``, a check of its own.
 - pyHanko raises on some malformed signatures instead of answering "invalid": :func:`verify_pdf` turns any
-  exception into an invalid result, and never raises.
+  exception into an invalid result (only ``MemoryError`` propagates: the process, not the file, failed).
 
 Details never hold personal data: a report carries none in its signature or manifest, and names taken from
 an untrusted file are escaped and shortened before they are shown.
@@ -386,7 +386,8 @@ def _verify(pdf: bytes, anchors: Sequence[x509.Certificate], findings: _Findings
 
 
 def verify_pdf(pdf: bytes, *, anchors: Sequence[x509.Certificate]) -> VerificationResult:
-    """Check ``pdf`` against ``anchors``; never raises (a failure inside the verifier means invalid).
+    """Check ``pdf`` against ``anchors``; raises only ``MemoryError`` (any other failure inside the
+    verifier means invalid).
 
     Plain synchronous code (pyHanko runs its own event loop): async callers run it in a worker thread;
     called inside a running loop it still works, in a one-off thread (see ``reports.pyhanko_calls``).
@@ -394,6 +395,8 @@ def verify_pdf(pdf: bytes, *, anchors: Sequence[x509.Certificate]) -> Verificati
     findings = _Findings()
     try:
         call_pyhanko(lambda: _verify(pdf, anchors, findings))
+    except MemoryError:
+        raise  # not a verdict on the file: the caller's process ran out (a capped worker says so)
     except Exception as exc:  # noqa: BLE001 - the promise: any failure inside the verifier is "invalid"
         findings.checks.append(
             Check("verifier", ok=False, detail=f"the file could not be verified ({type(exc).__name__})")

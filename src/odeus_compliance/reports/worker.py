@@ -2,11 +2,11 @@
 
 Why a process: WeasyPrint holds the GIL and much memory while it lays out a report; in the service's own
 process it would stall every request. The worker is a ``ProcessPoolExecutor`` with one process, started
-with the ``spawn`` method (a fresh interpreter: no copied event loop, engine or keys of the parent), and
-its address space is capped in the initializer (``RLIMIT_AS``, ``ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB``,
-default 2048 MiB), so a report that would need more fails alone instead of starving the machine. The worker
-runs with the system allocator and two malloc arenas (:data:`WORKER_ENVIRONMENT`) so that the cap measures
-memory in use rather than address space reserved up front.
+with the ``spawn`` method (a fresh interpreter: no copied event loop, engine or keys of the parent) as every
+worker process of the service is (:mod:`odeus_compliance.core.workerprocs`): its address space is capped
+(``RLIMIT_AS``, ``ODEUS_COMPLIANCE_REPORT_WORKER_MEMORY_MB``, default 2048 MiB), so a report that would need
+more fails alone instead of starving the machine, it runs with the system allocator and two malloc arenas
+so that the cap measures memory in use, and it exits when the service dies (even by ``kill -9``).
 
 Failures become reasons safe to show (:class:`WorkerFailed`): a ``MemoryError`` says the limit was hit; a
 worker that dies (killed, out of memory in native code, crashed) breaks the pool, which is then replaced,
@@ -14,9 +14,9 @@ and the job fails with "the report renderer stopped unexpectedly". Messages of t
 modules name no data (their contract), so they are passed on.
 
 What crosses the process boundary (the pool's private pipe): paths (the pseudonymised dataset file in the
-data dir, the template folder), the policy file's text, plain facts and the settings; the signer is loaded
-inside the worker from them (the demo signing key opens under the master key they hold), and the signed PDF
-comes back.
+data dir, sealed, and the template folder), the key that opens the dataset (the job's work key, held only
+in memory), the policy file's text, plain facts and the settings; the signer is loaded inside the worker
+from them (the demo signing key opens under the master key they hold), and the signed PDF comes back.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import os
-import resource
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -38,7 +36,9 @@ from odeus_compliance import warning_filters
 # The worker process imports this module first (spawn): filter before pyHanko is imported below.
 warning_filters.install()
 
+from odeus_compliance.core.workerprocs import start_worker, worker_environment
 from odeus_compliance.errors import OdeusComplianceError
+from odeus_compliance.policy.sealed import read_sealed
 from odeus_compliance.reports.content import ContentError, ReportContent, ReportMeta, build_content
 from odeus_compliance.reports.figures import DatasetError, ReportFigures
 from odeus_compliance.reports.manifest import MANIFEST_NAME, build_report_manifest
@@ -55,7 +55,6 @@ from odeus_compliance.settings import Settings
 
 __all__ = ["DeflatedDataset", "RenderOutcome", "RenderTask", "ReportWorker", "WorkerFailed", "produce_report"]
 
-MIB: Final = 1 << 20
 _CRASHED: Final = (
     "the report renderer stopped unexpectedly (the worker process was killed or crashed, for example out "
     "of memory); nothing was stored"
@@ -79,7 +78,8 @@ class DeflatedDataset:
 
 @dataclass(frozen=True, slots=True)
 class RenderTask:
-    """Everything the worker needs for one report (picklable; holds no key)."""
+    """Everything the worker needs for one report (picklable; holds no long-lived key: only the job's own
+    ``work_key``, which opens the sealed work copies)."""
 
     report_id: str
     dataset_path: Path
@@ -95,6 +95,14 @@ class RenderTask:
     settings: Settings = field(repr=False)
     dataset_deflated: DeflatedDataset | None = None
     """When given (and it describes ``dataset_path``), the dataset is embedded from it as it is."""
+    work_key: bytes | None = field(default=None, repr=False)
+    """The key the dataset and its deflated copy are sealed under (:mod:`~odeus_compliance.policy.sealed`);
+    ``None``: plain files (tests, tools)."""
+
+
+def _work_copy(task: RenderTask, path: Path) -> bytes:
+    """A work copy's plain bytes (opened under the job's key when it is sealed)."""
+    return path.read_bytes() if task.work_key is None else read_sealed(path, task.work_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,25 +126,30 @@ def produce_report(task: RenderTask) -> RenderOutcome:
     try:
         policy = parse_policy(task.policy_text, source=task.policy_file_name)
         history = [(label, ReportFigures.from_json(data)) for label, data in task.history]
+        dataset = _work_copy(task, task.dataset_path)  # in memory only: never written in clear
         figures_only = build_content(
-            dataset_csv=task.dataset_path,
+            dataset_csv=dataset,
             manifest=task.transformation_manifest,
             policy=policy,
             meta=task.meta,
             history=history,
             figures_only=True,
         )
-        pdf = _signed(task, figures_only, policy_name=f"{policy.name} {policy.version}", with_dataset=False)
+        pdf = _signed(
+            task, figures_only, dataset, policy_name=f"{policy.name} {policy.version}", with_dataset=False
+        )
         full = None
         if task.attach_dataset or policy.report.person_rows:
             content = build_content(
-                dataset_csv=task.dataset_path,
+                dataset_csv=dataset,
                 manifest=task.transformation_manifest,
                 policy=policy,
                 meta=task.meta,
                 history=history,
             )
-            full = _signed(task, content, policy_name=f"{policy.name} {policy.version}", with_dataset=True)
+            full = _signed(
+                task, content, dataset, policy_name=f"{policy.name} {policy.version}", with_dataset=True
+            )
     except MemoryError:
         raise WorkerFailed(
             f"the report needed more memory than the renderer may use "
@@ -157,12 +170,14 @@ def produce_report(task: RenderTask) -> RenderOutcome:
     )
 
 
-def _signed(task: RenderTask, content: ReportContent, *, policy_name: str, with_dataset: bool) -> bytes:
+def _signed(
+    task: RenderTask, content: ReportContent, dataset: bytes, *, policy_name: str, with_dataset: bool
+) -> bytes:
     """One variant of the report, rendered and signed: the figures-only one carries the policy and the
     manifest; the full one also the per-person dataset (when the policy releases it)."""
     attachments: list[AnyAttachment] = []
     if with_dataset and task.attach_dataset:
-        attachments.append(_dataset_attachment(task))
+        attachments.append(_dataset_attachment(task, dataset))
     attachments.append(
         Attachment(
             name="policy.toml",
@@ -203,19 +218,15 @@ def _signed(task: RenderTask, content: ReportContent, *, policy_name: str, with_
 _DATASET_DESCRIPTION: Final = "The pseudonymised dataset the report was computed from"
 
 
-def _dataset_attachment(task: RenderTask) -> AnyAttachment:
+def _dataset_attachment(task: RenderTask, dataset: bytes) -> AnyAttachment:
     """``data.csv``: from its deflated copy when that describes the dataset the content was computed from
-    (same SHA-256 as the transformation manifest, same size), else from the file itself."""
+    (same SHA-256 as the transformation manifest, same size), else from the dataset itself."""
     packed = task.dataset_deflated
     output = task.transformation_manifest.get("output", {})
-    if (
-        packed is not None
-        and packed.sha256 == output.get("sha256")
-        and packed.size == task.dataset_path.stat().st_size
-    ):
+    if packed is not None and packed.sha256 == output.get("sha256") and packed.size == len(dataset):
         return DeflatedAttachment(
             name="data.csv",
-            deflated=packed.path.read_bytes(),
+            deflated=_work_copy(task, packed.path),
             size=packed.size,
             md5=packed.md5,
             sha256=packed.sha256,
@@ -224,38 +235,10 @@ def _dataset_attachment(task: RenderTask) -> AnyAttachment:
         )
     return Attachment(
         name="data.csv",
-        data=task.dataset_path.read_bytes(),
+        data=dataset,
         media_type="text/csv",
         description=_DATASET_DESCRIPTION,
     )
-
-
-WORKER_ENVIRONMENT: Final = {"ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_ARENA_MAX": "2"}
-"""Set for the worker process only. An address-space cap counts reservations, not use: pyarrow's default
-allocator (mimalloc) reserves 1 GiB up front and glibc reserves 64 MiB per thread arena, so an 80-user
-report peaked at 1.8 GB of address space for 170 MB resident. With the system allocator and two arenas the
-same report peaks at about 370 MB, and the cap bounds what is really used."""
-
-
-@contextlib.contextmanager
-def _worker_environment() -> Iterator[None]:
-    """The environment a new worker process inherits (both are read at process start, before any code of
-    ours runs); restored in this process right after the worker is started."""
-    saved = {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
-    os.environ.update({k: v for k, v in WORKER_ENVIRONMENT.items() if saved[k] is None})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-
-
-def _limit_memory(limit_bytes: int) -> None:
-    """Worker initializer: cap the address space (soft and hard) so the kernel refuses more."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = limit_bytes if hard == resource.RLIM_INFINITY else min(limit_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
 def _run_checked(task: RenderTask) -> RenderOutcome:
@@ -283,7 +266,7 @@ class ReportWorker:
     """One worker process (made on first use, replaced after a crash). ``close()`` stops it."""
 
     def __init__(self, *, memory_mb: int, timeout_seconds: float = 600.0) -> None:
-        self.memory_bytes = memory_mb * MIB
+        self.memory_mb = memory_mb
         self.timeout_seconds = timeout_seconds
         self._pool: ProcessPoolExecutor | None = None
 
@@ -292,21 +275,21 @@ class ReportWorker:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_limit_memory,
-                initargs=(self.memory_bytes,),
+                initializer=start_worker,
+                initargs=(self.memory_mb,),
             )
         return self._pool
 
     def warm(self) -> None:
         """Start the worker process now if it is not running (a report's pull hides its start-up of about
         a second); a failure here shows up, and is handled, at the next :meth:`run`."""
-        with contextlib.suppress(Exception), _worker_environment():
+        with contextlib.suppress(Exception), worker_environment():
             self._executor().submit(_ready)
 
     async def run(self, task: RenderTask) -> RenderOutcome:
         """Produce the report in the worker; :class:`WorkerFailed` with a safe reason on any failure."""
         try:
-            with _worker_environment():  # the pool starts its process on the first submit
+            with worker_environment():  # the pool starts its process on the first submit
                 future = self._executor().submit(_run_checked, task)
             async with asyncio.timeout(self.timeout_seconds):
                 return await asyncio.wrap_future(future)

@@ -7,24 +7,33 @@ it again with the same identifiers after a crash, whatever part was already done
 - reports: every artifact of the report (PDF, dataset, figures) and its row are removed.
 - audit-payloads: the ``audit-data`` key of the epoch is destroyed and the entries' filter columns cleared
   (:func:`~odeus_compliance.audit.service.shred_epoch`): the leaves and proofs stay, the log verifies and
-  shows them as pruned by policy.
+  shows them as pruned by policy. The texts sealed under that epoch beside the log (report purposes,
+  schedule e-mail recipients: :mod:`odeus_compliance.keys.sealed_text`) lose their ciphertext too.
 - key-epochs: the key material is destroyed (its row stays, with the destruction time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.audit.service import shred_epoch
 from odeus_compliance.db.models import Report, ReportArtifactChunk
+from odeus_compliance.db.schedule_tables import (
+    DELIVERY_EMAIL_COUNT,
+    DELIVERY_EMAIL_SEALED,
+    DELIVERY_EMAIL_SHREDDED,
+    Schedule,
+)
 from odeus_compliance.keys.ring import destroy_key
+from odeus_compliance.keys.sealed_text import SEALED_PREFIX
 from odeus_compliance.reports.store import REPORT_ID, ArtifactStore, DatabaseChunks, FileChunks
 from odeus_compliance.retention_rules import DataClass
 
@@ -80,6 +89,35 @@ async def _remove_dataset(
         await session.execute(update(Report).where(Report.id == report_id).values(has_dataset=False))
 
 
+async def _scrub_sealed(sessions: async_sessionmaker[AsyncSession], key_id: str) -> None:
+    """Remove the ciphertext of texts sealed under the shredded epoch ``key_id``: a report's purpose keeps
+    only the key's name (it reads as shredded), a schedule's delivery says its recipients were shredded."""
+    prefix = f"{SEALED_PREFIX}{key_id}:"
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Report).where(Report.purpose.startswith(prefix, autoescape=True)).values(purpose=prefix)
+        )
+        rows = (
+            await session.execute(
+                select(Schedule.id, Schedule.delivery).where(
+                    Schedule.delivery.contains(prefix, autoescape=True)
+                )
+            )
+        ).all()
+        for schedule_id, stored in rows:
+            delivery = json.loads(stored)
+            if not str(delivery.get(DELIVERY_EMAIL_SEALED, "")).startswith(prefix):
+                continue
+            delivery.pop(DELIVERY_EMAIL_SEALED)
+            delivery.pop(DELIVERY_EMAIL_COUNT, None)
+            delivery[DELIVERY_EMAIL_SHREDDED] = True
+            await session.execute(
+                update(Schedule)
+                .where(Schedule.id == schedule_id)
+                .values(delivery=json.dumps(delivery, sort_keys=True))
+            )
+
+
 async def erase(
     data_class: DataClass,
     items: Sequence[str],
@@ -103,6 +141,7 @@ async def erase(
         elif data_class is DataClass.AUDIT_PAYLOADS:
             async with sessions() as session:
                 await shred_epoch(session=session, key_id=item)
+            await _scrub_sealed(sessions, item)
         else:
             async with sessions() as session:
                 await destroy_key(session=session, key_id=item)

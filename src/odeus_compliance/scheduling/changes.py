@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from odeus_compliance.audit.recorder import Recorder
 from odeus_compliance.audit.records import Action
+from odeus_compliance.keys.sealed_text import TextSealer
 from odeus_compliance.scheduling.model import ScheduleSpec
 from odeus_compliance.scheduling.recipients import RecipientHasher, check_recipients
 from odeus_compliance.scheduling.service import SavedSchedule, save_schedule
@@ -34,7 +35,12 @@ async def change_schedule(
     writes no record."""
     check_recipients(spec.delivery.email_to, allowed_recipients)
     saved = await save_schedule(
-        session=session, spec=spec, policy_dir=policy_dir, now=now, active_from=active_from
+        session=session,
+        spec=spec,
+        policy_dir=policy_dir,
+        now=now,
+        active_from=active_from,
+        sealer=TextSealer(recorder.appender.kek),  # recipients sealed under the epoch of the record below
     )
     if saved.changed:
         await recorder.record(

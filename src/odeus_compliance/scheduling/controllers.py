@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from odeus_compliance.audit.recording import record_denial, recorder_of
 from odeus_compliance.core.clock import utcnow
+from odeus_compliance.db.schedule_tables import Schedule
 from odeus_compliance.errors import NotFound, PermissionDenied, ValidationFailed
+from odeus_compliance.keys.sealed_text import TextSealer
 from odeus_compliance.scheduling import service
 from odeus_compliance.scheduling.changes import change_schedule
 from odeus_compliance.scheduling.model import Delivery, ScheduleError, ScheduleSpec
@@ -85,7 +87,9 @@ async def put_schedule(
         )
     now = utcnow()
     existing = await service.find_schedule(session=db_session, name=data.name)
-    delivery = service.spec_of(existing).delivery.to_json() if existing is not None else None
+    delivery = None
+    if existing is not None:  # a changed schedule keeps its delivery (recipients opened to be resealed)
+        delivery = (await _stored(request, db_session, existing)).delivery.to_json()
     try:
         spec = ScheduleSpec.build(
             name=data.name,
@@ -131,11 +135,17 @@ async def put_schedule_delivery(
         raise NotFound("there is no schedule with that id")
     try:
         delivery = Delivery.from_json(msgspec.to_builtins(data))
-        spec = dataclasses.replace(service.spec_of(row), delivery=delivery)
+        spec = dataclasses.replace(await _stored(request, db_session, row), delivery=delivery)
         saved = await _change(request, settings, db_session, spec, now=now, active_from=None)
     except ScheduleError as exc:
         raise ValidationFailed(str(exc)) from None
     return schedule_out(saved.schedule, now=now)
+
+
+async def _stored(request: ScheduleRequest, session: AsyncSession, row: Schedule) -> ScheduleSpec:
+    """The stored definition, its e-mail recipients opened (they are kept sealed)."""
+    sealer = TextSealer(recorder_of(request).appender.kek)
+    return await service.load_spec(session=session, row=row, sealer=sealer)
 
 
 async def _change(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final
 
 from odeus_compliance.audit.recorder import Recorder
 from odeus_compliance.db.schedule_tables import Schedule, ScheduleRun
@@ -35,6 +36,13 @@ class RunTarget:
     spec: ScheduleSpec
     run: ScheduleRun
     period: Period
+
+
+_SHREDDED: Final = (
+    "the e-mail recipients were shredded by retention with their key epoch; "
+    "a compliance officer sets them again"
+)
+_NO_MAILER: Final = "e-mail delivery is not set up in this process"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +124,8 @@ class Deliverer:
                 body=notification_body(notification(target, record)),
                 delivery_id=str(target.run.id),
             )
-        if self.mailer is None:
-            return "e-mail delivery is not set up in this process"
+        if delivery.recipients_shredded or self.mailer is None:
+            return _SHREDDED if delivery.recipients_shredded else _NO_MAILER
         attachment = None
         if delivery.email_attach_pdf:
             if self.store is None:
@@ -153,7 +161,7 @@ def channels(spec: ScheduleSpec) -> frozenset[str]:
     channels = set()
     if spec.delivery.webhook_url is not None:
         channels.add("webhook")
-    if spec.delivery.email_to:
+    if spec.delivery.email_to or spec.delivery.recipients_shredded:  # shredded: a failure that says so
         channels.add("email")
     return frozenset(channels)
 

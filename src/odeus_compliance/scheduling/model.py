@@ -57,13 +57,16 @@ class Delivery:
 
     Secrets are never stored here: ``webhook_secret_env`` names the environment variable
     (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``) that holds the webhook's HMAC key. E-mail goes over the SMTP server
-    of ``ODEUS_COMPLIANCE_SMTP_URL`` (:mod:`odeus_compliance.scheduling.mail`).
+    of ``ODEUS_COMPLIANCE_SMTP_URL`` (:mod:`odeus_compliance.scheduling.mail`). The addresses are stored
+    sealed (:mod:`odeus_compliance.scheduling.service`); ``recipients_shredded`` marks a stored delivery whose
+    addresses retention shredded with their key epoch (its e-mail then fails, saying so).
     """
 
     webhook_url: str | None = None
     webhook_secret_env: str | None = None
     email_to: tuple[str, ...] = ()
     email_attach_pdf: bool = False
+    recipients_shredded: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
@@ -82,6 +85,7 @@ class Delivery:
             "webhook": self.webhook_url is not None,
             "email_recipients": len(self.email_to),
             "email_attach_pdf": self.email_attach_pdf,
+            **({"email_recipients_shredded": True} if self.recipients_shredded else {}),
         }
 
     @classmethod

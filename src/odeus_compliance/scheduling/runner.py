@@ -37,6 +37,7 @@ from odeus_compliance.core.leases import lease_owner_id
 from odeus_compliance.db.models import Report
 from odeus_compliance.db.schedule_tables import Schedule, ScheduleRun
 from odeus_compliance.errors import ValidationFailed
+from odeus_compliance.keys.sealed_text import TextSealer
 from odeus_compliance.logging_setup import log_event
 from odeus_compliance.reports.actions import request_report
 from odeus_compliance.reports.jobs import ReportJobs, ReportRecord, ReportStatus
@@ -51,7 +52,7 @@ from odeus_compliance.scheduling.periods import Period, due_at, period_containin
 from odeus_compliance.scheduling.queries import newest_runs
 from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.run_settings import Clock, RunSettings, offset_clock
-from odeus_compliance.scheduling.service import spec_of
+from odeus_compliance.scheduling.service import load_spec
 from odeus_compliance.scheduling.webhook import WebhookSender
 
 __all__ = [
@@ -110,6 +111,7 @@ class Scheduler:
         self._jobs = jobs
         self._appender = appender
         self._recorder = Recorder(appender, SCHEDULER)
+        self._sealer = TextSealer(appender.kek)
         self._policy_dir = policy_dir
         self._settings = settings or RunSettings()
         self._lease = Lease(owner or lease_owner_id(), self._settings.lease_seconds)
@@ -160,7 +162,7 @@ class Scheduler:
         Raises :class:`ScheduleError` if the period has not ended at ``now``, its newest run is still in
         progress, or another re-run of it got the same version first.
         """
-        spec = spec_of(schedule)
+        spec = await self._spec(schedule)
         period = period_containing(spec.every, moment, spec.timezone)
         if period.end.astimezone(dt.UTC) > now.astimezone(dt.UTC):
             raise ScheduleError("only a closed period can be run again (this one has not ended yet)")
@@ -198,8 +200,13 @@ class Scheduler:
 
     # --- one schedule -------------------------------------------------------------------------------------
 
+    async def _spec(self, schedule: Schedule) -> ScheduleSpec:
+        """The schedule's definition with its e-mail recipients opened (they are stored sealed)."""
+        async with self._sessions() as session:
+            return await load_spec(session=session, row=schedule, sealer=self._sealer)
+
     async def _run_schedule(self, schedule: Schedule, now: dt.datetime, clock: Clock) -> list[RunOutcome]:
-        spec = spec_of(schedule)
+        spec = await self._spec(schedule)
         due = periods_due(
             spec.every,
             day=spec.day,

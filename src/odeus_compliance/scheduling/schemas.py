@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,9 +10,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from odeus_compliance.db.schedule_tables import Schedule, ScheduleRun
-from odeus_compliance.scheduling.model import Delivery
 from odeus_compliance.scheduling.periods import Every, Period, due_at, period_containing
-from odeus_compliance.scheduling.service import spec_of
+from odeus_compliance.scheduling.service import delivery_summary, spec_of
 
 __all__ = ["RunList", "RunOut", "ScheduleIn", "ScheduleList", "ScheduleOut", "run_out", "schedule_out"]
 
@@ -71,6 +69,8 @@ class ScheduleOut(msgspec.Struct, frozen=True):
     policy: str
     catch_up: str
     delivery: dict[str, Any]
+    """``archive``, ``webhook`` (yes/no), ``email_recipients`` (how many), ``email_attach_pdf``, and
+    ``email_recipients_shredded`` once retention shredded the recipients with their key epoch."""
     enabled: bool
     active_from: dt.datetime
     revision: int
@@ -146,7 +146,7 @@ def schedule_out(row: Schedule, *, now: dt.datetime) -> ScheduleOut:
         timezone=row.timezone,
         policy=row.policy,
         catch_up=row.catch_up,
-        delivery=Delivery.from_json(json.loads(row.delivery)).describe(),
+        delivery=delivery_summary(row),
         enabled=row.enabled,
         active_from=row.active_from,
         revision=row.revision,

@@ -1,20 +1,36 @@
 """Store, read and list schedules and their runs. Keyword-only functions with an explicit session; each
-function that writes commits its own transaction."""
+function that writes commits its own transaction.
+
+E-mail recipients are personal data: the ``delivery`` column stores them sealed under the audit log's
+current key epoch (:class:`~odeus_compliance.keys.sealed_text.TextSealer`, bound to the schedule's id), as
+``email_sealed`` with their number in ``email_count`` and an empty ``email_to``; retention shreds them with
+that epoch, like the ``schedule.changed`` record that names them (as keyed hashes). :func:`load_spec` opens
+them; :func:`spec_of` reads everything else without the key ring (for timing).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from odeus_compliance.db.schedule_tables import Schedule, ScheduleRun
+from odeus_compliance.db.schedule_tables import (
+    DELIVERY_EMAIL_COUNT,
+    DELIVERY_EMAIL_SEALED,
+    DELIVERY_EMAIL_SHREDDED,
+    Schedule,
+    ScheduleRun,
+)
+from odeus_compliance.keys.sealed_text import TextSealer
 from odeus_compliance.policy.service import find_policy
 from odeus_compliance.scheduling.model import CatchUp, Delivery, ScheduleError, ScheduleSpec
 from odeus_compliance.scheduling.periods import Every
@@ -22,10 +38,12 @@ from odeus_compliance.scheduling.periods import Every
 __all__ = [
     "SavedSchedule",
     "check_policy",
+    "delivery_summary",
     "find_schedule",
     "get_schedule",
     "list_runs",
     "list_schedules",
+    "load_spec",
     "save_schedule",
     "spec_of",
 ]
@@ -52,8 +70,23 @@ def check_policy(*, policy_dir: Path, name: str) -> None:
         raise ScheduleError("policy is not valid, so no report can use it (see 'policy check')")
 
 
+def _recipients_context(schedule_id: uuid.UUID) -> str:
+    return f"schedule-recipients:{schedule_id}"
+
+
+def _stored_delivery(row: Schedule) -> tuple[dict[str, Any], str | None, int, bool]:
+    """The delivery as stored: its plain fields, the sealed recipients, their number, whether shredded."""
+    data = json.loads(row.delivery)
+    sealed = data.pop(DELIVERY_EMAIL_SEALED, None)
+    shredded = bool(data.pop(DELIVERY_EMAIL_SHREDDED, False))
+    count = int(data.pop(DELIVERY_EMAIL_COUNT, len(data.get("email_to") or ())))
+    return data, sealed, count, shredded
+
+
 def spec_of(row: Schedule) -> ScheduleSpec:
-    """The definition stored in ``row``."""
+    """The definition stored in ``row``, without opening its e-mail recipients (``delivery.email_to`` is
+    empty when they are sealed): what the timing of runs needs. :func:`load_spec` opens them."""
+    data, _sealed, _count, shredded = _stored_delivery(row)
     hours, minutes = row.time_of_day.split(":")
     return ScheduleSpec(
         name=row.name,
@@ -63,20 +96,65 @@ def spec_of(row: Schedule) -> ScheduleSpec:
         timezone=row.timezone,
         policy=row.policy,
         catch_up=CatchUp(row.catch_up),
-        delivery=Delivery.from_json(json.loads(row.delivery)),
+        delivery=dataclasses.replace(Delivery.from_json(data), recipients_shredded=shredded),
         enabled=row.enabled,
     )
 
 
-def _apply(row: Schedule, spec: ScheduleSpec) -> None:
+async def load_spec(*, session: AsyncSession, row: Schedule, sealer: TextSealer) -> ScheduleSpec:
+    """The definition stored in ``row`` with its e-mail recipients opened; recipients whose key epoch was
+    shredded read as none, with ``delivery.recipients_shredded`` set."""
+    spec = spec_of(row)
+    _data, sealed, _count, _shredded = _stored_delivery(row)
+    if sealed is None:
+        return spec
+    opened = await sealer.open(session, sealed, context=_recipients_context(row.id))
+    delivery = (
+        dataclasses.replace(spec.delivery, recipients_shredded=True)
+        if opened is None
+        else dataclasses.replace(spec.delivery, email_to=tuple(json.loads(opened)))
+    )
+    return dataclasses.replace(spec, delivery=delivery)
+
+
+def delivery_summary(row: Schedule) -> dict[str, Any]:
+    """What an admin or officer sees of the stored delivery (no URL, no addresses; their number)."""
+    data, _sealed, count, shredded = _stored_delivery(row)
+    summary = Delivery.from_json(data).describe()
+    summary["email_recipients"] = 0 if shredded else count
+    if shredded:
+        summary["email_recipients_shredded"] = True
+    return summary
+
+
+async def _apply(session: AsyncSession, row: Schedule, spec: ScheduleSpec, sealer: TextSealer | None) -> None:
     row.every = spec.every.value
     row.day = spec.day
     row.time_of_day = spec.time_text
     row.timezone = spec.timezone
     row.policy = spec.policy
     row.catch_up = spec.catch_up.value
-    row.delivery = json.dumps(spec.delivery.to_json(), sort_keys=True)
+    stored = spec.delivery.to_json()
+    recipients = stored.pop("email_to")
+    stored["email_to"] = []
+    if recipients:
+        if sealer is None:
+            msg = "e-mail recipients are stored sealed: saving them needs the key ring (a sealer)"
+            raise ValueError(msg)
+        text = json.dumps(recipients, ensure_ascii=False)
+        stored[DELIVERY_EMAIL_SEALED] = await sealer.seal(session, text, context=_recipients_context(row.id))
+        stored[DELIVERY_EMAIL_COUNT] = len(recipients)
+    row.delivery = json.dumps(stored, sort_keys=True)
     row.enabled = spec.enabled
+
+
+async def _stored_spec(session: AsyncSession, row: Schedule, sealer: TextSealer | None) -> ScheduleSpec:
+    if sealer is None:
+        if _stored_delivery(row)[1] is not None:
+            msg = "the schedule's e-mail recipients are sealed: reading them needs the key ring (a sealer)"
+            raise ValueError(msg)
+        return spec_of(row)
+    return await load_spec(session=session, row=row, sealer=sealer)
 
 
 async def save_schedule(
@@ -86,8 +164,10 @@ async def save_schedule(
     policy_dir: Path,
     now: dt.datetime,
     active_from: dt.datetime | None = None,
+    sealer: TextSealer | None = None,
 ) -> SavedSchedule:
-    """Create the schedule called ``spec.name`` or change it (upsert by name).
+    """Create the schedule called ``spec.name`` or change it (upsert by name). ``sealer`` seals and opens
+    the e-mail recipients (required when the schedule has any).
 
     ``active_from`` (default ``now`` for a new schedule, unchanged for an existing one unless its period kind
     or timezone changes or it is enabled again, then ``now``) is the earliest due instant that counts:
@@ -105,7 +185,7 @@ async def save_schedule(
             created_at=now,
             updated_at=now,
         )
-        _apply(row, spec)
+        await _apply(session, row, spec, sealer)
         session.add(row)
         try:
             await session.commit()
@@ -113,10 +193,10 @@ async def save_schedule(
             await session.rollback()
             raise ScheduleError("a schedule of that name was created at the same time; try again") from None
         return SavedSchedule(row, created=True, changed=True)
-    if spec_of(row) == spec and (active_from is None or active_from == row.active_from):
+    old = await _stored_spec(session, row, sealer)
+    if old == spec and (active_from is None or active_from == row.active_from):
         return SavedSchedule(row, created=False, changed=False)
-    old = spec_of(row)
-    _apply(row, spec)
+    await _apply(session, row, spec, sealer)
     if active_from is not None:
         row.active_from = active_from
     elif (old.every, old.timezone) != (spec.every, spec.timezone) or (spec.enabled and not old.enabled):

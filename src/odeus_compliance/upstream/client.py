@@ -40,8 +40,10 @@ from odeus_compliance.upstream.batches import ExportBatch
 from odeus_compliance.upstream.columns import Column
 from odeus_compliance.upstream.config import OdeusClientConfig
 from odeus_compliance.upstream.csvstream import CsvExportParser
+from odeus_compliance.upstream.download_target import pinned_address
 from odeus_compliance.upstream.envelope import Envelope, parse_envelope
 from odeus_compliance.upstream.errors import (
+    AnswerTooLarge,
     DownloadExpired,
     DownloadIncomplete,
     UpstreamError,
@@ -51,12 +53,13 @@ from odeus_compliance.upstream.errors import (
 from odeus_compliance.upstream.jsonrows import json_batches, schema_of_rows
 from odeus_compliance.upstream.merge import ExportMerger, refuse_unmergeable_type
 from odeus_compliance.upstream.ratelimit import RateLimiter
-from odeus_compliance.upstream.request import ExportRequest
+from odeus_compliance.upstream.request import ExportFormat, ExportRequest
 from odeus_compliance.upstream.result import ExportInfo, ExportReport, ExportResult
 from odeus_compliance.upstream.schema import ExportSchema
 from odeus_compliance.upstream.split import split_request
 from odeus_compliance.upstream.transport import (
     api_request,
+    check_download_url,
     connection_error,
     download_request,
     error_for_api_response,
@@ -67,7 +70,10 @@ from odeus_compliance.upstream.transport import (
 logger = logging.getLogger("odeus_compliance.upstream.client")
 
 _CONNECTION_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-MAX_ENVELOPE_BYTES = 1 << 30
+# A CSV-route answer is an envelope of a few hundred bytes (the signed URL being the longest part): 256 KiB
+# is generous, and keeps a hostile answer from costing memory. A JSON-route answer holds the rows, so its
+# bound is the configured ``max_answer_bytes``.
+MAX_CSV_ENVELOPE_BYTES = 256 << 10
 MERGED_BATCH_ROWS = 5000
 
 
@@ -106,7 +112,9 @@ class OdeusClient:
 
     async def __aenter__(self) -> OdeusClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(follow_redirects=False)
+            # no proxy from the environment: a proxy would resolve the storage host itself, around the
+            # address check of the download
+            self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
             self._owns_http = True
         return self
 
@@ -152,10 +160,15 @@ class OdeusClient:
                 },
             )
             if response.status_code != 200:
-                raise await error_for_api_response(
-                    response, now=self.wall_clock(), api_key=self.config.api_key
+                raise await error_for_api_response(response, now=self.wall_clock())
+            if request.export_format is ExportFormat.JSON:
+                limit, what = self.config.max_answer_bytes, "Odeus's answer to the export call (JSON route)"
+            else:
+                limit, what = (
+                    MAX_CSV_ENVELOPE_BYTES,
+                    "Odeus's answer to the export call (CSV route: an envelope)",
                 )
-            body = await _read_body(response)
+            body = await _read_body(response, limit, what=what)
         except _CONNECTION_ERRORS as error:
             raise connection_error(error, where="the Odeus API answer") from None
         finally:
@@ -450,20 +463,30 @@ class ExportStream:
         assert client is not None
         assert envelope.download_url is not None
         info = envelope.info
-        request = download_request(client.config, envelope.download_url)
-        host = request.url.host
+        config = client.config
+        target = check_download_url(config, envelope.download_url)
+        host = target.shown_host
+        address = await pinned_address(target, timeout=config.timeouts.connect)
+        request = download_request(config, envelope.download_url, address=address)
         parser = CsvExportParser(info.export_type, block_bytes=client.config.block_bytes)
         await client.limiter.acquire()
         try:
             response = await client.http.send(request, stream=True, auth=None, follow_redirects=False)
         except _CONNECTION_ERRORS as error:
-            raise connection_error(error, where=f"the storage host {host!r}") from None
+            raise connection_error(error, where=f"the storage host {host}") from None
         try:
             if response.status_code != 200:
-                raise error_for_download_response(response, now=client.wall_clock())
+                raise error_for_download_response(response, now=client.wall_clock(), host=target.host)
+            _refuse_declared_size(
+                response, config.max_answer_bytes, what=f"the export file from the storage host {host}"
+            )
             pending: ExportBatch | None = None
             try:
                 async for chunk in response.aiter_bytes():
+                    if response.num_bytes_downloaded > config.max_answer_bytes:
+                        raise _too_large(
+                            f"the export file from the storage host {host}", config.max_answer_bytes
+                        )
                     for block in parser.blocks(chunk):
                         batch = await self._decode(parser, block, info)
                         if pending is not None:
@@ -471,7 +494,7 @@ class ExportStream:
                         pending = batch
             except _CONNECTION_ERRORS as error:
                 msg = (
-                    f"the download from the storage host {host!r} broke off after "
+                    f"the download from the storage host {host} broke off after "
                     f"{response.num_bytes_downloaded} bytes ({type(error).__name__})"
                 )
                 raise DownloadIncomplete(msg) from None
@@ -506,16 +529,27 @@ async def _empty() -> AsyncIterator[ExportBatch]:
     yield  # pragma: no cover - makes this an async generator
 
 
-async def _read_body(response: httpx.Response) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
+async def _read_body(response: httpx.Response, limit: int, *, what: str) -> bytes:
+    """The whole answer, refused (:class:`AnswerTooLarge`) as soon as it passes ``limit`` bytes."""
+    _refuse_declared_size(response, limit, what=what)
+    body = bytearray()
     async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_ENVELOPE_BYTES:
-            msg = "the Odeus answer is larger than the client accepts"
-            raise DownloadIncomplete(msg)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if len(body) + len(chunk) > limit:
+            raise _too_large(what, limit)
+        body += chunk
+    return bytes(body)
+
+
+def _refuse_declared_size(response: httpx.Response, limit: int, *, what: str) -> None:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(what, limit)
+
+
+def _too_large(what: str, limit: int) -> AnswerTooLarge:
+    size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+    msg = f"{what} is larger than the {size} the client accepts (maximum answer size); reading stopped there"
+    return AnswerTooLarge(msg)
 
 
 def _check_length(response: httpx.Response, host: str) -> None:
@@ -524,7 +558,7 @@ def _check_length(response: httpx.Response, host: str) -> None:
         return
     if declared.isdigit() and int(declared) != response.num_bytes_downloaded:
         msg = (
-            f"the download from the storage host {host!r} delivered {response.num_bytes_downloaded} bytes "
+            f"the download from the storage host {host} delivered {response.num_bytes_downloaded} bytes "
             f"where Content-Length announced {declared}"
         )
         raise DownloadIncomplete(msg)

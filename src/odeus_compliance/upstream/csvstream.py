@@ -34,7 +34,7 @@ import pyarrow.csv as pa_csv
 from odeus_compliance.upstream.batches import DECIMAL_TYPE, ExportBatch, JsonMap, arrow_schema
 from odeus_compliance.upstream.columns import ExportType, Kind
 from odeus_compliance.upstream.errors import DownloadIncomplete, MalformedExport
-from odeus_compliance.upstream.schema import REQUIRED_COLUMNS, ExportSchema
+from odeus_compliance.upstream.schema import REQUIRED_COLUMNS, ExportSchema, column_label
 
 # 1 MiB blocks: measured on a 100,000-user export, parsing is as fast as with 4 MiB (within noise) and peak
 # RSS is ~70 MB lower; Arrow's own threads are off because the download already runs beside the parse and
@@ -298,7 +298,8 @@ class BlockDecoder:
 
     def _bad_cell(self, name: str, kind: Kind, first_row: int) -> MalformedExport:
         msg = (
-            f"column {name!r} of the {self.schema.export_type.value} export holds a cell that is not "
+            f"{column_label(self.schema.export_type, name)} of the {self.schema.export_type.value} export "
+            "holds a cell that is not "
             f"{kind_words(kind)} (at or after data row {first_row})"
         )
         return MalformedExport(msg)

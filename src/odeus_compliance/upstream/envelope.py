@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from odeus_compliance.upstream.cells import to_int
+from odeus_compliance.upstream.columns import ExportType
 from odeus_compliance.upstream.errors import UpstreamProtocolError
 from odeus_compliance.upstream.request import ExportFormat, ExportRequest
 from odeus_compliance.upstream.result import ExportInfo
@@ -66,7 +67,9 @@ def parse_envelope(body: bytes, request: ExportRequest) -> Envelope:
         msg = f"{what} says success=false"
         raise UpstreamProtocolError(msg)
     if data.dataType != request.export_type.data_type:
-        msg = f"{what} has dataType {data.dataType[:40]!r}, expected {request.export_type.data_type!r}"
+        known = {t.data_type for t in ExportType}
+        got = repr(data.dataType) if data.dataType in known else "an unknown one"
+        msg = f"{what} has dataType {got}, expected {request.export_type.data_type!r}"
         raise UpstreamProtocolError(msg)
     try:
         record_count = to_int(data.recordCount)

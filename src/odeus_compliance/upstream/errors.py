@@ -1,10 +1,29 @@
 """Typed errors of the Odeus client.
 
-Messages name what went wrong and what to do; they never repeat response bodies verbatim beyond Odeus's own
-short error text, and never carry row data, keys or signed URLs (a signed URL is a bearer credential).
+Messages name what went wrong and what to do in the client's own words; they never repeat a response body
+(at most an error code from the contract's known list, see :mod:`odeus_compliance.upstream.error_codes`),
+and never carry row data, keys or signed URLs (a signed URL is a bearer credential). A message ends up in a
+job's ``error``, a log line and the database, so each is also cleaned here: control and format characters
+(ANSI escapes, bidi overrides) are dropped and the length is bounded.
 """
 
 from __future__ import annotations
+
+import unicodedata
+from typing import Final
+
+MAX_MESSAGE_CHARS: Final = 600
+
+
+def clean_message(message: str) -> str:
+    """``message`` without control or format characters (a line end becomes a space), at most
+    :data:`MAX_MESSAGE_CHARS` long."""
+    kept = "".join(
+        " " if ch in "\t\n\r" else ch
+        for ch in message
+        if ch in "\t\n\r" or unicodedata.category(ch)[0] != "C"
+    )
+    return kept if len(kept) <= MAX_MESSAGE_CHARS else kept[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
 class UpstreamError(Exception):
@@ -13,6 +32,7 @@ class UpstreamError(Exception):
     retryable = False
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
+        message = clean_message(message)
         super().__init__(message)
         self.message = message
         self.status = status
@@ -62,6 +82,16 @@ class UpstreamUnavailable(UpstreamError):
 class UpstreamProtocolError(UpstreamError):
     """Odeus answered something the contract does not allow (a malformed envelope, a download URL on a host
     that is not allowed, a redirect elsewhere)."""
+
+
+class DownloadRefused(UpstreamProtocolError):
+    """The download URL leads where the client may not go: off the allow-list, to a wrong port, or to a
+    loopback, private, link-local, metadata or otherwise non-public address."""
+
+
+class AnswerTooLarge(UpstreamError):
+    """An answer (the export call's JSON, or the export file) is larger than the client accepts; reading
+    stopped at the limit, so it never held more."""
 
 
 class DownloadIncomplete(UpstreamError):

@@ -15,7 +15,7 @@ from odeus_compliance.upstream.cells import convert
 from odeus_compliance.upstream.columns import ExportType
 from odeus_compliance.upstream.csvstream import kind_words
 from odeus_compliance.upstream.errors import MalformedExport
-from odeus_compliance.upstream.schema import ExportSchema
+from odeus_compliance.upstream.schema import ExportSchema, column_label
 
 DEFAULT_BATCH_ROWS = 5000
 
@@ -46,8 +46,9 @@ def json_batches(
                 try:
                     converted.append(convert(column.kind, row.get(column.name)))
                 except ValueError:
+                    label = column_label(schema.export_type, column.name)
                     msg = (
-                        f"column {column.name!r} of the {schema.export_type.value} export (JSON route) holds "
+                        f"{label} of the {schema.export_type.value} export (JSON route) holds "
                         f"a value that is not {kind_words(column.kind)} (data row {number})"
                     )
                     raise MalformedExport(msg) from None

@@ -85,8 +85,9 @@ def refuse_unmergeable(export_type: ExportType, names: Iterable[str], *, why_spl
     for name in names:
         reason = not_exact_reason(name, name in known)
         if reason is not None:
+            label = f"column {name!r}" if name in known else "a column the client does not know"
             msg = (
-                f"{why_split}; splitting the period is not possible because column {name!r} cannot be "
+                f"{why_split}; splitting the period is not possible because {label} cannot be "
                 f"merged exactly ({reason}). Request a shorter period."
             )
             raise UpstreamTooLarge(msg)

@@ -30,6 +30,12 @@ def privacy_columns(export_type: ExportType) -> tuple[str, ...]:
     return tuple(name for name, column in known.items() if column.identifying or name in hidden)
 
 
+def column_label(export_type: ExportType, name: str) -> str:
+    """How a message names the column ``name``: quoted when the client knows it, else not at all (an
+    unknown column's name is the upstream's text and could be anything)."""
+    return f"column {name!r}" if name in known_columns(export_type) else "a column the client does not know"
+
+
 @dataclass(frozen=True, slots=True)
 class ExportSchema:
     """The columns of one export as its header lists them."""

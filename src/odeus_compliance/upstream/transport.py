@@ -3,9 +3,11 @@
 Requests are built by hand (``httpx.Request``) rather than with the client's ``build_request``, so nothing
 the caller configured on a shared ``httpx.AsyncClient`` leaks into them: no default headers, no cookie jar,
 no client-level auth. The API call carries ``Authorization``; the download of the signed URL carries no
-credential of ours at all, follows no redirect and goes only to an allowed host. Neither ever sends
+credential of ours at all, follows no redirect, and goes only to an allowed host and port, connected at
+the address that was checked (:mod:`odeus_compliance.upstream.download_target`). Neither ever sends
 ``Origin`` (Odeus refuses browser-like requests). Messages name hosts and statuses, never a signed URL,
-the key, or a response body beyond Odeus's short ``error``/``message`` text.
+the key, or any text of a response body: at most an error code from the contract's known list
+(:mod:`odeus_compliance.upstream.error_codes`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ import httpx
 import msgspec
 
 from odeus_compliance import __version__
+from odeus_compliance.upstream.address_guard import IPAddress, literal_address, refusal
 from odeus_compliance.upstream.backoff import parse_retry_after
 from odeus_compliance.upstream.config import OdeusClientConfig
+from odeus_compliance.upstream.download_target import DownloadTarget, shown_host
+from odeus_compliance.upstream.download_target import check_download_url as _check_url
+from odeus_compliance.upstream.error_codes import ErrorBody, known_error, parse_error_body
 from odeus_compliance.upstream.errors import (
     DownloadExpired,
     DownloadIncomplete,
@@ -38,14 +44,8 @@ logger = logging.getLogger("odeus_compliance.upstream.http")
 
 USER_AGENT = f"odeus-compliance/{__version__}"
 MAX_ERROR_BODY = 16 << 10
-_TEXT_LIMIT = 200
 _ROW_COUNT = re.compile(r"(\d[\d,.\s]*\d|\d)")
 _CONNECTION_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-class _ErrorBody(msgspec.Struct):
-    error: str = ""
-    message: str = ""
 
 
 def timeout_extension(config: OdeusClientConfig) -> dict[str, Any]:
@@ -70,43 +70,30 @@ def api_request(config: OdeusClientConfig, path: str, body: dict[str, Any]) -> h
     )
 
 
-def download_request(config: OdeusClientConfig, url: str) -> httpx.Request:
-    """The GET of a signed download URL: no Authorization, no cookies, only to an allowed host."""
-    check_download_url(config, url)
-    return httpx.Request(
-        "GET",
-        url,
-        headers={"Accept": "text/csv", "User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        extensions=timeout_extension(config),
-    )
+def download_request(
+    config: OdeusClientConfig, url: str, *, address: IPAddress | None = None
+) -> httpx.Request:
+    """The GET of a signed download URL: no Authorization, no cookies, only to an allowed host and port.
 
-
-def check_download_url(config: OdeusClientConfig, url: str) -> None:
-    """Refuse a download URL that is not ``https`` on an allowed host (or ``http`` on an allow-listed one).
-
-    With an empty allow-list any ``https`` host is accepted; with a list, only its hosts (an entry starting
-    with ``.`` also allows sub-domains). Plain ``http`` is only for allow-listed hosts (tests on loopback).
+    With ``address`` (from :func:`~odeus_compliance.upstream.download_target.pinned_address`) the
+    connection goes to that address, with the URL's own ``Host`` header and TLS server name.
     """
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        msg = "Odeus sent a download URL that is not a URL"
-        raise UpstreamProtocolError(msg) from None
-    host = parsed.host.lower()
-    listed = _host_listed(host, config.download_hosts)
-    allowed = (parsed.scheme == "https" and (listed or not config.download_hosts)) or (
-        parsed.scheme == "http" and listed
-    )
-    if not allowed or not host:
-        msg = (
-            f"Odeus sent a download URL on host {host or '(none)'!r} over {parsed.scheme or '(none)'}, which "
-            "is not allowed (only https, and only hosts on the download allow-list when one is configured)"
-        )
-        raise UpstreamProtocolError(msg)
+    target = check_download_url(config, url)
+    headers = {"Accept": "text/csv", "User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    extensions = timeout_extension(config)
+    if address is None:
+        return httpx.Request("GET", target.url, headers=headers, extensions=extensions)
+    headers["Host"] = target.url.netloc.decode("ascii")
+    if literal_address(target.host) is None:
+        extensions["sni_hostname"] = target.host
+    pinned = target.url.copy_with(host=str(address))
+    return httpx.Request("GET", pinned, headers=headers, extensions=extensions)
 
 
-def _host_listed(host: str, allowed: frozenset[str]) -> bool:
-    return host in allowed or any(entry.startswith(".") and host.endswith(entry) for entry in allowed)
+def check_download_url(config: OdeusClientConfig, url: str) -> DownloadTarget:
+    """The checked target of a download URL; raises ``DownloadRefused`` (an ``UpstreamProtocolError``)
+    when the URL rules of :mod:`odeus_compliance.upstream.download_target` refuse it."""
+    return _check_url(config.base_url, config.allow_entries, url)
 
 
 def connection_error(error: Exception, *, where: str) -> UpstreamError:
@@ -164,19 +151,22 @@ def redact_http_library_logs() -> None:
 
 
 async def error_for_api_response(  # noqa: PLR0911 - one return per status of the contract
-    response: httpx.Response, *, now: Any, api_key: str = ""
+    response: httpx.Response, *, now: Any
 ) -> UpstreamError:
     """The typed error for a non-2xx answer of the export API (reads at most a small error body).
 
-    Odeus's own short ``error``/``message`` text is quoted, with ``api_key`` blanked out should it echo it.
+    Only a known error code of the contract is named, in our spelling; Odeus's free ``message`` text is
+    never kept (it may quote personal data or carry terminal escapes), except the row count of "Export too
+    large", read as a number.
     """
     status = response.status_code
     body = await _error_body(response)
-    said = _said(body, api_key)
+    said = _said(body)
     if status == 400:
-        if body.error.strip().lower() == "export too large":
-            msg = f"Odeus refused the export as too large{said}"
-            return UpstreamTooLarge(msg, row_count=_row_count(body.message))
+        if known_error(body.error) == "Export too large":
+            row_count = _row_count(body.message)
+            rows = f" ({row_count} rows)" if row_count is not None else ""
+            return UpstreamTooLarge(f"Odeus refused the export as too large{rows}", row_count=row_count)
         return UpstreamBadRequest(f"Odeus refused the request (400){said}", status=status)
     if status == 401:
         msg = f"Odeus did not accept the API key (401){said}: check the configured key (ODEUS_API_KEY)"
@@ -195,63 +185,78 @@ async def error_for_api_response(  # noqa: PLR0911 - one return per status of th
     if status >= 500:
         return UpstreamUnavailable(f"Odeus is unavailable ({status})", status=status)
     if 300 <= status < 400:
-        try:
-            location = httpx.URL(response.headers.get("Location", "")).host or "(unknown host)"
-        except httpx.InvalidURL:
-            location = "(not a URL)"
-        msg = f"Odeus answered with a redirect ({status}) to host {location!r}; redirects are not followed"
+        target = _redirect_target(response)
+        msg = f"Odeus answered with a redirect ({status}) to {target}; redirects are not followed"
         return UpstreamProtocolError(msg, status=status)
     return UpstreamProtocolError(f"Odeus answered with unexpected status {status}", status=status)
 
 
-def error_for_download_response(response: httpx.Response, *, now: Any) -> UpstreamError:
-    """The typed error for a non-200 answer of the storage host (its body is never read)."""
+def error_for_download_response(
+    response: httpx.Response, *, now: Any, host: str | None = None
+) -> UpstreamError:
+    """The typed error for a non-200 answer of the storage host (its body is never read).
+
+    ``host`` is the URL's host when the request went to a pinned address.
+    """
     status = response.status_code
-    host = response.request.url.host
+    host = shown_host(host or response.request.url.host)
     if 300 <= status < 400:
-        msg = f"the storage host {host!r} answered the download with a redirect ({status}); refused"
+        msg = (
+            f"the storage host {host} answered the download with a redirect ({status}) to "
+            f"{_redirect_target(response)}; redirects are not followed, so it was refused"
+        )
         return UpstreamProtocolError(msg, status=status)
     if status in (401, 403):
         msg = (
-            f"the storage host {host!r} refused the signed download URL ({status}): it has probably "
+            f"the storage host {host} refused the signed download URL ({status}): it has probably "
             "expired (Odeus's URLs live about 15 minutes); request the export again"
         )
         return DownloadExpired(msg, status=status)
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
         return UpstreamRateLimited(
-            f"the storage host {host!r} rate-limited the download (429)", retry_after=retry_after
+            f"the storage host {host} rate-limited the download (429)", retry_after=retry_after
         )
     if status >= 500:
-        return UpstreamUnavailable(f"the storage host {host!r} is unavailable ({status})", status=status)
+        return UpstreamUnavailable(f"the storage host {host} is unavailable ({status})", status=status)
     if status == 404:
         return DownloadIncomplete(
-            f"the storage host {host!r} does not have the export file (404)", status=status
+            f"the storage host {host} does not have the export file (404)", status=status
         )
     return UpstreamProtocolError(
-        f"the storage host {host!r} answered with unexpected status {status}", status=status
+        f"the storage host {host} answered with unexpected status {status}", status=status
     )
 
 
-async def _error_body(response: httpx.Response) -> _ErrorBody:
-    data = b""
+async def _error_body(response: httpx.Response) -> ErrorBody:
+    data = bytearray()
     try:
         async for chunk in response.aiter_bytes():
             data += chunk
             if len(data) > MAX_ERROR_BODY:
-                break
+                return ErrorBody()  # not the contract's short error shape
     except _CONNECTION_ERRORS:
-        return _ErrorBody()
+        return ErrorBody()
+    return parse_error_body(bytes(data))
+
+
+def _said(body: ErrorBody) -> str:
+    code = known_error(body.error)
+    return f": {code}" if code is not None else ""
+
+
+def _redirect_target(response: httpx.Response) -> str:
+    """Where a redirect points, in words: its host when printable, and why it would be refused anyway."""
     try:
-        return msgspec.json.decode(data, type=_ErrorBody)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return _ErrorBody()
-
-
-def _said(body: _ErrorBody, api_key: str = "") -> str:
-    parts = [text.strip()[:_TEXT_LIMIT] for text in (body.error, body.message) if text.strip()]
-    said = f": {' - '.join(parts)}" if parts else ""
-    return said.replace(api_key, "<redacted>") if api_key else said
+        location = httpx.URL(response.headers.get("Location", ""))
+        host = location.raw_host.decode("ascii").lower()
+    except (httpx.InvalidURL, UnicodeDecodeError):
+        return "something that is not a URL"
+    if not host:
+        return "a path on the same host"
+    address = literal_address(host)
+    reason = refusal(address) if address is not None else None
+    return f"host {shown_host(host)}" + (f" ({reason})" if reason is not None else "")
 
 
 def _row_count(message: str) -> int | None:

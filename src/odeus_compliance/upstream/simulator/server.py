@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import uvicorn
 from litestar import Litestar
@@ -81,6 +82,11 @@ class RunningSimulator:
     faults: FaultInjector
     workspace: Workspace
     simulator: Simulator
+
+    @property
+    def download_host(self) -> str:
+        """The storage host's ``host:port``: the download allow-list entry its clients need."""
+        return urlsplit(self.storage_url).netloc
 
 
 def _bind(host: str, port: int) -> socket.socket:
