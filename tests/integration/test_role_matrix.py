@@ -1,6 +1,6 @@
 """Every route of the app against every role: no key -> 401, wrong role -> 403, right role -> through.
 
-``ROUTES`` mirrors the HTTP table of DESIGN.md. The test fails when the app has a route that is not in the
+``ROUTES`` mirrors the HTTP API table of README.md. The test fails when the app has a route that is not in the
 table, or when a route's declared roles differ from the table, so each new route must be added here with
 a sample request (path with real parameters, query, JSON body) that reaches its handler.
 """
@@ -39,7 +39,7 @@ class Case:
     json: Any = None
 
 
-# (method, Litestar path template) -> Case. Mirrors DESIGN.md's HTTP table.
+# (method, Litestar path template) -> Case. Mirrors README.md's HTTP API table.
 ROUTES: Final[dict[tuple[str, str], Case]] = {
     ("GET", "/health/live"): Case(PUBLIC, "/health/live"),
     ("GET", "/health/ready"): Case(PUBLIC, "/health/ready"),

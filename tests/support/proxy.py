@@ -113,7 +113,9 @@ class RoundRobinProxy:
 
 
 @contextlib.contextmanager
-def run_proxy(upstreams: Sequence[str], *, startup_timeout: float = 15.0) -> Iterator[tuple[str, RoundRobinProxy]]:
+def run_proxy(
+    upstreams: Sequence[str], *, startup_timeout: float = 15.0
+) -> Iterator[tuple[str, RoundRobinProxy]]:
     """Serve a :class:`RoundRobinProxy` over ``upstreams`` on ``127.0.0.1:<free port>`` until the block
     ends; yields its base URL and the proxy (to ask which upstream served what)."""
     proxy = RoundRobinProxy(upstreams)

@@ -1,6 +1,6 @@
 """The audit log: encrypted, tamper-evident records of who accessed what, and everything that reads them.
 
-The formats are public (DESIGN.md, docs/audit-bundle.md): auditors check them with their own tools. The
+The formats are public (docs/audit-bundle.md): auditors check them with their own tools. The
 pure core (no database, no HTTP) fixes them:
 
 - :mod:`~odeus_compliance.audit.records`: the audit record, its enumerations and its canonical JSON.

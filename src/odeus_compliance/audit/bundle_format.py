@@ -1,6 +1,6 @@
 """The export bundle's format, and its strict parser.
 
-A bundle is JSON (DESIGN.md, docs/audit-bundle.md)::
+A bundle is JSON (docs/audit-bundle.md)::
 
     {"format": "odeus-compliance-audit-bundle/2", "origin": str, "vkey": str, "checkpoint": <signed note>,
      "range": <signed note: the range statement of audit/bundle_range.py>,

@@ -1,4 +1,4 @@
-"""Leaf texts: each record encrypted (AES-256-GCM) and committed to (salted SHA-256), as DESIGN.md fixes.
+"""Leaf texts (docs/audit-bundle.md): each record encrypted (AES-256-GCM) and committed to (salted SHA-256).
 
 A leaf text is UTF-8 JSON with sorted keys and no whitespace::
 

@@ -5,7 +5,7 @@ Thin handlers: validate through :mod:`~odeus_compliance.reports.service`, act th
 a record that cannot be written is a 503 and no byte goes out), answer with msgspec Structs or a streamed
 file.
 
-Who may do what (DESIGN.md): officers request (and cancel) reports and download the PDF and the
+Who may do what (README.md, HTTP API): officers request (and cancel) reports and download the PDF and the
 dataset; auditors read the list and the status and download the PDF; anyone with a key may verify a PDF.
 A download needs a purpose, given as the query parameter ``purpose``; it is recorded in the audit log with
 the download.

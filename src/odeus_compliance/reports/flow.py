@@ -62,11 +62,11 @@ from odeus_compliance.policy.sealed import SealedFileError, new_work_key, read_s
 from odeus_compliance.policy.service import POLICY_NAME
 from odeus_compliance.reports.content import ReportMeta
 from odeus_compliance.reports.jobs import LeaseLost, ReportJobs, ReportPeriod, ReportRecord, ReportStatus
+from odeus_compliance.reports.overlaps import overlapping_report_ids
 from odeus_compliance.reports.pacing import FetchLimits, ThroughputTransport, fetch_deadline
 from odeus_compliance.reports.purposes import open_purpose
 from odeus_compliance.reports.rawdigest import DigestingTransport
 from odeus_compliance.reports.store import ArtifactStore, ArtifactStoreError
-from odeus_compliance.reports.overlaps import overlapping_report_ids
 from odeus_compliance.reports.versions import small_changes
 from odeus_compliance.reports.worker import DeflatedDataset, RenderTask, ReportWorker, WorkerFailed
 from odeus_compliance.retention_rules import retention_dates

@@ -8,7 +8,7 @@ another artifact or position, a dropped last chunk, or a flipped byte fails to o
 (:class:`ArtifactCorrupt`). Destroying the ``report-data`` key of an epoch shreds every artifact stored
 under it (:class:`ArtifactShredded`); that is how retention deletes reports for good.
 
-Where the ciphertext lives (see DESIGN.md, deployment modes):
+Where the ciphertext lives (see docs/architecture.md, deployment modes):
 
 - embedded default (SQLite): files ``<data dir>/reports/<report id>/<name>.enc``, written atomically
   (a hidden temporary file in the same folder, fsync, rename, fsync of the folder): a crash leaves the old
