@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from odeus_compliance.policy.fold_native import fold_column
 from odeus_compliance.policy.leakscan import (
     MIN_CHARS,
     MIN_DIGITS,
@@ -278,3 +279,23 @@ def test_tr39_look_alikes_of_ascii_letters_read_as_those_letters() -> None:
         assert char.translate(as_written) == twin.lower(), f"U+{ord(char):04X}"
         checked += 1
     assert checked > 100
+
+
+# --- the native fold against the Python one -----------------------------------------------------------
+
+
+def _words(text: str | None) -> list[str] | None:
+    return None if text is None else text.split()
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=16)), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_the_native_fold_equals_the_python_fold(values: list[str | None]) -> None:
+    folded = fold_column(pa.array(values, pa.string())).to_pylist()
+    assert [_words(v) for v in folded] == [None if v is None else fold(v).split() for v in values]
+
+
+def test_the_native_fold_equals_the_python_fold_for_every_code_point() -> None:
+    texts = [f"a{char}b {char}{char}" for char in _ALL if char not in "\x00"]
+    folded = fold_column(pa.array(texts, pa.string())).to_pylist()
+    assert [_words(v) for v in folded] == [fold(t).split() for t in texts]

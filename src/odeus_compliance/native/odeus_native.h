@@ -44,6 +44,12 @@ int64_t odeus_leak_keys(const int32_t *offsets, const uint8_t *data, const uint8
                         const uint8_t *placeholder_data, int64_t placeholders, uint8_t *out_data,
                         int32_t *out_offsets);
 
+/* The leak scan's ASCII fold of texts (fold_texts.c). */
+int64_t odeus_fold_texts(const int32_t *offsets, const uint8_t *data, const uint8_t *validity, int64_t bit_offset,
+                         int64_t count, const uint8_t *slot_lengths, const uint8_t *slot_data, int64_t slots,
+                         uint8_t *out_data, int32_t *out_offsets, uint8_t *unresolved, uint32_t *missing,
+                         int64_t missing_capacity, int64_t *missing_count, uint8_t *seen);
+
 /* cffi: end */
 
 #endif

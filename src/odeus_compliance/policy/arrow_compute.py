@@ -239,6 +239,10 @@ def match_substring_regex(strings: ColumnT, pattern: str) -> ColumnT:
     return _pc.match_substring_regex(strings, pattern)
 
 
+def utf8_normalize(strings: ColumnT, form: str) -> ColumnT:
+    return _pc.utf8_normalize(strings, form)
+
+
 def replace_substring(strings: ColumnT, pattern: str, replacement: str) -> ColumnT:
     return _pc.replace_substring(strings, pattern, replacement)
 

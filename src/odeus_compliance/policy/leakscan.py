@@ -25,8 +25,8 @@ Which values count (so that short or common values do not fail every run): keys 
 placeholders (``Anonymous``, ...) never count.
 
 Scale: identifying values are many, output texts few and repetitive. Each distinct output text is read
-once; the identifying values' keys are made in one native pass per batch (values outside ASCII are folded
-first) and looked up in the set of output keys with Arrow's hash lookup.
+once; the identifying values' keys are made in native passes per batch (values outside ASCII are folded
+first, :mod:`.fold_native`) and looked up in the set of output keys with Arrow's hash lookup.
 
 A hit fails the run, naming the output column and the data row, never the value.
 """
@@ -42,12 +42,12 @@ import pyarrow as pa
 
 from odeus_compliance.native.library import native_library, string_buffers
 from odeus_compliance.policy import arrow_compute as ac
+from odeus_compliance.policy.fold_native import fold_column, other_spellings_column
 from odeus_compliance.policy.text_fold import (
     OUTPUT_FOLDS,
     camel_case_split,
     fold,
     has_bidi_control,
-    other_spellings,
 )
 from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
 
@@ -90,14 +90,14 @@ def identifying_keys(values: pa.Array[Any]) -> pa.Array[Any]:
     """The lookup keys of identifying values (see the module doc and ``native/leak_keys.c``)."""
     text: Any = values if values.type == pa.string() else ac.cast(values, pa.string())
     ascii_only = ac.fill_null(ac.string_is_ascii(text), True)
-    extra: list[str] = []
+    extra: Any = None
     if not ac.all(ascii_only).as_py():
         others = ac.invert(ascii_only)
-        originals: list[str] = ac.filter(text, others).to_pylist()
-        text = ac.replace_with_mask(text, others, pa.array([fold(v) for v in originals], pa.string()))
-        extra = [fold(spelling) for value in originals for spelling in other_spellings(value)]
+        outside_ascii = ac.filter(text, others)
+        text = ac.replace_with_mask(text, others, fold_column(outside_ascii))
+        extra = other_spellings_column(outside_ascii)
     keys = _native_keys(text)
-    return pa.concat_arrays([keys, _native_keys(pa.array(extra, pa.string()))]) if extra else keys
+    return pa.concat_arrays([keys, _native_keys(extra)]) if extra is not None and len(extra) else keys
 
 
 def _native_keys(text: pa.Array[Any]) -> pa.Array[Any]:

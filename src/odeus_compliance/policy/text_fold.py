@@ -33,8 +33,9 @@ from anyascii import anyascii
 _MARKS = frozenset({"Mn", "Me", "Mc"})
 _INVISIBLE = frozenset({"Cf", "Mn", "Me"})
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
+GREEK_OU: Final = "([οΟ]\\p{M}*)[υΥ]"  # ου, marks between (decomposed text): also written ou
 _GREEK_OU = re.compile("([οΟ][\u0300-\u036f]*)[υΥ]")
-_GERMAN_UMLAUTS: Final = {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "ae", "Ö": "oe", "Ü": "ue"}
+GERMAN_UMLAUTS: Final = {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "ae", "Ö": "oe", "Ü": "ue"}
 BIDI_CONTROLS: Final = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )  # the characters that reorder what a reader sees (Unicode Bidi_Control)
@@ -123,8 +124,8 @@ def other_spellings(text: str) -> list[str]:
     """Common ASCII spellings of ``text`` that its transliteration does not give: German umlauts as
     ``ae``/``oe``/``ue``, Greek ``ου`` as ``ou`` (transliterated: ``oy``)."""
     spellings: list[str] = []
-    if any(char in _GERMAN_UMLAUTS for char in text):
-        spellings.append("".join(_GERMAN_UMLAUTS.get(char, char) for char in text))
+    if any(char in GERMAN_UMLAUTS for char in text):
+        spellings.append("".join(GERMAN_UMLAUTS.get(char, char) for char in text))
     decomposed = unicodedata.normalize("NFD", text)
     greek = _GREEK_OU.sub(r"\1u", decomposed)
     if greek != decomposed:
