@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from odeus_compliance.policy.disclosure import DisclosureError
 from odeus_compliance.policy.engine import apply_to_file
 from odeus_compliance.policy.keys import engine_keys
 from odeus_compliance.policy.loader import load_policy
@@ -25,6 +26,7 @@ from odeus_compliance.policy.model import Policy
 from odeus_compliance.reports.figures import ReportFigures
 from odeus_compliance.reports.figures_read import compute_figures
 from odeus_compliance.reports.versions import small_changes
+from tests.support.policies import GATED_ROWS
 from tests.unit.test_policy_engine import MASTER, user_row, write_export
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -59,7 +61,8 @@ def _workspace(seed: int, size: int, *, heavy: bool = True) -> list[dict[str, An
 def _report(
     tmp_path: Path, rows: list[dict[str, Any]], policy_name: str
 ) -> tuple[Policy, Path, dict[str, Any]]:
-    policy = load_policy(POLICIES / f"{policy_name}.toml")
+    folder = GATED_ROWS.parent if policy_name == GATED_ROWS.stem else POLICIES
+    policy = load_policy(folder / f"{policy_name}.toml")
     source = write_export(tmp_path / "raw.csv", rows)
     out = tmp_path / "out.csv"
     result = apply_to_file(
@@ -163,6 +166,39 @@ def test_a_dominant_users_sum_is_never_published_alone(tmp_path: Path) -> None:
     assert audit["largest_share"] <= 0.6 or "messages_total" in audit["figures_withheld_for_dominance"]
 
 
+_ID = "usr_000000000000"
+_ID_VARIANTS = {
+    "zero-width space": _ID + "\u200b",
+    "zero-width joiner": _ID + "\u200d",
+    "word joiner": _ID + "\u2060",
+    "byte order mark": "\ufeff" + _ID,
+    "soft hyphen inside": "usr_000\u00ad000000000",
+    "full-width digits": "usr_\uff10\uff10\uff10000000000",
+    "mathematical digits": "usr_\U0001d7ce00000000000",
+    "upper case": _ID.upper(),
+    "no-break spaces": "\u00a0" + _ID + "\u3000",
+}
+
+
+@pytest.mark.parametrize("how", list(_ID_VARIANTS))
+def test_an_id_spelt_another_way_is_still_one_person(tmp_path: Path, how: str) -> None:
+    # 4 people in Sales and 20 in Engineering; person 0 again, spelt another way: Sales must not reach 5
+    rows = [user_row(n, department="Sales" if n < 4 else "Engineering") for n in range(24)]
+    rows.append(user_row(0, user_id=_ID_VARIANTS[how], department="Sales"))
+    policy, out, manifest = _report(tmp_path, rows, "default")
+    figures = _figures(policy, out, manifest)
+    assert figures.people == 24
+    department = next(b for b in figures.breakdowns if b.dimension == "department")
+    assert "Sales" not in {row.name for row in department.rows}
+
+
+def test_an_id_spelt_another_way_in_another_department_is_refused(tmp_path: Path) -> None:
+    rows = [user_row(n, department="Sales" if n < 10 else "Engineering") for n in range(30)]
+    rows.append(user_row(0, user_id=_ID + "\u200b", department="Engineering"))
+    with pytest.raises(DisclosureError, match="more than one department"):
+        _report(tmp_path, rows, "default")
+
+
 def test_duplicate_ids_count_as_one_person(tmp_path: Path) -> None:
     rows = [user_row(n, department="Sales") for n in range(10)]
     rows += [
@@ -192,11 +228,17 @@ def test_a_group_named_like_the_pooled_row_cannot_pass_for_it(tmp_path: Path) ->
 
 def test_a_model_used_by_few_people_is_never_shown(tmp_path: Path) -> None:
     rows = _workspace(2, 120, heavy=False)
-    policy, out, manifest = _report(tmp_path, rows, "rows")
+    policy, out, manifest = _report(tmp_path, rows, "gated_rows")  # a policy whose rows keep model maps
     figures = _figures(policy, out, manifest)
     names = [name for name, _ in figures.model_messages]
     assert "rare-model" not in names
     assert names  # the common models are shown
+
+
+def test_rows_name_no_model_a_few_people_use(tmp_path: Path) -> None:
+    rows = _workspace(2, 120, heavy=False)
+    _policy, out, _manifest = _report(tmp_path, rows, "rows")
+    assert "rare-model" not in out.read_text(encoding="utf-8")
 
 
 def test_rows_leave_in_no_input_order(tmp_path: Path) -> None:

@@ -440,12 +440,14 @@ class BatchTransformer:
 def canonical_ids(values: Any) -> pa.StringArray:
     """The :func:`canonical_id` of every value (no nulls), in order, as the text to be hashed.
 
-    Printable ASCII at both ends and ASCII throughout (every id we have seen) is its own canonical form
-    (NFC changes no ASCII; ``strip`` removes only what is not at the ends), so such a batch is returned as
-    it is, without a Python string per value; a test compares both ways.
+    Printable ASCII at both ends and ASCII throughout (every id we have seen) needs only lower case (NFKC
+    changes no ASCII, ASCII has no format character, ``strip`` removes only what is not at the ends), so
+    such a batch is lower-cased in Arrow, without a Python string per value; a test compares both ways.
     """
-    if len(values) == 0 or ac.all(ac.match_substring_regex(values, _PLAIN_ID)).as_py():
+    if len(values) == 0:
         return cast("pa.StringArray", values)
+    if ac.all(ac.match_substring_regex(values, _PLAIN_ID)).as_py():
+        return cast("pa.StringArray", ac.utf8_lower(values))
     return pa.array([canonical_id(v) for v in values.to_pylist()], pa.string())
 
 

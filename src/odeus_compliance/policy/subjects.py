@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from odeus_compliance.policy.model import TokenDomain
+from odeus_compliance.policy.text_fold import ascii_lookalike
 from odeus_compliance.upstream.columns import ExportType
 
 if TYPE_CHECKING:
@@ -57,18 +58,30 @@ def subject_columns(export_type: ExportType) -> frozenset[str]:
 
 
 def canonical_id(value: str) -> str:
-    """An id as compared: Unicode NFC, surrounding blanks removed."""
-    return unicodedata.normalize("NFC", value).strip()
+    """An id as compared, so that one person is never counted as several: compatibility forms as what they
+    stand for (NFKC: full-width and mathematical digits), invisible characters removed (zero-width spaces
+    and joiners, word joiner, byte order mark, soft hyphen: Unicode's format characters), surrounding blanks
+    removed, case folded, and letters outside ASCII that look like an ASCII letter (TR39: Cyrillic U+0443 as y)
+    as that letter."""
+    folded = _visible(value).strip().casefold()
+    if folded.isascii():
+        return folded
+    return "".join(c if c.isascii() else (ascii_lookalike(c) or c) for c in folded)
 
 
 def canonical_email(value: str) -> str:
-    """An e-mail as compared: NFC, trimmed, case-folded (mailboxes are case-insensitive in practice)."""
-    return unicodedata.normalize("NFC", value).strip().casefold()
+    """An e-mail as compared: NFKC, invisible characters removed, trimmed, case-folded (mailboxes are
+    case-insensitive in practice)."""
+    return _visible(value).strip().casefold()
 
 
 def canonical_name(value: str) -> str:
-    """A name as compared: NFC, inner whitespace collapsed, case-folded."""
-    return " ".join(unicodedata.normalize("NFC", value).split()).casefold()
+    """A name as compared: NFKC, invisible characters removed, inner whitespace collapsed, case-folded."""
+    return " ".join(_visible(value).split()).casefold()
+
+
+def _visible(value: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKC", value) if unicodedata.category(c) != "Cf")
 
 
 def subject_message(row: Mapping[str, object], group: SubjectColumns) -> bytes | None:

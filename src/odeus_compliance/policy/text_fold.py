@@ -66,7 +66,7 @@ def _fold_code_point(char: str, lookalike: Lookalike) -> str:
     category = unicodedata.category(char)
     if category in _INVISIBLE:
         return ""
-    if lookalike is Lookalike.AS_WRITTEN and (twin := _ascii_lookalike(char)) is not None:
+    if lookalike is Lookalike.AS_WRITTEN and (twin := ascii_lookalike(char)) is not None:
         return twin  # also a spacing mark that looks like a letter
     if category == "Mc":
         return ""
@@ -77,16 +77,16 @@ def _fold_code_point(char: str, lookalike: Lookalike) -> str:
             continue
         twin = None
         if lookalike is Lookalike.AS_WRITTEN:
-            twin = _ascii_lookalike(compatible)
+            twin = ascii_lookalike(compatible)
         elif lookalike is Lookalike.CASE_FOLDED:
-            twin = _ascii_lookalike(compatible.casefold()) or _ascii_lookalike(compatible)
+            twin = ascii_lookalike(compatible.casefold()) or ascii_lookalike(compatible)
         if twin is not None:
             parts.append(twin)
             continue
         for base in unicodedata.normalize("NFD", compatible.casefold()):
             if unicodedata.category(base) in _MARKS:
                 continue
-            base_twin = _ascii_lookalike(base) if lookalike is not Lookalike.NO else None
+            base_twin = ascii_lookalike(base) if lookalike is not Lookalike.NO else None
             parts.append(base_twin if base_twin is not None else anyascii(base).lower())
     return _NOT_WORD.sub(" ", "".join(parts))
 
@@ -106,7 +106,8 @@ def _lookalikes() -> dict[str, str]:
     return twins
 
 
-def _ascii_lookalike(char: str) -> str | None:
+def ascii_lookalike(char: str) -> str | None:
+    """The ASCII letter or digit (lower case) ``char`` is confusable with (TR39), if any."""
     return _lookalikes().get(char)
 
 
