@@ -61,8 +61,8 @@ def canonical_id(value: str) -> str:
     """An id as compared, so that one person is never counted as several: compatibility forms as what they
     stand for (NFKC: full-width and mathematical digits), invisible characters removed (zero-width spaces
     and joiners, word joiner, byte order mark, soft hyphen: Unicode's format characters), surrounding blanks
-    removed, case folded, and letters outside ASCII that look like an ASCII letter (TR39: Cyrillic U+0443 as y)
-    as that letter."""
+    removed, case folded, and letters outside ASCII that look like an ASCII letter (TR39: Cyrillic U+0443
+    as y) as that letter."""
     folded = _visible(value).strip().casefold()
     if folded.isascii():
         return folded
