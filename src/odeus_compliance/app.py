@@ -43,11 +43,15 @@ from odeus_compliance.audit.controllers import (
 )
 from odeus_compliance.audit.denials import DenialLimiter
 from odeus_compliance.audit.recording import record_denial
+from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.health.controllers import HealthController
+from odeus_compliance.health.signing import SigningProbe
 from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
 from odeus_compliance.logging_setup import log_event
+from odeus_compliance.monitoring.controllers import get_metrics
 from odeus_compliance.policy.controllers import get_policy, list_policies
+from odeus_compliance.problem_schema import ProblemDocuments
 from odeus_compliance.problems import exception_handlers, problem_response
 from odeus_compliance.reports.controllers import (
     cancel_report,
@@ -87,10 +91,12 @@ from odeus_compliance.state_keys import (
     DENIAL_LIMITER_KEY,
     DENIAL_RECORDER_KEY,
     ENGINE_KEY,
+    METRICS_KEY,
     REPORT_RUNTIME,
     REPORT_VERIFIER,
     SESSIONS_KEY,
     SETTINGS_KEY,
+    SIGNING_PROBE_KEY,
 )
 
 __all__ = ["ROUTE_HANDLERS", "create_app", "provide_db_session"]
@@ -117,6 +123,7 @@ ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = (
     put_schedule,
     put_schedule_delivery,
     list_schedule_runs,
+    get_metrics,
 )
 """Every controller and route of the service. Each must declare its roles (see ``security``)."""
 
@@ -125,7 +132,8 @@ _log = logging.getLogger(__name__)
 _DESCRIPTION = (
     "Privacy-compliance reporting for the Odeus AI workspace. Authenticate with an API key "
     "(`Authorization: Bearer oc_...`; issue one with `odeus-compliance apikey create`). Each key has one "
-    "role: officer, auditor or admin. Errors are RFC 9457 problem documents (`application/problem+json`). "
+    "role: officer, auditor or admin (people), or metrics (a Prometheus scraper: `GET /metrics` only). "
+    "Errors are RFC 9457 problem documents (`application/problem+json`). "
     "A client whose requests were refused (401, 403) too often in a window gets 429 with `Retry-After` "
     "instead until the window ends; requests with a valid key are still served."
 )
@@ -172,7 +180,7 @@ def _openapi_config() -> OpenAPIConfig:
         components=Components(
             security_schemes={
                 BEARER_SCHEME: SecurityScheme(
-                    type="http", scheme="bearer", description="An odeus-compliance API key (oc_<role>_...)."
+                    type="http", scheme="bearer", description="An odeus-compliance API key (`oc_<role>_...`)."
                 )
             }
         ),
@@ -219,8 +227,9 @@ def create_app(
                 created = (await ensure_key_ring(session=session, kek=kek)).created
         except (SQLAlchemyError, OSError) as exc:
             log_event(_log, logging.WARNING, "key_ring_unavailable", error_type=type(exc).__name__)
-        # the audit log's writer: its own engine (SQLite: synchronous=FULL), group commit, checkpoint ticker
-        appender = AuditAppender.for_settings(settings)
+        # the audit log's writer: its own engine (SQLite: synchronous=FULL), group commit, checkpoint ticker;
+        # it and the parts below count in this app's metrics (state[METRICS_KEY], shown at GET /metrics)
+        appender = AuditAppender.for_settings(settings, metrics=app.state[METRICS_KEY])
         await appender.start()
         await appender.record_created_keys(created, SYSTEM_SERVICE)
         app.state[AUDIT_APPENDER_KEY] = appender
@@ -230,17 +239,27 @@ def create_app(
         await denials.start()
         app.state[DENIAL_LIMITER_KEY] = denials
         # report jobs: recovered and run in the background (rendering in a worker process)
-        runtime = ReportRuntime.from_settings(settings, engine=engine, appender=appender)
+        runtime = ReportRuntime.from_settings(
+            settings, engine=engine, appender=appender, metrics=app.state[METRICS_KEY]
+        )
         await runtime.start()
         app.state[REPORT_RUNTIME] = runtime
         # uploaded PDFs: verified in capped processes, a bounded number at a time
         verifier = PdfVerifier.from_settings(settings)
         app.state[REPORT_VERIFIER] = verifier
         # scheduled reports: every replica ticks, the database lets one run each period
-        ticker = ScheduleTicker(settings=settings, sessions=sessions, runtime=runtime, appender=appender)
+        ticker = ScheduleTicker(
+            settings=settings,
+            sessions=sessions,
+            runtime=runtime,
+            appender=appender,
+            metrics=app.state[METRICS_KEY],
+        )
         await ticker.start()
         # retention: a daily run (the database lets one replica do each day's)
-        retention = RetentionTicker(settings=settings, engine=engine, appender=appender)
+        retention = RetentionTicker(
+            settings=settings, engine=engine, appender=appender, metrics=app.state[METRICS_KEY]
+        )
         await retention.start()
         try:
             yield
@@ -274,7 +293,10 @@ def create_app(
         request_max_body_size=MAX_BODY_BYTES,
         before_request=bound_json_body,
         openapi_config=_openapi_config(),
-        state=State({SETTINGS_KEY: settings}),
+        plugins=[ProblemDocuments()],  # errors in the OpenAPI document: the routes' problem documents
+        state=State(
+            {SETTINGS_KEY: settings, SIGNING_PROBE_KEY: SigningProbe(settings), METRICS_KEY: ServiceMetrics()}
+        ),
         logging_config=None,
         debug=False,
         experimental_features=list[ExperimentalFeatures](),

@@ -97,6 +97,14 @@ class ValidationFailed(AppError):
     code = "validation-failed"
     title = "Request is not valid"
 
+    @classmethod
+    def at(cls, key: str, expected: str, *, source: str = "body") -> ValidationFailed:
+        """A refusal of one field that names it and what it must be (``expected``), never the value sent;
+        the problem's ``errors`` member carries the same, for a client to show next to the field."""
+        return cls(
+            f"'{key}' {expected}.", extra={"errors": [{"key": key, "source": source, "message": expected}]}
+        )
+
 
 class PayloadTooLarge(AppError):
     """The request body is larger than the route accepts."""

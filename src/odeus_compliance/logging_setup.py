@@ -56,6 +56,7 @@ ALLOWED_FIELDS: Final = frozenset(
         "count",
         "seq",
         "reason",
+        "channel",
     }
 )
 """Field names our log calls may carry. Add a name here only for values that are never personal data."""

@@ -5,8 +5,8 @@ Litestar's own errors (unknown route, wrong method, a request that fails validat
 
 Why no echo: Litestar's validation messages quote the request path with its query string and msgspec's
 messages can quote the rejected value; both may be personal data. Client errors that did not come from our
-code are answered with a fixed detail, and validation errors list only *where* the problem is (field name
-and source) with quoted values removed from the message.
+code are answered with a fixed detail, and validation errors list *where* the problem is (field name and
+source) and *what is expected* there (:mod:`odeus_compliance.validation_messages`), never what was sent.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from odeus_compliance.errors import AppError
 from odeus_compliance.logging_setup import current_request_id, log_event
+from odeus_compliance.validation_messages import allowed_values, field_problem
 
 __all__ = ["PROBLEM_JSON", "exception_handlers", "problem_response"]
 
@@ -31,9 +32,9 @@ PROBLEM_JSON: Final = "application/problem+json"
 PROBLEM_TYPE_PREFIX: Final = "urn:odeus-compliance:problem:"
 
 _log = logging.getLogger(__name__)
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|(?<=unknown field )`[^`]*`")
-"""Quoted values in validation messages; msgspec quotes an unknown field's name (the client's text) in
-backticks."""
+_SAFE_KEY: Final = re.compile(r"[A-Za-z0-9_.\[\]-]{1,80}")
+"""What a field key may look like to be repeated (a route's own names; anything else is ``body``)."""
+_MISSING_PARAMETER: Final = re.compile(r"Missing required (\w+) parameter '([A-Za-z0-9_.-]{1,80})'")
 
 
 def problem_response(
@@ -81,23 +82,57 @@ def _field_name(request: Request[Any, Any, Any], key: str) -> str:
     return key
 
 
+def _annotation_of(request: Request[Any, Any, Any], key: str, source: str) -> tuple[Any, str]:
+    """The handler's type that ``key`` (from ``source``) is checked against, and the path inside it."""
+    try:
+        parameters = request.route_handler.parsed_fn_signature.parameters
+    except Exception:  # noqa: BLE001 - no route matched: no types to look at
+        return None, key
+    if source == "body":
+        data = parameters.get("data")
+        return (data.annotation if data is not None else None), ("" if key == "data" else key)
+    for name, field in parameters.items():
+        if key in {name, _field_name(request, name)}:
+            return field.annotation, ""
+    return None, key
+
+
 def _safe_validation_errors(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> list[dict[str, str]]:
+    """Each error as ``{key, source, message}``: the field as the client names it and what it must be."""
+    if not isinstance(exc.extra, list):
+        missing = _MISSING_PARAMETER.match(str(exc.detail))
+        if missing is None:
+            return []
+        return [{"key": missing[2], "source": missing[1], "message": "is required"}]
     errors: list[dict[str, str]] = []
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    for item in extra:
+    for item in exc.extra:
         if not isinstance(item, Mapping):
             continue
-        entry: dict[str, str] = {}
-        if "key" in item:
-            entry["key"] = _field_name(request, str(item["key"]))
-        if "source" in item:  # Litestar gives a ParamType member: its value is the word ("query")
-            entry["source"] = str(getattr(item["source"], "value", item["source"]))
-        if "message" in item:
-            entry["message"] = _QUOTED.sub("<value>", str(item["message"]))
-        errors.append(entry)
+        # Litestar gives a ParamType member as the source: its value is the word ("query")
+        source = str(getattr(item.get("source"), "value", item.get("source") or "body"))
+        raw_key = _field_name(request, str(item.get("key") or "data"))
+
+        def allowed(key: str, source: str = source) -> list[str] | None:
+            annotation, path = _annotation_of(request, key, source)
+            return allowed_values(annotation, path) if annotation is not None else None
+
+        key, message = field_problem(raw_key, str(item.get("message") or ""), allowed)
+        errors.append(
+            {
+                "key": key if _SAFE_KEY.fullmatch(key) and key != "data" else "body",
+                "source": source,
+                "message": message,
+            }
+        )
     return errors
+
+
+def _validation_detail(errors: list[dict[str, str]]) -> str:
+    if not errors:
+        return "The request does not match what this route accepts."
+    return " ".join(f"'{e['key']}' {e['message']}." for e in errors)
 
 
 def _app_error_handler(_request: Request[Any, Any, Any], exc: AppError) -> Response[dict[str, Any]]:
@@ -115,12 +150,17 @@ def _http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException)
     status = exc.status_code
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in {"allow", "retry-after"}}
     if isinstance(exc, ValidationException) or status == 400:
-        errors = _safe_validation_errors(request, exc) if isinstance(exc, ValidationException) else []
+        if isinstance(exc, ValidationException):
+            errors = _safe_validation_errors(request, exc)
+        elif isinstance(exc.__cause__, SerializationException):  # the body did not decode
+            errors = [{"key": "body", "source": "body", "message": "must be valid JSON"}]
+        else:
+            errors = []
         return problem_response(
             status=status,
             code="validation-failed",
             title="Request is not valid",
-            detail="The request does not match what this route accepts; see 'errors' for where.",
+            detail=_validation_detail(errors),
             headers=headers,
             extra={"errors": errors},
         )

@@ -35,8 +35,9 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.routes import HTTPRoute
 
+from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.errors import ConfigurationError, NotAuthenticated, PermissionDenied
-from odeus_compliance.state_keys import DENIAL_RECORDER_KEY
+from odeus_compliance.state_keys import DENIAL_RECORDER_KEY, METRICS_KEY
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -80,9 +81,12 @@ class Role(enum.StrEnum):
     """Auditor: reviews and verifies the audit log and the reports."""
     ADMIN = "admin"
     """Admin: manages keys, schedules and policies."""
+    METRICS = "metrics"
+    """A metrics scraper (Prometheus): reads ``GET /metrics`` and nothing else."""
 
 
-ALL_ROLES: Final = tuple(Role)
+ALL_ROLES: Final = (Role.OFFICER, Role.AUDITOR, Role.ADMIN)
+"""The roles of people: what "every role" means for a route (``metrics`` is a scraper's role, not in it)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -157,6 +161,9 @@ class DenialRecorder(Protocol):
 async def _record_denial(connection: ASGIConnection[Any, Any, Any, Any], status: int, reason: str) -> None:
     """Record a 401/403 before it is answered (the app installs the recorder; fail closed: its 503 wins, and
     so does its 429 for a client over the limit)."""
+    metrics: ServiceMetrics | None = connection.app.state.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.access_denied(status, reason)
     recorder: DenialRecorder | None = connection.app.state.get(DENIAL_RECORDER_KEY)
     if recorder is not None:
         await recorder(connection, status, reason)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Final, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from odeus_compliance.errors import ConfigurationError
 
@@ -217,6 +218,16 @@ def _positive(env: Mapping[str, str], name: str, default: float, *, integer: boo
     return number
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting: unset or empty is no; a value that is neither is refused (a typo must not pass)."""
+    value = env.get(name, "").strip().lower()
+    if value in {"", "0", "false", "no", "off"}:
+        return False
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    raise ConfigurationError(f"{name} must be true or false")
+
+
 def _denial_settings(env: Mapping[str, str]) -> tuple[float, int, int]:
     """The window, the number of refusals recorded one by one, and the limit before 429."""
     records_var = "ODEUS_COMPLIANCE_DENIAL_RECORDS"
@@ -238,6 +249,29 @@ def _download_hosts(raw: str) -> frozenset[str]:
                 "ODEUS_COMPLIANCE_DOWNLOAD_HOSTS must list host, host:port, .domain or [IPv6]:port entries"
             )
     return hosts
+
+
+def _notify_url(env: Mapping[str, str], name: str) -> str | None:
+    """A webhook URL: https, or plain http to this host's loopback address; no user or password (errors name
+    the variable, never the value: a URL may carry a token)."""
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    loopback = parts.scheme == "http" and parts.hostname in {"127.0.0.1", "::1", "localhost"}
+    if (parts.scheme != "https" and not loopback) or not parts.hostname or parts.username or parts.password:
+        msg = f"{name} must be an https:// URL without user or password (plain http only to loopback)"
+        raise ConfigurationError(msg)
+    return value
+
+
+def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated plain e-mail addresses (errors name the entry's number, never the address)."""
+    entries = tuple(a.strip() for a in env.get(name, "").split(",") if a.strip())
+    for number, address in enumerate(entries, start=1):
+        if not re.fullmatch(r"[!-?A-~]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}", address):
+            raise ConfigurationError(f"{name} entry {number} is not a plain e-mail address")
+    return entries
 
 
 def _https_or_http_url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
@@ -272,6 +306,10 @@ class Settings:
     """Alternatively a PKCS#12 bundle (``ODEUS_COMPLIANCE_SIGNING_PKCS12_FILE``)."""
     signing_pkcs12_password: Secret[str] | None = None
     """Its password (``ODEUS_COMPLIANCE_SIGNING_PKCS12_PASSWORD``)."""
+    allow_demo_certificate: bool = False
+    """Whether reports may be signed with the self-signed demo certificate outside the ``demo`` command
+    (``ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE``, for trials): off, a service with no signing key configured
+    signs nothing and is not ready, rather than issue reports nobody should trust."""
     tsa_url: str | None = None
     """RFC 3161 time-stamp authority (``ODEUS_COMPLIANCE_TSA_URL``); none means PAdES B-B."""
     trust_anchors_file: Path | None = None
@@ -366,6 +404,13 @@ class Settings:
     webhook_keys: Mapping[str, Secret[str]] = dataclasses.field(default_factory=dict)
     """HMAC keys of schedule webhooks: every ``ODEUS_COMPLIANCE_WEBHOOK_<NAME>`` variable, by variable name (a
     schedule names its key's variable; the key itself is never stored in the database)."""
+    retention_webhook_url: str | None = None
+    """Where the daily retention run's outcome is posted (``ODEUS_COMPLIANCE_RETENTION_WEBHOOK_URL``: events
+    ``retention.succeeded`` and ``retention.failed``, signed with the key in
+    ``ODEUS_COMPLIANCE_WEBHOOK_RETENTION``); none: no webhook."""
+    retention_mail_to: tuple[str, ...] = ()
+    """Who is e-mailed the daily retention run's outcome (``ODEUS_COMPLIANCE_RETENTION_MAIL_TO``,
+    comma-separated; over ``ODEUS_COMPLIANCE_SMTP_URL``); none: no e-mail."""
     denial_window_seconds: float = 60.0
     """Refused requests (401, 403) are counted per client and window of this many seconds
     (``ODEUS_COMPLIANCE_DENIAL_WINDOW_SECONDS``); see docs/audit-records.md, "Refused requests"."""
@@ -416,6 +461,7 @@ class Settings:
             signing_cert_file=_optional_path(env, "ODEUS_COMPLIANCE_SIGNING_CERT_FILE"),
             signing_pkcs12_file=_optional_path(env, "ODEUS_COMPLIANCE_SIGNING_PKCS12_FILE"),
             signing_pkcs12_password=Secret(password) if password else None,
+            allow_demo_certificate=_flag(env, "ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE"),
             tsa_url=_https_or_http_url(env, "ODEUS_COMPLIANCE_TSA_URL", None),
             trust_anchors_file=_optional_path(env, "ODEUS_COMPLIANCE_TRUST_ANCHORS_FILE"),
             download_hosts=_download_hosts(hosts),
@@ -471,6 +517,8 @@ class Settings:
                 for name, value in env.items()
                 if name.startswith(WEBHOOK_KEY_PREFIX) and len(name) > len(WEBHOOK_KEY_PREFIX) and value
             },
+            retention_webhook_url=_notify_url(env, "ODEUS_COMPLIANCE_RETENTION_WEBHOOK_URL"),
+            retention_mail_to=_addresses(env, "ODEUS_COMPLIANCE_RETENTION_MAIL_TO"),
             denial_window_seconds=denial_window,
             denial_records=denial_records,
             denial_limit=denial_limit,
@@ -480,12 +528,17 @@ class Settings:
 
     @classmethod
     def for_tests(cls, data_dir: Path, *, database_url: str | None = None, **changes: object) -> Settings:
-        """Settings for a test or the demo: a fresh random master key, SQLite in ``data_dir`` by default."""
+        """Settings for a test or the demo: a fresh random master key, SQLite in ``data_dir`` by default.
+
+        Unlike :meth:`from_env`, the demo signing certificate is allowed (most tests sign with it); a test of
+        the production default passes ``allow_demo_certificate=False``.
+        """
         base = cls(
             data_dir=data_dir,
             database_url=database_url or default_sqlite_url(data_dir),
             master_key=Secret(secrets.token_bytes(MASTER_KEY_BYTES)),
             odeus_api_key=Secret("test-upstream-key"),
+            allow_demo_certificate=True,
         )
         return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -494,6 +547,16 @@ class Settings:
         if self.master_key is None:
             raise ConfigurationError(f"{MASTER_KEY_VAR} (or {MASTER_KEY_FILE_VAR}) is required")
         return self.master_key.reveal()
+
+    @property
+    def signing_key_configured(self) -> bool:
+        """Whether a report-signing key of the installation's own is configured (PEM files or PKCS#12)."""
+        return bool(self.signing_pkcs12_file or self.signing_key_file or self.signing_cert_file)
+
+    @property
+    def demo_certificate_allowed(self) -> bool:
+        """Whether the self-signed demo certificate may sign reports: in the demo, or where allowed."""
+        return self.demo or self.allow_demo_certificate
 
     @property
     def is_sqlite(self) -> bool:

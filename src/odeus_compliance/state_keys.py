@@ -9,10 +9,12 @@ __all__ = [
     "DENIAL_LIMITER_KEY",
     "DENIAL_RECORDER_KEY",
     "ENGINE_KEY",
+    "METRICS_KEY",
     "REPORT_RUNTIME",
     "REPORT_VERIFIER",
     "SESSIONS_KEY",
     "SETTINGS_KEY",
+    "SIGNING_PROBE_KEY",
 ]
 
 SETTINGS_KEY: Final = "settings"
@@ -31,3 +33,7 @@ REPORT_RUNTIME: Final = "report_runtime"
 """The app's :class:`~odeus_compliance.reports.runtime.ReportRuntime` (lifespan-owned)."""
 REPORT_VERIFIER: Final = "report_verifier"
 """The app's :class:`~odeus_compliance.reports.verifier.PdfVerifier` (lifespan-owned)."""
+SIGNING_PROBE_KEY: Final = "signing_probe"
+"""The app's :class:`~odeus_compliance.health.signing.SigningProbe`: whether a report can be signed."""
+METRICS_KEY: Final = "metrics"
+"""The app's :class:`~odeus_compliance.core.service_metrics.ServiceMetrics` (built by ``create_app``)."""

@@ -120,7 +120,7 @@ def test_demo_makes_a_signed_verified_report_with_true_figures_and_nothing_perso
         check=False,
     )
     assert listed_reports.returncode == 0, listed_reports.stderr
-    assert [json.loads(line)["status"] for line in listed_reports.stdout.splitlines()] == ["succeeded"]
+    assert [r["status"] for r in json.loads(listed_reports.stdout)] == ["succeeded"]
 
 
 def test_demo_refuses_an_unknown_time_zone_with_one_line(tmp_path: Path) -> None:

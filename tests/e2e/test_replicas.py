@@ -1,12 +1,13 @@
 """Two ``odeus-compliance serve`` replicas on one PostgreSQL database behind one address: the deployment of
 ``deploy/compose.yaml``, without containers.
 
-Each replica is a real process on its own loopback port with its own data dir (on PostgreSQL the data dir
-holds only scratch work copies: reports, the key ring, schedules and the audit log are in the database);
-they share the database, the master key and the report-signing key and certificate. A small round-robin
-proxy (tests/support/proxy.py) stands in for Caddy. Through it an officer requests a report; the signed
-PDF is downloaded from the other replica's own port and verified; a schedule due now runs exactly once for
-its period although both replicas tick every second; and the audit log both replicas wrote to verifies, over
+After ``odeus-compliance init`` (as the compose file's ``init`` service runs it), each replica is a real
+process on its own loopback port with its own data dir (on PostgreSQL the data dir holds only scratch work
+copies: reports, the key ring, schedules and the audit log are in the database); they share the database,
+the master key and the report-signing key and certificate. A small round-robin proxy
+(tests/support/proxy.py) stands in for Caddy. Through it an officer requests a report; the signed PDF is
+downloaded from the other replica's own port and verified; a schedule due now runs exactly once for its
+period although both replicas tick every second; and the audit log both replicas wrote to verifies, over
 HTTP while they run and with ``audit verify`` after they stopped.
 """
 
@@ -145,9 +146,11 @@ def _wait_ready(replicas: list[Replica]) -> None:
 def replicas(
     migrated_settings: Settings, sim: RunningSimulator, tmp_path: Path
 ) -> Iterator[tuple[list[Replica], dict[str, str]]]:
-    """Both replicas started at once on the freshly migrated database (they create the key ring together,
-    as on a deployment's first start), each ready; stopped afterwards."""
+    """The first start of deploy/compose.yaml: ``init`` once (key ring, trial signature), then both
+    replicas at once, each ready; stopped afterwards."""
     env = _shared_env(migrated_settings, sim, tmp_path / "shared")
+    init = subprocess.run([CLI, "init"], env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert init.returncode == 0, init.stderr[-2000:]
     started = [_start(env, tmp_path / f"replica-{n}") for n in range(REPLICAS)]
     try:
         _wait_ready(started)
@@ -286,4 +289,5 @@ def test_two_replicas_behind_one_address(
     offline = subprocess.run(
         [CLI, "audit", "verify"], env=env, capture_output=True, text=True, timeout=600, check=False
     )
-    assert (offline.returncode, offline.stdout.strip()) == (0, "valid"), offline.stdout + offline.stderr
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert offline.stdout.splitlines()[0] == "valid", offline.stdout

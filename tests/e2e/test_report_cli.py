@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -90,14 +91,25 @@ def test_report_run_verify_and_list(ready: Settings, simulator: RunningSimulator
 
     listed = _cli(ready, simulator, "report", "list", "--json")
     assert listed.returncode == 0, listed.stderr
-    (entry,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    (entry,) = json.loads(listed.stdout)
     assert entry["from"] == "2026-10-01T00:00:00+02:00"
     assert entry["to"] == "2026-11-01T00:00:00+01:00"
     assert (entry["policy"], entry["version"], entry["status"]) == ("default", 1, "succeeded")
+    assert (entry["current"], entry["partial"], entry["data_until"]) == (True, False, None)
     assert entry["id"] in run.stdout
     plain = _cli(ready, simulator, "report", "list")
-    assert entry["id"] in plain.stdout
-    assert "succeeded" in plain.stdout
+    header, row = plain.stdout.splitlines()
+    assert header.split("\t") == ["id", "from", "to", "policy", "version", "status", "current", "partial"]
+    assert row.split("\t") == [
+        entry["id"],
+        entry["from"],
+        entry["to"],
+        "default",
+        "1",
+        "succeeded",
+        "yes",
+        "no",
+    ]
 
 
 def test_report_run_refuses_bad_usage_and_reports_a_failed_job_in_one_line(
@@ -188,6 +200,86 @@ def test_report_verify_that_cannot_judge_the_file_exits_2_in_one_line(
         result.stderr.strip()
         == f"Error: cannot verify: ODEUS_COMPLIANCE_TRUST_ANCHORS_FILE {broken} holds no PEM certificate"
     )
+
+
+def _pdf_text(pdf: Path) -> str:
+    """The PDF's text as poppler's pdftotext extracts it."""
+    return subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+
+
+def _this_month() -> str:
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+    return f"{today.year:04d}-{today.month:02d}"
+
+
+def test_a_month_that_has_not_ended_is_refused_unless_partial_and_then_marked_on_the_cover(
+    ready: Settings, simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    month = _this_month()
+    refused = _cli(ready, simulator, "report", "run", "--month", month)
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert "--month" in line
+    assert "has not ended yet" in line
+    assert "--partial" in line
+    assert _jobs(ready) == []  # nothing queued or recorded
+
+    out = tmp_path / "partial.pdf"
+    made = _cli(ready, simulator, "report", "run", "--month", month, "--partial", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    assert "partial period: data up to " in made.stdout
+    text = _pdf_text(out)
+    assert "Partial period: data up to " in text
+    assert "Coverage" in text
+    closed = tmp_path / "october.pdf"
+    assert _cli(ready, simulator, "report", "run", "--month", MONTH, "--out", str(closed)).returncode == 0
+    assert "Partial period" not in _pdf_text(closed)  # a closed month says nothing of the kind
+
+    verified = _cli(ready, simulator, "report", "verify", "--json", str(out))
+    assert verified.returncode == 0, verified.stdout
+    assert json.loads(verified.stdout)["valid"] is True
+    (partial, complete) = sorted(
+        json.loads(_cli(ready, simulator, "report", "list", "--json").stdout),
+        key=lambda r: r["from"],
+        reverse=True,
+    )
+    assert partial["partial"] is True
+    assert partial["data_until"] is not None
+    assert datetime.fromisoformat(partial["data_until"]) < datetime.fromisoformat(partial["to"])
+    assert complete["partial"] is False
+    (record,) = [r for r in _jobs(ready) if r.id == partial["id"]]
+    assert record.partial
+
+
+def test_report_list_marks_the_current_version_of_each_period(
+    ready: Settings, simulator: RunningSimulator
+) -> None:
+    first = _cli(ready, simulator, "report", "run", "--month", MONTH)
+    assert first.returncode == 0, first.stderr
+    listed = json.loads(_cli(ready, simulator, "report", "list", "--json").stdout)
+    assert [(r["version"], r["current"]) for r in listed] == [(1, True)]
+    # a failed re-run (Odeus refuses the key) is version 2, but the current one stays version 1
+    failed = subprocess.run(
+        [CLI, "report", "run", "--month", MONTH],
+        env={**_env(ready, simulator), "ODEUS_API_KEY": "not-the-key"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert failed.returncode == 1, failed.stderr
+    second = _cli(ready, simulator, "report", "run", "--month", MONTH)
+    assert second.returncode == 0, second.stderr
+    listed = json.loads(_cli(ready, simulator, "report", "list", "--json").stdout)
+    assert [(r["version"], r["status"], r["current"]) for r in listed] == [
+        (3, "succeeded", True),
+        (2, "failed", False),
+        (1, "succeeded", False),
+    ]
+    rows = _cli(ready, simulator, "report", "list").stdout.splitlines()[1:]
+    assert [row.split("\t")[6] for row in rows] == ["yes", "no", "no"]
 
 
 def _jobs(settings: Settings) -> list[ReportRecord]:

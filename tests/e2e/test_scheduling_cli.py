@@ -36,7 +36,7 @@ def test_bad_schedules_are_refused_in_one_line(migrated_settings: Settings) -> N
     ]
     for extra, message in cases:
         result = run(migrated_settings, "set", "monthly", *BASE, *extra)
-        assert result.returncode == 1, (extra, result.stderr)
+        assert result.returncode == 2, (extra, result.stderr)  # bad usage: nothing stored
         assert message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
@@ -44,7 +44,7 @@ def test_bad_schedules_are_refused_in_one_line(migrated_settings: Settings) -> N
         assert "S3CRET" not in result.stderr
     listed = run(migrated_settings, "list", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert json.loads(listed.stdout) == {"schedules": []}
+    assert json.loads(listed.stdout) == []
     # bad usage is click's exit 2
     assert (
         run(migrated_settings, "set", "monthly", *BASE, "--timezone", "UTC", "--every", "day").returncode == 2
@@ -62,7 +62,7 @@ def test_set_list_runs_and_nothing_due(migrated_settings: Settings) -> None:
         migrated_settings, "set", "q-report", *BASE, "--every", "quarter", "--timezone", "Asia/Kolkata"
     )
     assert "schedule q-report unchanged" in again.stderr
-    listed = json.loads(run(migrated_settings, "list", "--json").stdout)["schedules"]
+    listed = json.loads(run(migrated_settings, "list", "--json").stdout)
     assert [(s["name"], s["every"], s["timezone"], s["revision"]) for s in listed] == [
         ("q-report", "quarter", "Asia/Kolkata", 1)
     ]

@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.security import Role
 from odeus_compliance.settings import Settings
 from tests.integration.test_audit_log import read_all
@@ -30,6 +31,7 @@ def _free_port() -> int:
 
 
 def _serve(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
+    ensure_demo_certificate(settings.data_dir, settings.require_master_key())  # ready: reports can be signed
     port = _free_port()
     process = subprocess.Popen(
         [CLI, "serve", "--port", str(port)],

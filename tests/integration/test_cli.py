@@ -25,6 +25,7 @@ from odeus_compliance.commands.apikey import apikey
 from odeus_compliance.commands.db import db
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.db.migrate import schema_status
+from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.security import ApiKeyIdentity, ApiKeyPepper, Role
 from odeus_compliance.settings import Settings
 
@@ -32,12 +33,13 @@ CLI = str(Path(sys.executable).with_name("odeus-compliance"))
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes the CLI use ``settings``'s database and master key."""
+    """The environment that makes the CLI use ``settings``'s database, master key and signing choice."""
     return {
         "ODEUS_COMPLIANCE_MASTER_KEY": base64.b64encode(settings.require_master_key()).decode(),
         "ODEUS_API_KEY": "upstream-test-key",
         "ODEUS_COMPLIANCE_DATA_DIR": str(settings.data_dir),
         "ODEUS_COMPLIANCE_DATABASE_URL": settings.database_url,
+        "ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE": "true" if settings.allow_demo_certificate else "false",
     }
 
 
@@ -84,7 +86,7 @@ def test_db_upgrade_then_apikey_create(settings: Settings, in_tmp: Path) -> None
     env = cli_env(settings)
     refused = runner.invoke(apikey, ["create", "--role", "officer", "--name", "x"], env=env)
     assert refused.exit_code == 1
-    assert "db upgrade" in refused.stderr
+    assert "odeus-compliance init" in refused.stderr
     assert refused.stdout == ""
 
     upgraded = runner.invoke(db, ["upgrade"], env=env)
@@ -174,7 +176,7 @@ def test_serve_refuses_an_unmigrated_database(settings: Settings, tmp_path: Path
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "odeus-compliance db upgrade" in lines[0]
+    assert "odeus-compliance init" in lines[0]
 
 
 def test_serve_bad_usage(tmp_path: Path) -> None:
@@ -190,6 +192,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def served(migrated_settings: Settings, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    ensure_demo_certificate(migrated_settings.data_dir, migrated_settings.require_master_key())  # ready
     port = _free_port()
     process = subprocess.Popen(
         [CLI, "serve", "--port", str(port)],

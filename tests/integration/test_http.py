@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -19,6 +20,7 @@ from litestar.params import FromQuery, JSONBody
 
 from odeus_compliance.app import create_app
 from odeus_compliance.db.migrate import downgrade
+from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.logging_setup import configure_logging
 from odeus_compliance.policy.canonical import policy_hash
 from odeus_compliance.policy.loader import load_policy
@@ -41,6 +43,8 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
 
 
 def test_health_and_schema(live_server: LiveServer) -> None:
+    settings = live_server.settings
+    ensure_demo_certificate(settings.data_dir, settings.require_master_key())  # ready: reports can be signed
     with httpx.Client(base_url=live_server.base_url) as client:
         assert client.get("/health/live").json() == {"status": "ok"}
         ready = client.get("/health/ready")
@@ -179,7 +183,8 @@ def test_ready_503_when_not_migrated(migrated_settings: Settings) -> None:
     asyncio.run(downgrade(migrated_settings, "base"))
     with run_server(create_app(migrated_settings)) as base_url:
         body = assert_problem(httpx.get(f"{base_url}/health/ready"), 503)
-        assert "db upgrade" in str(body["detail"])
+        assert "odeus-compliance init" in str(body["detail"])
+        assert body["check"] == "database"
         assert httpx.get(f"{base_url}/health/live").status_code == 200
 
 
@@ -188,6 +193,7 @@ def test_ready_503_when_database_unreachable(tmp_path: Path) -> None:
     with run_server(create_app(settings)) as base_url:
         body = assert_problem(httpx.get(f"{base_url}/health/ready", timeout=30), 503)
         assert body["detail"] == "The database is not reachable."
+        assert body["check"] == "database"
         # authentication needs the database too: unreachable is a 503 (the key may be fine), not a 401
         some_key = {"Authorization": "Bearer oc_officer_" + "a" * 43}
         assert_problem(httpx.get(f"{base_url}/api/v1/whoami", headers=some_key), 503)
@@ -238,3 +244,40 @@ def test_logs_hold_no_key_and_no_query_values(live_server: LiveServer, json_logs
     assert isinstance(first["duration_ms"], float | int)
     assert {r["status"] for r in requests} >= {200, 401, 404}
     assert all(r["route"] in {"/api/v1/whoami", "<unmatched>"} for r in requests)
+
+
+def test_validation_problems_name_the_field_and_what_it_must_be(migrated_settings: Settings) -> None:
+    keys = issue_keys(migrated_settings)
+    headers = {"Authorization": f"Bearer {keys[Role.OFFICER]}"}
+    secret = "jane.doe@example.com"
+    cases: list[tuple[dict[str, Any], list[dict[str, str]]]] = [
+        (
+            {"params": {"limit": secret}, "json": {"month": "2026-10", "colour": "red"}},
+            [{"key": "limit", "source": "query", "message": "must be an integer"}],
+        ),
+        (
+            {"params": {"limit": 1}, "json": {"month": "2026-10", "colour": secret}},
+            [{"key": "colour", "source": "body", "message": "must be one of: red"}],
+        ),
+        (
+            {"params": {"limit": 1}, "json": {"colour": "red"}},
+            [{"key": "month", "source": "body", "message": "is required"}],
+        ),
+        (
+            {"json": {"month": "2026-10", "colour": "red"}},
+            [{"key": "limit", "source": "query", "message": "is required"}],
+        ),
+        (
+            {"params": {"limit": 1}, "content": b'{"month": "' + secret.encode()},
+            [{"key": "body", "source": "body", "message": "must be valid JSON"}],
+        ),
+    ]
+    with run_server(create_app(migrated_settings, extra_route_handlers=[echo])) as base_url:
+        for request, errors in cases:
+            sent_headers = {**headers, "content-type": "application/json"}
+            response = httpx.post(f"{base_url}/api/v1/echo", headers=sent_headers, **request)
+            body = assert_problem(response, 400)
+            assert body["errors"] == errors, request
+            # the detail says the same in words: the field and the rule
+            assert body["detail"] == " ".join(f"'{e['key']}' {e['message']}." for e in errors)
+            assert secret not in response.text

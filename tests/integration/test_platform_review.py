@@ -20,6 +20,7 @@ from litestar.response import Stream
 from odeus_compliance.apikeys.service import revoke_api_key
 from odeus_compliance.app import create_app
 from odeus_compliance.db.engine import create_engine_for, session_factory
+from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.security import ALL_ROLES, Role, requires_role
 from odeus_compliance.settings import Settings
 from tests.support.logs import captured_json_logs, parse_lines
@@ -201,10 +202,11 @@ async def _revoke(settings: Settings, key_id: uuid.UUID) -> None:
 
 
 def test_a_burst_of_requests_logs_no_key_no_email_no_query_value(
-    server: tuple[str, dict[Role, str]],
+    server: tuple[str, dict[Role, str]], migrated_settings: Settings
 ) -> None:
     """At DEBUG, the most talkative level an operator can set."""
     base_url, keys = server
+    ensure_demo_certificate(migrated_settings.data_dir, migrated_settings.require_master_key())  # ready
     officer = keys[Role.OFFICER]
     query_value = "needle-" + uuid.uuid4().hex
     with captured_json_logs("DEBUG") as logs, httpx.Client(base_url=base_url, timeout=60) as client:

@@ -34,7 +34,7 @@ from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.reports import service
 from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod, ReportRecord
 from odeus_compliance.reports.schemas import ReportRequestIn
-from odeus_compliance.security import Role
+from odeus_compliance.security import ALL_ROLES, Role
 from odeus_compliance.settings import Secret, Settings
 from odeus_compliance.upstream.simulator.config import SimulatorConfig
 from odeus_compliance.upstream.simulator.server import run_simulator
@@ -398,6 +398,19 @@ BAD_REQUESTS: Final[list[tuple[str, Any]]] = [
     ("wrong type", {"month": 202601, "timezone": "UTC", "purpose": MARKER}),
     ("not an object", [MARKER]),
     ("policy too long", {"month": "2026-01", "timezone": "UTC", "policy": MARKER * 10, "purpose": "p"}),
+    ("month not ended", {"month": f"{datetime.now(UTC):%Y-%m}", "timezone": "UTC", "purpose": MARKER}),
+    (
+        "range not ended",
+        {
+            "from": {"date": f"{datetime.now(UTC):%Y-%m}-01", "timezone": "UTC"},
+            "to": {
+                "date": f"{datetime.now(UTC) + timedelta(days=2):%Y-%m-%d}T00:00:00.000Z",
+                "timezone": "UTC",
+            },
+            "purpose": MARKER,
+        },
+    ),
+    ("partial not a flag", {"month": "2026-01", "timezone": "UTC", "purpose": MARKER, "partial": "yes"}),
 ]
 
 
@@ -483,6 +496,40 @@ def test_bad_requests_are_problems_that_never_echo(live_server: LiveServer) -> N
         assert client.get("/api/v1/reports", headers=officer).json()["reports"] == []
 
 
+def test_a_partial_report_is_asked_for_explicitly_and_listed_as_current(report_server: LiveServer) -> None:
+    server = report_server
+    officer = server.auth(Role.OFFICER)
+    body = {"month": f"{datetime.now(UTC):%Y-%m}", "timezone": "UTC", "purpose": "month so far"}
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        refused = assert_problem(client.post("/api/v1/reports", json=body, headers=officer), 400)
+        assert refused["errors"] == [
+            {
+                "key": "month",
+                "source": "body",
+                "message": 'has not ended yet; send "partial": true for a report of the data so far',
+            }
+        ]
+        assert client.get("/api/v1/reports", headers=officer).json()["reports"] == []
+        queued = client.post("/api/v1/reports", json={**body, "partial": True}, headers=officer)
+        assert queued.status_code == 202, queued.text
+        assert (queued.json()["partial"], queued.json()["current"]) == (False, False)  # not made yet
+        done = wait_until_finished(client, server, queued.headers["location"])
+        assert done["status"] == "succeeded", done["error"]
+        assert (done["partial"], done["current"]) == (True, True)
+        assert datetime.fromisoformat(done["data_until"]) < datetime.fromisoformat(done["period"]["to"])
+        (listed,) = client.get("/api/v1/reports", headers=officer).json()["reports"]
+        assert (listed["id"], listed["partial"], listed["current"]) == (done["id"], True, True)
+        pdf = client.get(done["links"]["pdf"], params={"purpose": "read"}, headers=officer)
+        assert pdf.status_code == 200
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.pdf"
+        path.write_bytes(pdf.content)
+        text = subprocess.run(
+            ["pdftotext", str(path), "-"], check=True, timeout=60, capture_output=True, text=True
+        ).stdout
+    assert "Partial period: data up to " in text
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_denials_on_report_routes_are_recorded(live_server: LiveServer) -> None:
     server = live_server
@@ -513,7 +560,7 @@ def test_every_report_route_admits_exactly_its_roles(live_server: LiveServer) ->
         ("GET", unknown, {}, {Role.OFFICER, Role.AUDITOR}),
         ("GET", f"{unknown}/pdf", {"params": {"purpose": "p"}}, {Role.OFFICER, Role.AUDITOR}),
         ("GET", f"{unknown}/data.csv", {"params": {"purpose": "p"}}, {Role.OFFICER}),
-        ("POST", "/api/v1/reports/verify", pdf_body, set(Role)),
+        ("POST", "/api/v1/reports/verify", pdf_body, set(ALL_ROLES)),  # people, not the metrics scraper
     ]
     wrong: list[str] = []
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
@@ -574,6 +621,7 @@ def test_unfinished_failed_and_missing_files(migrated_settings: Settings) -> Non
                 )
                 body = assert_problem(response, 409)
                 assert body["status"] == 409
+                assert body["report_status"] == state  # the job's state reaches the client
                 assert state in body["detail"]
         failed = client.get(f"/api/v1/reports/{made['failed'].id}", headers=officer).json()
         assert failed["error"] == "the upstream refused the export (HTTP 403)"
@@ -605,7 +653,19 @@ def test_periods_follow_the_zone_and_odeus_inclusive_ends(tmp_path: Path) -> Non
     october = parse(month="2026-10", timezone="Europe/Berlin")  # the clocks go back on 25 October
     assert october.local_start.isoformat() == "2026-10-01T00:00:00+02:00"
     assert october.local_end.isoformat() == "2026-11-01T00:00:00+01:00"
-    assert parse(month="2026-11", timezone="UTC").end == datetime(2026, 12, 1, tzinfo=UTC)  # current month
+    # the current month has not ended: refused, naming the field, unless a partial report is asked for
+    with pytest.raises(ValidationFailed, match="'month' has not ended yet") as refused:
+        parse(month="2026-11", timezone="UTC")
+    assert refused.value.extra["errors"][0]["key"] == "month"
+    assert parse(month="2026-11", timezone="UTC", partial=True).end == datetime(2026, 12, 1, tzinfo=UTC)
+    running = {
+        "from": {"date": "2026-11-01", "timezone": "UTC"},
+        "to": {"date": "2026-11-30T23:59:59.999Z", "timezone": "UTC"},
+    }
+    with pytest.raises(ValidationFailed, match="'to' has not ended yet"):
+        parse(**running)
+    assert parse(partial=True, **running).end == datetime(2026, 12, 1, tzinfo=UTC)
+    assert parse(month="2026-10", timezone="UTC", partial=True).end == datetime(2026, 11, 1, tzinfo=UTC)
     same = parse(
         **{
             "from": {"date": "2026-10-01T00:00:00.000Z", "timezone": "Europe/Berlin"},

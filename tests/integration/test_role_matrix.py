@@ -18,13 +18,22 @@ from litestar import get
 
 from odeus_compliance.app import create_app
 from odeus_compliance.errors import ConfigurationError
-from odeus_compliance.security import PUBLIC_OPT, ROLES_OPT, Role, iter_http_routes, requires_role
+from odeus_compliance.keys.certificates import ensure_demo_certificate
+from odeus_compliance.security import (
+    ALL_ROLES,
+    PUBLIC_OPT,
+    ROLES_OPT,
+    Role,
+    iter_http_routes,
+    requires_role,
+)
 from odeus_compliance.settings import Settings
 from tests.support.server import LiveServer, issue_keys, run_server
 
 PUBLIC: Final = frozenset[Role]()
-ALL: Final = frozenset(Role)
-OFFICER, AUDITOR, ADMIN = Role.OFFICER, Role.AUDITOR, Role.ADMIN
+ALL: Final = frozenset(ALL_ROLES)
+"""Every role of a person; the ``metrics`` role (a scraper's) reads ``/metrics`` only."""
+OFFICER, AUDITOR, ADMIN, METRICS = Role.OFFICER, Role.AUDITOR, Role.ADMIN, Role.METRICS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +52,7 @@ class Case:
 ROUTES: Final[dict[tuple[str, str], Case]] = {
     ("GET", "/health/live"): Case(PUBLIC, "/health/live"),
     ("GET", "/health/ready"): Case(PUBLIC, "/health/ready"),
+    ("GET", "/metrics"): Case(frozenset({METRICS, ADMIN}), "/metrics"),
     ("GET", "/api/v1/whoami"): Case(ALL, "/api/v1/whoami"),
     ("GET", "/api/v1/policies"): Case(ALL, "/api/v1/policies"),
     ("GET", "/api/v1/policies/{name:str}"): Case(ALL, "/api/v1/policies/default"),
@@ -133,6 +143,8 @@ def test_every_route_is_in_the_table_with_its_roles(tmp_path: Path) -> None:
 
 
 def test_role_matrix_over_http(live_server: LiveServer) -> None:
+    settings = live_server.settings
+    ensure_demo_certificate(settings.data_dir, settings.require_master_key())  # /health/ready: 200, not 503
     failures: list[str] = []
     with httpx.Client(base_url=live_server.base_url, timeout=30) as client:
         for (method, template), case in ROUTES.items():

@@ -152,8 +152,8 @@ def test_bad_schedules_are_refused_with_clear_problems(live_server: LiveServer) 
         ({"timezone": "Mars/Olympus_Mons"}, "timezone is not a known IANA time zone", "Olympus"),
         ({"policy": "no-such-policy"}, "policy is not a policy of the policy folder", "no-such-policy"),
         ({"day": 31}, "day must be a day of the month from 1 to 28", None),
-        ({"time": "25:61"}, "time must be HH:MM", "25:61"),
-        ({"catch_up": "maybe"}, "catch_up must be one of", "maybe"),
+        ({"time": "25:61"}, "'time' must match the pattern ^([01][0-9]|2[0-3]):[0-5][0-9]$", "25:61"),
+        ({"catch_up": "maybe"}, "'catch_up' must be one of: run-missed-once, skip-and-record", "maybe"),
     ]
     with httpx.Client(base_url=live_server.base_url, timeout=30) as client:
         for changes, message, secret in cases:

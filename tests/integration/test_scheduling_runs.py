@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ from odeus_compliance.scheduling.service import list_runs, save_schedule
 from odeus_compliance.settings import Secret, Settings
 from odeus_compliance.upstream.simulator.config import SimulatorConfig
 from odeus_compliance.upstream.simulator.server import RunningSimulator, run_simulator
+from tests.support.webhooks import Receiver, new_secret, verify_standard_webhook
 
 FAST = RunSettings(
     lease_seconds=30, attempts_per_tick=2, backoff_seconds=0.05, retry_after_seconds=600, poll_seconds=0.05
@@ -304,47 +305,10 @@ async def test_a_dead_owners_run_is_taken_over_and_its_unrecorded_job_adopted(
     ]
 
 
-class Receiver:
-    """A webhook receiver on loopback: records every request, answers with the queued statuses (then 204)."""
-
-    def __init__(self, statuses: list[int], on_request: Callable[[], None] | None = None) -> None:
-        import http.server  # noqa: PLC0415
-        import threading  # noqa: PLC0415
-
-        self.statuses = statuses
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if on_request is not None:
-                    on_request()  # a slow receiver, say
-                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/odeus"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 async def test_webhook_is_signed_retried_and_delivered_by_a_later_tick(upstream_settings: Settings) -> None:
     import json  # noqa: PLC0415
 
-    from odeus_compliance.scheduling.webhook import verify  # noqa: PLC0415
-
-    key = "webhook-test-key-0123456789"
+    key = new_secret()
     settings = dataclasses.replace(
         upstream_settings, webhook_keys={"ODEUS_COMPLIANCE_WEBHOOK_TEST": Secret(key)}
     )
@@ -375,22 +339,23 @@ async def test_webhook_is_signed_retried_and_delivered_by_a_later_tick(upstream_
         assert len(receiver.received) == 3
     finally:
         receiver.close()
-    # every attempt carried the same body and delivery id, signed with the key
+    # every attempt carried the same body and webhook id, signed with the key (Standard Webhooks)
     bodies = {body for _headers, body in receiver.received}
     assert len(bodies) == 1
     for headers, body in receiver.received:
-        assert headers["odeus-compliance-delivery"] == str(run.id)
+        assert headers["webhook-id"] == str(run.id)
         assert headers["content-type"] == "application/json"
-        timestamp = int(headers["odeus-compliance-signature"].split(",")[0].removeprefix("t="))
-        assert verify(key.encode(), headers["odeus-compliance-signature"], body, now=timestamp)
-        assert not verify(b"another key", headers["odeus-compliance-signature"], body, now=timestamp)
-        assert not verify(key.encode(), headers["odeus-compliance-signature"], body + b" ", now=timestamp)
+        assert headers["webhook-signature"].startswith("v1,")
+        assert verify_standard_webhook(key, headers, body)
+        assert not verify_standard_webhook(new_secret(), headers, body)
+        assert not verify_standard_webhook(key, headers, body + b" ")
     note = json.loads(bodies.pop())
-    assert note["event"] == "scheduled_report.succeeded"
-    assert (note["schedule"], note["run_id"], note["report"]["id"]) == ("monthly", str(run.id), run.report_id)
-    assert note["period"]["label"] == f"{month.year:04d}-{month.month:02d}"
-    assert note["report"]["pdf_sha256"]
-    assert note["report"]["pdf"] == f"/api/v1/reports/{run.report_id}/pdf"
+    assert note["type"] == "scheduled_report.succeeded"
+    data = note["data"]
+    assert (data["schedule"], data["run_id"], data["report"]["id"]) == ("monthly", str(run.id), run.report_id)
+    assert data["period"]["label"] == f"{month.year:04d}-{month.month:02d}"
+    assert data["report"]["pdf_sha256"]
+    assert data["report"]["pdf"] == f"/api/v1/reports/{run.report_id}/pdf"
     statuses = [o for _a, o in await audit_rows(settings, "schedule.run")]
     assert statuses == ["failure", "success", "success"]  # delivery failed, run succeeded, delivered
 
@@ -463,7 +428,7 @@ async def test_a_slow_delivery_keeps_the_runs_lease(upstream_settings: Settings)
     import time  # noqa: PLC0415
 
     settings = dataclasses.replace(
-        upstream_settings, webhook_keys={"ODEUS_COMPLIANCE_WEBHOOK_TEST": Secret("k" * 32)}
+        upstream_settings, webhook_keys={"ODEUS_COMPLIANCE_WEBHOOK_TEST": Secret(new_secret())}
     )
     leases: list[dt.datetime | None] = []
 
@@ -541,3 +506,99 @@ async def test_a_long_backoff_keeps_the_runs_lease(
     assert before is not None
     assert after is not None
     assert after > before  # renewed during the backoff
+
+
+async def test_a_failed_run_is_told_by_webhook_and_e_mail_naming_no_one(
+    upstream_settings: Settings, sim: RunningSimulator
+) -> None:
+    """The channels of a success carry the failure: a Standard Webhooks ``scheduled_report.failed`` and an
+    e-mail with the schedule, the period and a reason code; neither names anyone of the workspace. A retry
+    that fails again is not news; the run's last failure (no attempt left) is told again."""
+    import email  # noqa: PLC0415
+    import email.policy  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from aiosmtpd.controller import Controller  # noqa: PLC0415
+
+    class Mailbox:
+        def __init__(self) -> None:
+            self.envelopes: list[Any] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+            self.envelopes.append(envelope)
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    key = new_secret()
+    settings = dataclasses.replace(
+        upstream_settings,
+        smtp_url=Secret(f"smtp://127.0.0.1:{port}"),
+        webhook_keys={"ODEUS_COMPLIANCE_WEBHOOK_TEST": Secret(key)},
+    )
+    receiver = Receiver([])
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    month = last_closed_month_start()
+    due = berlin_due((month + dt.timedelta(days=32)).replace(day=1))
+    try:
+        schedule_id = await create_schedule(
+            settings,
+            active_from=due - dt.timedelta(days=1),
+            delivery={
+                "webhook_url": receiver.url,
+                "webhook_secret_env": "ODEUS_COMPLIANCE_WEBHOOK_TEST",
+                "email_to": ["dpo@example.com"],
+            },
+        )
+        sim.faults.fail_next(500, status=503)  # the upstream is down for the whole test
+        [outcome] = await run_due(settings, due)
+        assert outcome.status == "failed"
+        assert (len(receiver.received), len(mailbox.envelopes)) == (1, 1)
+        # the retry a minute later fails again: not told a second time
+        [again] = await run_due(settings, due + dt.timedelta(seconds=60))
+        assert again.status == "failed"
+        assert (len(receiver.received), len(mailbox.envelopes)) == (1, 1)
+        # out of attempts: the last failure is told
+        async with standalone_scheduler(
+            settings, run_settings=dataclasses.replace(FAST, max_attempts=5)
+        ) as scheduler:
+            [last] = await scheduler.run_due(due + dt.timedelta(seconds=7200))
+        assert last.status == "failed"
+        [run] = await runs_of(settings, schedule_id)
+        assert run.next_retry_at is None
+        assert (len(receiver.received), len(mailbox.envelopes)) == (2, 2)
+    finally:
+        controller.stop()
+        receiver.close()
+    sent: list[str] = []
+    for (headers, body), final in zip(receiver.received, (False, True), strict=True):
+        assert headers["webhook-id"] == f"{run.id}-failed-{'final' if final else 'first'}"
+        assert verify_standard_webhook(key, headers, body)
+        note = json.loads(body)
+        assert note["type"] == "scheduled_report.failed"
+        data = note["data"]
+        assert (data["schedule"], data["run_id"], data["reason"]) == (
+            "monthly",
+            str(run.id),
+            "upstream_failed",
+        )
+        assert data["period"]["label"] == run.period_label
+        assert (data["next_retry_at"] is None) == final
+        sent.append(body.decode())
+    for envelope, final in zip(mailbox.envelopes, (False, True), strict=True):
+        assert envelope.rcpt_tos == ["dpo@example.com"]
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert message["Subject"] == f"Compliance report {run.period_label} (monthly) failed"
+        assert not list(message.iter_attachments())
+        text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        assert "Reason code: upstream_failed" in text
+        assert run.period_label in text
+        assert ("no attempt left" in text) == final
+        sent.append(text)
+    users = sim.workspace.users
+    for value in [*users.ids, *users.emails, *users.names]:
+        assert all(value not in message_text for message_text in sent), "a notice names someone"

@@ -25,7 +25,10 @@ CLI = str(Path(sys.executable).with_name("odeus-compliance"))
 
 
 def cli_env(settings: Settings | None) -> dict[str, str]:
-    """The process environment without ODEUS_* variables, plus ``settings``'s (none: no configuration)."""
+    """The process environment without ODEUS_* variables, plus ``settings``'s (none: no configuration).
+
+    Like test settings, it allows the demo signing certificate unless ``settings`` does not.
+    """
     base = {k: v for k, v in os.environ.items() if not k.startswith("ODEUS_")}
     if settings is None:
         return base
@@ -35,6 +38,7 @@ def cli_env(settings: Settings | None) -> dict[str, str]:
         "ODEUS_API_KEY": "upstream-test-key",
         "ODEUS_COMPLIANCE_DATA_DIR": str(settings.data_dir),
         "ODEUS_COMPLIANCE_DATABASE_URL": settings.database_url,
+        "ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE": "true" if settings.allow_demo_certificate else "false",
     }
 
 

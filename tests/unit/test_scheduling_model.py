@@ -140,18 +140,37 @@ def test_webhook_urls_and_key_variables() -> None:
         )
 
 
-def test_webhook_signature() -> None:
-    from odeus_compliance.scheduling.webhook import sign, verify  # noqa: PLC0415
+def test_webhook_signature_matches_the_standard_webhooks_vector() -> None:
+    """Our signature of the specification library's test vector is the one that library expects."""
+    from odeus_compliance.notify.webhook import secret_key, sign  # noqa: PLC0415
+    from tests.support.webhooks import SPEC_VECTOR, verify_standard_webhook  # noqa: PLC0415
 
-    body = b'{"event":"scheduled_report.succeeded"}'
-    header = sign(b"k", 1_790_000_000, body)
-    assert header.startswith("t=1790000000,v1=")
-    assert len(header.split("v1=")[1]) == 64
-    assert verify(b"k", header, body, now=1_790_000_100)
-    assert not verify(b"k", header, body, now=1_790_000_301)  # too old: a replay
-    assert not verify(b"k", header, body[:-1] + b" ", now=1_790_000_000)
-    assert not verify(b"x", header, body, now=1_790_000_000)
-    assert not verify(b"k", "v1=00", body, now=1_790_000_000)
+    key = secret_key(str(SPEC_VECTOR["secret"]))
+    assert key is not None
+    message_id, timestamp = str(SPEC_VECTOR["id"]), int(str(SPEC_VECTOR["timestamp"]))
+    body = SPEC_VECTOR["body"]
+    assert isinstance(body, bytes)
+    header = sign(key, message_id, timestamp, body)
+    assert header == SPEC_VECTOR["signature"]
+    headers = {"webhook-id": message_id, "webhook-timestamp": str(timestamp), "webhook-signature": header}
+    assert verify_standard_webhook(str(SPEC_VECTOR["secret"]), headers, body, now=timestamp + 100)
+    assert not verify_standard_webhook(str(SPEC_VECTOR["secret"]), headers, body, now=timestamp + 301)
+    assert not verify_standard_webhook(str(SPEC_VECTOR["secret"]), headers, body + b" ", now=timestamp)
+    assert not verify_standard_webhook(
+        str(SPEC_VECTOR["secret"]), {**headers, "webhook-id": "msg_other"}, body, now=timestamp
+    )
+
+
+def test_only_standard_webhooks_secrets_are_used() -> None:
+    from odeus_compliance.notify.webhook import secret_key  # noqa: PLC0415
+    from tests.support.webhooks import new_secret  # noqa: PLC0415
+
+    assert secret_key(new_secret(32)) is not None
+    assert secret_key(new_secret(24)) is not None
+    assert secret_key(new_secret(23)) is None  # shorter than the specification allows
+    assert secret_key(new_secret(65)) is None
+    assert secret_key("key-of-at-least-16-bytes") is None  # no whsec_ prefix
+    assert secret_key("whsec_not base64!") is None
 
 
 def test_settings_collect_webhook_keys_and_never_show_them(tmp_path: Any) -> None:
@@ -174,7 +193,7 @@ def test_settings_collect_webhook_keys_and_never_show_them(tmp_path: Any) -> Non
 
 
 def test_smtp_urls_never_send_a_password_in_clear_and_errors_never_echo_it() -> None:
-    from odeus_compliance.scheduling.mail import MailSender, parse_smtp_url  # noqa: PLC0415
+    from odeus_compliance.notify.mail import MailSender, parse_smtp_url  # noqa: PLC0415
     from odeus_compliance.settings import Secret, Settings  # noqa: PLC0415
 
     relay = parse_smtp_url("smtp://relay.internal")
@@ -209,7 +228,8 @@ def test_the_documented_webhook_receiver_accepts_our_signature_and_refuses_other
     import re  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from odeus_compliance.scheduling.webhook import sign  # noqa: PLC0415
+    from odeus_compliance.notify.webhook import secret_key, sign  # noqa: PLC0415
+    from tests.support.webhooks import new_secret  # noqa: PLC0415
 
     doc = (Path(__file__).parents[2] / "docs" / "scheduling.md").read_text(encoding="utf-8")
     section = doc.split("## Webhook", 1)[1]
@@ -219,31 +239,41 @@ def test_the_documented_webhook_receiver_accepts_our_signature_and_refuses_other
     scope: dict[str, Any] = {}
     exec(compile(code.group(1), "docs/scheduling.md", "exec"), scope)  # our own documentation
     verified = scope["verified"]
-    body = b'{"event":"scheduled_report.succeeded","run_id":"r1"}'
+    secret = new_secret()
+    key = secret_key(secret)
+    assert key is not None
+    body = b'{"data":{"run_id":"r1"},"timestamp":"2026-11-01T05:00:00Z","type":"scheduled_report.succeeded"}'
     now = int(time.time())
-    header = sign(b"key", now, body)
-    assert verified(b"key", header, body)
-    assert not verified(b"other", header, body)
-    assert not verified(b"key", header, body + b" ")
-    assert not verified(b"key", sign(b"key", now - 3600, body), body)
-    assert not verified(b"key", "v1=" + header.split("v1=")[1], body)
+
+    def headers(message_id: str, timestamp: int, signature: str) -> dict[str, str]:
+        return {"webhook-id": message_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
+
+    good = headers("run-1", now, sign(key, "run-1", now, body))
+    assert verified(secret, good, body)
+    assert not verified(new_secret(), good, body)
+    assert not verified(secret, good, body + b" ")
+    assert not verified(secret, {**good, "webhook-id": "run-2"}, body)
+    old = now - 3600
+    assert not verified(secret, headers("run-1", old, sign(key, "run-1", old, body)), body)
+    assert not verified(secret, {k: v for k, v in good.items() if k != "webhook-id"}, body)
 
 
 def test_a_webhook_is_signed_with_the_real_time_even_on_a_backfill_clock() -> None:
-    """``run-due --now`` in the past must not send a signature the receiver takes for a replay."""
+    """``run-due --now`` in the past must not send a signature the receiver takes for a replay; a key that
+    is not a Standard Webhooks secret signs nothing."""
     import http.server  # noqa: PLC0415
     import threading  # noqa: PLC0415
-    import time  # noqa: PLC0415
 
-    from odeus_compliance.scheduling.webhook import SIGNATURE_HEADER, WebhookSender, verify  # noqa: PLC0415
+    from odeus_compliance.notify.webhook import WebhookSender  # noqa: PLC0415
     from odeus_compliance.settings import Secret  # noqa: PLC0415
+    from tests.support.webhooks import new_secret, verify_standard_webhook  # noqa: PLC0415
 
-    received: list[tuple[str, bytes]] = []
+    received: list[tuple[dict[str, str], bytes]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.headers[SIGNATURE_HEADER], body))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(204)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -254,36 +284,32 @@ def test_a_webhook_is_signed_with_the_real_time_even_on_a_backfill_clock() -> No
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    secret = new_secret()
     try:
-        weak = WebhookSender({"ODEUS_COMPLIANCE_WEBHOOK_T": Secret("short-key")})
-        sender = WebhookSender({"ODEUS_COMPLIANCE_WEBHOOK_T": Secret("key-of-at-least-16-bytes")})
+        weak = WebhookSender({"ODEUS_COMPLIANCE_WEBHOOK_T": Secret("short-key-not-whsec")})
+        sender = WebhookSender({"ODEUS_COMPLIANCE_WEBHOOK_T": Secret(secret)})
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-        body = b'{"event":"scheduled_report.succeeded"}'
+        body = b'{"type":"scheduled_report.succeeded"}'
 
-        async def send() -> str | None:
-            return await sender.send(
-                url=url, key_variable="ODEUS_COMPLIANCE_WEBHOOK_T", body=body, delivery_id="run-1"
+        async def send(with_sender: WebhookSender) -> str | None:
+            return await with_sender.send(
+                url=url, key_variable="ODEUS_COMPLIANCE_WEBHOOK_T", body=body, message_id="run-1"
             )
 
-        assert asyncio.run(send()) is None
-
-        async def send_weak() -> str | None:
-            return await weak.send(
-                url=url, key_variable="ODEUS_COMPLIANCE_WEBHOOK_T", body=body, delivery_id="run-1"
-            )
-
-        refusal = asyncio.run(send_weak())
-        assert refusal == "the webhook key in ODEUS_COMPLIANCE_WEBHOOK_T is shorter than 16 bytes"
+        assert asyncio.run(send(sender)) is None
+        refusal = asyncio.run(send(weak))
+        assert refusal is not None
+        assert refusal.startswith("the webhook key in ODEUS_COMPLIANCE_WEBHOOK_T is not a Standard Webhooks")
         assert "short-key" not in refusal
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
-    [(header, got)] = received
+    [(headers, got)] = received  # the weak one sent nothing
     assert got == body
-    assert verify(
-        b"key-of-at-least-16-bytes", header, body, now=int(time.time())
-    )  # the weak one sent nothing
+    assert headers["webhook-id"] == "run-1"
+    assert headers["content-type"] == "application/json"
+    assert verify_standard_webhook(secret, headers, body)  # within five minutes of the real clock
 
 
 def test_next_due_is_the_next_period_that_will_run_even_with_a_later_active_from() -> None:

@@ -267,3 +267,17 @@ def test_report_concurrency_and_fetch_limits(tmp_path: Path) -> None:
     ):
         with pytest.raises(ConfigurationError, match=variable):
             Settings.from_env(env(**{variable: value}))
+
+
+def test_the_demo_certificate_is_not_allowed_unless_said_so(tmp_path: Path) -> None:
+    default = Settings.from_env(env(ODEUS_COMPLIANCE_DATA_DIR=str(tmp_path)))
+    assert default.allow_demo_certificate is False
+    assert default.demo_certificate_allowed is False
+    assert Settings.from_env(env(), demo=True).demo_certificate_allowed  # the demo command signs with it
+    for text, expected in (("true", True), ("1", True), ("YES", True), ("false", False), ("0", False)):
+        allowed = Settings.from_env(env(ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE=text))
+        assert allowed.demo_certificate_allowed is expected, text
+    with pytest.raises(
+        ConfigurationError, match="ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE must be true or false"
+    ):
+        Settings.from_env(env(ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE="maybe"))

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Request, get
 
+from odeus_compliance.problem_schema import problem_responses
 from odeus_compliance.security import ALL_ROLES, ApiKeyIdentity, requires_role
 
 __all__ = ["WhoAmI", "whoami"]
@@ -23,7 +24,13 @@ class WhoAmI(msgspec.Struct, frozen=True):
     """``officer``, ``auditor`` or ``admin``."""
 
 
-@get("/api/v1/whoami", operation_id="whoami", tags=["keys"], opt=requires_role(*ALL_ROLES))
+@get(
+    "/api/v1/whoami",
+    operation_id="whoami",
+    tags=["keys"],
+    opt=requires_role(*ALL_ROLES),
+    responses=problem_responses(requires_role(*ALL_ROLES)),
+)
 async def whoami(request: Request[ApiKeyIdentity, Any, Any]) -> WhoAmI:
     """Who the presented API key belongs to: id, name and role. Useful to test a newly issued key."""
     identity = request.user

@@ -61,6 +61,7 @@ from odeus_compliance.audit.store import (
     lock_head_with_key,
     store_head,
 )
+from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.db.engine import create_engine_for
 from odeus_compliance.db.models import utcnow
 from odeus_compliance.errors import OdeusComplianceError
@@ -143,8 +144,10 @@ class AuditAppender:
         max_batch: int = MAX_BATCH,
         pipeline_depth: int = PIPELINE_DEPTH,
         owns_engine: bool = False,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._engine = engine
+        self._metrics = metrics
         self._kek = kek
         self._schedule = schedule
         self._max_batch = max_batch
@@ -164,9 +167,15 @@ class AuditAppender:
 
     @classmethod
     def for_settings(
-        cls, settings: Settings, *, max_batch: int = MAX_BATCH, pipeline_depth: int = PIPELINE_DEPTH
+        cls,
+        settings: Settings,
+        *,
+        max_batch: int = MAX_BATCH,
+        pipeline_depth: int = PIPELINE_DEPTH,
+        metrics: ServiceMetrics | None = None,
     ) -> AuditAppender:
-        """An appender with its own engine (SQLite: ``synchronous=FULL``) for ``settings``."""
+        """An appender with its own engine (SQLite: ``synchronous=FULL``) for ``settings`` (``metrics``: the
+        app's, timing each append)."""
         engine = create_engine_for(settings)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_full_sync)
@@ -179,6 +188,7 @@ class AuditAppender:
             max_batch=max_batch,
             pipeline_depth=pipeline_depth,
             owns_engine=True,
+            metrics=metrics,
         )
 
     @classmethod
@@ -314,7 +324,16 @@ class AuditAppender:
             raise AuditWriteError("the audit log is closed")
         future: asyncio.Future[AuditRecord] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(record, self._kek.filter_tag(record.resource), future))
-        return await future
+        if self._metrics is None:
+            return await future
+        started = time.monotonic()
+        try:
+            appended = await future
+        except BaseException:
+            self._metrics.audit_append(time.monotonic() - started, ok=False)
+            raise
+        self._metrics.audit_append(time.monotonic() - started, ok=True)
+        return appended
 
     async def _run(self) -> None:
         """The writer on PostgreSQL (and in-memory SQLite): one batch at a time through the engine."""

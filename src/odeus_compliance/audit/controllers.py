@@ -14,6 +14,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
 from litestar.params import JSONBody, Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +25,7 @@ from odeus_compliance.audit.records import MAX_SAFE_INT, Action, Outcome
 from odeus_compliance.audit.service import b64
 from odeus_compliance.audit.store import EntryFilter
 from odeus_compliance.errors import ValidationFailed
+from odeus_compliance.problem_schema import problem_responses
 from odeus_compliance.purpose import MAX_PURPOSE_LENGTH, check_purpose
 from odeus_compliance.security import ApiKeyIdentity, Role, requires_role
 
@@ -49,6 +51,8 @@ DEFAULT_PURPOSE: Final = "audit log review"
 MAX_PAGE: Final = 1000
 _TAGS: Final = ["audit"]
 AuditRequest = Request[ApiKeyIdentity, Any, State]
+_PURPOSE_400: Final = "A `purpose` that is not accepted, or a parameter out of range (`errors` names it)."
+_TIME_EXAMPLES: Final = [Example(value="2026-10-01T00:00:00+02:00")]
 Purpose = Annotated[
     str | None,
     QueryParameter(
@@ -137,27 +141,58 @@ class VerifyOut(msgspec.Struct, frozen=True):
     notices: list[str]
 
 
+_Rfc3339 = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=64,
+        pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$",
+        description="An RFC 3339 date-time with its UTC offset (`Z` or `+hh:mm`).",
+        examples=["2026-10-01T00:00:00+02:00"],
+    ),
+]
+
+
 class ExportRequest(
     msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename={"start": "from", "end": "to"}
 ):
-    """A time range (RFC 3339 with offset) and, optionally, a checkpoint you hold."""
+    """A time range (`from`, `to`: RFC 3339 with offset, inclusive) and, optionally, a checkpoint you hold."""
 
-    start: str
-    end: str
-    since_checkpoint: str | None = None
-    """A signed checkpoint you kept: the bundle then proves the log still extends it."""
-    purpose: Annotated[str, msgspec.Meta(max_length=MAX_PURPOSE_LENGTH)] | None = None
+    start: _Rfc3339
+    end: _Rfc3339
+    since_checkpoint: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=4096,
+                description="A signed checkpoint you kept (the `note` of `GET /api/v1/audit/checkpoint`): "
+                "the bundle then proves the log still extends it.",
+            ),
+        ]
+        | None
+    ) = None
+    purpose: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=MAX_PURPOSE_LENGTH,
+                description="Why the log is exported (recorded with the export; no control, format or bidi "
+                "characters); default `audit log export`.",
+                examples=["annual works-council review"],
+            ),
+        ]
+        | None
+    ) = None
 
 
-def _time(value: str | None, name: str) -> dt.datetime | None:
+def _time(value: str | None, name: str, source: str = "query") -> dt.datetime | None:
     if value is None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ValidationFailed(f"'{name}' must be an RFC 3339 date-time with offset.") from None
+        raise ValidationFailed.at(name, "must be an RFC 3339 date-time with offset", source=source) from None
     if parsed.tzinfo is None:
-        raise ValidationFailed(f"'{name}' must carry a UTC offset (Z or +hh:mm).")
+        raise ValidationFailed.at(name, "must carry a UTC offset (Z or +hh:mm)", source=source)
     return parsed.astimezone(dt.UTC)
 
 
@@ -165,7 +200,9 @@ def _choice(value: str | None, name: str, allowed: type[Action] | type[Outcome])
     if value is None:
         return None
     if value not in {m.value for m in allowed}:
-        raise ValidationFailed(f"'{name}' must be one of: {', '.join(m.value for m in allowed)}.")
+        raise ValidationFailed.at(
+            name, f"must be one of: {', '.join(m.value for m in allowed)}", source="query"
+        )
     return value
 
 
@@ -174,19 +211,86 @@ def _purpose(value: str | None, default: str, source: str = "query") -> str:
     return check_purpose(value, required_for="read the audit log", source=source, default=default)
 
 
-@get("/api/v1/audit/entries", operation_id="listAuditEntries", tags=_TAGS, opt=AUDITOR)
+@get(
+    "/api/v1/audit/entries",
+    operation_id="listAuditEntries",
+    tags=_TAGS,
+    opt=AUDITOR,
+    responses=problem_responses(AUDITOR, 400, why={400: _PURPOSE_400}),
+)
 async def audit_entries(  # noqa: PLR0917 - one parameter per query filter, as Litestar reads them
     request: AuditRequest,
     db_session: NamedDependency[AsyncSession],
     purpose: Purpose = None,
-    actor: Annotated[str | None, QueryParameter(name="actor", max_length=128, required=False)] = None,
-    action: Annotated[str | None, QueryParameter(name="action", required=False)] = None,
-    resource: Annotated[str | None, QueryParameter(name="resource", max_length=256, required=False)] = None,
-    outcome: Annotated[str | None, QueryParameter(name="outcome", required=False)] = None,
-    time_from: Annotated[str | None, QueryParameter(name="from", required=False)] = None,
-    time_to: Annotated[str | None, QueryParameter(name="to", required=False)] = None,
-    after: Annotated[int | None, QueryParameter(name="after", ge=-1, le=MAX_SAFE_INT, required=False)] = None,
-    limit: Annotated[int, QueryParameter(name="limit", ge=1, le=MAX_PAGE)] = 100,
+    actor: Annotated[
+        str | None,
+        QueryParameter(
+            name="actor",
+            max_length=128,
+            required=False,
+            description="The actor's API key id (or `cli`, `demo`, `system`, `anonymous`).",
+        ),
+    ] = None,
+    action: Annotated[
+        str | None,
+        QueryParameter(
+            name="action",
+            required=False,
+            description="Only entries of this action.",
+            schema_extra={"enum": [a.value for a in Action]},
+        ),
+    ] = None,
+    resource: Annotated[
+        str | None,
+        QueryParameter(
+            name="resource",
+            max_length=256,
+            required=False,
+            description="Only entries about this resource (exact), e.g. `report:rpt_...`.",
+        ),
+    ] = None,
+    outcome: Annotated[
+        str | None,
+        QueryParameter(
+            name="outcome",
+            required=False,
+            description="Only entries with this outcome.",
+            schema_extra={"enum": [o.value for o in Outcome]},
+        ),
+    ] = None,
+    time_from: Annotated[
+        str | None,
+        QueryParameter(
+            name="from",
+            required=False,
+            max_length=64,
+            description="Only entries at or after this RFC 3339 date-time (with offset).",
+            examples=_TIME_EXAMPLES,
+        ),
+    ] = None,
+    time_to: Annotated[
+        str | None,
+        QueryParameter(
+            name="to",
+            required=False,
+            max_length=64,
+            description="Only entries at or before this RFC 3339 date-time (with offset).",
+            examples=_TIME_EXAMPLES,
+        ),
+    ] = None,
+    after: Annotated[
+        int | None,
+        QueryParameter(
+            name="after",
+            ge=-1,
+            le=MAX_SAFE_INT,
+            required=False,
+            description="Only entries after this seq: the previous page's `next_after`.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, QueryParameter(name="limit", ge=1, le=MAX_PAGE, description="Entries per page.")
+    ] = 100,
 ) -> EntriesPage:
     """Audit entries, decrypted, filtered by actor (API key id), action, resource, outcome and time
     (``from``/``to``, RFC 3339), by ascending seq; page with ``after`` (the previous page's ``next_after``).
@@ -218,7 +322,13 @@ async def audit_entries(  # noqa: PLR0917 - one parameter per query filter, as L
     )
 
 
-@get("/api/v1/audit/checkpoint", operation_id="getAuditCheckpoint", tags=_TAGS, opt=AUDITOR)
+@get(
+    "/api/v1/audit/checkpoint",
+    operation_id="getAuditCheckpoint",
+    tags=_TAGS,
+    opt=AUDITOR,
+    responses=problem_responses(AUDITOR, 400, why={400: _PURPOSE_400}),
+)
 async def audit_checkpoint(request: AuditRequest, purpose: Purpose = None) -> CheckpointOut:
     """The newest signed checkpoint of the log (C2SP signed note); signed now if the log grew, so it covers
     this very read. Keep it: a later export or proof against it exposes truncation or a fork.
@@ -241,13 +351,37 @@ async def _checkpoint(appender: AuditAppender) -> tuple[int, str]:
     return latest
 
 
-@get("/api/v1/audit/entries/{seq:int}/proof", operation_id="getAuditInclusionProof", tags=_TAGS, opt=AUDITOR)
+@get(
+    "/api/v1/audit/entries/{seq:int}/proof",
+    operation_id="getAuditInclusionProof",
+    tags=_TAGS,
+    opt=AUDITOR,
+    responses=problem_responses(
+        AUDITOR,
+        400,
+        404,
+        why={
+            400: "A parameter out of range, a `size` whose checkpoint does not cover the entry, or a "
+            "`purpose` that is not accepted.",
+            404: "No entry `seq`, or no signed checkpoint of `size` (or none covering the entry yet).",
+        },
+    ),
+)
 async def audit_proof(
     request: AuditRequest,
     db_session: NamedDependency[AsyncSession],
-    seq: Annotated[int, Parameter(ge=0, le=MAX_SAFE_INT)],
+    seq: Annotated[int, Parameter(ge=0, le=MAX_SAFE_INT, description="The entry's sequence number.")],
     purpose: Purpose = None,
-    size: Annotated[int | None, QueryParameter(name="size", ge=1, le=MAX_SAFE_INT, required=False)] = None,
+    size: Annotated[
+        int | None,
+        QueryParameter(
+            name="size",
+            ge=1,
+            le=MAX_SAFE_INT,
+            required=False,
+            description="The tree size of a signed checkpoint you hold (default: the newest).",
+        ),
+    ] = None,
 ) -> InclusionOut:
     """The inclusion proof of entry ``seq`` against the signed checkpoint of ``size`` (default: the newest,
     signed now if it does not cover the entry yet). Recorded as ``audit.read``."""
@@ -270,12 +404,41 @@ async def audit_proof(
     )
 
 
-@get("/api/v1/audit/consistency", operation_id="getAuditConsistencyProof", tags=_TAGS, opt=AUDITOR)
+@get(
+    "/api/v1/audit/consistency",
+    operation_id="getAuditConsistencyProof",
+    tags=_TAGS,
+    opt=AUDITOR,
+    responses=problem_responses(
+        AUDITOR,
+        400,
+        404,
+        why={
+            400: "`from` missing or out of range (it must be between 1 and `to`), or a `purpose` that is not "
+            "accepted.",
+            404: "No signed checkpoint of size `to`.",
+        },
+    ),
+)
 async def audit_consistency(
     request: AuditRequest,
     db_session: NamedDependency[AsyncSession],
-    first: Annotated[int, QueryParameter(name="from", ge=1, le=MAX_SAFE_INT)],
-    second: Annotated[int | None, QueryParameter(name="to", ge=1, le=MAX_SAFE_INT, required=False)] = None,
+    first: Annotated[
+        int,
+        QueryParameter(
+            name="from", ge=1, le=MAX_SAFE_INT, description="The tree size of a signed checkpoint you hold."
+        ),
+    ],
+    second: Annotated[
+        int | None,
+        QueryParameter(
+            name="to",
+            ge=1,
+            le=MAX_SAFE_INT,
+            required=False,
+            description="The tree size of a newer signed checkpoint (default: the newest, signed now).",
+        ),
+    ] = None,
     purpose: Purpose = None,
 ) -> ConsistencyOut:
     """The consistency proof from tree size ``from`` (a checkpoint you hold) to the signed checkpoint of
@@ -298,7 +461,13 @@ async def audit_consistency(
     )
 
 
-@get("/api/v1/audit/verify", operation_id="verifyAuditLog", tags=_TAGS, opt=AUDITOR)
+@get(
+    "/api/v1/audit/verify",
+    operation_id="verifyAuditLog",
+    tags=_TAGS,
+    opt=AUDITOR,
+    responses=problem_responses(AUDITOR),
+)
 async def audit_verify(request: AuditRequest, db_session: NamedDependency[AsyncSession]) -> VerifyOut:
     """Verify the whole stored log now: every leaf decrypted and checked, the tree against every signed
     checkpoint. Names each modified, missing, reordered or duplicate seq and a truncated tail. Recorded as
@@ -321,6 +490,17 @@ async def audit_verify(request: AuditRequest, db_session: NamedDependency[AsyncS
     opt=AUDITOR,
     status_code=200,
     response_description="The verification bundle (docs/audit-bundle.md)",
+    responses=problem_responses(
+        AUDITOR,
+        400,
+        404,
+        413,
+        why={
+            400: "`from` or `to` not an RFC 3339 date-time with offset, `to` before `from`, a "
+            "`since_checkpoint` that does not verify, or a `purpose` that is not accepted.",
+            404: "The audit log has no signed checkpoint yet.",
+        },
+    ),
 )
 async def audit_export(
     request: AuditRequest, db_session: NamedDependency[AsyncSession], data: JSONBody[ExportRequest]
@@ -328,8 +508,8 @@ async def audit_export(
     """A verification bundle of the entries in a time range (``from``/``to``, RFC 3339), with inclusion proofs
     against a fresh signed checkpoint and, given ``since_checkpoint``, a consistency proof from it. Check it
     offline with ``odeus-compliance audit verify --bundle FILE``. Recorded as ``audit.exported``."""
-    start = _time(data.start, "from")
-    end = _time(data.end, "to")
+    start = _time(data.start, "from", source="body")
+    end = _time(data.end, "to", source="body")
     assert start is not None
     assert end is not None
     bundle, _count = await actions.export_log(

@@ -115,6 +115,7 @@ class ActorRole(enum.StrEnum):
     OFFICER = "officer"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    METRICS = "metrics"
     SYSTEM = "system"
     ANONYMOUS = "anonymous"
 

@@ -81,7 +81,7 @@ def _sqlite_file_exists(database_url: str, path_of: Callable[[str], Path]) -> bo
 
 
 async def ensure_schema_at_head(settings: Settings) -> None:
-    """Fail with a hint to run ``db upgrade`` unless the database schema is at the code's head revision."""
+    """Fail with a hint to run ``init`` unless the database schema is at the code's head revision."""
     from odeus_compliance.db.engine import (  # noqa: PLC0415 - see _database_errors
         create_engine_for,
         sqlite_database_path,
@@ -92,7 +92,7 @@ async def ensure_schema_at_head(settings: Settings) -> None:
         # a read-only command never creates an installation (a mistyped data dir would get a second one)
         msg = (
             f"there is no installation at {settings.data_dir} (no database file there); check "
-            "ODEUS_COMPLIANCE_DATA_DIR, or create one with 'odeus-compliance db upgrade'"
+            "ODEUS_COMPLIANCE_DATA_DIR, or create one with 'odeus-compliance init'"
         )
         raise click.ClickException(msg)
     engine = create_engine_for(settings)
@@ -104,7 +104,7 @@ async def ensure_schema_at_head(settings: Settings) -> None:
         current = status.current or "empty"
         msg = (
             f"the database schema is at revision {current}, this version needs {status.head}; "
-            "run 'odeus-compliance db upgrade' first"
+            "run 'odeus-compliance init' (or 'db upgrade') first"
         )
         raise click.ClickException(msg)
 

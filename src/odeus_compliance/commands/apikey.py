@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import click
 
@@ -11,6 +12,7 @@ from odeus_compliance.apikeys.service import list_api_keys
 from odeus_compliance.audit.appender import SYSTEM_CLI
 from odeus_compliance.audit.standalone import standalone_recorder
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.commands._output import print_listing
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.security import ApiKeyPepper, Role
 from odeus_compliance.settings import Settings
@@ -69,7 +71,7 @@ def create(role: str, name: str) -> None:
     click.echo("warning: store this key now; it is not stored and will not be shown again", err=True)
 
 
-async def _list(settings: Settings) -> list[str]:
+async def _list(settings: Settings) -> list[dict[str, Any]]:
     await ensure_schema_at_head(settings)
     engine = create_engine_for(settings)
     try:
@@ -78,24 +80,25 @@ async def _list(settings: Settings) -> list[str]:
     finally:
         await engine.dispose()
     return [
-        "\t".join(
-            [
-                str(r.id),
-                r.role,
-                r.created_at.isoformat(timespec="seconds"),
-                f"revoked {r.revoked_at.isoformat(timespec='seconds')}" if r.revoked_at else "active",
-                r.name,
-            ]
-        )
+        {
+            "id": str(r.id),
+            "role": r.role,
+            "created_at": r.created_at.isoformat(timespec="seconds"),
+            "status": "revoked" if r.revoked_at else "active",
+            "revoked_at": r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else None,
+            "name": r.name,
+        }
         for r in records
     ]
 
 
 @apikey.command(name="list")
-def list_() -> None:
-    """List keys: id, role, created, status, name (tab-separated; never the keys themselves)."""
-    for line in run_async(_list(load_settings())):
-        click.echo(line)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of keys.")
+def list_(as_json: bool) -> None:
+    """List keys: id, role, created, status, revoked, name (a header, then one tab-separated line each;
+    never the keys themselves)."""
+    rows = run_async(_list(load_settings()))
+    print_listing(rows, columns=("id", "role", "created_at", "status", "revoked_at", "name"), as_json=as_json)
 
 
 async def _revoke(settings: Settings, key_id: uuid.UUID) -> None:

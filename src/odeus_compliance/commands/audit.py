@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,6 +13,7 @@ from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
 from odeus_compliance.audit.bundle_verify import verify_bundle
 from odeus_compliance.audit.verdict import VerificationReport
 from odeus_compliance.commands._common import checked_purpose, ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.commands._output import print_verdict, ticking
 from odeus_compliance.core.files import write_atomically
 from odeus_compliance.settings import Settings
 
@@ -34,11 +36,25 @@ def _read_text(path: Path, what: str, limit: int) -> str:
         raise click.ClickException(f"cannot read {what} ({type(exc).__name__})") from None
 
 
-def _print(report: VerificationReport) -> None:
-    if report.valid:
-        click.echo("valid")
-    for line in report.summary().splitlines():
-        click.echo(line)
+def _text(report: VerificationReport) -> str:
+    return ("valid\n" if report.valid else "") + report.summary()
+
+
+def _json(report: VerificationReport) -> dict[str, Any]:
+    """The verdict as one JSON object (the shape of ``GET /api/v1/audit/verify``, with the seq range)."""
+    checkpoint = report.checkpoint
+    return {
+        "valid": report.valid,
+        "entries": report.entries,
+        "first_seq": report.first_seq,
+        "last_seq": report.last_seq,
+        "checkpoint_size": checkpoint.size if checkpoint is not None else None,
+        "problems": [
+            {"kind": p.kind.value, "message": p.message, "seqs": list(p.seqs)} for p in report.problems
+        ],
+        "pruned": len(report.pruned),
+        "notices": list(report.notices),
+    }
 
 
 async def _verify_stored(settings: Settings, previous: str | None) -> VerificationReport:
@@ -72,7 +88,8 @@ async def _verify_stored(settings: Settings, previous: str | None) -> Verificati
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A signed checkpoint you kept earlier: detects a truncated tail or a forked history.",
 )
-def verify(bundle_file: Path | None, vkey: str | None, checkpoint_file: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
+def verify(bundle_file: Path | None, vkey: str | None, checkpoint_file: Path | None, as_json: bool) -> None:
     """Verify the audit log: print 'valid', or each problem with its sequence numbers; exit 0 or 1.
 
     Without --bundle, the whole stored log (needs the configuration and the master key: every record is
@@ -83,15 +100,17 @@ def verify(bundle_file: Path | None, vkey: str | None, checkpoint_file: Path | N
     previous = _read_text(checkpoint_file, "the checkpoint file", 1 << 16) if checkpoint_file else None
     if bundle_file is not None:
         data = _read_text(bundle_file, "the bundle", _MAX_BUNDLE)
-        report = verify_bundle(data, trusted_vkey=vkey, previous_checkpoint=previous)
+        with ticking("verifying the bundle"):
+            report = verify_bundle(data, trusted_vkey=vkey, previous_checkpoint=previous)
     else:
         settings = load_settings()
-        report = run_async(_verify_stored(settings, previous))
+        with ticking("verifying the audit log"):
+            report = run_async(_verify_stored(settings, previous))
         if vkey is not None:
             click.echo(
                 "note: --vkey applies to bundles; the stored log is checked with the key ring's key", err=True
             )
-    _print(report)
+    print_verdict(_json(report), _text(report), as_json=as_json)
     if not report.valid:
         raise SystemExit(1)
 
@@ -149,8 +168,12 @@ def export(start: str, end: str, out: Path, since_checkpoint: Path | None, purpo
     verification bundle (docs/audit-bundle.md). The export itself is recorded (audit.exported)."""
     purpose = checked_purpose(purpose, doing="export the audit log")
     since = _read_text(since_checkpoint, "the checkpoint file", 1 << 16) if since_checkpoint else None
+    first, last = _date(start, "--from"), _date(end, "--to")
+    if last < first:  # the service's rule, said before anything is read or recorded
+        raise click.BadParameter("must not be before --from", param_hint="--to")
     settings = load_settings()
-    data, count = run_async(_export(settings, _date(start, "--from"), _date(end, "--to"), since, purpose))
+    with ticking("exporting the audit log"):
+        data, count = run_async(_export(settings, first, last, since, purpose))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(out, data)

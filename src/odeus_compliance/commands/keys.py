@@ -21,7 +21,7 @@ from odeus_compliance.keys.ring import (
 )
 from odeus_compliance.settings import Settings
 
-__all__ = ["keys"]
+__all__ = ["demo_certificate_line", "init_key_ring", "keys"]
 
 
 @click.group()
@@ -30,7 +30,8 @@ def keys() -> None:
     checkpoint signer."""
 
 
-async def _init(settings: Settings) -> KeyRingStatus:
+async def init_key_ring(settings: Settings) -> KeyRingStatus:
+    """Create what the key ring lacks, recording each created key in the audit log (``keys init``)."""
     await ensure_schema_at_head(settings)
     kek = KeyEncryptionKey(settings.require_master_key())
     engine = create_engine_for(settings)
@@ -45,9 +46,9 @@ async def _init(settings: Settings) -> KeyRingStatus:
     return status
 
 
-def _signing_certificate(settings: Settings) -> str:
+def demo_certificate_line(settings: Settings) -> str:
     """Make the demo report-signing certificate where no signing key is configured; one line for stderr."""
-    if settings.signing_pkcs12_file or settings.signing_key_file or settings.signing_cert_file:
+    if settings.signing_key_configured:
         return "report signing: the configured key and certificate are used; no demo certificate made"
     try:
         cert = ensure_demo_certificate(settings.data_dir, settings.require_master_key())
@@ -58,10 +59,13 @@ def _signing_certificate(settings: Settings) -> str:
     except OdeusComplianceError as exc:
         raise click.ClickException(str(exc)) from None
     verb = "created" if cert.created else "kept the existing"
-    return (
+    line = (
         f"report signing: {verb} self-signed demo certificate {cert.signer_cert} (not for production; "
         f"its CA for verifiers: {cert.ca_cert}; SHA-256 {cert.fingerprint})"
     )
+    if not settings.demo_certificate_allowed:
+        line += "; the service signs with it only with ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE=true"
+    return line
 
 
 @keys.command()
@@ -71,14 +75,16 @@ def init() -> None:
 
     Where no report-signing key is configured (ODEUS_COMPLIANCE_SIGNING_KEY_FILE/_CERT_FILE or a PKCS#12
     file), also makes a self-signed demo CA and an RSA-3072 signing certificate labelled "not for
-    production" in the data dir (the key encrypted under the master key); existing ones are kept.
+    production" in the data dir (the key encrypted under the master key); existing ones are kept. The service
+    signs with it only in the demo or with ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE=true. For a new
+    installation, 'odeus-compliance init' does this and the migrations in one step.
 
     Prints the audit log's origin and its verifier key (vkey) on stdout: publish the vkey to your auditors.
     What was created, and where the demo certificate is, goes to stderr.
     """
     settings = load_settings()
-    status = run_async(_init(settings))
-    certificate_line = _signing_certificate(settings)
+    status = run_async(init_key_ring(settings))
+    certificate_line = demo_certificate_line(settings)
     click.echo(f"origin: {status.origin}")
     click.echo(f"vkey: {status.vkey}")
     made = [k for k in status.created if k != "installation"]

@@ -14,11 +14,13 @@ one line without a cell value or a traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from cryptography.exceptions import InvalidTag
 
 from odeus_compliance.commands._common import load_settings
+from odeus_compliance.commands._output import print_verdict
 from odeus_compliance.errors import OdeusComplianceError
 from odeus_compliance.policy.canonical import policy_hash
 from odeus_compliance.policy.columnar import CellRejected
@@ -59,20 +61,35 @@ def policy() -> None:
     required=True,
     type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
 )
-def check(files: tuple[Path, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
+def check(files: tuple[Path, ...], as_json: bool) -> None:
     """Check policy FILES; print each problem with its line, or each valid policy with its hash."""
     failed = 0
     problems = 0
+    lines: list[str] = []
+    checked: list[dict[str, Any]] = []
     for path in files:
         try:
             loaded = load_policy(path)
         except PolicyError as exc:
             failed += 1
             problems += len(exc.problems)
-            for problem in exc.problems:
-                click.echo(str(problem))
+            lines.extend(str(problem) for problem in exc.problems)
+            checked.append({"file": str(path), "valid": False, "problems": [str(p) for p in exc.problems]})
             continue
-        click.echo(f"{path}: ok: {loaded.name} {loaded.version} {policy_hash(loaded)}")
+        digest = policy_hash(loaded)
+        lines.append(f"{path}: ok: {loaded.name} {loaded.version} {digest}")
+        checked.append(
+            {
+                "file": str(path),
+                "valid": True,
+                "name": loaded.name,
+                "version": loaded.version,
+                "hash": digest,
+                "problems": [],
+            }
+        )
+    print_verdict({"valid": not failed, "files": checked}, "\n".join(lines), as_json=as_json)
     if failed:
         click.echo(f"error: {problems} problem(s) in {failed} of {len(files)} policy file(s)", err=True)
         raise SystemExit(1)

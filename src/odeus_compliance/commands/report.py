@@ -4,18 +4,25 @@ archive."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from odeus_compliance.commands._common import checked_purpose, ensure_schema_at_head, load_settings, run_async
+from odeus_compliance.commands._output import Progress, print_listing, print_verdict, ticking
 from odeus_compliance.core.files import write_atomically
 from odeus_compliance.settings import Settings
+
+if TYPE_CHECKING:
+    from odeus_compliance.core.periods import ReportPeriod
+    from odeus_compliance.reports.jobs import ReportJobs, ReportRecord
+    from odeus_compliance.reports.runtime import ReportRuntime
 
 __all__ = ["report"]
 
@@ -60,18 +67,41 @@ def _check_policy(settings: Settings, name: str) -> None:
         )
 
 
+async def _show_progress(jobs: ReportJobs, report_id: str, progress: Progress) -> None:
+    """Keep the progress line at the job's stage and share of work (only drawn on a terminal)."""
+    while True:
+        record = await jobs.get(report_id)
+        if record is not None:
+            progress.show(f"{record.stage} {int(record.progress * 100)}%")
+        await asyncio.sleep(1.0)
+
+
+async def _run_with_progress(runtime: ReportRuntime, report_id: str) -> ReportRecord | None:
+    with ticking(f"report {report_id}") as progress:
+        watcher = None
+        if progress.enabled:
+            watcher = asyncio.create_task(_show_progress(runtime.jobs, report_id, progress))
+        try:
+            return await runtime.run_job(report_id)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+
 async def _run(
-    settings: Settings, *, year: int, month: int, timezone: str, policy: str, purpose: str, out: Path | None
+    settings: Settings, *, period: ReportPeriod, policy: str, purpose: str, out: Path | None
 ) -> dict[str, Any]:
     from odeus_compliance.audit.appender import SYSTEM_CLI  # noqa: PLC0415 - heavy imports on use only
     from odeus_compliance.audit.recorder import Recorder  # noqa: PLC0415
     from odeus_compliance.reports import actions, service  # noqa: PLC0415
-    from odeus_compliance.reports.jobs import ReportPeriod, ReportStatus  # noqa: PLC0415
+    from odeus_compliance.reports.jobs import ReportStatus  # noqa: PLC0415
     from odeus_compliance.reports.runtime import standalone_runtime  # noqa: PLC0415
 
     await ensure_schema_at_head(settings)
     wanted = service.resolve_request(
-        period=ReportPeriod.month(year, month, timezone),
+        period=period,
         policy=policy,
         purpose=purpose,
         policy_dir=settings.policy_dir,
@@ -80,7 +110,7 @@ async def _run(
         recorder = Recorder(runtime.flow.appender, SYSTEM_CLI)
         record = await actions.request_report(recorder, jobs=runtime.jobs, wanted=wanted, requested_by="cli")
         click.echo(f"report {record.id} queued (version {record.version}); running it now ...", err=True)
-        final = await runtime.run_job(record.id) or record
+        final = await _run_with_progress(runtime, record.id) or record
         outcome: dict[str, Any] = {"record": final, "out": None}
         if final.status is ReportStatus.SUCCEEDED and out is not None:
             pdf = await actions.hand_out_bytes(
@@ -121,13 +151,21 @@ async def _run(
     show_default=True,
     help="Why the report is made; recorded in the audit log with every access.",
 )
-def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str) -> None:
+@click.option(
+    "--partial",
+    is_flag=True,
+    help="Allow the current month, which has not ended: the report covers the data up to now and says "
+    "'Partial period' on its cover.",
+)
+def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str, partial: bool) -> None:  # noqa: PLR0917
     """Make one report now, as a job, and wait for it: pull the month's users export from Odeus, apply the
     policy, render, sign and verify the PDF, and keep it in the archive. Prints the report id; exit 1 (with
     the reason) if the job failed; exit 2, with nothing queued, if the month, zone, purpose or policy is
-    not usable (the policy must be a valid file of the policy folder)."""
-    from odeus_compliance.core.periods import zone  # noqa: PLC0415
+    not usable (the policy must be a valid file of the policy folder), or if the month has not ended and
+    --partial is not given. On a terminal, the job's stage is shown on stderr while it runs."""
+    from odeus_compliance.core.periods import ReportPeriod, zone  # noqa: PLC0415
     from odeus_compliance.reports.jobs import ReportStatus  # noqa: PLC0415
+    from odeus_compliance.reports.service import period_has_ended  # noqa: PLC0415
 
     year, number = _month(month)
     try:
@@ -137,19 +175,24 @@ def run(month: str, timezone: str, policy: str, out: Path | None, purpose: str) 
     if (year, number) > (today.year, today.month):
         # as POST /api/v1/reports (400): a month that has not begun has no usage to report
         raise click.BadParameter("must not be in the future", param_hint="--month")
+    period = ReportPeriod.month(year, number, timezone)
+    if not partial and not period_has_ended(period, datetime.now(UTC)):
+        raise click.BadParameter(
+            "the month has not ended yet; add --partial for a report of the data so far", param_hint="--month"
+        )
     purpose = checked_purpose(purpose, doing="request a report")
     if out is not None and not out.parent.is_dir():
         raise click.BadParameter(f"the folder does not exist: {out.parent}", param_hint="--out")
     settings = load_settings(upstream=True)
     _check_policy(settings, policy)
     _keep_log_records_off_stderr()
-    outcome = run_async(
-        _run(settings, year=year, month=number, timezone=timezone, policy=policy, purpose=purpose, out=out)
-    )
+    outcome = run_async(_run(settings, period=period, policy=policy, purpose=purpose, out=out))
     record = outcome["record"]
     if record.status is not ReportStatus.SUCCEEDED:
         raise click.ClickException(f"report {record.id} {record.status.value}: {record.error}")
     click.echo(f"report {record.id} succeeded (version {record.version}, sha256 {record.pdf_sha256})")
+    if record.data_until is not None:
+        click.echo(f"partial period: data up to {record.data_until.isoformat(timespec='seconds')}")
     if outcome["out"] is not None:
         click.echo(f"signed PDF written to {outcome['out']}")
 
@@ -195,10 +238,7 @@ def verify(pdf_file: Path, as_json: bool) -> None:
     except AppError as exc:  # refused by a limit: a verdict, not a usage error
         click.echo(f"report verification: REFUSED: {exc.detail}", err=True)
         raise SystemExit(1) from None
-    if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
-    else:
-        click.echo(result.render_text())
+    print_verdict(result.to_json(), result.render_text(), as_json=as_json)
     if not result.valid:
         raise SystemExit(1)
 
@@ -243,29 +283,36 @@ def cancel(report_id: str, purpose: str) -> None:
     click.echo(f"report {record.id} cancelled", err=True)
 
 
-async def _list(settings: Settings, limit: int) -> list[Any]:
+async def _list(settings: Settings, limit: int) -> tuple[list[Any], set[str]]:
     from odeus_compliance.db.engine import create_engine_for, session_factory  # noqa: PLC0415
     from odeus_compliance.reports.jobs import ReportJobs  # noqa: PLC0415
 
     await ensure_schema_at_head(settings)
     engine = create_engine_for(settings)
     try:
-        return await ReportJobs(session_factory(engine)).list(limit=limit)
+        jobs = ReportJobs(session_factory(engine))
+        records = await jobs.list(limit=limit)
+        return records, await jobs.current_ids(records)
     finally:
         await engine.dispose()
 
 
+_LIST_COLUMNS = ("id", "from", "to", "policy", "version", "status", "current", "partial")
+
+
 @report.command("list", short_help="The archive of reports, newest first.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one report per line).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of reports.")
 @click.option(
     "--limit", type=click.IntRange(1, 10_000), default=100, show_default=True, help="Show at most N reports."
 )
 def list_(as_json: bool, limit: int) -> None:
     """The archive, newest first: id, period (from/to as RFC 3339 with the offset of the report's zone;
-    'to' is exclusive: the next month's first instant), policy, version, status."""
-    records = run_async(_list(load_settings(), limit))
-    for record in records:
-        entry = {
+    'to' is exclusive: the next month's first instant), policy, version, status, whether it is the current
+    version of its period (the newest succeeded one of the same period, zone and policy), and whether it is
+    partial (made before its period ended)."""
+    records, current = run_async(_list(load_settings(), limit))
+    rows = [
+        {
             "id": record.id,
             "from": record.period.local_start.isoformat(),
             "to": record.period.local_end.isoformat(),
@@ -277,13 +324,10 @@ def list_(as_json: bool, limit: int) -> None:
             "stage": record.stage,
             "requested_at": record.requested_at.isoformat(),
             "error": record.error,
+            "current": record.id in current,
+            "partial": record.partial,
+            "data_until": None if record.data_until is None else record.data_until.isoformat(),
         }
-        if as_json:
-            click.echo(json.dumps(entry, sort_keys=True))
-        else:
-            click.echo(
-                f"{record.id}  {entry['from']}  {entry['to']}  {record.policy_name}  "
-                f"v{record.version}  {record.status.value}"
-            )
-    if not records and not as_json:
-        click.echo("no reports yet", err=True)
+        for record in records
+    ]
+    print_listing(rows, columns=_LIST_COLUMNS, as_json=as_json)

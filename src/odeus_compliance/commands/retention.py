@@ -12,6 +12,7 @@ import click
 from odeus_compliance.audit.appender import SYSTEM_CLI, AuditAppender
 from odeus_compliance.audit.records import Action
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, parse_instant, run_async
+from odeus_compliance.commands._output import print_listing, ticking
 from odeus_compliance.core.clock import utcnow
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.ring import KeyEncryptionKey, ensure_key_ring
@@ -60,7 +61,9 @@ def run(dry_run: bool, now_text: str | None, as_json: bool) -> None:
     per data class. Exit 1 if plaintext export-like files are found in the data dir (they are reported,
     never deleted)."""
     now = parse_instant(now_text, "--now") or utcnow()
-    result = run_async(_run(load_settings(), now, dry_run))
+    settings = load_settings()
+    with ticking("applying the retention rules"):
+        result = run_async(_run(settings, now, dry_run))
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render_text())
     if result.findings:
         raise SystemExit(1)
@@ -87,33 +90,39 @@ async def _receipts(settings: Settings, limit: int) -> tuple[list[dict[str, Any]
             row["signature_valid"] = True
         except ReceiptError:
             row["signature_valid"] = False
+        row["vkey"] = identity.vkey
         out.append(row)
     return out, identity.vkey
 
 
+_RECEIPT_COLUMNS = (
+    "id",
+    "status",
+    "data_class",
+    "count",
+    "method",
+    "as_of",
+    "completed_at",
+    "items_sha256",
+    "signature_valid",
+)
+
+
 @retention.command("receipts")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, with each receipt's identifiers and note.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON array of receipts (with identifiers, note, and the vkey each was checked with).",
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 def receipts(as_json: bool, limit: int) -> None:
-    """The deletion receipts, newest first, each checked against the audit log's verifier key (vkey) and its
-    identifiers' hash. Exit 1 if one does not verify."""
+    """The deletion receipts, newest first, each checked against the audit log's verifier key (vkey, printed
+    on stderr) and its identifiers' hash. Exit 1 if one does not verify."""
     rows, vkey = run_async(_receipts(load_settings(), limit))
-    if as_json:
-        click.echo(json.dumps({"vkey": vkey, "receipts": rows}, indent=2))
-    else:
-        for row in rows:
-            fields = (
-                "id",
-                "status",
-                "data_class",
-                "count",
-                "method",
-                "as_of",
-                "completed_at",
-                "items_sha256",
-            )
-            mark = "signature ok" if row["signature_valid"] else "SIGNATURE INVALID"
-            click.echo("\t".join("-" if row[f] is None else str(row[f]) for f in fields) + "\t" + mark)
+    if not as_json:
+        click.echo(f"vkey: {vkey}", err=True)
+    print_listing(rows, columns=_RECEIPT_COLUMNS, as_json=as_json)
     if not all(row["signature_valid"] for row in rows):
         raise SystemExit(1)
 
@@ -165,8 +174,8 @@ async def _change_hold(settings: Settings, action: str, **fields: Any) -> Hold |
                     details=details,
                 )
             return placed
-    except HoldError as exc:
-        raise click.ClickException(str(exc)) from None
+    except HoldError as exc:  # a scope that makes no sense: bad usage, nothing stored
+        raise click.UsageError(str(exc)) from None
     finally:
         await engine.dispose()
 
@@ -229,13 +238,10 @@ async def _holds(settings: Settings) -> list[Hold]:
 
 
 @hold.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of holds.")
 def hold_list(as_json: bool) -> None:
-    """Every hold, newest first (with released and expired ones)."""
+    """Every hold, newest first (with released and expired ones): a header, then one tab-separated line
+    each."""
     rows = [_hold_json(h) for h in run_async(_holds(load_settings()))]
-    if as_json:
-        click.echo(json.dumps({"holds": rows}, indent=2))
-        return
-    fields = ("id", "data_class", "report_id", "period_from", "period_to", "expires_at", "released_at")
-    for row in rows:
-        click.echo("\t".join("-" if row[f] is None else str(row[f]) for f in fields))
+    columns = ("id", "data_class", "report_id", "period_from", "period_to", "expires_at", "released_at")
+    print_listing(rows, columns=columns, as_json=as_json)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import click
 
 from odeus_compliance.commands._common import ensure_schema_at_head, load_settings, parse_instant, run_async
+from odeus_compliance.commands._output import print_listing, ticking
 from odeus_compliance.core.clock import utcnow
 from odeus_compliance.settings import Settings
 
@@ -35,8 +35,8 @@ async def _set(
 
     try:
         spec = ScheduleSpec.build(**fields)
-    except ScheduleError as exc:
-        raise click.ClickException(str(exc)) from None
+    except ScheduleError as exc:  # a field breaks a rule: bad usage, nothing stored
+        raise click.UsageError(str(exc)) from None
     await ensure_schema_at_head(settings)
     engine = create_engine_for(settings)
     try:
@@ -55,8 +55,8 @@ async def _set(
                     hasher=RecipientHasher(settings.require_master_key()),
                     active_from=active_from,
                 )
-            except ScheduleError as exc:
-                raise click.ClickException(str(exc)) from None
+            except ScheduleError as exc:  # an unknown policy, a recipient not allowed: bad usage
+                raise click.UsageError(str(exc)) from None
             return str(saved.schedule.id), saved.created, saved.changed
     finally:
         await engine.dispose()
@@ -135,7 +135,7 @@ def set_(  # noqa: PLR0917 - click passes options as arguments
     email_attach_pdf: bool,
 ) -> None:
     """Create the schedule NAME, or change it (its run history is kept). Refuses unknown timezones and
-    policies, days out of range and bad times with a one-line reason."""
+    policies, days out of range and bad times with a one-line reason (exit 2, nothing stored)."""
     delivery: dict[str, Any] = {"email_to": list(emails), "email_attach_pdf": email_attach_pdf}
     if webhook_url is not None or webhook_secret_env is not None:
         delivery |= {"webhook_url": webhook_url, "webhook_secret_env": webhook_secret_env}
@@ -177,30 +177,27 @@ async def _list(settings: Settings) -> list[dict[str, Any]]:
         await engine.dispose()
 
 
+_LIST_COLUMNS = (
+    "id",
+    "name",
+    "every",
+    "day",
+    "time",
+    "timezone",
+    "policy",
+    "catch_up",
+    "enabled",
+    "next_period",
+    "next_due_at",
+)
+
+
 @schedule.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tab-separated lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of schedules.")
 def list_(as_json: bool) -> None:
     """List schedules: id, name, every, day, time, timezone, policy, catch-up, enabled, next period and
-    when it falls due."""
-    rows = run_async(_list(load_settings()))
-    if as_json:
-        click.echo(json.dumps({"schedules": rows}, indent=2))
-        return
-    for row in rows:
-        fields = (
-            "id",
-            "name",
-            "every",
-            "day",
-            "time",
-            "timezone",
-            "policy",
-            "catch_up",
-            "enabled",
-            "next_period",
-            "next_due_at",
-        )
-        click.echo("\t".join(str(row[f]) for f in fields))
+    when it falls due (a header, then one tab-separated line each)."""
+    print_listing(run_async(_list(load_settings())), columns=_LIST_COLUMNS, as_json=as_json)
 
 
 async def _runs(settings: Settings, name: str) -> list[dict[str, Any]]:
@@ -227,17 +224,15 @@ async def _runs(settings: Settings, name: str) -> list[dict[str, Any]]:
 
 @schedule.command("runs")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tab-separated lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of runs.")
 def runs(name: str, as_json: bool) -> None:
     """The run history of schedule NAME, newest period first: period, version, status, attempts, report id,
-    next retry, error."""
-    rows = run_async(_runs(load_settings(), name))
-    if as_json:
-        click.echo(json.dumps({"runs": rows}, indent=2))
-        return
-    for row in rows:
-        fields = ("period", "version", "status", "attempts", "report_id", "next_retry_at", "error")
-        click.echo("\t".join("-" if row[f] is None else str(row[f]) for f in fields))
+    next retry, error (a header, then one tab-separated line each)."""
+    print_listing(
+        run_async(_runs(load_settings(), name)),
+        columns=("period", "version", "status", "attempts", "report_id", "next_retry_at", "error"),
+        as_json=as_json,
+    )
 
 
 def _run_settings(lease: float, attempts: int, backoff: float, retry_after: float) -> Any:
@@ -347,13 +342,13 @@ def run_due(
     One line per run: schedule, period, version, status, report id, error. Exit 1 if a run failed (it is
     retried by a later tick)."""
     now = parse_instant(now_text, "--now") or utcnow()
-    outcomes = run_async(
-        _run_due(
-            load_settings(upstream=True),
-            now,
-            _run_settings(lease_seconds, attempts, backoff_seconds, retry_after_seconds),
+    settings = load_settings(upstream=True)
+    with ticking("running what is due"):
+        outcomes = run_async(
+            _run_due(
+                settings, now, _run_settings(lease_seconds, attempts, backoff_seconds, retry_after_seconds)
+            )
         )
-    )
     if _print_outcomes(outcomes):
         raise SystemExit(1)
 
@@ -406,14 +401,16 @@ def rerun(  # noqa: PLR0917 - click passes options as arguments
     moment = parse_instant(period_text, "--period")
     assert moment is not None
     now = parse_instant(now_text, "--now") or utcnow()
-    outcome = run_async(
-        _rerun(
-            load_settings(upstream=True),
-            name,
-            moment,
-            now,
-            _run_settings(lease_seconds, attempts, backoff_seconds, retry_after_seconds),
+    settings = load_settings(upstream=True)
+    with ticking(f"running {name} again"):
+        outcome = run_async(
+            _rerun(
+                settings,
+                name,
+                moment,
+                now,
+                _run_settings(lease_seconds, attempts, backoff_seconds, retry_after_seconds),
+            )
         )
-    )
     if _print_outcomes([outcome]):
         raise SystemExit(1)

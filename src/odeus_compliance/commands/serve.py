@@ -20,13 +20,24 @@ def serve(host: str, port: int) -> None:
     """Run the HTTP service (Litestar on uvicorn) from the environment's configuration.
 
     Refuses to start without ODEUS_COMPLIANCE_MASTER_KEY (or ..._MASTER_KEY_FILE) and ODEUS_API_KEY, or when
-    the database schema is not current ('odeus-compliance db upgrade'). Logs are JSON lines on stderr.
+    the database is not initialised or its schema not current ('odeus-compliance init'). When reports cannot
+    be signed it says why in one line on stderr and starts anyway, not ready (/health/ready answers 503)
+    until that is fixed; when they are signed with the demo certificate it warns. Logs are JSON lines on
+    stderr.
     """
     from odeus_compliance.app import create_app  # noqa: PLC0415 - keep --help fast
     from odeus_compliance.commands._server import serve_app  # noqa: PLC0415
+    from odeus_compliance.reports.signing_check import check_signing  # noqa: PLC0415
 
     settings = load_settings(upstream=True)
     run_async(ensure_schema_at_head(settings))
+    signing = check_signing(settings)
+    if not signing.ok:
+        click.echo(
+            f"warning: reports cannot be signed, so this service is not ready: {signing.detail}", err=True
+        )
+    elif signing.demo:
+        click.echo(f"warning: {signing.detail}", err=True)
     configure_logging(settings.log_level)
     try:
         app = create_app(settings)

@@ -1,8 +1,9 @@
 """Apply and inspect migrations from code (Alembic configured programmatically, no alembic.ini).
 
-The service never migrates on start-up: with several replicas, two starting at once would race, and a
-schema change deserves an operator's decision. ``serve`` refuses to start unless the schema is at head and
-says to run ``odeus-compliance db upgrade``; the demo and the tests call :func:`upgrade` themselves.
+The service never migrates on start-up: a schema change deserves an operator's decision. ``serve`` refuses to
+start unless the schema is at head and says to run ``odeus-compliance init`` (migrations, key ring, signing
+check) or ``db upgrade``; the demo and the tests call :func:`upgrade` themselves. On PostgreSQL a migration
+holds an advisory lock, so several ``init`` processes started at once (one per replica) do not race.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from odeus_compliance.db.engine import create_engine_for
 from odeus_compliance.errors import OdeusComplianceError
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK: Final = 0x6F646575_73_6D67  # PostgreSQL advisory lock key of migrations ("odeus", "mg")
 
 
 class MigrationError(OdeusComplianceError):
@@ -79,6 +81,11 @@ async def _run(engine: AsyncEngine, name: str, revision: str) -> None:
     """
     async with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
+        if connection.dialect.name == "postgresql":
+            # several replicas may run 'init' at once: one migrates, the others wait here and then find the
+            # schema at head (a session lock: it outlives the commits below, and ends with the connection)
+            await connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+            await connection.commit()
         if sqlite:
             await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             await connection.commit()
@@ -97,6 +104,18 @@ async def _run(engine: AsyncEngine, name: str, revision: str) -> None:
         finally:
             if sqlite and not restored:
                 await connection.invalidate()
+            elif connection.dialect.name == "postgresql":
+                await _unlock(connection)
+
+
+async def _unlock(connection: AsyncConnection) -> None:
+    """Release the migration lock; a connection that cannot is discarded (which releases it too)."""
+    try:
+        await connection.rollback()
+        await connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+        await connection.commit()
+    except Exception:  # noqa: BLE001 - closing the connection ends its session, and so the lock
+        await connection.invalidate()
 
 
 async def upgrade(settings: Settings, revision: str = "head", *, engine: AsyncEngine | None = None) -> None:

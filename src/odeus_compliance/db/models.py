@@ -95,7 +95,7 @@ class ApiKey(Base):
 
     __tablename__ = "api_keys"
     __table_args__ = (
-        CheckConstraint("role IN ('officer', 'auditor', 'admin')", name="role"),
+        CheckConstraint("role IN ('officer', 'auditor', 'admin', 'metrics')", name="role"),
         {"comment": "API keys for the HTTP API: lookup prefix and keyed hash only, never the key itself"},
     )
 
@@ -120,8 +120,8 @@ class ApiKey(Base):
     """How ``key_hash`` was computed (``hmac-sha256-v1``), so a later scheme can coexist with old keys."""
     name: Mapped[str] = mapped_column(String(200), comment="Who or what the key is for, as given by an admin")
     """Who or what the key is for (``--name``), for humans reading key lists and audit records."""
-    role: Mapped[str] = mapped_column(String(16), comment="officer, auditor or admin")
-    """The key's one role: ``officer``, ``auditor`` or ``admin``."""
+    role: Mapped[str] = mapped_column(String(16), comment="officer, auditor, admin or metrics")
+    """The key's one role: ``officer``, ``auditor``, ``admin`` or ``metrics`` (a scraper's)."""
     created_at: Mapped[dt.datetime] = mapped_column(
         UtcDateTime, default=utcnow, comment="When the key was issued (UTC)"
     )
@@ -337,6 +337,13 @@ class Report(Base):
         String(64), nullable=True, comment="report-data key the artifacts are encrypted under"
     )
     """The key-ring key (``report-data`` epoch) the stored artifacts are encrypted under."""
+    data_until: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime,
+        nullable=True,
+        comment="Partial report: when its data was fetched, before the period ended (UTC)",
+    )
+    """Set on a *partial* report only: the instant its data was fetched, which was before the period ended
+    (the request asked for a period still running). ``None``: the report covers its whole period."""
 
 
 class ReportArtifactChunk(Base):

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from odeus_compliance.db.migrate import schema_status
 from odeus_compliance.errors import ServiceUnavailable
+from odeus_compliance.health.signing import SigningProbe
 from odeus_compliance.logging_setup import log_event
+from odeus_compliance.problem_schema import problem_responses
 from odeus_compliance.security import public
-from odeus_compliance.state_keys import ENGINE_KEY
+from odeus_compliance.state_keys import ENGINE_KEY, SIGNING_PROBE_KEY
 
 __all__ = ["HealthController", "HealthStatus"]
 
@@ -49,9 +51,18 @@ class HealthController(Controller):
         """The process is up and serving HTTP (it does not touch the database)."""
         return HealthStatus(status="ok")
 
-    @get("/ready", operation_id="healthReady", security=[{}])
+    @get(
+        "/ready",
+        operation_id="healthReady",
+        security=[{}],
+        responses=problem_responses(
+            public(), 503, why={503: "Not ready: `check` names the failed check (`database` or `signing`)."}
+        ),
+    )
     async def ready(self, state: State) -> HealthStatus:
-        """The database answers and its schema is at the revision this code expects; 503 otherwise."""
+        """Ready to make reports: the database answers, its schema is at the revision this code expects, and
+        a report can be signed (a trial signature verifies against the trust anchors). Otherwise 503, with
+        `check` naming the failed check (`database` or `signing`) and a reason that names no file."""
         engine: AsyncEngine = state[ENGINE_KEY]
         try:
             at_head = await asyncio.wait_for(_check_database(engine), timeout=READY_TIMEOUT_SECONDS)
@@ -63,8 +74,18 @@ class HealthController(Controller):
                 reason="database_unreachable",
                 error_type=type(exc).__name__,
             )
-            raise ServiceUnavailable("The database is not reachable.") from None
+            raise ServiceUnavailable("The database is not reachable.", extra={"check": "database"}) from None
         if not at_head:
             log_event(_log, logging.WARNING, "not_ready", reason="schema_not_at_head")
-            raise ServiceUnavailable("The database schema is not current; run 'odeus-compliance db upgrade'.")
+            raise ServiceUnavailable(
+                "The database schema is not current; run 'odeus-compliance init'.",
+                extra={"check": "database"},
+            )
+        probe: SigningProbe = state[SIGNING_PROBE_KEY]
+        signing = await probe.check()
+        if not signing.ok:
+            log_event(_log, logging.WARNING, "not_ready", reason="signing_unavailable")
+            raise ServiceUnavailable(
+                f"Reports cannot be signed: {signing.reason}.", extra={"check": "signing"}
+            )
         return HealthStatus(status="ok")

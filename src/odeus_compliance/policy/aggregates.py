@@ -28,6 +28,12 @@ from odeus_compliance.policy.release_audit import ReleasePlan, audit_release
 from odeus_compliance.upstream.batches import DECIMAL_TYPE
 
 DIMENSIONS = ("department", "company_name", "role", "license_type")
+# figures that add up to another for every person (a total and its parts, as upstream computes them): the
+# audit withholds them together, or the published ones would rebuild a withheld one
+LINKED_FIGURES: Mapping[str, tuple[str, ...]] = {
+    "messages_total": ("messages_chat", "messages_assistants", "messages_projects"),
+    "total_input_tokens": ("cached_prompt_tokens", "cache_creation_tokens", "no_cache_tokens"),
+}
 SUPPRESSED_GROUP = "(suppressed)"
 EMPTY_GROUP = "(none)"
 TOTAL = "total"
@@ -146,7 +152,13 @@ class Aggregator:
             people = people.append_column(_ACTIVE, flags)
             active = _ACTIVE
         plan = audit_release(
-            people, dimensions=self.dimensions, figures=self.figures, k=k, dominance=dominance, active=active
+            people,
+            dimensions=self.dimensions,
+            figures=self.figures,
+            k=k,
+            dominance=dominance,
+            linked=LINKED_FIGURES,
+            active=active,
         )
         self.plan = plan
         self._rows = []  # released: the per-person facts are no longer needed

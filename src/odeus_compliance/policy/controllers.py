@@ -11,6 +11,7 @@ from litestar.params import FromPath
 
 from odeus_compliance.errors import NotFound
 from odeus_compliance.policy import service
+from odeus_compliance.problem_schema import problem_responses
 from odeus_compliance.security import ALL_ROLES, requires_role
 from odeus_compliance.settings import Settings
 
@@ -78,6 +79,7 @@ def _summary(entry: service.PolicyEntry) -> PolicySummary:
     tags=["policies"],
     opt=requires_role(*ALL_ROLES),
     sync_to_thread=True,
+    responses=problem_responses(requires_role(*ALL_ROLES)),
 )
 def list_policies(settings: NamedDependency[Settings]) -> PolicyList:
     """The policy files of the policy folder, each validated and cited by its canonical hash."""
@@ -90,6 +92,9 @@ def list_policies(settings: NamedDependency[Settings]) -> PolicyList:
     tags=["policies"],
     opt=requires_role(*ALL_ROLES),
     sync_to_thread=True,
+    responses=problem_responses(
+        requires_role(*ALL_ROLES), 404, why={404: "No policy of that name in the policy folder."}
+    ),
 )
 def get_policy(name: FromPath[str], settings: NamedDependency[Settings]) -> PolicyDetail:
     """One policy: what it does to every column, its disclosure settings and hash, or why it is invalid."""

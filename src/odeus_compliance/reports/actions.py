@@ -124,7 +124,7 @@ async def cancel_report(
             outcome=Outcome.FAILURE,
             details=details | {"error_code": "already_ended"},
         )
-        raise Conflict("The report job ended before it could be cancelled.", extra={"status": "ended"})
+        raise Conflict("The report job ended before it could be cancelled.", extra={"report_status": "ended"})
     if stop is not None:
         stop(record.id)
     return cancelled

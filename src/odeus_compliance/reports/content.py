@@ -53,6 +53,13 @@ class ReportMeta:
     audit_checkpoint: str | None  # C2SP note text of the checkpoint at generation
     retention: Mapping[str, str]  # data class -> human-readable rule or date
     software_version: str
+    demo_signature: bool = False  # signed with the self-signed demo certificate (the cover says so)
+    data_until: datetime | None = None  # aware UTC; set when the period had not ended at the fetch
+
+    @property
+    def partial(self) -> bool:
+        """Whether the report covers only the part of its period before ``data_until``."""
+        return self.data_until is not None
 
     @property
     def period_label(self) -> str:
@@ -138,7 +145,9 @@ class ReportContent:
     @property
     def title(self) -> str:
         """The document title (also the PDF's Info and XMP title)."""
-        return f"AI usage report {self.meta.period_label}, {self.meta.workspace} ({self.meta.report_id})"
+        meta = self.meta
+        partial = ", partial period" if meta.partial else ""
+        return f"AI usage report {meta.period_label}{partial}, {meta.workspace} ({meta.report_id})"
 
 
 def build_content(

@@ -19,15 +19,21 @@ from typing import Annotated, Any, Final, Literal
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.openapi.spec import (
+    Example,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    RequestBody,
+    Schema,
+)
+from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.response import Stream
 
 from odeus_compliance.audit.recording import record_access, record_denial, recorder_of
 from odeus_compliance.audit.records import Action
 from odeus_compliance.errors import PermissionDenied
-from odeus_compliance.problems import PROBLEM_JSON
+from odeus_compliance.problem_schema import ProblemOperation, problem_responses
 from odeus_compliance.reports import actions, service
 from odeus_compliance.reports.schemas import (
     MAX_PURPOSE_LENGTH,
@@ -55,31 +61,29 @@ _TAGS: Final = ["reports"]
 OFFICER: Final = requires_role(Role.OFFICER)
 READERS: Final = requires_role(Role.OFFICER, Role.AUDITOR)
 ReportRequest = Request[ApiKeyIdentity, Any, State]
+ReportId = Annotated[
+    str, Parameter(description="The report's id (`rpt_...`): the `id` in the answer to its request.")
+]
 DownloadPurpose = Annotated[
     str,
     QueryParameter(
         name="purpose",
         min_length=1,
         max_length=MAX_PURPOSE_LENGTH,
-        description="Why the file is downloaded (required, not blank); recorded in the audit record of the "
-        "download.",
+        description="Why the file is downloaded: not blank, no control, format or bidi characters; recorded "
+        "in the audit record of the download.",
+        examples=[Example(value="quarterly review with the works council")],
     ),
 ]
 
 
-def _problems(**statuses: str) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the problem documents a route answers with (``s404="why"``)."""
-    return {
-        int(code[1:]): ResponseSpec(None, description=why, media_type=PROBLEM_JSON)
-        for code, why in statuses.items()
-    }
-
-
-_DOWNLOAD_PROBLEMS: Final = _problems(
-    s404="No report with that id, or it has no such file",
-    s409="The report has not succeeded (yet): see its status",
-    s503="The audit record of the download could not be written: nothing was sent",
-)
+_DOWNLOAD_WHY: Final = {
+    400: "No purpose, or one that is not accepted (`errors` says which rule); or an unknown `variant`.",
+    404: "No report with that id, or it has no such file (no per-person dataset, or retention removed it).",
+    409: "The report has not succeeded (yet): see its status.",
+    503: "The audit record of the download could not be written (or the database is not reachable): "
+    "nothing was sent.",
+}
 
 
 def _runtime(request: ReportRequest) -> service.ReportBackend:
@@ -93,9 +97,17 @@ def _runtime(request: ReportRequest) -> service.ReportBackend:
     opt=OFFICER,
     status_code=202,
     request_max_body_size=16 * 1024,
-    responses=_problems(
-        s400="No valid period, zone, policy or purpose (the problem names the field, never its value)",
-        s503="The audit record of the request could not be written: no job was queued",
+    responses=problem_responses(
+        OFFICER,
+        400,
+        413,
+        why={
+            400: "No valid period, zone, policy or purpose: `errors` names the field and what it must be, "
+            "never its value.",
+            413: "The body is larger than 16 KiB.",
+            503: "The audit record of the request could not be written, or the database stayed busy: no job "
+            "was queued; retry after `Retry-After` seconds.",
+        },
     ),
     response_description="The report job, queued; poll its 'links.self' (also the Location header)",
 )
@@ -106,7 +118,9 @@ async def request_report(
     "purpose": "..."}``, or Odeus-style ``from``/``to`` objects (``{"date": "2026-10-01T00:00:00.000Z",
     "timezone": "Europe/Berlin"}``, ``to`` inclusive to the millisecond) instead of ``month``. The purpose
     is required. Recorded as ``report.requested`` (with the purpose) before the job is queued; answers 202
-    with the job and its URL in ``Location``. A bad month, zone or policy is a 400 that names the field."""
+    with the job and its URL in ``Location``. A bad month, zone or policy is a 400 that names the field; so
+    is a period that has not ended yet, unless ``"partial": true`` asks for a report of the data so far (its
+    cover then says "Partial period: data up to ...")."""
     wanted = service.parse_request(data, settings=settings)
     runtime = _runtime(request)
     record = await actions.request_report(
@@ -118,10 +132,11 @@ async def request_report(
 
 
 @dataclass
-class _OptionalBodyOperation(Operation):
+class _OptionalBodyOperation(ProblemOperation):
     """The cancel route's body may be left out (the purpose can come as a query parameter)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.request_body, RequestBody):
             self.request_body.required = False
 
@@ -133,18 +148,26 @@ class _OptionalBodyOperation(Operation):
     opt=OFFICER,
     status_code=200,
     request_max_body_size=16 * 1024,
-    responses=_problems(
-        s400="No purpose given (in the body or as the query parameter 'purpose')",
-        s404="No report with that id",
-        s409="The job has already ended (succeeded, failed or cancelled)",
-        s503="The audit record of the cancellation could not be written: nothing was cancelled",
+    responses=problem_responses(
+        OFFICER,
+        400,
+        404,
+        409,
+        413,
+        why={
+            400: "No purpose given (in the body or as the query parameter `purpose`), or one not accepted.",
+            404: "No report with that id.",
+            409: "The job has already ended (succeeded, failed or cancelled).",
+            413: "The body is larger than 16 KiB.",
+            503: "The audit record of the cancellation could not be written: nothing was cancelled.",
+        },
     ),
     response_description="The job, ended: status 'failed', stage 'cancelled'",
     operation_class=_OptionalBodyOperation,
 )
 async def cancel_report(
     request: ReportRequest,
-    report_id: FromPath[str],
+    report_id: ReportId,
     purpose: Annotated[
         str | None,
         QueryParameter(
@@ -171,11 +194,31 @@ async def cancel_report(
     return service.report_out(cancelled)
 
 
-@get("/api/v1/reports", operation_id="listReports", tags=_TAGS, opt=READERS)
+@get(
+    "/api/v1/reports",
+    operation_id="listReports",
+    tags=_TAGS,
+    opt=READERS,
+    responses=problem_responses(
+        READERS,
+        400,
+        why={400: "A `limit` out of range or a `before` that is not a report id from `next_before`."},
+    ),
+)
 async def list_reports(
     request: ReportRequest,
-    limit: Annotated[int, QueryParameter(name="limit", ge=1, le=service.MAX_PAGE)] = 50,
-    before: Annotated[str | None, QueryParameter(name="before", max_length=64, required=False)] = None,
+    limit: Annotated[
+        int, QueryParameter(name="limit", ge=1, le=service.MAX_PAGE, description="Reports per page.")
+    ] = 50,
+    before: Annotated[
+        str | None,
+        QueryParameter(
+            name="before",
+            max_length=64,
+            required=False,
+            description="Only reports older than this one: the previous page's `next_before`.",
+        ),
+    ] = None,
 ) -> ReportPage:
     """The reports, newest first, with their status; page with ``before`` (the previous page's
     ``next_before``). Metadata only (no personal data); recorded as ``report.viewed``."""
@@ -187,22 +230,31 @@ async def list_reports(
         resource="report:list",
         details={"count": len(records), "page_size": limit},
     )
-    return service.report_page(records, next_before)
+    current = await service.current_versions(jobs=runtime.jobs, records=records)
+    return service.report_page(records, next_before, current)
 
 
-@get("/api/v1/reports/{report_id:str}", operation_id="getReport", tags=_TAGS, opt=READERS)
-async def get_report(request: ReportRequest, report_id: FromPath[str]) -> ReportOut:
+@get(
+    "/api/v1/reports/{report_id:str}",
+    operation_id="getReport",
+    tags=_TAGS,
+    opt=READERS,
+    responses=problem_responses(READERS, 404, why={404: "No report with that id."}),
+)
+async def get_report(request: ReportRequest, report_id: ReportId) -> ReportOut:
     """One report job: status (``queued``, ``running``, ``succeeded``, ``failed``), stage and progress
     (0 to 1), its period and policy, the reason if it failed, and links to its PDF and dataset once it has
     succeeded. 404 for an unknown id. Recorded as ``report.viewed``."""
-    record = await service.get_report(jobs=_runtime(request).jobs, report_id=report_id)
+    jobs = _runtime(request).jobs
+    record = await service.get_report(jobs=jobs, report_id=report_id)
     await record_access(
         request,
         action=Action.REPORT_VIEWED,
         resource=f"report:{record.id}",
         details={"report_id": record.id, "status": record.status.value},
     )
-    return service.report_out(record)
+    current = await service.current_versions(jobs=jobs, records=[record])
+    return service.report_out(record, current=record.id in current)
 
 
 @get(
@@ -211,12 +263,21 @@ async def get_report(request: ReportRequest, report_id: FromPath[str]) -> Report
     tags=_TAGS,
     opt=READERS,
     media_type="application/pdf",
-    responses=_DOWNLOAD_PROBLEMS,
+    responses=problem_responses(
+        READERS,
+        400,
+        404,
+        409,
+        why={
+            **_DOWNLOAD_WHY,
+            403: "The key's role may not read reports, or an auditor asked for `variant=full`.",
+        },
+    ),
     response_description="The signed PDF/A-3b report (PAdES), as an attachment",
 )
 async def download_report_pdf(
     request: ReportRequest,
-    report_id: FromPath[str],
+    report_id: ReportId,
     purpose: DownloadPurpose,
     variant: Annotated[
         Literal["figures", "full"],
@@ -250,11 +311,11 @@ async def download_report_pdf(
     tags=_TAGS,
     opt=OFFICER,
     media_type="text/csv; charset=utf-8",
-    responses=_DOWNLOAD_PROBLEMS,
+    responses=problem_responses(OFFICER, 400, 404, 409, why=_DOWNLOAD_WHY),
     response_description="The pseudonymised dataset as CSV (formula cells neutralised), as an attachment",
 )
 async def download_report_dataset(
-    request: ReportRequest, report_id: FromPath[str], purpose: DownloadPurpose
+    request: ReportRequest, report_id: ReportId, purpose: DownloadPurpose
 ) -> Stream:
     """The pseudonymised per-person dataset of a finished report (the policy engine's output), streamed as
     CSV. Safe to open in a spreadsheet: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
@@ -275,10 +336,11 @@ async def _hand_out(request: ReportRequest, report_id: str, purpose: str, *, nam
 
 
 @dataclass
-class _PdfUploadOperation(Operation):
+class _PdfUploadOperation(ProblemOperation):
     """The verify route reads its body raw: document it as a PDF upload (Litestar would assume JSON)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.request_body = RequestBody(
             required=True,
             description=f"The PDF file as the raw body (at most {service.MAX_VERIFY_BYTES // 2**20} MiB).",
@@ -297,11 +359,19 @@ class _PdfUploadOperation(Operation):
     opt=requires_role(*ALL_ROLES),
     status_code=200,
     request_max_body_size=service.MAX_VERIFY_BYTES,
-    responses=_problems(
-        s400="The body is not a PDF upload, or it is empty",
-        s413="The PDF is larger than 64 MiB",
-        s422="The PDF could not be judged within the verifier's limits (objects, nesting, memory, time)",
-        s503="Every verification slot is taken: retry after 'Retry-After' seconds",
+    responses=problem_responses(
+        requires_role(*ALL_ROLES),
+        400,
+        413,
+        422,
+        why={
+            400: "The body is not a PDF upload (`Content-Type: application/pdf`), or it is empty.",
+            413: "The PDF is larger than 64 MiB.",
+            422: "The PDF could not be judged within the verifier's limits (objects, nesting, memory, time): "
+            "`reason` names the limit.",
+            503: "Every verification slot is taken (retry after `Retry-After` seconds), or the audit record "
+            "could not be written.",
+        },
     ),
     operation_class=_PdfUploadOperation,
     response_description="The verification result: 'valid' and every check with its outcome",

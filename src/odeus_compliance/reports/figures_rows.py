@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from odeus_compliance.policy import arrow_compute as ac
-from odeus_compliance.policy.aggregates import DIMENSIONS, EMPTY_GROUP, SUPPRESSED_GROUP
+from odeus_compliance.policy.aggregates import DIMENSIONS, EMPTY_GROUP, LINKED_FIGURES, SUPPRESSED_GROUP
 from odeus_compliance.policy.disclosure import DisclosureError, Suppression
 from odeus_compliance.policy.operations import format_number
 from odeus_compliance.policy.release_audit import ReleasePlan, audit_release
@@ -432,7 +432,13 @@ def _release_plan(
         active = _ACTIVE
     try:
         plan = audit_release(
-            people, dimensions=dims, figures=figures, k=k, dominance=dominance, active=active
+            people,
+            dimensions=dims,
+            figures=figures,
+            k=k,
+            dominance=dominance,
+            linked=LINKED_FIGURES,
+            active=active,
         )
     except DisclosureError as exc:
         raise DatasetError(str(exc)) from None

@@ -30,7 +30,8 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +42,7 @@ from cryptography.exceptions import InvalidTag
 from odeus_compliance import __version__
 from odeus_compliance.audit.appender import Actor, AuditAppender, AuditWriteError
 from odeus_compliance.audit.records import Action, Outcome
+from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.db.models import utcnow
 from odeus_compliance.errors import OdeusComplianceError
 from odeus_compliance.keys.ring import KeyKind, KeyRingError, epoch_of
@@ -167,6 +169,8 @@ class _LoadedPolicy:
 class _Progress:
     stage: str = "starting"
     progress: float = 0.0
+    since: float = field(default_factory=time.monotonic)
+    """When the stage began (monotonic), for the stage-duration metric."""
 
 
 class ReportFlow:
@@ -183,6 +187,7 @@ class ReportFlow:
         actor: Actor,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -195,6 +200,8 @@ class ReportFlow:
         """The upstream client's retry budget (the client's default; tests shorten it)."""
         self.limits = FetchLimits.from_settings(settings)
         """The pull's deadline and minimum throughput (:mod:`.pacing`)."""
+        self.metrics = metrics
+        """Job and stage durations, upstream retries (the app's; ``None``: not counted)."""
         self._attempts: dict[str, asyncio.Task[None]] = {}  # report id -> the attempt this process runs
         self._stopped: set[str] = set()  # attempts stopped because the job was cancelled or taken over
 
@@ -216,6 +223,7 @@ class ReportFlow:
         puts the job back in the queue (``release``) so another run resumes it.
         """
         state = _Progress()
+        started = state.since
         # <id>/<attempt>: a runner that lost the job never touches the files of the one that took it over
         work = self.settings.data_dir / WORK_DIR / record.id / str(record.attempt)
         attempt = asyncio.create_task(self._attempt(record, owner, state, work), name=f"report-{record.id}")
@@ -224,12 +232,14 @@ class ReportFlow:
         try:
             await attempt  # cancelling run (shutdown) cancels the attempt too
         except asyncio.CancelledError:
+            self._measure(state, started, "interrupted")
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # this runner stops: the attempt gave the job back
             await self._discard_if_ended(record.id)  # interrupted: cancelled or taken over
             raise LeaseLost(record.id) from None
         except LeaseLost:
+            self._measure(state, started, "interrupted")
             await self._discard_if_ended(record.id)
             raise
         finally:
@@ -241,7 +251,15 @@ class ReportFlow:
             await asyncio.to_thread(_remove_work, work)
         final = await self.jobs.get(record.id)
         assert final is not None
+        self._measure(state, started, final.status.value)
         return final
+
+    def _measure(self, state: _Progress, started: float, outcome: str) -> None:
+        """Count the ended job and the duration of the stage it ended in."""
+        if self.metrics is not None:
+            now = time.monotonic()
+            self.metrics.report_stage(state.stage, outcome, now - state.since)
+            self.metrics.report_job(outcome, now - started)
 
     async def _attempt(self, record: ReportRecord, owner: str, state: _Progress, work: Path) -> None:
         try:
@@ -302,7 +320,10 @@ class ReportFlow:
     async def _step(
         self, record: ReportRecord, owner: str, state: _Progress, stage: str, progress: float, **extra: Any
     ) -> None:
-        state.stage, state.progress = stage, progress
+        now = time.monotonic()
+        if self.metrics is not None and state.stage != "starting":
+            self.metrics.report_stage(state.stage, "ok", now - state.since)
+        state.stage, state.progress, state.since = stage, progress, now
         await self.jobs.progress(record.id, owner, stage=stage, progress=progress, **extra)
 
     async def _opened(self, record: ReportRecord) -> ReportRecord:
@@ -339,6 +360,9 @@ class ReportFlow:
             folder.mkdir(exist_ok=True, mode=0o700)
         dataset = work / "dataset.csv"
         work_key = new_work_key()  # seals the work copies; never written anywhere
+        # a period still running (asked for explicitly) is reported as partial: data up to this pull
+        fetched_at = utcnow()
+        data_until = fetched_at if fetched_at < record.period.end else None
         try:
             manifest, rows, upstream, deflated = await self._pull(record, loaded, dataset, work, work_key)
         except BaseException as exc:
@@ -377,6 +401,7 @@ class ReportFlow:
                 audit_checkpoint=checkpoint[1] if checkpoint is not None else None,
                 retention=retention_dates(self.settings, generated_at),
                 software_version=__version__,
+                data_until=data_until,
             ),
             history=history,
             upstream_export={"type": ExportType.USERS.value, "rows": rows, **upstream},
@@ -402,7 +427,12 @@ class ReportFlow:
             await self.store.put(record.id, "data.csv", plain)
         if outcome.full_pdf is not None:
             await self.store.put(record.id, "report-full.pdf", outcome.full_pdf)
-        await self.store.put(record.id, "figures.json", json.dumps(outcome.figures, sort_keys=True).encode())
+        figures = {
+            **outcome.figures,
+            "partial": data_until is not None,
+            "data_until": None if data_until is None else data_until.isoformat(),
+        }
+        await self.store.put(record.id, "figures.json", json.dumps(figures, sort_keys=True).encode())
         try:
             await self.appender.append(
                 actor=self.actor,
@@ -416,7 +446,12 @@ class ReportFlow:
                 "the audit record of the finished report could not be written, so it was discarded"
             ) from exc
         await self.jobs.succeed(
-            record.id, owner, pdf_sha256=stored.sha256, has_dataset=attach, artifact_key_id=stored.key_id
+            record.id,
+            owner,
+            pdf_sha256=stored.sha256,
+            has_dataset=attach,
+            artifact_key_id=stored.key_id,
+            data_until=data_until,
         )
         log_event(_log, logging.INFO, "report.generated", report_id=record.id, count=rows)
 
@@ -479,7 +514,7 @@ class ReportFlow:
             async with (
                 fetch_deadline(self.limits),
                 httpx.AsyncClient(transport=transport, follow_redirects=False) as http,
-                OdeusClient(config, http=http) as client,
+                OdeusClient(config, http=http, observer=self.metrics) as client,
                 client.open_export(export_request_for(record.period)) as export,
             ):
                 result = await apply_policy_async(

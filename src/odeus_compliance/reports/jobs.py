@@ -107,6 +107,13 @@ class ReportRecord:
     has_dataset: bool
     attempt: int = 0
     artifact_key_id: str | None = None
+    data_until: datetime | None = None
+    """Set on a partial report: when its data was fetched, before its period ended."""
+
+    @property
+    def partial(self) -> bool:
+        """Whether the report covers only the part of its period that had passed when it was made."""
+        return self.data_until is not None
 
     @property
     def finished(self) -> bool:
@@ -164,6 +171,7 @@ def _record(row: Report) -> ReportRecord:
         has_dataset=row.has_dataset,
         attempt=row.attempt,
         artifact_key_id=row.artifact_key_id,
+        data_until=row.data_until,
     )
 
 
@@ -297,9 +305,39 @@ class ReportJobs:
                 )
             return [_record(row) for row in (await session.scalars(query)).all()]
 
+    async def current_ids(self, records: builtins.list[ReportRecord]) -> set[str]:
+        """Which of ``records`` are the current version of their period: the newest succeeded version of the
+        same period, zone and policy (an earlier version, or a failed or unfinished job, is not current)."""
+        succeeded = [r for r in records if r.status is ReportStatus.SUCCEEDED]
+        if not succeeded:
+            return set()
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(
+                    Report.policy_name,
+                    Report.timezone,
+                    Report.period_start,
+                    Report.period_end,
+                    func.max(Report.version),
+                )
+                .where(
+                    Report.status == ReportStatus.SUCCEEDED.value,
+                    Report.policy_name.in_({r.policy_name for r in succeeded}),
+                    Report.period_start.in_({r.period.start for r in succeeded}),
+                )
+                .group_by(Report.policy_name, Report.timezone, Report.period_start, Report.period_end)
+            )
+            newest = {(p, tz, start, end): version for p, tz, start, end, version in rows.all()}
+        return {
+            r.id
+            for r in succeeded
+            if newest.get((r.policy_name, r.period.timezone, r.period.start, r.period.end)) == r.version
+        }
+
     async def history(self, record: ReportRecord, *, limit: int = 12) -> builtins.list[ReportRecord]:
         """Earlier succeeded reports of the same policy and zone, ending before this one starts, oldest first
-        (for the trend); one per period, the newest version."""
+        (for the trend); one per period, the newest version. A partial report is no point of a trend: its
+        figures cover only part of its period."""
         async with self.sessions() as session:
             rows = (
                 await session.scalars(
@@ -309,6 +347,7 @@ class ReportJobs:
                         Report.policy_name == record.policy_name,
                         Report.timezone == record.period.timezone,
                         Report.period_end <= record.period.start,
+                        Report.data_until.is_(None),
                     )
                     .order_by(Report.period_start.desc(), Report.version.desc())
                     .limit(limit * 4)
@@ -405,9 +444,16 @@ class ReportJobs:
         await self._owned_update(report_id, owner, values)
 
     async def succeed(
-        self, report_id: str, owner: str, *, pdf_sha256: str, has_dataset: bool, artifact_key_id: str
+        self,
+        report_id: str,
+        owner: str,
+        *,
+        pdf_sha256: str,
+        has_dataset: bool,
+        artifact_key_id: str,
+        data_until: datetime | None = None,
     ) -> None:
-        """Mark the job succeeded (its artifacts are stored)."""
+        """Mark the job succeeded (its artifacts are stored); ``data_until`` for a partial report."""
         await self._owned_update(
             report_id,
             owner,
@@ -419,6 +465,7 @@ class ReportJobs:
                 "pdf_sha256": pdf_sha256,
                 "has_dataset": has_dataset,
                 "artifact_key_id": artifact_key_id,
+                "data_until": data_until,
                 "lease_owner": None,
                 "lease_expires_at": None,
                 "error": None,

@@ -79,7 +79,7 @@ def _rfc3339_utc(moment: datetime) -> str:
 def build_report_manifest(
     *,
     report_id: str,
-    period: Mapping[str, str],
+    period: Mapping[str, str | bool],
     policy: Mapping[str, str],
     upstream_export: Mapping[str, Any],
     transformation_manifest: Mapping[str, Any],
@@ -91,8 +91,9 @@ def build_report_manifest(
 ) -> bytes:
     """The canonical ``manifest.json`` bytes; ``attachments`` are all the report's attachments but this one.
 
-    ``period``: e.g. ``{"from", "to", "timezone"}``; ``policy``: ``{"name", "version", "hash"}``;
-    ``upstream_export``: ``{"type", "sha256", "rows", "bytes"}`` of the raw export as received.
+    ``period``: e.g. ``{"from", "to", "timezone", "partial"}`` (and ``data_until`` if partial);
+    ``policy``: ``{"name", "version", "hash"}``; ``upstream_export``: ``{"type", "sha256", "rows",
+    "bytes"}`` of the raw export as received.
     """
     names = [a.name for a in attachments]
     if MANIFEST_NAME in names:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from odeus_compliance.audit.appender import Actor, AuditAppender
 from odeus_compliance.audit.records import ActorRole
 from odeus_compliance.core.leases import lease_owner_id
+from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.keys.ring import KeyEncryptionKey, KeyRing, ensure_key_ring
 from odeus_compliance.logging_setup import log_event
@@ -91,8 +92,10 @@ class ReportRuntime:
         appender: AuditAppender,
         actor: Actor = REPORT_JOB_ACTOR,
         poll_seconds: float = 1.0,
+        metrics: ServiceMetrics | None = None,
     ) -> ReportRuntime:
-        """Build the runtime on ``engine`` (owned by the caller) with the process's started ``appender``."""
+        """Build the runtime on ``engine`` (owned by the caller) with the process's started ``appender``
+        (``metrics``: the app's, counting jobs, stages and upstream retries)."""
         sessions = session_factory(engine)
         kek = KeyEncryptionKey(settings.require_master_key())
         ring = KeyRing(sessions, kek)
@@ -109,7 +112,13 @@ class ReportRuntime:
             memory_mb=settings.report_worker_memory_mb, timeout_seconds=settings.report_timeout_seconds
         )
         flow = ReportFlow(
-            settings=settings, jobs=jobs, store=store, worker=worker, appender=appender, actor=actor
+            settings=settings,
+            jobs=jobs,
+            store=store,
+            worker=worker,
+            appender=appender,
+            actor=actor,
+            metrics=metrics,
         )
         return cls(
             jobs=jobs,

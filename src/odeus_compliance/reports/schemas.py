@@ -8,7 +8,7 @@ Lengths are bounded here so a huge field is refused before any rule looks at it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 
@@ -27,15 +27,38 @@ __all__ = [
 ]
 
 
-_Short = Annotated[str, msgspec.Meta(max_length=64)]
+_ZONE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"
+"""The form of an IANA zone name (whether the zone exists is the service's check)."""
+_Zone = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=64,
+        pattern=_ZONE_PATTERN,
+        description="An IANA time zone name.",
+        examples=["Europe/Berlin"],
+    ),
+]
+_PURPOSE_RULE: Final = (
+    f"Not blank, at most {MAX_PURPOSE_LENGTH} characters, no control, format or bidi characters; "
+    "recorded in the audit log."
+)
 
 
 class PeriodEndIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One end of an Odeus-style period: a wall-clock date-time and the IANA zone it is read in."""
 
-    date: _Short
+    date: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=64,
+            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?Z?)?$",
+            description="Wall-clock date-time in `timezone`, no offset (a trailing `Z` is ignored, as Odeus "
+            "does), or a date.",
+            examples=["2026-10-01T00:00:00.000Z"],
+        ),
+    ]
     """``2026-10-01T00:00:00.000Z`` (a trailing ``Z`` is ignored, as Odeus does) or ``2026-10-01``."""
-    timezone: _Short
+    timezone: _Zone
     """IANA zone name, e.g. ``Europe/Berlin``."""
 
 
@@ -44,24 +67,77 @@ class ReportRequestIn(
 ):
     """A report request: a period (``month`` + ``timezone``, or ``from`` + ``to``), a policy, a purpose."""
 
-    purpose: Annotated[str, msgspec.Meta(max_length=MAX_PURPOSE_LENGTH)]
+    purpose: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=MAX_PURPOSE_LENGTH,
+            description=f"Why the report is needed. {_PURPOSE_RULE}",
+            examples=["monthly works-council report"],
+        ),
+    ]
     """Why the report is needed (required, non-blank); recorded in the audit log with the request."""
-    policy: _Short = "default"
+    policy: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=64,
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+            description="The name of a valid policy of the policy folder (`GET /api/v1/policies`).",
+            examples=["default"],
+        ),
+    ] = "default"
     """The name of a valid policy of the policy folder (``GET /api/v1/policies``)."""
-    month: _Short | None = None
+    month: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+                description="`YYYY-MM`: that calendar month in `timezone` (not in the future). Send either "
+                "`month` or `from` and `to`.",
+                examples=["2026-10"],
+            ),
+        ]
+        | None
+    ) = None
     """``YYYY-MM``: that calendar month in ``timezone``."""
-    timezone: _Short | None = None
+    timezone: _Zone | None = None
     """IANA zone of the report (required with ``month``; with ``from``/``to`` it defaults to ``from``'s)."""
-    start: PeriodEndIn | None = None
+    start: (
+        Annotated[PeriodEndIn, msgspec.Meta(description="`from`: the first instant of the period.")] | None
+    ) = None
     """``from``: the first instant of the period."""
-    end: PeriodEndIn | None = None
+    end: (
+        Annotated[
+            PeriodEndIn,
+            msgspec.Meta(description="`to`: the last instant of the period (inclusive to the millisecond)."),
+        ]
+        | None
+    ) = None
     """``to``: the last instant of the period (inclusive to the millisecond)."""
+    partial: Annotated[
+        bool,
+        msgspec.Meta(
+            description="Allow a period that has not ended yet: the report then covers the data up to when "
+            "it is made and says so on its cover. Without it such a period is a 400."
+        ),
+    ] = False
+    """Allow a period that has not ended yet: the report then covers the data up to when it is made and
+    says so on its cover (``partial``). Without it such a period is a 400."""
 
 
 class ReportCancelIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Cancelling a report job: why (required, here or as the query parameter ``purpose``)."""
 
-    purpose: Annotated[str, msgspec.Meta(max_length=MAX_PURPOSE_LENGTH)] | None = None
+    purpose: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=MAX_PURPOSE_LENGTH,
+                description=f"Why the job is cancelled (required here or as `?purpose=`). {_PURPOSE_RULE}",
+                examples=["requested by mistake"],
+            ),
+        ]
+        | None
+    ) = None
     """Why the job is cancelled; recorded in the audit log with the cancellation."""
 
 
@@ -118,6 +194,13 @@ class ReportOut(msgspec.Struct, frozen=True):
     has_dataset: bool
     """Whether the policy gave a per-person dataset (``data.csv``)."""
     links: ReportLinks
+    partial: bool = False
+    """Whether the report covers only part of its period (it was made before the period ended)."""
+    data_until: str | None = None
+    """A partial report's data goes up to this instant (RFC 3339, UTC); ``null`` otherwise."""
+    current: bool = False
+    """Whether this is the current version of its period: the newest succeeded one of the same period,
+    zone and policy."""
 
 
 class ReportPage(msgspec.Struct, frozen=True):

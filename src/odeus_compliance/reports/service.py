@@ -48,11 +48,13 @@ __all__ = [
     "check_purpose",
     "check_report_id",
     "check_upload",
+    "current_versions",
     "get_report",
     "is_report_id",
     "list_reports",
     "open_artifact",
     "parse_request",
+    "period_has_ended",
     "report_out",
     "report_page",
     "resolve_request",
@@ -188,7 +190,7 @@ def check_cancellable(record: ReportRecord) -> None:
         raise Conflict(
             f"The report job has already ended ({'cancelled' if record.cancelled else record.status.value}); "
             "only a queued or running job can be cancelled.",
-            extra={"status": record.status.value},
+            extra={"report_status": record.status.value},
         )
 
 
@@ -218,6 +220,17 @@ def _zone_name(name: str | None, key: str) -> str:
     except ValueError:
         raise _invalid(key, "is not a known IANA time zone") from None
     return name
+
+
+def period_has_ended(period: ReportPeriod, now: datetime) -> bool:
+    """Whether ``period`` is over at ``now``. A report of a period still running covers only part of it:
+    every entry point refuses one unless it is asked for explicitly (``partial``; ``--partial``)."""
+    return period.end <= now
+
+
+def _check_ended(period: ReportPeriod, *, partial: bool, now: datetime, key: str) -> None:
+    if not partial and not period_has_ended(period, now):
+        raise _invalid(key, 'has not ended yet; send "partial": true for a report of the data so far')
 
 
 def _month_period(month: str, timezone: str, today: date) -> ReportPeriod:
@@ -281,6 +294,7 @@ def parse_request(
         raise _invalid("from" if body.start is None else "to", "is required with the other end of the period")
     else:
         raise _invalid("month", "or 'from'/'to' is required")
+    _check_ended(period, partial=body.partial, now=moment, key="month" if body.month is not None else "to")
     return resolve_request(period=period, policy=body.policy, purpose=purpose, policy_dir=settings.policy_dir)
 
 
@@ -302,6 +316,11 @@ async def get_report(*, jobs: ReportJobs, report_id: str) -> ReportRecord:
     return record
 
 
+async def current_versions(*, jobs: ReportJobs, records: list[ReportRecord]) -> set[str]:
+    """The ids of ``records`` that are the current version of their period (newest succeeded one)."""
+    return await jobs.current_ids(records)
+
+
 async def list_reports(
     *, jobs: ReportJobs, limit: int, before: str | None
 ) -> tuple[list[ReportRecord], str | None]:
@@ -321,7 +340,7 @@ async def open_artifact(*, store: ArtifactStore, record: ReportRecord, name: str
     if record.status is not ReportStatus.SUCCEEDED:
         raise Conflict(
             f"The report is {record.status.value}; its files exist once it has succeeded.",
-            extra={"status": record.status.value},
+            extra={"report_status": record.status.value},
         )
     if name in {DATASET_FILE, FULL_PDF_FILE} and not record.has_dataset:
         raise NotFound(
@@ -347,8 +366,9 @@ def _stamp(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def report_out(record: ReportRecord) -> ReportOut:
-    """The API form of a job record, with links to its files once they exist."""
+def report_out(record: ReportRecord, *, current: bool = False) -> ReportOut:
+    """The API form of a job record, with links to its files once they exist; ``current`` from
+    :func:`current_versions`."""
     base = f"{API_PREFIX}/{record.id}"
     done = record.status is ReportStatus.SUCCEEDED
     return ReportOut(
@@ -377,12 +397,19 @@ def report_out(record: ReportRecord) -> ReportOut:
             dataset=f"{base}/data.csv" if done and record.has_dataset else None,
             pdf_full=f"{base}/pdf?variant=full" if done and record.has_dataset else None,
         ),
+        partial=record.partial,
+        data_until=_stamp(record.data_until),
+        current=current,
     )
 
 
-def report_page(records: list[ReportRecord], next_before: str | None) -> ReportPage:
-    """A page of the list."""
-    return ReportPage(reports=[report_out(r) for r in records], next_before=next_before)
+def report_page(
+    records: list[ReportRecord], next_before: str | None, current: set[str] | frozenset[str] = frozenset()
+) -> ReportPage:
+    """A page of the list; ``current`` from :func:`current_versions`."""
+    return ReportPage(
+        reports=[report_out(r, current=r.id in current) for r in records], next_before=next_before
+    )
 
 
 def check_upload(content_type: str | None) -> None:

@@ -42,7 +42,14 @@ from odeus_compliance.reports.pdfmeta import MetadataKeepingWriter, pdfa_problem
 from odeus_compliance.reports.pyhanko_calls import call_pyhanko
 from odeus_compliance.settings import Settings
 
-__all__ = ["SIGNATURE_FIELD", "ReportSigner", "SigningError", "load_signer", "sign_pdf"]
+__all__ = [
+    "NO_SIGNER_CONFIGURED",
+    "SIGNATURE_FIELD",
+    "ReportSigner",
+    "SigningError",
+    "load_signer",
+    "sign_pdf",
+]
 
 SIGNATURE_FIELD: Final = "ReportSignature"
 MIN_RSA_BITS: Final = 2048
@@ -179,16 +186,28 @@ def _from_pem(settings: Settings) -> ReportSigner:
     return ReportSigner(private_key=key, certificate=certificates[0], chain=tuple(certificates[1:]))
 
 
+NO_SIGNER_CONFIGURED: Final = (
+    "no report-signing key is configured (ODEUS_COMPLIANCE_SIGNING_KEY_FILE and "
+    "ODEUS_COMPLIANCE_SIGNING_CERT_FILE, or ODEUS_COMPLIANCE_SIGNING_PKCS12_FILE); the self-signed demo "
+    "certificate signs outside the demo only with ODEUS_COMPLIANCE_ALLOW_DEMO_CERTIFICATE=true (trials)"
+)
+
+
 def load_signer(settings: Settings) -> ReportSigner:
     """The configured signer (PKCS#12, else PEM key + certificate), else the demo one ``keys init`` made.
 
-    With ``settings.demo`` (the ``demo`` command) a missing demo certificate is made here, as ``keys init``
+    The demo signer only where ``settings.demo_certificate_allowed``: a production report signed by a
+    certificate that says "not for production" would be worthless, so without a signing key nothing is
+    signed. With
+    ``settings.demo`` (the ``demo`` command) a missing demo certificate is made here, as ``keys init``
     would; elsewhere its absence is a :class:`ConfigurationError` that says to run ``keys init``.
     """
     if settings.signing_pkcs12_file is not None:
         return _from_pkcs12(settings, settings.signing_pkcs12_file)
     if settings.signing_key_file is not None or settings.signing_cert_file is not None:
         return _from_pem(settings)
+    if not settings.demo_certificate_allowed:
+        raise ConfigurationError(NO_SIGNER_CONFIGURED)
     if settings.demo:
         ensure_demo_certificate(settings.data_dir, settings.require_master_key())
     demo = load_demo_certificate(settings.data_dir, settings.require_master_key())

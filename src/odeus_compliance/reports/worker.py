@@ -27,7 +27,7 @@ import multiprocessing
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,7 +49,7 @@ from odeus_compliance.reports.render import (
     RenderError,
     render_pdf,
 )
-from odeus_compliance.reports.signing import SigningError, load_signer, sign_pdf
+from odeus_compliance.reports.signing import ReportSigner, SigningError, load_signer, sign_pdf
 from odeus_compliance.reports.verify import trust_anchors, verify_pdf
 from odeus_compliance.settings import Settings
 
@@ -127,16 +127,23 @@ def produce_report(task: RenderTask) -> RenderOutcome:
         policy = parse_policy(task.policy_text, source=task.policy_file_name)
         history = [(label, ReportFigures.from_json(data)) for label, data in task.history]
         dataset = _work_copy(task, task.dataset_path)  # in memory only: never written in clear
+        signer = load_signer(task.settings)
+        meta = replace(task.meta, demo_signature=signer.demo)  # the cover says when it is the demo one
         figures_only = build_content(
             dataset_csv=dataset,
             manifest=task.transformation_manifest,
             policy=policy,
-            meta=task.meta,
+            meta=meta,
             history=history,
             figures_only=True,
         )
         pdf = _signed(
-            task, figures_only, dataset, policy_name=f"{policy.name} {policy.version}", with_dataset=False
+            task,
+            figures_only,
+            dataset,
+            signer,
+            policy_name=f"{policy.name} {policy.version}",
+            with_dataset=False,
         )
         full = None
         if task.attach_dataset or policy.report.person_rows:
@@ -144,11 +151,16 @@ def produce_report(task: RenderTask) -> RenderOutcome:
                 dataset_csv=dataset,
                 manifest=task.transformation_manifest,
                 policy=policy,
-                meta=task.meta,
+                meta=meta,
                 history=history,
             )
             full = _signed(
-                task, content, dataset, policy_name=f"{policy.name} {policy.version}", with_dataset=True
+                task,
+                content,
+                dataset,
+                signer,
+                policy_name=f"{policy.name} {policy.version}",
+                with_dataset=True,
             )
     except MemoryError:
         raise WorkerFailed(
@@ -171,7 +183,13 @@ def produce_report(task: RenderTask) -> RenderOutcome:
 
 
 def _signed(
-    task: RenderTask, content: ReportContent, dataset: bytes, *, policy_name: str, with_dataset: bool
+    task: RenderTask,
+    content: ReportContent,
+    dataset: bytes,
+    signer: ReportSigner,
+    *,
+    policy_name: str,
+    with_dataset: bool,
 ) -> bytes:
     """One variant of the report, rendered and signed: the figures-only one carries the policy and the
     manifest; the full one also the per-person dataset (when the policy releases it)."""
@@ -193,6 +211,8 @@ def _signed(
             "from": meta.period_from.isoformat(),
             "to": meta.period_to.isoformat(),
             "timezone": meta.timezone,
+            "partial": meta.partial,
+            **({} if meta.data_until is None else {"data_until": meta.data_until.isoformat()}),
         },
         policy={"name": meta.policy_name, "version": meta.policy_version, "hash": meta.policy_hash},
         upstream_export=task.upstream_export,
@@ -212,7 +232,7 @@ def _signed(
         )
     )
     pdf = render_pdf(content, template_dir=task.settings.template_dir, attachments=attachments)
-    return sign_pdf(pdf, load_signer(task.settings), tsa_url=task.settings.tsa_url)
+    return sign_pdf(pdf, signer, tsa_url=task.settings.tsa_url)
 
 
 _DATASET_DESCRIPTION: Final = "The pseudonymised dataset the report was computed from"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import uuid
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from odeus_compliance.core.clock import utcnow
 from odeus_compliance.db.schedule_tables import Schedule
 from odeus_compliance.errors import NotFound, PermissionDenied, ValidationFailed
 from odeus_compliance.keys.sealed_text import TextSealer
+from odeus_compliance.problem_schema import problem_responses
 from odeus_compliance.scheduling import service
 from odeus_compliance.scheduling.changes import change_schedule
 from odeus_compliance.scheduling.model import Delivery, ScheduleError, ScheduleSpec
@@ -44,14 +46,27 @@ from odeus_compliance.settings import Settings
 __all__ = ["list_schedule_runs", "list_schedules", "put_schedule", "put_schedule_delivery"]
 
 _TAGS: Final = ["schedules"]
+_READERS: Final = requires_role(Role.ADMIN, Role.OFFICER)
+_ADMIN: Final = requires_role(Role.ADMIN)
+_OFFICER: Final = requires_role(Role.OFFICER)
+_FIELD_FIRST: Final = re.compile(r"(?:delivery\.)?([a-z_]+) (.+)")
 ScheduleRequest = Request[ApiKeyIdentity, Any, State]
+
+
+def _invalid(exc: ScheduleError, fields: frozenset[str]) -> ValidationFailed:
+    """A broken schedule rule as a 400 whose ``errors`` name the field (its message starts with it)."""
+    text = str(exc)
+    match = _FIELD_FIRST.fullmatch(text)
+    key, rule = (match[1], match[2]) if match and match[1] in fields else ("body", text)
+    return ValidationFailed(text, extra={"errors": [{"key": key, "source": "body", "message": rule}]})
 
 
 @get(
     "/api/v1/schedules",
     operation_id="listSchedules",
     tags=_TAGS,
-    opt=requires_role(Role.ADMIN, Role.OFFICER),
+    opt=_READERS,
+    responses=problem_responses(_READERS),
 )
 async def list_schedules(db_session: NamedDependency[AsyncSession]) -> ScheduleList:
     """Every schedule with its next due period and time. Delivery is summarised (no URL, no addresses)."""
@@ -64,8 +79,18 @@ async def list_schedules(db_session: NamedDependency[AsyncSession]) -> ScheduleL
     "/api/v1/schedules",
     operation_id="putSchedule",
     tags=_TAGS,
-    opt=requires_role(Role.ADMIN),
+    opt=_ADMIN,
     status_code=200,
+    responses=problem_responses(
+        _ADMIN,
+        400,
+        413,
+        why={
+            400: "A field breaks its rule (an unknown zone or policy, a day out of range, a bad time): "
+            "`errors` names the field and the rule, never the value.",
+            403: "Not an admin, or the body names recipients (`delivery`): an officer sets those.",
+        },
+    ),
 )
 async def put_schedule(
     request: ScheduleRequest,
@@ -106,7 +131,7 @@ async def put_schedule(
             raise ScheduleError("active_from needs a UTC offset")
         saved = await _change(request, settings, db_session, spec, now=now, active_from=data.active_from)
     except ScheduleError as exc:
-        raise ValidationFailed(str(exc)) from None
+        raise _invalid(exc, frozenset(ScheduleIn.__struct_encode_fields__)) from None
     return schedule_out(saved.schedule, now=now)
 
 
@@ -114,8 +139,19 @@ async def put_schedule(
     "/api/v1/schedules/{schedule_id:uuid}/delivery",
     operation_id="putScheduleDelivery",
     tags=_TAGS,
-    opt=requires_role(Role.OFFICER),
+    opt=_OFFICER,
     status_code=200,
+    responses=problem_responses(
+        _OFFICER,
+        400,
+        404,
+        413,
+        why={
+            400: "A recipient the configuration does not allow (named by its position, never its address), "
+            "or a webhook URL or secret variable that breaks its rule.",
+            404: "No schedule with that id.",
+        },
+    ),
 )
 async def put_schedule_delivery(
     request: ScheduleRequest,
@@ -138,7 +174,7 @@ async def put_schedule_delivery(
         spec = dataclasses.replace(await _stored(request, db_session, row), delivery=delivery)
         saved = await _change(request, settings, db_session, spec, now=now, active_from=None)
     except ScheduleError as exc:
-        raise ValidationFailed(str(exc)) from None
+        raise _invalid(exc, frozenset(DeliveryIn.__struct_encode_fields__)) from None
     return schedule_out(saved.schedule, now=now)
 
 
@@ -173,7 +209,8 @@ async def _change(
     "/api/v1/schedules/{schedule_id:uuid}/runs",
     operation_id="listScheduleRuns",
     tags=_TAGS,
-    opt=requires_role(Role.ADMIN, Role.OFFICER),
+    opt=_READERS,
+    responses=problem_responses(_READERS, 404, why={404: "No schedule with that id."}),
 )
 async def list_schedule_runs(
     schedule_id: FromPath[uuid.UUID], db_session: NamedDependency[AsyncSession]

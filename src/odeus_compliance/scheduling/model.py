@@ -57,7 +57,7 @@ class Delivery:
 
     Secrets are never stored here: ``webhook_secret_env`` names the environment variable
     (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``) that holds the webhook's HMAC key. E-mail goes over the SMTP server
-    of ``ODEUS_COMPLIANCE_SMTP_URL`` (:mod:`odeus_compliance.scheduling.mail`). The addresses are stored
+    of ``ODEUS_COMPLIANCE_SMTP_URL`` (:mod:`odeus_compliance.notify.mail`). The addresses are stored
     sealed (:mod:`odeus_compliance.scheduling.service`); ``recipients_shredded`` marks a stored delivery whose
     addresses retention shredded with their key epoch (its e-mail then fails, saying so).
     """

@@ -34,11 +34,14 @@ from odeus_compliance.audit.appender import Actor, AuditAppender
 from odeus_compliance.audit.recorder import Recorder
 from odeus_compliance.audit.records import Action, ActorRole, Outcome
 from odeus_compliance.core.leases import lease_owner_id
+from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.db.models import Report
 from odeus_compliance.db.schedule_tables import Schedule, ScheduleRun
 from odeus_compliance.errors import ValidationFailed
 from odeus_compliance.keys.sealed_text import TextSealer
 from odeus_compliance.logging_setup import log_event
+from odeus_compliance.notify.mail import MailSender
+from odeus_compliance.notify.webhook import WebhookSender
 from odeus_compliance.reports.actions import request_report
 from odeus_compliance.reports.jobs import ReportJobs, ReportRecord, ReportStatus
 from odeus_compliance.reports.service import resolve_request
@@ -46,14 +49,12 @@ from odeus_compliance.reports.store import ArtifactStore
 from odeus_compliance.scheduling import claims
 from odeus_compliance.scheduling.claims import Lease
 from odeus_compliance.scheduling.delivery import Deliverer, RunTarget
-from odeus_compliance.scheduling.mail import MailSender
 from odeus_compliance.scheduling.model import CatchUp, ScheduleError, ScheduleSpec
 from odeus_compliance.scheduling.periods import Period, due_at, period_containing, periods_due
 from odeus_compliance.scheduling.queries import newest_runs
 from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.run_settings import Clock, RunSettings, offset_clock
 from odeus_compliance.scheduling.service import load_spec
-from odeus_compliance.scheduling.webhook import WebhookSender
 
 __all__ = [
     "SCHEDULER",
@@ -106,6 +107,7 @@ class Scheduler:
         mailer: MailSender | None = None,
         store: ArtifactStore | None = None,
         hasher: RecipientHasher | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._jobs = jobs
@@ -117,6 +119,7 @@ class Scheduler:
         self._lease = Lease(owner or lease_owner_id(), self._settings.lease_seconds)
         self._sleep = sleep
         self._run_job = run_job
+        self._metrics = metrics
         self._deliverer = Deliverer(
             recorder=self._recorder,
             settings=self._settings,
@@ -125,6 +128,7 @@ class Scheduler:
             mailer=mailer,
             store=store,
             hasher=hasher,
+            metrics=metrics,
         )
 
     @property
@@ -255,6 +259,8 @@ class Scheduler:
             return None  # another process claimed it first
         if skip:
             await self._audit(RunTarget(schedule, spec, run, period), Outcome.SUCCESS, "skipped")
+            if self._metrics is not None:
+                self._metrics.schedule_run("skipped")
             return _outcome(spec, run, "skipped")
         return await self._execute(RunTarget(schedule, spec, run, period), clock)
 
@@ -344,7 +350,13 @@ class Scheduler:
         if attempts_done < settings.max_attempts:
             retry = clock() + dt.timedelta(seconds=settings.retry_delay(attempts_done))
         reason = error or "no attempt left"
-        return await self._finish(target, clock, "failed", report_id=report_id, error=reason, retry=retry)
+        first_failure = run.status != "failed"  # a retry of a failed run that fails again is not news
+        outcome = await self._finish(target, clock, "failed", report_id=report_id, error=reason, retry=retry)
+        if outcome.status == "failed" and (first_failure or retry is None):
+            # the same channels as a success; the failure is recorded already, so a notice that cannot be
+            # sent loses nothing (it is logged and counted)
+            await self._deliverer.notify_failure(target, error=reason, retry=retry, failed_at=clock())
+        return outcome
 
     async def _request(
         self, spec: ScheduleSpec, run: ScheduleRun, period: Period, clock: Clock
@@ -456,6 +468,8 @@ class Scheduler:
             return _outcome(spec, run, "lost", report_id, "the lease was lost to another process")
         outcome = Outcome.SUCCESS if status == "succeeded" else Outcome.FAILURE
         await self._audit(target, outcome, status, report_id=report_id)
+        if self._metrics is not None:
+            self._metrics.schedule_run(status)
         log_event(
             _log,
             logging.INFO if status == "succeeded" else logging.WARNING,

@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from odeus_compliance.notify.mail import MailSender
+from odeus_compliance.notify.webhook import WebhookSender
 from odeus_compliance.reports.runtime import standalone_runtime
-from odeus_compliance.scheduling.mail import MailSender
 from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.runner import SCHEDULER, RunSettings, Scheduler
-from odeus_compliance.scheduling.webhook import WebhookSender
 from odeus_compliance.settings import Settings
 
 __all__ = ["standalone_scheduler"]

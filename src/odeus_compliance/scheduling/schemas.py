@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -16,45 +16,117 @@ from odeus_compliance.scheduling.service import delivery_summary, spec_of
 __all__ = ["RunList", "RunOut", "ScheduleIn", "ScheduleList", "ScheduleOut", "run_out", "schedule_out"]
 
 
+def _doc(description: str, *examples: object, **constraints: Any) -> msgspec.Meta:
+    """A field's OpenAPI description, examples and constraints (the field docstrings do not reach it)."""
+    return msgspec.Meta(description=description, examples=list(examples) or None, **constraints)
+
+
 class DeliveryIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Who receives a schedule's reports (set by an officer). The archive is always kept."""
 
-    webhook_url: str | None = None
-    """https URL notified with a signed body (ids, period, hash: no data) when a report is ready."""
-    webhook_secret_env: str | None = None
-    """The environment variable (``ODEUS_COMPLIANCE_WEBHOOK_<NAME>``) holding the webhook's HMAC key."""
-    email_to: list[str] = msgspec.field(default_factory=list)
-    """At most 20 addresses, each allowed by ``ODEUS_COMPLIANCE_MAIL_RECIPIENTS`` (an address or its
-    ``@domain``)."""
-    email_attach_pdf: bool = False
-    """Attach the signed figures-only PDF (never per-person rows) instead of sending a link."""
+    webhook_url: (
+        Annotated[
+            str,
+            _doc(
+                "An `https://` URL (plain `http://` only to this host's loopback address) notified with a "
+                "signed body (ids, period, hash: no data) when a report is ready; no user or password in it.",
+                "https://hooks.example.com/odeus-compliance",
+                max_length=2000,
+            ),
+        ]
+        | None
+    ) = None
+    webhook_secret_env: (
+        Annotated[
+            str,
+            _doc(
+                "The environment variable holding the webhook's signing key (never the key itself); required "
+                "with `webhook_url`.",
+                "ODEUS_COMPLIANCE_WEBHOOK_DPO",
+                pattern=r"^ODEUS_COMPLIANCE_WEBHOOK_[A-Z0-9_]{1,40}$",
+            ),
+        ]
+        | None
+    ) = None
+    email_to: Annotated[
+        list[str],
+        _doc(
+            "At most 20 plain ASCII addresses, each allowed by `ODEUS_COMPLIANCE_MAIL_RECIPIENTS` (an "
+            "address or its `@domain`).",
+            ["dpo@example.com"],
+        ),
+    ] = msgspec.field(default_factory=list)
+    email_attach_pdf: Annotated[
+        bool, _doc("Attach the signed figures-only PDF (never per-person rows) instead of sending a link.")
+    ] = False
 
 
 class ScheduleIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A schedule to create or replace (matched by ``name``)."""
+    """A schedule to create or replace (matched by `name`)."""
 
-    name: str
-    """Unique name: 1-64 characters from A-Z a-z 0-9 . _ -."""
-    every: str
-    """``month``, ``quarter`` or ``week``."""
-    day: int
-    """Due day after the period: 1-28 of the following month (month, quarter) or ISO weekday 1-7 (week)."""
-    time: str
-    """Due time ``HH:MM`` in ``timezone``."""
-    timezone: str
-    """IANA zone the calendar periods and the due time are in, e.g. ``Europe/Berlin``."""
-    policy: str
-    """Name of the policy the reports are made under."""
-    catch_up: str = "run-missed-once"
-    """``run-missed-once`` (every missed period runs once) or ``skip-and-record``."""
-    delivery: dict[str, Any] | None = None
-    """Not accepted here (403): who receives the reports is set by an officer with
-    ``PUT /api/v1/schedules/{id}/delivery``; a changed schedule keeps its delivery."""
-    enabled: bool = True
-    """A disabled schedule keeps its definition and history but never runs."""
-    active_from: dt.datetime | None = None
-    """Periods falling due before this instant are not run (default: when the schedule is created; a change of
-    ``every`` or ``timezone``, or enabling it again, moves it to the time of the change)."""
+    name: Annotated[
+        str,
+        _doc(
+            "Unique name: 1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit.",
+            "monthly-berlin",
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        ),
+    ]
+    every: Annotated[Literal["month", "quarter", "week"], _doc("The period each report covers.", "month")]
+    day: Annotated[
+        int,
+        _doc(
+            "Due day after the period: 1-28 of the following month (`month`, `quarter`) or the ISO weekday "
+            "1-7 (`week`, 1 = Monday).",
+            1,
+        ),
+    ]
+    time: Annotated[
+        str,
+        _doc(
+            "Due time `HH:MM` (24-hour clock) in `timezone`.",
+            "07:30",
+            pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        ),
+    ]
+    timezone: Annotated[
+        str,
+        _doc("The IANA zone the calendar periods and the due time are in.", "Europe/Berlin", max_length=64),
+    ]
+    policy: Annotated[
+        str,
+        _doc(
+            "The name of the policy the reports are made under (`GET /api/v1/policies`).",
+            "default",
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        ),
+    ]
+    catch_up: Annotated[
+        Literal["run-missed-once", "skip-and-record"],
+        _doc(
+            "Periods missed while no replica ran: `run-missed-once` (each runs once, oldest first) or "
+            "`skip-and-record` (only the latest runs; the others are recorded as skipped)."
+        ),
+    ] = "run-missed-once"
+    delivery: Annotated[
+        dict[str, Any] | None,
+        _doc(
+            "Not accepted here (403): who receives the reports is set by an officer with "
+            "`PUT /api/v1/schedules/{schedule_id}/delivery`; a changed schedule keeps its delivery."
+        ),
+    ] = None
+    enabled: Annotated[bool, _doc("A disabled schedule keeps its definition and history but never runs.")] = (
+        True
+    )
+    active_from: Annotated[
+        dt.datetime | None,
+        _doc(
+            "Periods falling due before this instant (RFC 3339 with offset) are not run. Default: when the "
+            "schedule is created; a change of `every` or `timezone`, or enabling it again, moves it to the "
+            "time of the change.",
+            "2026-11-01T00:00:00+01:00",
+        ),
+    ] = None
 
 
 class ScheduleOut(msgspec.Struct, frozen=True):

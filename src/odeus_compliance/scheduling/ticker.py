@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.audit.appender import AuditAppender
 from odeus_compliance.core.clock import utcnow
+from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.logging_setup import log_event
+from odeus_compliance.notify.mail import MailSender
+from odeus_compliance.notify.webhook import WebhookSender
 from odeus_compliance.reports.runtime import ReportRuntime
-from odeus_compliance.scheduling.mail import MailSender
 from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.runner import Clock, Scheduler
-from odeus_compliance.scheduling.webhook import WebhookSender
 from odeus_compliance.settings import Settings
 
 __all__ = ["ScheduleTicker"]
@@ -39,6 +40,7 @@ class ScheduleTicker:
         runtime: ReportRuntime,
         appender: AuditAppender,
         clock: Clock = utcnow,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.scheduler = Scheduler(
             sessions=sessions,
@@ -49,6 +51,7 @@ class ScheduleTicker:
             store=runtime.store,
             policy_dir=settings.policy_dir,
             hasher=RecipientHasher(settings.require_master_key()),
+            metrics=metrics,
         )
         self._interval = settings.schedule_tick_seconds
         self._clock = clock

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from odeus_compliance.core.clock import utcnow
 from odeus_compliance.upstream.errors import UpstreamError, UpstreamRateLimited
@@ -29,6 +29,18 @@ T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
+
+
+class RetryObserver(Protocol):
+    """Told of every failed attempt and every retry (the service's metrics); names an error class only."""
+
+    def upstream_error(self, error: str) -> None:
+        """An attempt failed with the error class ``error``."""
+        ...
+
+    def upstream_retry(self, error: str) -> None:
+        """The call is tried again after ``error``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,14 @@ class Retrier:
     rng: random.Random = field(default_factory=random.Random)
     clock: Clock = time.monotonic
     wall_clock: WallClock = utcnow
+    observer: RetryObserver | None = None
+
+    def failed(self, error: UpstreamError, *, retrying: bool) -> None:
+        """Tell the observer (if any) that an attempt failed with ``error`` and whether it is retried."""
+        if self.observer is not None:
+            self.observer.upstream_error(type(error).__name__)
+            if retrying:
+                self.observer.upstream_retry(type(error).__name__)
 
     def delay_for(self, error: UpstreamError, attempt: int) -> float:
         """How long to wait before the next try after ``error`` ended attempt ``attempt``."""
@@ -110,10 +130,12 @@ class Retrier:
                 return await operation(attempt)
             except UpstreamError as error:
                 if not error.retryable:
+                    self.failed(error, retrying=False)
                     raise
                 elapsed = self.clock() - started
                 delay = self.delay_for(error, attempt)
                 if attempt >= self.policy.max_attempts or elapsed + delay > self.policy.max_total_seconds:
+                    self.failed(error, retrying=False)
                     logger.warning(
                         "%s.gave_up",
                         event,
@@ -121,6 +143,7 @@ class Retrier:
                     )
                     _extend(error, f"gave up after {attempt} attempt(s) in {elapsed:.1f} s")
                     raise
+                self.failed(error, retrying=True)
                 logger.info(
                     "%s.retry",
                     event,

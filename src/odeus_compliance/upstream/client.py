@@ -35,7 +35,7 @@ import httpx
 
 from odeus_compliance.core.clock import utcnow
 from odeus_compliance.upstream.anonymisation import AnonymisationTracker
-from odeus_compliance.upstream.backoff import Retrier, Sleep
+from odeus_compliance.upstream.backoff import Retrier, RetryObserver, Sleep
 from odeus_compliance.upstream.batches import ExportBatch
 from odeus_compliance.upstream.columns import Column
 from odeus_compliance.upstream.config import OdeusClientConfig
@@ -95,6 +95,7 @@ class OdeusClient:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = utcnow,
+        observer: RetryObserver | None = None,
     ) -> None:
         self.config = config
         redact_http_library_logs()  # httpx logs request URLs: a signed download URL is a credential
@@ -108,6 +109,7 @@ class OdeusClient:
             rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
             clock=clock,
             wall_clock=wall_clock,
+            observer=observer,  # failed attempts and retries, for the service's metrics
         )
 
     async def __aenter__(self) -> OdeusClient:
@@ -435,6 +437,8 @@ class ExportStream:
                 self.info = envelope.info
                 continue
             except UpstreamError as error:
+                if not error.retryable or handed:
+                    retrier.failed(error, retrying=False)
                 if not error.retryable:
                     raise
                 if handed:
@@ -449,9 +453,11 @@ class ExportStream:
                     attempt >= retrier.policy.max_attempts
                     or elapsed + delay > retrier.policy.max_total_seconds
                 ):
+                    retrier.failed(error, retrying=False)
                     error.message = f"{error.message} (gave up after {attempt} download attempt(s))"
                     error.args = (error.message,)
                     raise
+                retrier.failed(error, retrying=True)
                 logger.info("odeus.download.retry", extra={"attempt": attempt, "status": error.status})
                 await retrier.sleep(delay)
                 attempt += 1

@@ -1,4 +1,5 @@
-"""E-mail notifications of finished scheduled reports over SMTP: a link, or the signed PDF attached.
+"""E-mail notifications over SMTP: a scheduled report is ready (a link, or the signed PDF attached), a
+scheduled run or the daily retention run failed, a retention run finished.
 
 The mail server comes from ``ODEUS_COMPLIANCE_SMTP_URL``: ``smtp://host:port`` (plain, for a local relay;
 a user and password only to a loopback host, never in clear over the network),

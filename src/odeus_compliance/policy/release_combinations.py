@@ -1,0 +1,169 @@
+"""Combinations of two to four published cells: the populations a reader forms by adding and subtracting.
+
+Populations are sets of *atoms* (the people sharing one group in every published dimension), each cell a
+bit mask over the atoms. A combination of cells with coefficients +1 and -1 *forms a population* when it
+counts every non-empty atom 0 or 1 times: it is then the set of people counted once, and every figure the
+combination yields is exactly theirs. Such a population must pass the rules a published cell passes (the
+caller's ``discloses``: at least k people, not dominated by one person, at least k contributors).
+
+The patterns searched are ``A - B``; ``A + B - C``, ``A - B - C``; ``A + B - C - D``, ``A + B + C - D`` and
+``A - B - C - D``. A sum of cells only is never needed: it is no smaller, and no more dominated, than its
+largest part. Every measure of a formed population (its people, a figure's contributors, a figure's sum of
+magnitudes) is the same combination of the cells' measures, and a disclosive population puts one measure
+into a narrow :class:`Window` (1 to k-1 people or contributors; a sum no larger than the largest single
+contribution over the dominance share). So the search is a meet in the middle: single cells, sums of two
+and differences of two are sorted by the measure, and for each left part the right parts that complete a
+value inside the window are found by bisection; only those are checked on the atoms. The cost is about
+quadratic in the number of cells per window (the number of two-cell parts, each bisected once), not
+quartic.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["MaskedCell", "Term", "Window", "disclosing_combination", "formed_population"]
+
+Term = tuple[int, int]  # (index of a cell, +1 or -1)
+_Part = tuple[Term, ...]
+
+# (left part, right part): the combination is left minus right; by the number of cells
+_JOINS: Final[dict[int, tuple[tuple[str, str], ...]]] = {
+    2: (("one", "one"),),  # A - B
+    3: (("sum", "one"), ("difference", "one")),  # A + B - C, A - B - C
+    4: (("sum", "sum"), ("sum", "difference"), ("difference", "sum")),  # ++--, +++-, +---
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MaskedCell:
+    """A published population: its atoms as a bit mask and its measures (each a sum over its atoms)."""
+
+    atoms: int
+    measures: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Where one measure of a disclosive population lies (both ends included)."""
+
+    measure: int
+    low: float
+    high: float
+
+
+def formed_population(positive: Sequence[int], negative: Sequence[int]) -> int | None:
+    """The atoms counted once by ``sum(positive) - sum(negative)`` (bit masks), or None when some atom is
+    counted other than 0 or 1 times.
+
+    With ``p`` and ``n`` an atom's positive and negative counts, ``p - n`` is 0 or 1 exactly when, for every
+    ``t >= 1``, ``n >= t`` implies ``p >= t`` and ``p >= t + 1`` implies ``n >= t``.
+    """
+    depth = max(len(positive), len(negative)) + 1
+    at_least_p = [_at_least(positive, t) for t in range(1, depth + 1)]
+    at_least_n = [_at_least(negative, t) for t in range(1, depth + 1)]
+    for t in range(depth - 1):
+        if at_least_n[t] & ~at_least_p[t] or at_least_p[t + 1] & ~at_least_n[t]:
+            return None
+    once = 0
+    for p, n in zip(at_least_p, at_least_n, strict=True):
+        once |= p & ~n
+    return once
+
+
+def _at_least(masks: Sequence[int], times: int) -> int:
+    """Atoms in at least ``times`` of ``masks``."""
+    found = 0
+    for chosen in itertools.combinations(masks, times):
+        common = chosen[0]
+        for mask in chosen[1:]:
+            common &= mask
+        found |= common
+    return found
+
+
+def disclosing_combination(
+    cells: Sequence[MaskedCell],
+    windows: Sequence[Window],
+    discloses: Callable[[int], bool],
+    *,
+    most: int = 4,
+) -> tuple[Term, ...] | None:
+    """Terms (cell index, sign) of a combination of 2 to ``most`` cells that forms a population with a
+    measure in one of ``windows`` and for which ``discloses(atoms)`` holds, if any. Fewer cells first."""
+    search = _Search(cells, discloses)
+    for width in range(2, min(most, 4) + 1):
+        for window in windows:
+            found = search.run(window, width)
+            if found is not None:
+                return found
+    return None
+
+
+class _Search:
+    """One search over a fixed set of cells: parts sorted per measure, combinations checked once."""
+
+    def __init__(self, cells: Sequence[MaskedCell], discloses: Callable[[int], bool]) -> None:
+        self.cells = cells
+        self.discloses = discloses
+        self._sorted: dict[tuple[int, str], tuple[list[float], list[_Part]]] = {}
+        self._tried: set[frozenset[Term]] = set()
+
+    def parts(self, measure: int, kind: str) -> tuple[list[float], list[_Part]]:
+        """Single cells (``one``), sums of two (``sum``) or differences of two (``difference``), sorted by
+        the measure."""
+        key = (measure, kind)
+        cached = self._sorted.get(key)
+        if cached is not None:
+            return cached
+        values = [cell.measures[measure] for cell in self.cells]
+        count = len(values)
+        found: list[tuple[float, _Part]]
+        if kind == "one":
+            found = [(values[i], ((i, 1),)) for i in range(count)]
+        elif kind == "sum":
+            found = [
+                (values[i] + values[j], ((i, 1), (j, 1))) for i, j in itertools.combinations(range(count), 2)
+            ]
+        else:
+            found = [
+                (values[i] - values[j], ((i, 1), (j, -1))) for i, j in itertools.permutations(range(count), 2)
+            ]
+        found.sort(key=lambda item: item[0])
+        result = ([value for value, _ in found], [part for _, part in found])
+        self._sorted[key] = result
+        return result
+
+    def run(self, window: Window, width: int) -> tuple[Term, ...] | None:
+        for left_kind, right_kind in _JOINS[width]:
+            left_values, left_parts = self.parts(window.measure, left_kind)
+            right_values, right_parts = self.parts(window.measure, right_kind)
+            for value, left in zip(left_values, left_parts, strict=True):
+                # left - right within [low, high]: right within [value - high, value - low]
+                start = bisect.bisect_left(right_values, value - window.high)
+                stop = bisect.bisect_right(right_values, value - window.low)
+                for position in range(start, stop):
+                    found = self._check(left, right_parts[position])
+                    if found is not None:
+                        return found
+        return None
+
+    def _check(self, left: _Part, right: _Part) -> tuple[Term, ...] | None:
+        terms = (*left, *((index, -sign) for index, sign in right))
+        if len({index for index, _ in terms}) != len(terms):
+            return None
+        key = frozenset(terms)
+        if key in self._tried:
+            return None
+        self._tried.add(key)
+        formed = formed_population(
+            [self.cells[i].atoms for i, sign in terms if sign > 0],
+            [self.cells[i].atoms for i, sign in terms if sign < 0],
+        )
+        if formed and self.discloses(formed):
+            return tuple(sorted(terms))
+        return None
