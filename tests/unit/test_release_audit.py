@@ -10,20 +10,23 @@ may be dominated by one person; every table must add up to the same total.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from odeus_compliance.policy.aggregates import LINKED_FIGURES
 from odeus_compliance.policy.disclosure import DisclosureError
 from odeus_compliance.policy.release_audit import ReleasePlan, audit_release
 
 DIMS = ("department", "company_name", "role", "license_type")
 FIGS = ("messages_total", "total_cost_usd")
+CHANNELS = ("messages_chat", "messages_assistants", "messages_projects")
 
 
 def _workspace(seed: int, size: int) -> list[dict[str, object]]:
@@ -55,12 +58,12 @@ def _workspace(seed: int, size: int) -> list[dict[str, object]]:
     return people
 
 
-def _table(people: list[dict[str, object]]) -> pa.Table:
-    columns = [*DIMS, *FIGS, "active"]
+def _table(people: Sequence[Mapping[str, object]], figures: tuple[str, ...] = FIGS) -> pa.Table:
+    columns = [*DIMS, *figures, "active"]
     return pa.table({c: [p[c] for p in people] for c in columns})
 
 
-def _published(plan: ReleasePlan, people: list[dict[str, object]]) -> list[tuple[str, frozenset[int]]]:
+def _published(plan: ReleasePlan, people: Sequence[Mapping[str, object]]) -> list[tuple[str, frozenset[int]]]:
     """Every population a reader can form: each cell, and total minus each pool."""
     everyone = frozenset(range(len(people)))
     cells: list[tuple[str, frozenset[int]]] = []
@@ -80,28 +83,25 @@ def _published(plan: ReleasePlan, people: list[dict[str, object]]) -> list[tuple
     return cells
 
 
-def _attack(plan: ReleasePlan, people: list[dict[str, object]], k: int, share: float) -> list[str]:
+def _attack(
+    plan: ReleasePlan,
+    people: Sequence[Mapping[str, object]],
+    k: int,
+    share: float,
+    figures: tuple[str, ...] = FIGS,
+) -> list[str]:
     found = []
     cells = _published(plan, people)
+    checked = [f for f in figures if f not in plan.withheld_figures]
     for name, members in cells:
-        if "rest" not in name and 0 < len(members) < k:
+        if "rest" in name:
+            continue  # total minus a pool: a combination of two cells, attacked below
+        if 0 < len(members) < k:
             found.append(f"{name} holds {len(members)}")
-        for figure in FIGS:
-            if figure in plan.withheld_figures or not members:
-                continue
-            values = [float(people[i][figure]) for i in members]  # type: ignore[arg-type]
-            if "rest" not in name and sum(values) > 0 and max(values) > share * sum(values):
-                found.append(f"{name} {figure} dominated")
-    everyone = frozenset(range(len(people)))
-    for (a, left), (b, right) in itertools.combinations(cells, 2):
-        small, large = (left, right) if len(left) <= len(right) else (right, left)
-        if small <= large and 0 < len(large) - len(small) < k:
-            found.append(f"{a} vs {b}: difference of {len(large) - len(small)}")
-        # a + b - total: the overlap when together they cover everyone, minus those outside both
-        overlap, outside = len(left & right), len(everyone - left - right)
-        if (outside == 0 and 0 < overlap < k) or (overlap == 0 and 0 < outside < k):
-            found.append(f"{a} + {b} - total isolates {max(overlap, outside)}")
-    found += _three_cell_attack(cells, len(people), k)
+        found += [
+            f"{name} {problem}" for problem in _figure_problems(sorted(members), people, k, share, checked)
+        ]
+    found += _combination_attack(cells, people, k, share, checked)
     if plan.active_in_tables or plan.active_in_total:
         for name, members in cells:
             if name != "total" and not plan.active_in_tables:
@@ -112,20 +112,53 @@ def _attack(plan: ReleasePlan, people: list[dict[str, object]], k: int, share: f
     return found
 
 
-def _three_cell_attack(cells: list[tuple[str, frozenset[int]]], people: int, k: int) -> list[str]:
-    """Every A + B - C and A - B - C: counting each person 0 or 1 times, do they isolate 1 to k-1?"""
+def _figure_problems(
+    members: list[int], people: Sequence[Mapping[str, object]], k: int, share: float, figures: list[str]
+) -> list[str]:
+    """Figures of these people that one of them dominates, or that fewer than k of them make up."""
+    problems = []
+    for figure in figures:
+        values = [abs(float(people[i][figure])) for i in members]  # type: ignore[arg-type]
+        if sum(values) > 0 and max(values) > share * sum(values):
+            problems.append(f"{figure} dominated")
+        if sum(values) > 0 and sum(1 for v in values if v > 0) < k:
+            problems.append(f"{figure} from fewer than {k} people")
+    return problems
+
+
+def _combination_attack(
+    cells: list[tuple[str, frozenset[int]]],
+    people: Sequence[Mapping[str, object]],
+    k: int,
+    share: float,
+    figures: list[str],
+) -> list[str]:
+    """Every combination of two to four cells with coefficients +1/-1 (not all alike): where it counts each
+    person 0 or 1 times, the people counted once must be 0 or at least k, and no figure of theirs dominated
+    or made up by fewer than k. Counts are kept in 4-bit fields of one integer, offset by 4, one per person:
+    a field is 4 or 5 exactly when that person is counted 0 or 1 times."""
+    ones = sum(1 << (4 * i) for i in range(len(people)))
+    vectors = [sum(1 << (4 * i) for i in members) for _name, members in cells]
     found = []
-    for trio in itertools.combinations(cells, 3):
-        for signs in ((1, 1, -1), (1, -1, 1), (-1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
-            counts = [0] * people
-            for sign, (_name, members) in zip(signs, trio, strict=True):
-                for person in members:
-                    counts[person] += sign
-            if all(c in (0, 1) for c in counts) and 0 < sum(counts) < k:
-                names = " ".join(
-                    f"{'+' if sign > 0 else '-'}{name}" for sign, (name, _m) in zip(signs, trio, strict=True)
-                )
-                found.append(f"{names} isolates {sum(counts)}")
+    for width in (2, 3, 4):
+        for chosen in itertools.combinations(range(len(cells)), width):
+            for signs in itertools.product((1, -1), repeat=width):
+                if len(set(signs)) == 1:
+                    continue  # a sum of cells is no smaller, and no more dominated, than its largest part
+                shifted = 4 * ones + sum(s * vectors[i] for s, i in zip(signs, chosen, strict=True))
+                if shifted & (14 * ones) != 4 * ones:
+                    continue
+                isolated = [i for i in range(len(people)) if shifted >> (4 * i) & 1]
+                if not isolated:
+                    continue
+                problems = _figure_problems(isolated, people, k, share, figures)
+                if len(isolated) < k:
+                    problems.append(f"isolates {len(isolated)}")
+                if problems:
+                    names = " ".join(
+                        f"{'+' if s > 0 else '-'}{cells[i][0]}" for s, i in zip(signs, chosen, strict=True)
+                    )
+                    found += [f"{names}: {problem}" for problem in problems]
     return found
 
 
@@ -133,7 +166,15 @@ def _three_cell_attack(cells: list[tuple[str, frozenset[int]]], people: int, k: 
 @settings(max_examples=150, deadline=None)
 def test_the_differencing_attacker_finds_nothing(seed: int, size: int, k: int) -> None:
     people = _workspace(seed, size)
-    plan = audit_release(_table(people), dimensions=DIMS, figures=FIGS, k=k, dominance=0.6, active="active")
+    plan = audit_release(
+        _table(people),
+        dimensions=DIMS,
+        figures=FIGS,
+        k=k,
+        dominance=0.6,
+        linked=LINKED_FIGURES,
+        active="active",
+    )
     assert _attack(plan, people, k, 0.6) == []
 
 
@@ -148,7 +189,15 @@ def test_a_department_minus_its_nested_role_is_refused() -> None:
          "messages_total": 10.0, "total_cost_usd": 1.0, "active": 1.0}
         for _ in range(12)
     ]  # fmt: skip
-    plan = audit_release(_table(people), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    plan = audit_release(
+        _table(people),
+        dimensions=DIMS,
+        figures=FIGS,
+        k=5,
+        dominance=0.6,
+        linked=LINKED_FIGURES,
+        active="active",
+    )
     assert _attack(plan, people, 5, 0.6) == []
     role = plan.tables["role"]
     department = plan.tables["department"]
@@ -161,12 +210,28 @@ def test_a_dominant_person_pools_their_group_and_a_dominated_total_withholds_the
          "messages_total": 1000.0 if i == 0 else 10.0, "total_cost_usd": 1.0, "active": 1.0}
         for i in range(200)
     ]  # fmt: skip
-    plan = audit_release(_table(people), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    plan = audit_release(
+        _table(people),
+        dimensions=DIMS,
+        figures=FIGS,
+        k=5,
+        dominance=0.6,
+        linked=LINKED_FIGURES,
+        active="active",
+    )
     assert plan.withheld_figures == frozenset()
     assert "A" not in plan.tables["department"].visible
     assert _attack(plan, people, 5, 0.6) == []
     heavy = [dict(p, messages_total=100_000.0 if i == 0 else 1.0) for i, p in enumerate(people)]
-    plan = audit_release(_table(heavy), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    plan = audit_release(
+        _table(heavy),
+        dimensions=DIMS,
+        figures=FIGS,
+        k=5,
+        dominance=0.6,
+        linked=LINKED_FIGURES,
+        active="active",
+    )
     assert plan.withheld_figures == {"messages_total"}
 
 
@@ -179,7 +244,15 @@ def test_two_cells_that_cover_everyone_do_not_reveal_their_one_shared_person() -
     people = [person("A", "X", 13.0)]
     people += [person("A", "Y" if i < 5 else "Z", 1.0) for i in range(10)]
     people += [person("B" if i < 5 else "C", "X", 1.0) for i in range(10)]
-    plan = audit_release(_table(people), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    plan = audit_release(
+        _table(people),
+        dimensions=DIMS,
+        figures=FIGS,
+        k=5,
+        dominance=0.6,
+        linked=LINKED_FIGURES,
+        active="active",
+    )
     assert _attack(plan, people, 5, 0.6) == []
     assert not ("A" in plan.tables["department"].visible and "X" in plan.tables["role"].visible)
 
@@ -190,23 +263,53 @@ def test_a_refund_dominates_like_a_charge() -> None:
          "messages_total": -500.0 if i == 0 else 1.0, "total_cost_usd": 1.0, "active": 1.0}
         for i in range(1000)
     ]  # fmt: skip
-    plan = audit_release(_table(people), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    plan = audit_release(
+        _table(people),
+        dimensions=DIMS,
+        figures=FIGS,
+        k=5,
+        dominance=0.6,
+        linked=LINKED_FIGURES,
+        active="active",
+    )
     assert plan.withheld_figures == frozenset()  # -500 of 1,499 in magnitude: the total is not dominated
     assert "A" not in plan.tables["department"].visible
 
 
 def test_too_few_people_publish_nothing() -> None:
     people = _workspace(1, 4)
-    plan = audit_release(_table(people), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    plan = audit_release(
+        _table(people),
+        dimensions=DIMS,
+        figures=FIGS,
+        k=5,
+        dominance=0.6,
+        linked=LINKED_FIGURES,
+        active="active",
+    )
     assert not plan.total_published
     assert _published(plan, people) == []
 
 
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(DisclosureError):
-        audit_release(_table(_workspace(1, 10)), dimensions=DIMS, figures=FIGS, k=0, dominance=0.6)
+        audit_release(
+            _table(_workspace(1, 10)),
+            dimensions=DIMS,
+            figures=FIGS,
+            k=0,
+            dominance=0.6,
+            linked=LINKED_FIGURES,
+        )
     with pytest.raises(DisclosureError):
-        audit_release(_table(_workspace(1, 10)), dimensions=DIMS, figures=FIGS, k=5, dominance=1.5)
+        audit_release(
+            _table(_workspace(1, 10)),
+            dimensions=DIMS,
+            figures=FIGS,
+            k=5,
+            dominance=1.5,
+            linked=LINKED_FIGURES,
+        )
 
 
 def _count(plan: ReleasePlan) -> Mapping[str, int]:
@@ -215,7 +318,15 @@ def _count(plan: ReleasePlan) -> Mapping[str, int]:
 
 def test_an_ordinary_workspace_keeps_its_large_groups() -> None:
     people = _workspace(7, 500)
-    plan = audit_release(_table(people), dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    plan = audit_release(
+        _table(people),
+        dimensions=DIMS,
+        figures=FIGS,
+        k=5,
+        dominance=0.6,
+        linked=LINKED_FIGURES,
+        active="active",
+    )
     assert plan.total_published
     assert _count(plan)["department"] >= 2  # the breakdown works councils want most survives
     assert _attack(plan, people, 5, 0.6) == []
@@ -234,37 +345,178 @@ def test_three_cells_that_add_up_to_one_person_are_refused(monkeypatch: pytest.M
     people += [person("Sales", "staff", "team") for _ in range(10)]
     people += [person("Sales", "analyst", "team") for _ in range(5)]
     table = _table(people)
-    plan = audit_release(table, dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    plan = audit_release(
+        table, dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, linked=LINKED_FIGURES, active="active"
+    )
     assert _attack(plan, people, 5, 0.6) == []
     from odeus_compliance.policy import release_audit  # noqa: PLC0415
 
-    monkeypatch.setattr(release_audit, "_triple", lambda *_args: None)  # the audit without this check
-    unchecked = audit_release(table, dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, active="active")
+    monkeypatch.setattr(release_audit, "_combination", lambda *_a, **_k: None)  # the audit without it
+    unchecked = audit_release(
+        table, dimensions=DIMS, figures=FIGS, k=5, dominance=0.6, linked=LINKED_FIGURES, active="active"
+    )
     assert any("isolates 1" in finding for finding in _attack(unchecked, people, 5, 0.6))
 
 
+def _audit(
+    people: Sequence[Mapping[str, object]], figures: tuple[str, ...] = FIGS, k: int = 5
+) -> ReleasePlan:
+    return audit_release(
+        _table(people, figures),
+        dimensions=DIMS,
+        figures=figures,
+        k=k,
+        dominance=0.6,
+        linked=LINKED_FIGURES,
+        active="active",
+    )
+
+
+def _person(department: str, company: str, role: str, **figures: float) -> dict[str, object]:
+    values = dict.fromkeys((*FIGS, *CHANNELS), 0.0) | figures
+    return {"department": department, "company_name": company, "role": role, "license_type": "team",
+            "active": 1.0 if values["messages_total"] else 0.0, **values}  # fmt: skip
+
+
+def test_four_cells_that_add_up_to_a_hidden_group_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # d1 + c2 - c3 - (the role pool) is exactly the 4 people in r0; no two or three cells give them away
+    people = [_person("d0", "c1", "r2", messages_total=10.0) for _ in range(5)]
+    people += [_person("d0", "c2", "r3", messages_total=10.0) for _ in range(11)]
+    people += [_person("d1", "c1", "r1", messages_total=10.0) for _ in range(11)]
+    people += [_person("d1", "c2", "r0", messages_total=10.0) for _ in range(4)]
+    people += [_person("d1", "c3", "r2", messages_total=10.0) for _ in range(7)]
+    assert _attack(_audit(people), people, 5, 0.6) == []
+    from odeus_compliance.policy import release_audit  # noqa: PLC0415
+    from odeus_compliance.policy.release_combinations import disclosing_combination  # noqa: PLC0415
+
+    three = functools.partial(disclosing_combination, most=3)
+    monkeypatch.setattr(release_audit, "disclosing_combination", three)  # the audit searching three cells
+    found = _attack(_audit(people), people, 5, 0.6)
+    assert any(finding.count("+") + finding.count("-") >= 4 and "isolates 4" in finding for finding in found)
+
+
+def _one_heavy_engineer(
+    tiny: float, heavy: float, others: float, sales: float
+) -> Sequence[Mapping[str, object]]:
+    """Engineering: all 7 people of Tiny Ltd (``tiny`` messages each) and 5 of Main GmbH, one of whom sent
+    ``heavy``, the others ``others``; Sales: 18 people of Main GmbH (``sales`` each). Engineering minus Tiny
+    Ltd is the 5."""
+    people = [_person("Eng", "Tiny Ltd", "staff", messages_total=tiny) for _ in range(7)]
+    people.append(_person("Eng", "Main GmbH", "staff", messages_total=heavy))
+    people += [_person("Eng", "Main GmbH", "staff", messages_total=others) for _ in range(4)]
+    people += [_person("Sales", "Main GmbH", "staff", messages_total=sales) for _ in range(18)]
+    return people
+
+
+def test_a_difference_made_up_by_one_person_is_refused() -> None:
+    # Eng 580 - Tiny Ltd 280 = 300 over "5 people": all of it person 7's
+    people = _one_heavy_engineer(40.0, 300.0, 0.0, 20.0)
+    plan = _audit(people)
+    assert _attack(plan, people, 5, 0.6) == []
+    assert not {"Eng"} <= set(plan.tables["department"].visible) or not {"Tiny Ltd"} <= set(
+        plan.tables["company_name"].visible
+    )
+    assert plan.total_published
+
+
+def test_a_dominated_difference_is_refused() -> None:
+    # Eng - Tiny Ltd = 3040, of which person 7 sent 3000 (98.7 %)
+    people = _one_heavy_engineer(400.0, 3000.0, 10.0, 500.0)
+    plan = _audit(people)
+    assert _attack(plan, people, 5, 0.6) == []
+    assert not {"Eng"} <= set(plan.tables["department"].visible) or not {"Tiny Ltd"} <= set(
+        plan.tables["company_name"].visible
+    )
+
+
+def test_a_withheld_part_is_not_rebuilt_from_its_total_and_the_other_parts() -> None:
+    # one person sent 2000 chat messages: chat is withheld; total - assistants - projects would rebuild it
+    people = [
+        _person(["Eng", "Sales"][i % 2], "Main", "staff", messages_total=50.0, messages_chat=5.0,
+                messages_assistants=40.0, messages_projects=5.0)
+        for i in range(30)
+    ]  # fmt: skip
+    people[7] = _person("Sales", "Main", "staff", messages_total=2000.0, messages_chat=2000.0)
+    figures = ("messages_total", *CHANNELS)
+    plan = _audit(people, figures)
+    assert "messages_chat" in plan.withheld_figures
+    assert "messages_total" in plan.withheld_figures  # else: total - assistants - projects = chat
+    assert _attack(plan, people, 5, 0.6, figures) == []
+
+
+def test_a_withheld_total_withholds_its_largest_part() -> None:
+    # the total is dominated, its parts are not (a policy may round them, so they need not add up exactly):
+    # published parts would add up to the withheld total
+    people = [
+        _person("Eng", "Main", "staff", messages_total=40.0, messages_chat=10.0, messages_assistants=20.0,
+                messages_projects=10.0)
+        for _ in range(30)
+    ]  # fmt: skip
+    people[0] = _person("Eng", "Main", "staff", messages_total=9000.0, messages_chat=10.0,
+                        messages_assistants=20.0, messages_projects=10.0)  # fmt: skip
+    figures = ("messages_total", *CHANNELS)
+    unlinked = audit_release(
+        _table(people, figures), dimensions=DIMS, figures=figures, k=5, dominance=0.6, linked={}
+    )
+    assert unlinked.withheld_figures == {"messages_total"}
+    plan = _audit(people, figures)
+    assert plan.withheld_figures == {"messages_total", "messages_assistants"}  # assistants: the largest sum
+
+
 @given(
-    atoms=st.lists(st.integers(1, 6), min_size=1, max_size=10),
-    cells=st.lists(st.integers(1, 2**10 - 1), min_size=3, max_size=9),
+    atoms=st.lists(st.tuples(st.integers(1, 6), st.integers(0, 9)), min_size=1, max_size=9),
+    cells=st.lists(st.integers(1, 2**9 - 1), min_size=2, max_size=8),
     k=st.sampled_from([2, 3, 5]),
+    ceiling=st.integers(0, 12),
 )
 @settings(max_examples=300, deadline=None)
-def test_the_pruned_three_cell_search_finds_what_brute_force_finds(
-    atoms: list[int], cells: list[int], k: int
+def test_the_pruned_combination_search_finds_what_brute_force_finds(
+    atoms: list[tuple[int, int]], cells: list[int], k: int, ceiling: int
 ) -> None:
-    from odeus_compliance.policy.release_triples import MaskedCell, isolating_triple  # noqa: PLC0415
+    # each atom: (people, a figure's sum); disclosive: 1 to k-1 people, or a sum of 1 to ``ceiling``
+    from odeus_compliance.policy.release_combinations import (  # noqa: PLC0415
+        MaskedCell,
+        Window,
+        disclosing_combination,
+        formed_population,
+    )
 
     full = (1 << len(atoms)) - 1
     subsets = [m & full for m in cells]
-    masked = [MaskedCell(sum(n for b, n in enumerate(atoms) if m >> b & 1), m) for m in subsets]
-    found = False
-    for trio in itertools.combinations(masked, 3):
-        for signs in itertools.product((1, -1), repeat=3):
-            weights = [
-                sum(s * (c.atoms >> b & 1) for s, c in zip(signs, trio, strict=True))
-                for b in range(len(atoms))
-            ]
-            isolated = sum(n for w, n in zip(weights, atoms, strict=True) if w == 1)
-            if all(w in (0, 1) for w in weights) and 0 < isolated < k:
-                found = True
-    assert (isolating_triple(masked, k) is not None) == found
+
+    def measures(mask: int) -> tuple[float, float]:
+        chosen = [atom for b, atom in enumerate(atoms) if mask >> b & 1]
+        return float(sum(n for n, _ in chosen)), float(sum(v for _, v in chosen))
+
+    def discloses(mask: int) -> bool:
+        size, value = measures(mask)
+        return 0 < size < k or 0 < value <= ceiling
+
+    masked = [MaskedCell(m, measures(m)) for m in subsets]
+    windows = [Window(0, 1, k - 1), Window(1, 0.5, ceiling)]
+    expected = False
+    for width in (2, 3, 4):
+        for chosen in itertools.combinations(range(len(masked)), width):
+            for signs in itertools.product((1, -1), repeat=width):
+                if len(set(signs)) == 1:
+                    continue  # sums alone: each cell is checked as published
+                weights = [
+                    sum(s * (subsets[i] >> b & 1) for s, i in zip(signs, chosen, strict=True))
+                    for b in range(len(atoms))
+                ]
+                once = sum(1 << b for b, w in enumerate(weights) if w == 1)
+                if all(w in (0, 1) for w in weights) and discloses(once):
+                    expected = True
+                    formed = formed_population(
+                        [subsets[i] for s, i in zip(signs, chosen, strict=True) if s > 0],
+                        [subsets[i] for s, i in zip(signs, chosen, strict=True) if s < 0],
+                    )
+                    assert formed == once
+    found = disclosing_combination(masked, windows, discloses)
+    assert (found is not None) == expected
+    if found is not None:
+        formed = formed_population(
+            [subsets[i] for i, s in found if s > 0], [subsets[i] for i, s in found if s < 0]
+        )
+        assert formed is not None
+        assert discloses(formed)

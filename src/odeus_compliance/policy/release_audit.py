@@ -5,17 +5,18 @@ each published dimension and their figures. Output: which groups each table show
 its ``(suppressed)`` row, and which figures are withheld, such that:
 
 - every published cell (a visible group, a pooled row, the total) holds at least ``k`` people;
-- no difference of two published cells over nested populations isolates 1 to k-1 people. The cells of one
-  table are disjoint, so nesting comes from the total, the pooled rows, "total minus pooled" (a sum an
-  attacker can form) and cells of *other* tables: "Engineering (12)" minus "developers (11)" is one
-  person when every developer is in Engineering. Nor does a sum of two cells minus the total ("Engineering"
-  plus "admins" minus everyone is the one admin engineer when the two cover everyone). Sizes of
-  intersections come from cross-tabulations of the dimensions, so this is exact, not sampled. Every
-  combination of three cells (``A + B - C``, ``A - B - C``) is checked too, exactly, over the atoms of the
-  full cross-tabulation (:mod:`.release_triples`); combinations of four or more are not searched;
 - no published sum is dominated by one person (the (1, p) dominance rule), nor made up by fewer than k
   people with a value (each would learn the others' part): such a cell is pooled; a dominated total
-  withholds that figure from every table (every table's cells add up to it);
+  withholds that figure from every table (every table's cells add up to it), and with it the figures it
+  can be rebuilt from or rebuilds (``linked``: a total and its parts);
+- every population a reader forms from two to four cells (``A - B``, ``A + B - C``, ``A - B - C``,
+  ``A + B - C - D``, ``A + B + C - D``, ``A - B - C - D``) that counts each person 0 or 1 times passes the
+  same rules: 0 or at least k people, not dominated, at least k contributors for every figure. The cells
+  are the visible groups, the pooled rows, the total and "total minus a pool"; nesting and overlaps come
+  from *other* tables too ("Engineering (12)" minus "developers (11)" is one person when every developer
+  is in Engineering; "Engineering" plus "admins" minus everyone is the admin engineer when the two cover
+  everyone). This is exact, not sampled: populations are sets of atoms of the full cross-tabulation and
+  the search is pruned by measures (:mod:`.release_combinations`); five or more cells are not searched;
 - active-user counts are sub-populations too: they are shown only where both the active and the inactive
   people of every published cell number 0 or at least k ("11 of 12 active" names one inactive person).
 
@@ -26,7 +27,6 @@ published (a table whose pool would not hold k people, or a total under k). Fail
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -35,11 +35,14 @@ import pyarrow as pa
 
 from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.disclosure import DisclosureError, Suppression
-from odeus_compliance.policy.release_triples import MaskedCell, isolating_triple
+from odeus_compliance.policy.release_combinations import MaskedCell, Window, disclosing_combination
 
 __all__ = ["Cell", "ReleasePlan", "TableRelease", "audit_release"]
 
 TOTAL: Final = "total"
+# above this many cells, combinations of four are searched for too few people only, not for dominated
+# figures or too few contributors: that search grows with the fourth power of the cells
+FOUR_CELL_FIGURES_UP_TO: Final = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +86,38 @@ class ReleasePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class _Atoms:
+    """People and figure statistics per atom (the people sharing one group in every dimension); atom ``b``
+    is bit ``b`` of every mask."""
+
+    sizes: list[int]
+    sums: Mapping[str, list[float]]  # figure -> sum of magnitudes per atom
+    tops: Mapping[str, list[float]]  # figure -> largest single magnitude per atom
+    contributors: Mapping[str, list[int]]  # figure -> people with a value per atom
+    masks: Mapping[tuple[str, str], int]  # (dimension, group) -> its atoms as bits
+    everything: int  # every atom
+    smallest: Mapping[str, float]  # figure -> the smallest non-zero magnitude of one person (0 if none)
+
+
+@dataclass(frozen=True, slots=True)
 class _Facts:
     """Sizes and figure statistics the audit needs, from the people table."""
 
     people: int
     sizes: Mapping[tuple[str, str], int]  # (dimension, group) -> people
-    pairs: Mapping[tuple[str, str, str, str], int]  # (dim a, group a, dim b, group b) -> people in both
     sums: Mapping[tuple[str, str, str], float]  # (dimension, group, figure) -> sum
     tops: Mapping[tuple[str, str, str], float]  # (dimension, group, figure) -> largest single contribution
     total_sums: Mapping[str, float]
     total_tops: Mapping[str, float]
     contributors: Mapping[tuple[str, str, str], int]  # (dimension, group, figure) -> people with a value
     total_contributors: Mapping[str, int]
-    atoms: Mapping[tuple[str, str], int]  # (dimension, group) -> its atoms (see release_triples) as bits
+    atoms: _Atoms
+
+
+def _statistics(figures: Sequence[str]) -> list[Any]:
+    return [([], "count_all"), *((f, "sum") for f in figures), *((f, "max") for f in figures)] + [
+        (f"{f}__n", "sum") for f in figures
+    ]
 
 
 def _facts(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) -> _Facts:
@@ -112,38 +134,22 @@ def _facts(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) 
     tops: dict[tuple[str, str, str], float] = {}
     contributors: dict[tuple[str, str, str], int] = {}
     for dimension in dimensions:
-        aggregations: list[Any] = [([], "count_all")]
-        aggregations += [(f, "sum") for f in figures] + [(f, "max") for f in figures]
-        aggregations += [(f"{f}__n", "sum") for f in figures]
-        for row in people.group_by(dimension).aggregate(aggregations).to_pylist():
+        for row in people.group_by(dimension).aggregate(_statistics(figures)).to_pylist():
             group = row[dimension]
             sizes[(dimension, group)] = int(row["count_all"])
             for figure in figures:
                 sums[(dimension, group, figure)] = float(row[f"{figure}_sum"] or 0)
                 tops[(dimension, group, figure)] = float(row[f"{figure}_max"] or 0)
                 contributors[(dimension, group, figure)] = int(row[f"{figure}__n_sum"] or 0)
-    pairs: dict[tuple[str, str, str, str], int] = {}
-    for first, second in itertools.combinations(dimensions, 2):
-        for row in people.group_by([first, second]).aggregate([([], "count_all")]).to_pylist():
-            count = int(row["count_all"])
-            pairs[(first, row[first], second, row[second])] = count
-            pairs[(second, row[second], first, row[first])] = count
     total_sums = {f: float(ac.sum(people.column(f)).as_py() or 0) for f in figures}
     total_tops = {
         f: float(ac.max(people.column(f)).as_py() or 0) if people.num_rows else 0.0 for f in figures
     }
     total_contributors = {f: int(ac.sum(people.column(f"{f}__n")).as_py() or 0) for f in figures}
-    atoms: dict[tuple[str, str], int] = {}
-    if dimensions:
-        combined = people.group_by(list(dimensions)).aggregate([([], "count_all")]).to_pylist()
-        for bit, row in enumerate(combined):
-            for dimension in dimensions:
-                key = (dimension, row[dimension])
-                atoms[key] = atoms.get(key, 0) | (1 << bit)
+    atoms = _atoms(people, dimensions, figures)
     return _Facts(
         people.num_rows,
         sizes,
-        pairs,
         sums,
         tops,
         total_sums,
@@ -151,6 +157,34 @@ def _facts(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) 
         contributors,
         total_contributors,
         atoms,
+    )
+
+
+def _atoms(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) -> _Atoms:
+    rows: list[dict[str, Any]] = []
+    if dimensions:
+        for figure in figures:  # zeros as nulls: the aggregate's minimum is then the smallest non-zero value
+            column = people.column(figure)
+            positive = ac.if_else(ac.greater(column, 0), column, pa.scalar(None, column.type))
+            people = people.append_column(f"{figure}__positive", positive)
+        statistics = [*_statistics(figures), *((f"{f}__positive", "min") for f in figures)]
+        rows = people.group_by(list(dimensions)).aggregate(statistics).to_pylist()
+    masks: dict[tuple[str, str], int] = {}
+    for bit, row in enumerate(rows):
+        for dimension in dimensions:
+            key = (dimension, row[dimension])
+            masks[key] = masks.get(key, 0) | (1 << bit)
+    return _Atoms(
+        sizes=[int(row["count_all"]) for row in rows],
+        sums={f: [float(row[f"{f}_sum"] or 0) for row in rows] for f in figures},
+        tops={f: [float(row[f"{f}_max"] or 0) for row in rows] for f in figures},
+        contributors={f: [int(row[f"{f}__n_sum"] or 0) for row in rows] for f in figures},
+        masks=masks,
+        everything=(1 << len(rows)) - 1,
+        smallest={
+            f: min((float(v) for row in rows if (v := row[f"{f}__positive_min"]) is not None), default=0.0)
+            for f in figures
+        },
     )
 
 
@@ -175,63 +209,90 @@ def _cells(tables: Mapping[str, TableRelease]) -> list[Cell]:
     return cells
 
 
-class _Sizes:
-    """Sizes of cells and of intersections of two cells, from the cross-tabulations."""
-
-    def __init__(self, facts: _Facts, tables: Mapping[str, TableRelease]) -> None:
-        self.facts = facts
-        self.tables = tables
-
-    def size(self, cell: Cell) -> int:
-        if cell.kind == "total":
-            return self.facts.people
-        return sum(self.facts.sizes[(cell.table, g)] for g in _members(self.tables[cell.table], cell))
-
-    def masked(self, cell: Cell) -> MaskedCell:
-        if cell.kind == "total":
-            everything = 0
-            for bits in self.facts.atoms.values():
-                everything |= bits
-            return MaskedCell(self.facts.people, everything)
-        bits = 0
-        for group in _members(self.tables[cell.table], cell):
-            bits |= self.facts.atoms.get((cell.table, group), 0)
-        return MaskedCell(self.size(cell), bits)
-
-    def both(self, a: Cell, b: Cell) -> int:
-        if a.kind == "total":
-            return self.size(b)
-        if b.kind == "total":
-            return self.size(a)
-        mine, theirs = _members(self.tables[a.table], a), _members(self.tables[b.table], b)
-        if a.table == b.table:  # one group per person per table: cells of a table meet in shared groups
-            return sum(self.facts.sizes[(a.table, g)] for g in set(mine) & set(theirs))
-        return sum(self.facts.pairs.get((a.table, x, b.table, y), 0) for x in mine for y in theirs)
+def _size(facts: _Facts, tables: Mapping[str, TableRelease], cell: Cell) -> int:
+    if cell.kind == "total":
+        return facts.people
+    return sum(facts.sizes[(cell.table, g)] for g in _members(tables[cell.table], cell))
 
 
-def _differencing(sizes: _Sizes, cells: Sequence[Cell], k: int) -> tuple[Cell, Cell] | None:
-    """A pair of cells from which a reader isolates 1 to k-1 people, if any: nested cells whose difference
-    is that small, or two cells whose sum minus the total is (A + B - total is their overlap when together
-    they cover everyone, and minus the people outside both when they do not overlap)."""
-    everyone = sizes.facts.people
-    measured = [(cell, sizes.size(cell)) for cell in cells]
-    for (a, size_a), (b, size_b) in itertools.combinations(measured, 2):
-        small, large, small_size, large_size = (
-            (a, b, size_a, size_b) if size_a <= size_b else (b, a, size_b, size_a)
-        )
-        both = sizes.both(small, large)
-        if 0 < large_size - small_size < k and both == small_size:
-            return small, large
-        outside = everyone - size_a - size_b + both
-        if (outside == 0 and 0 < both < k) or (both == 0 and 0 < outside < k):
-            return small, large
-    return None
+def _masked(
+    facts: _Facts, tables: Mapping[str, TableRelease], cell: Cell, figures: Sequence[str]
+) -> MaskedCell:
+    """A cell's atoms and measures: people, then each figure's contributors and sum (see :func:`_windows`)."""
+    if cell.kind == "total":
+        measures = [float(facts.people)]
+        for figure in figures:
+            measures += [float(facts.total_contributors[figure]), facts.total_sums[figure]]
+        return MaskedCell(facts.atoms.everything, tuple(measures))
+    groups = _members(tables[cell.table], cell)
+    bits = 0
+    for group in groups:
+        bits |= facts.atoms.masks.get((cell.table, group), 0)
+    measures = [float(sum(facts.sizes[(cell.table, g)] for g in groups))]
+    for figure in figures:
+        measures.append(float(sum(facts.contributors[(cell.table, g, figure)] for g in groups)))
+        measures.append(sum(facts.sums[(cell.table, g, figure)] for g in groups))
+    return MaskedCell(bits, tuple(measures))
 
 
-def _triple(sizes: _Sizes, cells: Sequence[Cell], k: int) -> tuple[Cell, ...] | None:
-    """Three cells a reader combines into 1 to k-1 people, if any (see :mod:`.release_triples`)."""
-    found = isolating_triple([sizes.masked(cell) for cell in cells], k)
-    return None if found is None else tuple(cells[i] for i in found)
+def _windows(facts: _Facts, figures: Sequence[str], share: float, k: int) -> list[Window]:
+    """Where a disclosive population's measures lie: 1 to k-1 people, 1 to k-1 contributors, or a sum of
+    one figure no larger than the largest single contribution over ``share`` (one person's part of a
+    population is at most that). Sums are floats: the windows are widened by far more than their rounding,
+    and every candidate is checked exactly on the atoms."""
+    windows = [Window(0, 1, k - 1)]
+    for index, figure in enumerate(figures):
+        windows.append(Window(1 + 2 * index, 1, k - 1))
+        if facts.total_tops[figure] > 0:
+            slack = 1e-9 * facts.total_sums[figure]
+            high = facts.total_tops[figure] / share + slack
+            windows.append(Window(2 + 2 * index, facts.atoms.smallest[figure] / 2, high))
+    return windows
+
+
+def _bits(mask: int) -> list[int]:
+    return [bit for bit, digit in enumerate(reversed(f"{mask:b}")) if digit == "1"]
+
+
+def _discloses(atoms: _Atoms, mask: int, figures: Sequence[str], share: float, k: int) -> bool:
+    """The population of these atoms holds 1 to k-1 people, or one of its figures is dominated."""
+    bits = _bits(mask)
+    if not bits:
+        return False
+    if sum(atoms.sizes[b] for b in bits) < k:
+        return True
+    for figure in figures:
+        sums, tops, counts = atoms.sums[figure], atoms.tops[figure], atoms.contributors[figure]
+        total = sum(sums[b] for b in bits)
+        top = max(tops[b] for b in bits)
+        if _dominated(total, top, share, sum(counts[b] for b in bits), k):
+            return True
+    return False
+
+
+def _combination(
+    facts: _Facts,
+    tables: Mapping[str, TableRelease],
+    cells: Sequence[Cell],
+    *,
+    figures: Sequence[str],
+    share: float,
+    k: int,
+) -> tuple[Cell, ...] | None:
+    """Two to four cells a reader combines into a population that is too small, dominated or made up by too
+    few contributors, if any (see :mod:`.release_combinations`)."""
+    masked = [_masked(facts, tables, cell, figures) for cell in cells]
+    unique: dict[tuple[tuple[float, ...], float, float], Window] = {}
+    for window in _windows(facts, figures, share, k):  # figures with the same measures need one search
+        measures = tuple(cell.measures[window.measure] for cell in masked)
+        unique.setdefault((measures, window.low, window.high), window)
+    found = disclosing_combination(
+        masked,
+        list(unique.values()),  # the people window first
+        lambda mask: _discloses(facts.atoms, mask, figures, share, k),
+        four_cell_windows=None if len(cells) <= FOUR_CELL_FIGURES_UP_TO else 1,
+    )
+    return None if found is None else tuple(cells[index] for index, _ in found)
 
 
 def _pool(
@@ -315,11 +376,13 @@ def audit_release(
     figures: Sequence[str],
     k: int,
     dominance: float,
+    linked: Mapping[str, Sequence[str]],
     active: str | None = None,
     max_rounds: int = 10_000,
 ) -> ReleasePlan:
     """Decide what the grouped tables of ``people`` (one row per distinct person: a string column per
-    dimension, a float column per figure) may publish; see the module docstring."""
+    dimension, a float column per figure) may publish; see the module docstring. ``linked`` maps a figure
+    to the figures that add up to it for every person (``messages_total`` to its channels)."""
     if k < 1 or not 0 < dominance <= 1:
         msg = "the minimum group size must be at least 1 and the dominance share in (0, 1]"
         raise DisclosureError(msg)
@@ -333,14 +396,14 @@ def audit_release(
         _complete(release, facts.sizes, k)
         tables[dimension] = release
     total_published = facts.people >= k
-    withheld = frozenset(
+    dominated = {
         f
         for f in figures
         if _dominated(facts.total_sums[f], facts.total_tops[f], dominance, facts.total_contributors[f], k)
-    )
+    }
+    withheld = _with_linked(dominated, linked, figures, facts.total_sums)
     checked = [f for f in figures if f not in withheld]
     rounds = 0
-    sizes = _Sizes(facts, tables)
     while total_published:
         rounds += 1
         if rounds > max_rounds:  # pragma: no cover - suppression only grows, so this cannot happen
@@ -351,7 +414,7 @@ def audit_release(
         if any(_pool_dominated(facts, release, checked, dominance, k) for release in tables.values()):
             continue
         cells = _cells(tables)
-        found = _differencing(sizes, cells, k) or _triple(sizes, cells, k)
+        found = _combination(facts, tables, cells, figures=checked, share=dominance, k=k)
         if found is None:
             break
         _resolve(found, tables, facts, k)
@@ -361,6 +424,29 @@ def audit_release(
     if active is None:
         return plan
     return _with_active_rule(plan, facts, tables, active, k)
+
+
+def _with_linked(
+    withheld: set[str], linked: Mapping[str, Sequence[str]], figures: Sequence[str], sums: Mapping[str, float]
+) -> frozenset[str]:
+    """Withheld figures closed over sums: a total minus its published parts rebuilds a withheld part, and
+    published parts add up to a withheld total. So a withheld part withholds its total, and a withheld total
+    withholds its largest part as well."""
+    closed = set(withheld)
+    changed = True
+    while changed:
+        changed = False
+        for total, parts in linked.items():
+            present = [p for p in parts if p in figures]
+            if total not in figures or not present:
+                continue
+            if total not in closed and any(p in closed for p in present):
+                closed.add(total)
+                changed = True
+            if total in closed and not any(p in closed for p in present):
+                closed.add(max(present, key=lambda p: (sums[p], p)))
+                changed = True
+    return frozenset(closed)
 
 
 def _safe_split(size: int, active: int, k: int) -> bool:
@@ -386,12 +472,15 @@ def _with_active_rule(
 
 
 def _resolve(found: tuple[Cell, ...], tables: Mapping[str, TableRelease], facts: _Facts, k: int) -> None:
-    """Break a differencing pair: pool the visible group involved (the smaller cell's if it is one), else
-    widen the pool of a table involved, else withhold that table."""
-    for cell in found:
-        if cell.kind == "group":
-            _pool(tables[cell.table], cell.name, Suppression.DIFFERENCE, facts.sizes, k)
-            return
+    """Break a disclosive combination: pool the smallest visible group involved, else widen the pool of a
+    table involved, else withhold that table."""
+    groups = sorted(
+        (c for c in found if c.kind == "group"),
+        key=lambda c: (facts.sizes[(c.table, c.name)], c.table, c.name),
+    )
+    if groups:
+        _pool(tables[groups[0].table], groups[0].name, Suppression.DIFFERENCE, facts.sizes, k)
+        return
     for cell in found:
         if cell.kind in {"pool", "rest"}:
             release = tables[cell.table]
@@ -401,7 +490,7 @@ def _resolve(found: tuple[Cell, ...], tables: Mapping[str, TableRelease], facts:
             else:
                 release.published = False
             return
-    msg = "two totals differ: the report's figures do not come from one population"
+    msg = "only totals combine here: the report's figures do not come from one population"
     raise DisclosureError(msg)  # pragma: no cover - every table covers the same people
 
 
@@ -414,10 +503,9 @@ def _plan(
     checked: Sequence[str],
     rounds: int,
 ) -> ReleasePlan:
-    sizes = _Sizes(facts, tables)
     cells = _cells(tables) if total_published else []
     published = [c for c in cells if c.kind != "rest"]
-    smallest = min((sizes.size(c) for c in published), default=None)
+    smallest = min((_size(facts, tables, c) for c in published), default=None)
     shares = [
         facts.total_tops[f] / facts.total_sums[f]
         for f in checked
