@@ -233,6 +233,13 @@ def test_a_month_that_has_not_ended_is_refused_unless_partial_and_then_marked_on
     text = _pdf_text(out)
     assert "Partial period: data up to " in text
     assert "Coverage" in text
+    manifest = tmp_path / "manifest.json"
+    subprocess.run(
+        ["pdfdetach", "-savefile", "manifest.json", "-o", str(manifest), str(out)], check=True, timeout=60
+    )
+    period = json.loads(manifest.read_text("utf-8"))["period"]
+    assert period["partial"] is True
+    assert datetime.fromisoformat(period["data_until"]) < datetime.fromisoformat(period["to"])
     closed = tmp_path / "october.pdf"
     assert _cli(ready, simulator, "report", "run", "--month", MONTH, "--out", str(closed)).returncode == 0
     assert "Partial period" not in _pdf_text(closed)  # a closed month says nothing of the kind

@@ -21,7 +21,7 @@ class WhoAmI(msgspec.Struct, frozen=True):
     name: str
     """The name given when the key was issued."""
     role: str
-    """``officer``, ``auditor`` or ``admin``."""
+    """``officer``, ``auditor`` or ``admin`` (a ``metrics`` key cannot call this route)."""
 
 
 @get(

@@ -22,7 +22,7 @@ __all__ = ["apikey"]
 
 @click.group()
 def apikey() -> None:
-    """Manage API keys for the HTTP API (each key has one role: officer, auditor or admin)."""
+    """Manage API keys for the HTTP API (each key has one role: officer, auditor, admin or metrics)."""
 
 
 async def _create(settings: Settings, role: Role, name: str) -> tuple[str, str]:
@@ -48,7 +48,7 @@ async def _create(settings: Settings, role: Role, name: str) -> tuple[str, str]:
     required=True,
     type=click.Choice([r.value for r in Role]),
     help="officer: request and download reports; auditor: review the audit log; "
-    "admin: keys, schedules, policies.",
+    "admin: keys, schedules, policies; metrics: a Prometheus scraper (GET /metrics only).",
 )
 @click.option(
     "--name", required=True, help="Who or what the key is for (shown in key lists and audit records)."

@@ -194,11 +194,11 @@ class ReportOut(msgspec.Struct, frozen=True):
     has_dataset: bool
     """Whether the policy gave a per-person dataset (``data.csv``)."""
     links: ReportLinks
-    partial: bool = False
+    partial: bool
     """Whether the report covers only part of its period (it was made before the period ended)."""
-    data_until: str | None = None
+    data_until: str | None
     """A partial report's data goes up to this instant (RFC 3339, UTC); ``null`` otherwise."""
-    current: bool = False
+    current: bool
     """Whether this is the current version of its period: the newest succeeded one of the same period,
     zone and policy."""
 
