@@ -5,7 +5,9 @@ read and export, the CLI's ``--purpose``) checks it here, so all accept the same
 :data:`MAX_PURPOSE_LENGTH` characters, not blank, and none of the characters that could hide or disguise
 what a reader of the log sees: control characters (C0, DEL, C1, line and paragraph separators), format
 characters (bidi embeddings, overrides and isolates, zero-width characters, U+FEFF, soft hyphen) and lone
-surrogates. A refusal names the field and the rule, never the text.
+surrogates, plus the default-ignorable and blank-looking letters (Hangul fillers, the blank Braille cell);
+and at least one letter or digit must remain visible. A refusal names the field and the rule, never the
+text.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ __all__ = ["MAX_PURPOSE_LENGTH", "check_purpose", "purpose_problem"]
 MAX_PURPOSE_LENGTH: Final = 500
 """The longest purpose accepted (it is stored in every audit record of the access)."""
 _REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_INVISIBLE: Final = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u2800\u3164\uffa0"
+)  # default-ignorable or blank-looking characters outside the format category (Hangul fillers, the
+# combining grapheme joiner, Mongolian variation selectors, the blank Braille pattern)
 
 
 def purpose_problem(value: str | None) -> str | None:
@@ -29,8 +35,10 @@ def purpose_problem(value: str | None) -> str | None:
         return "required and not blank"
     if len(value or "") > MAX_PURPOSE_LENGTH:
         return f"at most {MAX_PURPOSE_LENGTH} characters"
-    if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in value or ""):  # at the ends too
-        return "no control, format or bidi characters"
+    if any(unicodedata.category(c) in _REFUSED_CATEGORIES or c in _INVISIBLE for c in value or ""):
+        return "no control, format, bidi or invisible characters"
+    if not any(c.isalnum() for c in text):  # blank-looking letters alone would read as no purpose
+        return "at least one visible letter or digit"
     return None
 
 

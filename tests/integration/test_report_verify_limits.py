@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from odeus_compliance.reports.verifier import PdfVerifier
 from odeus_compliance.security import Role
 from odeus_compliance.settings import Settings
 from odeus_compliance.state_keys import REPORT_VERIFIER
+from tests.support.logs import captured_json_logs, parse_lines
 from tests.support.report_pdf import build_manifest, default_attachments, render_test_pdf
 from tests.support.server import LiveServer, issue_keys, run_server
 
@@ -162,7 +164,7 @@ def test_hostile_pdfs_are_refused_without_growing_the_service(server: LiveServer
         "nested dictionaries": nested_dicts(10_000),
         "many objects": many_objects(300_000),
     }
-    parallel = [huge_array(4 * MIB) for _ in range(4)]
+    parallel = [(huge_array(4 * MIB), role) for role in (Role.OFFICER, Role.AUDITOR, Role.ADMIN)]
     with httpx.Client(base_url=server.base_url, timeout=300) as client:
         warm = verify(client, server, good)  # a signed report verifies (and the service's imports are done)
         assert warm.status_code == 200, warm.text
@@ -175,8 +177,8 @@ def test_hostile_pdfs_are_refused_without_growing_the_service(server: LiveServer
             assert "could not be verified" in answer.json()["detail"], name
         assert_invalid(verify(client, server, good[: len(good) // 2]))  # truncated
         assert_invalid(verify(client, server, b"this is not a PDF at all\n" * 1000))
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(pool.map(lambda data: verify(client, server, data, Role.OFFICER), parallel))
+        with ThreadPoolExecutor(max_workers=3) as pool:  # one per key: a key gets one slot at a time
+            answers = list(pool.map(lambda upload: verify(client, server, *upload), parallel))
         for answer in answers:
             assert_refused(answer, "too_complex")
         assert client.get("/health/live").status_code == 200
@@ -201,6 +203,7 @@ def test_hostile_pdfs_are_refused_without_growing_the_service(server: LiveServer
 
 def test_a_full_verification_queue_answers_503_with_retry_after(narrow: Served) -> None:
     server, verifier = narrow.server, narrow.verifier
+    verifier.stall_seconds = 240.0  # the uploads below are held open on purpose
     good = signed_report(server.settings)
     release = threading.Event()
 
@@ -209,19 +212,19 @@ def test_a_full_verification_queue_answers_503_with_retry_after(narrow: Served) 
         release.wait(timeout=240)
         yield good[1024:]
 
-    def upload() -> httpx.Response:
-        return client.post(
-            "/api/v1/reports/verify", content=held(), headers={**PDF, **server.auth(Role.OFFICER)}
-        )
+    def upload(role: Role) -> httpx.Response:
+        return client.post("/api/v1/reports/verify", content=held(), headers={**PDF, **server.auth(role)})
 
     with (
         httpx.Client(base_url=server.base_url, timeout=300) as client,
         ThreadPoolExecutor(max_workers=2) as pool,
     ):
         # one verification runs (its upload held open), then one waits for the slot: the queue is full
-        running = pool.submit(upload)
+        running = pool.submit(upload, Role.OFFICER)
         wait_for(lambda: verifier.admitted == 1 and bool(verifier.pids()), "the first upload never started")
-        waiting = pool.submit(upload)
+        same_key = verify(client, server, good, Role.OFFICER)  # one key holds one slot at most
+        assert same_key.status_code == 503, same_key.text
+        waiting = pool.submit(upload, Role.AUDITOR)
         wait_for(lambda: verifier.admitted == 2, "the second upload never queued")
         refused = verify(client, server, good, Role.ADMIN)
         assert refused.status_code == 503, refused.text
@@ -234,3 +237,46 @@ def test_a_full_verification_queue_answers_503_with_retry_after(narrow: Served) 
             assert result.status_code == 200, result.text
             assert result.json()["valid"] is True
         assert verify(client, server, good).json()["valid"] is True  # a slot is free again
+
+
+def test_an_upload_that_stops_sending_is_refused_and_frees_its_slot(narrow: Served) -> None:
+    server, verifier = narrow.server, narrow.verifier
+    verifier.stall_seconds = 1.0
+    good = signed_report(server.settings)
+    gone = threading.Event()
+
+    def stalled() -> Iterator[bytes]:
+        yield good[:1024]
+        gone.wait(timeout=60)  # sends nothing more until the service has given up on it
+        yield good[1024:]
+
+    with httpx.Client(base_url=server.base_url, timeout=120) as client:
+        answer = client.post(
+            "/api/v1/reports/verify", content=stalled(), headers={**PDF, **server.auth(Role.OFFICER)}
+        )
+        gone.set()
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["reason"] == "timeout"
+        assert verifier.admitted == 0
+        assert verify(client, server, good, Role.OFFICER).json()["valid"] is True
+
+
+def test_an_upload_cut_short_is_a_client_error_not_a_server_error(server: LiveServer) -> None:
+    url = httpx.URL(server.base_url)
+    key = server.auth(Role.OFFICER)["Authorization"]
+    head = (
+        f"POST /api/v1/reports/verify HTTP/1.1\r\nHost: {url.host}\r\nAuthorization: {key}\r\n"
+        "Content-Type: application/pdf\r\nContent-Length: 100000\r\n\r\n"
+    )
+    with captured_json_logs() as logs:
+        with socket.create_connection((url.host, url.port or 80), timeout=60) as sock:
+            sock.sendall(head.encode("ascii") + b"%PDF-1.7")
+            sock.shutdown(socket.SHUT_WR)  # the client goes away with most of the body unsent
+            while sock.recv(65536):
+                pass
+        wait_for(
+            lambda: any(line.get("status") for line in parse_lines(logs)), "the request was never logged"
+        )
+    lines = parse_lines(logs)
+    assert [line for line in lines if line.get("status") == 500 or line.get("event") == "server_error"] == []
+    assert any(line.get("status") == 400 for line in lines)

@@ -175,8 +175,8 @@ class ExportRequest(
             str,
             msgspec.Meta(
                 max_length=MAX_PURPOSE_LENGTH,
-                description="Why the log is exported (recorded with the export; no control, format or bidi "
-                "characters); default `audit log export`.",
+                description="Why the log is exported (recorded with the export; no control, format, bidi or "
+                "invisible characters); default `audit log export`.",
                 examples=["annual works-council review"],
             ),
         ]

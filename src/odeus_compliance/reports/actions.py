@@ -189,7 +189,8 @@ async def verify_report(
     ``None`` only for the offline command, which verifies a file with no installation (no audit log) at
     hand."""
     try:
-        verified = await verifier.verify(upload)
+        client = recorder.actor.key_id if recorder is not None else None
+        verified = await verifier.verify(upload, client=client)
     except PdfRefused as refused:
         if recorder is not None:
             failed: dict[str, DetailValue] = {

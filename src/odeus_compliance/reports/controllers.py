@@ -13,12 +13,14 @@ the download.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.exceptions import InternalServerException
 from litestar.openapi.spec import (
     Example,
     OpenAPIFormat,
@@ -32,7 +34,7 @@ from litestar.response import Stream
 
 from odeus_compliance.audit.recording import record_access, record_denial, recorder_of
 from odeus_compliance.audit.records import Action
-from odeus_compliance.errors import PermissionDenied
+from odeus_compliance.errors import PermissionDenied, ValidationFailed
 from odeus_compliance.problem_schema import ProblemOperation, problem_responses
 from odeus_compliance.reports import actions, service
 from odeus_compliance.reports.schemas import (
@@ -70,8 +72,8 @@ DownloadPurpose = Annotated[
         name="purpose",
         min_length=1,
         max_length=MAX_PURPOSE_LENGTH,
-        description="Why the file is downloaded: not blank, no control, format or bidi characters; recorded "
-        "in the audit record of the download.",
+        description="Why the file is downloaded: not blank, no control, format, bidi or invisible "
+        "characters; recorded in the audit record of the download.",
         examples=[Example(value="quarterly review with the works council")],
     ),
 ]
@@ -388,5 +390,16 @@ async def verify_report(request: ReportRequest) -> dict[str, Any]:
     ``Retry-After``."""
     service.check_upload(request.headers.get("content-type"))
     verifier = verifier_of_state(request.app.state.get(REPORT_VERIFIER))
-    result = await actions.verify_report(recorder_of(request), verifier=verifier, upload=request.stream())
+    upload = _until_disconnect(request.stream())
+    result = await actions.verify_report(recorder_of(request), verifier=verifier, upload=upload)
     return service.verification_json(result)
+
+
+async def _until_disconnect(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The request body; a client that goes away mid-upload is its own mistake (400), not a server error
+    (Litestar reports it as a 500)."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    except InternalServerException:
+        raise ValidationFailed.at("body", "must be sent whole (the client went away)") from None

@@ -39,7 +39,7 @@ _Zone = Annotated[
     ),
 ]
 _PURPOSE_RULE: Final = (
-    f"Not blank, at most {MAX_PURPOSE_LENGTH} characters, no control, format or bidi characters; "
+    f"Not blank, at most {MAX_PURPOSE_LENGTH} characters, no control, format, bidi or invisible characters; "
     "recorded in the audit log."
 )
 

@@ -66,6 +66,10 @@ _MAX_REPLY_BYTES: Final = 1 << 20
 _CHUNK: Final = 1 << 16
 
 
+PER_CLIENT = 1  # verifications one client may have admitted at once
+STALL_SECONDS = 10.0  # the longest an upload may send nothing
+
+
 class VerifierBusy(ServiceUnavailable):
     """Every verification slot is taken and the queue is full: try again after ``Retry-After`` seconds."""
 
@@ -136,6 +140,8 @@ class PdfVerifier:
         self.queue = queue
         self.max_bytes = max_bytes
         self._admitted = 0  # running and waiting
+        self._clients: dict[str, int] = {}  # verifications admitted per client (API key)
+        self.stall_seconds = STALL_SECONDS
         self._slots: asyncio.Semaphore | None = None
         self._processes: set[BaseProcess] = set()
 
@@ -165,8 +171,10 @@ class PdfVerifier:
         return [p.pid for p in self._processes if p.pid is not None]
 
     @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if self._admitted >= self.concurrency + self.queue:
+    async def _slot(self, client: str | None) -> AsyncIterator[None]:
+        # one verification per client at a time: one key cannot hold every slot with slow uploads
+        mine = self._clients.get(client, 0) if client is not None else 0
+        if self._admitted >= self.concurrency + self.queue or mine >= PER_CLIENT:
             raise VerifierBusy(
                 "Every report verification slot is taken; try again shortly.",
                 headers={"Retry-After": str(self.retry_after)},
@@ -174,28 +182,36 @@ class PdfVerifier:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
         self._admitted += 1
+        if client is not None:
+            self._clients[client] = mine + 1
         try:
             async with self._slots:
                 yield
         finally:
             self._admitted -= 1
+            if client is not None:
+                left = self._clients.pop(client, 1) - 1
+                if left:
+                    self._clients[client] = left
 
-    async def verify(self, upload: AsyncIterable[bytes]) -> VerifiedUpload:
-        """Verify the PDF ``upload`` yields. Raises :class:`VerifierBusy` (before reading anything),
-        ``ValidationFailed`` (empty), ``PayloadTooLarge`` and :class:`PdfRefused`."""
+    async def verify(self, upload: AsyncIterable[bytes], *, client: str | None = None) -> VerifiedUpload:
+        """Verify the PDF ``upload`` yields (``client``: who sends it, e.g. the API key's id). Raises
+        :class:`VerifierBusy` (before reading anything), ``ValidationFailed`` (empty), ``PayloadTooLarge``
+        and :class:`PdfRefused`. The time limit runs from admission: waiting for a slot and a slow upload
+        count against it, and an upload that sends nothing for ``stall_seconds`` (:data:`STALL_SECONDS`) is
+        refused."""
         progress = _Progress()
-        async with self._slot():
-            try:
-                async with asyncio.timeout(self.timeout_seconds):
-                    return await self._verify(upload, progress)
-            except TimeoutError:
-                raise PdfRefused(
-                    f"The PDF could not be verified within {self.timeout_seconds:g} s "
-                    "(ODEUS_COMPLIANCE_VERIFY_TIMEOUT_SECONDS).",
-                    reason="timeout",
-                    sha256=None,
-                    byte_count=progress.count,
-                ) from None
+        try:
+            async with asyncio.timeout(self.timeout_seconds), self._slot(client):
+                return await self._verify(upload, progress)
+        except TimeoutError:
+            raise PdfRefused(
+                f"The PDF could not be verified within {self.timeout_seconds:g} s "
+                "(ODEUS_COMPLIANCE_VERIFY_TIMEOUT_SECONDS, waiting and uploading included).",
+                reason="timeout",
+                sha256=None,
+                byte_count=progress.count,
+            ) from None
 
     async def _verify(self, upload: AsyncIterable[bytes], progress: _Progress) -> VerifiedUpload:
         chunks = aiter(upload)
@@ -243,7 +259,8 @@ class PdfVerifier:
                         raise PayloadTooLarge(msg)
                     with contextlib.suppress(OSError):  # the process stopped reading: its answer says why
                         await loop.sock_sendall(ours, chunk)
-                chunk = await anext(rest, None)
+                async with asyncio.timeout(self.stall_seconds):  # a drip-fed upload holds a slot no longer
+                    chunk = await anext(rest, None)
             with contextlib.suppress(OSError):
                 ours.shutdown(socket.SHUT_WR)
             return await _read_reply(loop, ours)
