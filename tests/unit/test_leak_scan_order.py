@@ -93,3 +93,28 @@ def test_values_outside_ascii_are_found_in_any_spelling() -> None:
     scanner.observe_column("role", _texts("Deputy: ana lia PEREZ"), row_offset=20)
     with pytest.raises(LeakFound, match=r"column 'role' \(data row 21\)"):
         scanner.verify()
+
+
+@pytest.mark.parametrize("early_limit", [0, leakscan.EARLY_CHECK_LIMIT])
+def test_the_earliest_row_is_named_for_a_value_inside_words(
+    monkeypatch: pytest.MonkeyPatch, early_limit: int
+) -> None:
+    monkeypatch.setattr(leakscan, "EARLY_CHECK_LIMIT", early_limit)
+    monkeypatch.setattr(leakscan, "_TEXT_KEYS_AT_ONCE", 5)  # output keys move to Arrow in many chunks
+    scanner = LeakScanner()
+    scanner.observe_column("role", _texts("Lead", "teamcarlarossi2024"), row_offset=30)
+    scanner.add_identifying(_NAMES)
+    scanner.observe_column("department", _texts("Sales", "XbolarssonY"), row_offset=3)
+    scanner.observe_column("agent", _texts("bolarssonbot"), row_offset=50)
+    with pytest.raises(LeakFound, match=r"column 'department' \(data row 5\)"):
+        scanner.verify()
+
+
+def test_a_look_alike_found_early_names_the_earliest_row() -> None:
+    scanner = LeakScanner()
+    scanner.observe_column("role", _texts("Lead", "Team of CARLA R0SSl"), row_offset=8)
+    scanner.observe_column("department", _texts("x", "y", "Bo Lar55on", "BoLarsson1"), row_offset=0)
+    scanner.add_identifying(_NAMES)  # checked now: both texts are known
+    scanner.observe_column("agent", _texts("B0 LARSS0N"), row_offset=1)  # later, but row 2 is the earliest
+    with pytest.raises(LeakFound, match=r"column 'agent' \(data row 2\)"):
+        scanner.verify()

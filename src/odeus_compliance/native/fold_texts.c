@@ -5,7 +5,9 @@
  * space. Other code points are looked up in a table of `slots` entries of SLOT bytes each: slot_lengths[c]
  * is the fold's length, or UNKNOWN (not computed yet) or TOO_LONG (longer than a slot). A value holding such
  * a code point, or one beyond the table, is flagged unresolved; unknown code points are reported (each at
- * most once per call) so that Python can compute them and call again.
+ * most once per call) so that Python can compute them and call again. With keep_punctuation, the ASCII
+ * characters that tell the parts of a name or address apart (',' '@' '+' '\'') are kept as they are, and
+ * the apostrophes U+2019, U+2018 and U+02BC read as '\'', for native/leak_keys.c.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -34,9 +36,10 @@ static uint32_t read_char(const uint8_t *s, int64_t n, int64_t *at) {
     return c;
 }
 
-static uint8_t ascii_fold(uint8_t c) {
+static uint8_t ascii_fold(uint8_t c, int keep_punctuation) {
     if (c >= 'A' && c <= 'Z') return (uint8_t)(c + ('a' - 'A'));
     if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return c;
+    if (keep_punctuation && (c == ',' || c == '@' || c == '+' || c == '\'')) return c;
     return ' ';
 }
 
@@ -47,8 +50,8 @@ static uint8_t ascii_fold(uint8_t c) {
  * zeroed by the caller). Returns the number of unresolved values. */
 int64_t odeus_fold_texts(const int32_t *offsets, const uint8_t *data, const uint8_t *validity, int64_t bit_offset,
                          int64_t count, const uint8_t *slot_lengths, const uint8_t *slot_data, int64_t slots,
-                         uint8_t *out_data, int32_t *out_offsets, uint8_t *unresolved, uint32_t *missing,
-                         int64_t missing_capacity, int64_t *missing_count, uint8_t *seen) {
+                         int keep_punctuation, uint8_t *out_data, int32_t *out_offsets, uint8_t *unresolved,
+                         uint32_t *missing, int64_t missing_capacity, int64_t *missing_count, uint8_t *seen) {
     int64_t written = 0, flagged = 0;
     *missing_count = 0;
     out_offsets[0] = 0;
@@ -60,7 +63,11 @@ int64_t odeus_fold_texts(const int32_t *offsets, const uint8_t *data, const uint
             while (at < n) {
                 uint32_t c = read_char(s, n, &at);
                 if (c < 0x80) {
-                    out_data[written++] = ascii_fold((uint8_t)c);
+                    out_data[written++] = ascii_fold((uint8_t)c, keep_punctuation);
+                    continue;
+                }
+                if (keep_punctuation && (c == 0x2019 || c == 0x2018 || c == 0x02BC)) {
+                    out_data[written++] = '\'';
                     continue;
                 }
                 uint8_t length = c < (uint32_t)slots ? slot_lengths[c] : UNKNOWN;

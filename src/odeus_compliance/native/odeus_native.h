@@ -40,15 +40,15 @@ int64_t odeus_csv_lines(const int64_t *columns, int64_t width, int64_t rows, uin
 
 /* The leak scan's lookup keys of identifying values (leak_keys.c). */
 int64_t odeus_leak_keys(const int32_t *offsets, const uint8_t *data, const uint8_t *validity, int64_t bit_offset,
-                        int64_t count, int64_t min_chars, int64_t min_digits, const int32_t *placeholder_offsets,
-                        const uint8_t *placeholder_data, int64_t placeholders, uint8_t *out_data,
-                        int32_t *out_offsets);
+                        int64_t count, int64_t min_chars, int64_t min_digits, int skeletons,
+                        const int32_t *placeholder_offsets, const uint8_t *placeholder_data, int64_t placeholders,
+                        uint8_t *out_data, int64_t out_capacity, int32_t *out_offsets, int64_t *values_done);
 
 /* The leak scan's ASCII fold of texts (fold_texts.c). */
 int64_t odeus_fold_texts(const int32_t *offsets, const uint8_t *data, const uint8_t *validity, int64_t bit_offset,
                          int64_t count, const uint8_t *slot_lengths, const uint8_t *slot_data, int64_t slots,
-                         uint8_t *out_data, int32_t *out_offsets, uint8_t *unresolved, uint32_t *missing,
-                         int64_t missing_capacity, int64_t *missing_count, uint8_t *seen);
+                         int keep_punctuation, uint8_t *out_data, int32_t *out_offsets, uint8_t *unresolved,
+                         uint32_t *missing, int64_t missing_capacity, int64_t *missing_count, uint8_t *seen);
 
 /* cffi: end */
 

@@ -24,7 +24,15 @@ from odeus_compliance.policy.columnar import ColumnCounts, ColumnPlan
 from odeus_compliance.policy.crypto import Tokenizer
 from odeus_compliance.policy.disclosure import KAnonymityPlan
 from odeus_compliance.policy.keys import EngineKeys
-from odeus_compliance.policy.leakscan import MAX_WORDS, MIN_CHARS, MIN_DIGITS, MIN_SURNAME, LeakScanner
+from odeus_compliance.policy.leakscan import (
+    MAX_WORDS,
+    MIN_CHARS,
+    MIN_DIGITS,
+    MIN_SUBSTRING,
+    MIN_SURNAME,
+    SUBSTRING_TEXT,
+    LeakScanner,
+)
 from odeus_compliance.policy.manifest import seal
 from odeus_compliance.policy.model import (
     Drop,
@@ -121,12 +129,16 @@ def run_manifest(
             "identifying_values_checked": leak_scan.values_registered,
             "distinct_output_texts_read": leak_scan.texts_read,
             "rule": (
-                "text folded to ASCII (NFKC, full case folding, format characters and marks removed, "
-                "TR39 look-alikes and transliteration); values compared with their words joined, also "
-                f"e-mail local parts with and without +tag, surnames of at least {MIN_SURNAME} characters "
-                f"alone and first; runs of up to {MAX_WORDS} output words; keys of at least {MIN_CHARS} "
-                f"characters (digits only: {MIN_DIGITS}); upstream placeholders never count; kept text "
-                "with a bidi control is refused"
+                "text folded to ASCII (NFKC, full case folding, format characters and marks removed, tag "
+                "characters read as ASCII, TR39 look-alikes and transliteration; umlauts, o-slash, a-ring "
+                "and d-stroke also respelt) and compared in ASCII skeletons (i/l/1, o/0, rn/m, vv/w, cl/d "
+                "alike); values compared with their words joined, also e-mail local parts with and "
+                f"without +tag, surnames of at least {MIN_SURNAME} characters and every rotation of a "
+                f"name's words; runs of up to {MAX_WORDS} output words, also cut where letters meet "
+                f"digits, and keys of {MIN_SUBSTRING} or more characters also inside the words of texts "
+                f"up to {SUBSTRING_TEXT} characters; keys of at least {MIN_CHARS} characters (digits only: "
+                f"{MIN_DIGITS}); upstream placeholders never count; kept text with a bidi control is "
+                "refused"
             ),
         },
     }

@@ -9,14 +9,26 @@ validated on input, generalised dates and buckets) cannot hold a name and are no
 How an attacker could respell a value, and how the scan undoes it:
 
 - other code points that read the same (decomposed accents, Cyrillic or Greek look-alikes, full-width
-  letters, soft hyphens and zero-width joiners inside a word, upper-case Greek and Turkish, transliteration
-  to ASCII): both sides are folded to ASCII letters and digits (:mod:`.text_fold`);
-- other separators (``.``, ``-``, ``_``, none, camel case, "name at domain"): a value is compared as its
-  words joined with nothing between them; output text is cut into words (camel case too) and every run of
-  up to :data:`MAX_WORDS` consecutive words is joined the same way;
-- parts of a value (``native/leak_keys.c``): an e-mail's local part with and without its ``+tag``, a name's
-  (or a local part's) surname, its last word if at least :data:`MIN_SURNAME` characters, alone and put
-  first ("Meier, Anna");
+  letters, soft hyphens and zero-width joiners inside a word, tag characters, upper-case Greek and Turkish,
+  transliteration to ASCII, other common spellings such as ``ue`` for ``ü``): both sides are folded to
+  ASCII letters and digits (:mod:`.text_fold`);
+- ASCII look-alikes (``MElER``, ``ME|ER``, ``O`` for ``0``, ``rn`` for ``m``): both sides are compared in
+  their :func:`~.text_fold.skeleton` (which reads look-alikes as one; a value and all its look-alikes have
+  the same skeleton, so the plain keys are not needed beside it), and in output text ``|`` also reads as
+  ``l``;
+- other separators (``.``, ``-``, ``_``, none, camel case, digits attached, "name at domain"): a value is
+  compared as its words joined with nothing between them; output text is cut into words (camel case too,
+  and, as a second reading, where letters meet digits) and every run of up to :data:`MAX_WORDS` consecutive
+  words is joined the same way;
+- run-together and spelt-out words (``teamannameier``, ``M.a.r.i.a.B.e.r.g``): in output text of at most
+  :data:`SUBSTRING_TEXT` characters (its words joined), every substring of :data:`MIN_SUBSTRING` to
+  :data:`MAX_SUBSTRING` characters is a key too, so a key of 6 or more characters is found inside words;
+  shorter keys only as whole words (longer texts: word runs only);
+- parts and orders of a value (``native/leak_keys.c``): an e-mail's local part with and without its
+  ``+tag``; a name's (or a local part's, split at camel case too) surnames of at least
+  :data:`MIN_SURNAME` characters (with a comma the words before it, otherwise every word after the first;
+  also without trailing digits; trailing ``Jr.``, ``PhD`` and such dropped first); every rotation of its
+  words ("Meier Anna", "van der Berg, Anna");
 - a reversed name in a right-to-left override, which a PDF shows readable: kept text holding a bidi control
   is refused outright.
 
@@ -25,8 +37,9 @@ Which values count (so that short or common values do not fail every run): keys 
 placeholders (``Anonymous``, ...) never count.
 
 Scale: identifying values are many, output texts few and repetitive. Each distinct output text is read
-once; the identifying values' keys are made in native passes per batch (values outside ASCII are folded
-first, :mod:`.fold_native`) and looked up in the set of output keys with Arrow's hash lookup.
+once, in Python, and its keys are kept as Arrow text; the identifying values' keys are made in native
+passes per batch (values outside ASCII are folded first, :mod:`.fold_native`) and looked up in the output
+keys with Arrow's hash lookup.
 
 A hit fails the run, naming the output column and the data row, never the value.
 """
@@ -48,6 +61,9 @@ from odeus_compliance.policy.text_fold import (
     camel_case_split,
     fold,
     has_bidi_control,
+    letter_digit_split,
+    skeleton,
+    skeleton_positions,
 )
 from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
 
@@ -56,6 +72,12 @@ MAX_WORDS = 8
 MIN_CHARS = 4
 MIN_DIGITS = 6
 MIN_SURNAME = 5  # as in native/leak_keys.c
+MIN_SUBSTRING = 6
+MAX_SUBSTRING = 64
+SUBSTRING_TEXT = 512
+_KEY_BYTES_PER_BYTE = 16  # the most room a value's keys take per byte of it, as in native/leak_keys.c
+_KEY_BYTES_GUESS = 8  # what to make room for at first (keys take about 3 to 6 times the values' bytes)
+_TEXT_KEYS_AT_ONCE = 1 << 20  # output keys gathered in Python before they move to Arrow
 _PLACEHOLDER_KEYS = pa.array(sorted({"".join(fold(p).split()) for p in PLACEHOLDERS} - {""}), pa.string())
 
 
@@ -86,47 +108,108 @@ class BidiControlFound(LeakFound):
         )
 
 
-def identifying_keys(values: pa.Array[Any]) -> pa.Array[Any]:
-    """The lookup keys of identifying values (see the module doc and ``native/leak_keys.c``)."""
+def identifying_keys(values: pa.Array[Any], *, skeletons: bool = False) -> pa.Array[Any]:
+    """The lookup keys of identifying values (see the module doc and ``native/leak_keys.c``); with
+    ``skeletons``, each as its :func:`~.text_fold.skeleton` (what the scan compares)."""
+    parts = _identifying_key_parts(values, skeletons=skeletons)
+    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+
+
+def _identifying_key_parts(values: pa.Array[Any], *, skeletons: bool) -> list[pa.Array[Any]]:
     text: Any = values if values.type == pa.string() else ac.cast(values, pa.string())
     ascii_only = ac.fill_null(ac.string_is_ascii(text), True)
     extra: Any = None
     if not ac.all(ascii_only).as_py():
         others = ac.invert(ascii_only)
         outside_ascii = ac.filter(text, others)
-        text = ac.replace_with_mask(text, others, fold_column(outside_ascii))
+        text = ac.replace_with_mask(text, others, fold_column(outside_ascii, keep_punctuation=True))
         extra = other_spellings_column(outside_ascii)
-    keys = _native_keys(text)
-    return pa.concat_arrays([keys, _native_keys(extra)]) if extra is not None and len(extra) else keys
+    parts = _native_keys(text, skeletons=skeletons)
+    if extra is not None and len(extra):
+        parts += _native_keys(extra, skeletons=skeletons)
+    return parts
 
 
-def _native_keys(text: pa.Array[Any]) -> pa.Array[Any]:
+def _native_keys(text: pa.Array[Any], *, skeletons: bool) -> list[pa.Array[Any]]:
+    parts: list[pa.Array[Any]] = []
+    done = 0
+    while not parts or done < len(text):  # one round unless the keys outgrow the first guess of their size
+        rest = text.slice(done)
+        keys, read = _native_keys_of(rest, skeletons=skeletons, bytes_per_byte=_KEY_BYTES_GUESS)
+        if not read and len(rest):  # the next value alone needs more: room for its worst case
+            keys, read = _native_keys_of(
+                rest.slice(0, 1), skeletons=skeletons, bytes_per_byte=_KEY_BYTES_PER_BYTE
+            )
+        parts.append(keys)
+        done += read
+    return parts
+
+
+def _native_keys_of(text: Any, *, skeletons: bool, bytes_per_byte: int) -> tuple[pa.Array[Any], int]:
+    """The keys of the first values of ``text`` that fit a buffer of ``bytes_per_byte`` times its bytes,
+    and how many values that is."""
     count = len(text)
+    offsets = text.buffers()[1]
+    first, last = (
+        int.from_bytes(offsets.slice(4 * (text.offset + at), 4).to_pybytes(), sys.byteorder)
+        for at in (0, count)
+    )
+    capacity = min(bytes_per_byte * (last - first) + 1, 2**31 - 1)
     cells = string_buffers(text)
     placeholders = string_buffers(_PLACEHOLDER_KEYS)
-    out_data = pa.allocate_buffer(max(5 * cells.data_size, 1), None, resizable=True)
-    out_offsets = pa.allocate_buffer(4 * (5 * count + 1), None, resizable=True)
+    out_data = pa.allocate_buffer(capacity, None, resizable=True)
+    out_offsets = pa.allocate_buffer(4 * (capacity // MIN_CHARS + 2), None, resizable=True)
+    done = pa.allocate_buffer(8)
     keys = native_library().odeus_leak_keys(
         cells.offsets, cells.data, cells.validity, cells.bit_offset, count, MIN_CHARS, MIN_DIGITS,
-        placeholders.offsets, placeholders.data, len(_PLACEHOLDER_KEYS),
-        out_data.address, out_offsets.address,
+        int(skeletons), placeholders.offsets, placeholders.data, len(_PLACEHOLDER_KEYS),
+        out_data.address, capacity, out_offsets.address, done.address,
     )  # fmt: skip
+    read = int.from_bytes(done.to_pybytes(), sys.byteorder)
+    if count and not read and bytes_per_byte >= _KEY_BYTES_PER_BYTE:
+        msg = "leak scan: an identifying value is too long to read"  # 2 GiB of room: about 130 MB
+        raise ValueError(msg)
     used = int.from_bytes(out_offsets.slice(4 * keys, 4).to_pybytes(), sys.byteorder)
     out_data.resize(max(used, 1), shrink_to_fit=True)  # the keys are kept to the end of the run
     out_offsets.resize(4 * (keys + 1), shrink_to_fit=True)
-    return pa.StringArray.from_buffers(keys, out_offsets, out_data)
+    return pa.StringArray.from_buffers(keys, out_offsets, out_data), read
 
 
 def output_keys(text: str) -> set[str]:
-    """The keys an output text could hold a value as: every run of up to :data:`MAX_WORDS` words, joined."""
+    """The keys an output text could hold a value as, in :func:`~.text_fold.skeleton` form: every run of
+    up to :data:`MAX_WORDS` words, joined (words also cut where letters meet digits), in every fold; and, for
+    a text of at most :data:`SUBSTRING_TEXT` characters (its words joined), every substring of its words
+    joined of :data:`MIN_SUBSTRING` to :data:`MAX_SUBSTRING` characters (whose skeleton keeps at least
+    :data:`MIN_SUBSTRING`)."""
     spelled = camel_case_split(text)
+    folds = {fold(spelled, table) for table in OUTPUT_FOLDS}
+    if "|" in spelled:  # a vertical line reads as l (capital I)
+        folds.add(fold(spelled.replace("|", "l"), OUTPUT_FOLDS[1]))
+    words_read: set[tuple[str, ...]] = set()
+    for folded in folds:
+        words_read.add(tuple(folded.split()))
+        words_read.add(tuple(letter_digit_split(folded).split()))
     keys: set[str] = set()
-    for table in OUTPUT_FOLDS:
-        words = fold(spelled, table).split()
+    for words in words_read:
         for size in range(1, min(MAX_WORDS, len(words)) + 1):
             for start in range(len(words) - size + 1):
-                keys.add("".join(words[start : start + size]))
+                keys.add(skeleton("".join(words[start : start + size])))
+    for joined in {"".join(words) for words in words_read}:
+        if len(joined) <= SUBSTRING_TEXT:
+            keys |= _substring_skeletons(joined)
     return keys
+
+
+def _substring_skeletons(text: str) -> set[str]:
+    shape, starts = skeleton_positions(text)
+    found: set[str] = set()
+    for size in range(MIN_SUBSTRING, min(MAX_SUBSTRING, len(text)) + 1):
+        for start in range(len(text) - size + 1):
+            begin, end = starts[start], starts[start + size]
+            key = shape[begin:end] if begin >= 0 and end >= 0 else skeleton(text[start : start + size])
+            if len(key) >= MIN_SUBSTRING:
+                found.add(key)
+    return found
 
 
 @dataclass(slots=True)
@@ -136,13 +219,16 @@ class LeakScanner:
     Output texts repeat, so their keys are usually few and mostly known after the first batches. Each batch
     of identifying keys is therefore compared with the output keys known when it arrives (on the engine's
     worker threads, during the run), and :meth:`verify` only with those that came later. With many output
-    keys (:data:`EARLY_CHECK_LIMIT`) the comparison waits for :meth:`verify`, where it is made once. Methods
-    may be called from several threads at once.
+    keys (:data:`EARLY_CHECK_LIMIT`) the comparison waits for :meth:`verify`, where it is made once. Output
+    keys are kept as Arrow text (with the text each came from), not in a Python set: substrings make them
+    many. Methods may be called from several threads at once.
     """
 
     _identifying: list[tuple[Any, int]] = field(default_factory=list)  # (keys, output keys checked with)
-    _candidates: dict[str, tuple[str, int]] = field(default_factory=dict)  # output key -> (column, row)
-    _grams: list[str] = field(default_factory=list)  # the output keys in the order they became known
+    _grams: list[Any] = field(default_factory=list)  # chunks of output keys, in the order they became known
+    _gram_texts: list[Any] = field(default_factory=list)  # per chunk, each key's text (in _texts), int32
+    _gram_count: int = 0
+    _texts: list[tuple[int, str]] = field(default_factory=list)  # (row, column) of each distinct text read
     _early: tuple[int, Any] = (0, None)  # the output keys as Arrow text, and how many
     _hits: set[str] = field(default_factory=set)
     _bidi: tuple[int, str] | None = None  # the first (row, column) holding a bidi control
@@ -154,30 +240,30 @@ class LeakScanner:
     @property
     def values_registered(self) -> int:
         """Identifying values compared (none when the output holds no text to compare them with)."""
-        return self._values if self._candidates and self._identifying else 0
+        return self._values if self._gram_count and self._identifying else 0
 
     def add_identifying(self, values: pa.Array[Any]) -> None:
         """Remember the keys of one batch's identifying input values (on a worker thread of the engine)."""
-        keys = identifying_keys(values)
+        parts = [keys for keys in _identifying_key_parts(values, skeletons=True) if len(keys)]
         checked, known = self._known_grams()
         hits: list[str] = []
-        if checked and known is not None and len(keys):
-            found = ac.filter(keys, ac.is_in(keys, value_set=known))
-            hits = [v for v in found.to_pylist() if v is not None]
+        if checked and known is not None:
+            for keys in parts:
+                found = ac.filter(keys, ac.is_in(keys, value_set=known))
+                hits += [v for v in found.to_pylist() if v is not None]
         with self._lock:
             self._values += len(values) - values.null_count
-            if len(keys):
-                self._identifying.append((keys, checked))
+            self._identifying += [(keys, checked) for keys in parts]
             self._hits.update(hits)
 
     def _known_grams(self) -> tuple[int, Any]:
         """The output keys known now, as Arrow text (built once per count), or none past the early limit."""
         with self._lock:
-            count = len(self._grams)
+            count = self._gram_count
             if count > EARLY_CHECK_LIMIT:
                 return 0, None
             if self._early[0] != count:
-                self._early = (count, pa.array(self._grams[:count], pa.string()))
+                self._early = (count, pa.concat_arrays(self._grams) if self._grams else None)
             return self._early
 
     def observe_column(self, column: str, values: pa.Array[Any], *, row_offset: int) -> None:
@@ -214,18 +300,33 @@ class LeakScanner:
         if not texts:
             return
         self.texts_read += len(texts)
-        for text, row in zip(texts, rows, strict=True):
+        with self._lock:
+            first_text = len(self._texts)
+            self._texts.extend((row, column) for row in rows)
+        gathered: dict[str, int] = {}  # output key -> its text with the lowest row (index in texts)
+        for index, (text, row) in enumerate(zip(texts, rows, strict=True)):
             if has_bidi_control(text):
                 with self._lock:
                     if self._bidi is None or (row, column) < self._bidi:
                         self._bidi = (row, column)
             for key in output_keys(text):
-                with self._lock:
-                    known = self._candidates.get(key)
-                    if known is None:
-                        self._grams.append(key)
-                    if known is None or row < known[1]:
-                        self._candidates[key] = (column, row)
+                known = gathered.get(key)
+                if known is None or row < rows[known]:
+                    gathered[key] = index
+            if len(gathered) >= _TEXT_KEYS_AT_ONCE:
+                self._add_grams(gathered, first_text)
+                gathered = {}
+        self._add_grams(gathered, first_text)
+
+    def _add_grams(self, gathered: dict[str, int], first_text: int) -> None:
+        if not gathered:
+            return
+        grams = pa.array(list(gathered), pa.string())
+        texts = ac.add(pa.array(list(gathered.values()), pa.int32()), first_text)
+        with self._lock:
+            self._grams.append(grams)
+            self._gram_texts.append(texts)
+            self._gram_count += len(grams)
 
     def verify(self) -> None:
         """Raise :class:`LeakFound` (the earliest row) if an identifying value is among the output keys, and
@@ -233,17 +334,20 @@ class LeakScanner:
         if self._bidi is not None:
             row, column = self._bidi
             raise BidiControlFound(column, row)
-        if not self._candidates or not self._identifying:
+        if not self._gram_count or not self._identifying:
             return
+        grams = pa.concat_arrays(self._grams)
         hits = set(self._hits)
-        later: dict[int, Any] = {}  # per count checked early: the output keys that came after
+        later: dict[int, list[Any]] = {}  # per count checked early: the keys to compare with those after it
         for keys, checked in self._identifying:
-            if checked == len(self._grams):
-                continue
-            if checked not in later:
-                later[checked] = pa.array(self._grams[checked:], pa.string())
-            found = ac.filter(keys, ac.is_in(keys, value_set=later[checked]))
+            if checked != len(grams):
+                later.setdefault(checked, []).append(keys)
+        for checked, key_arrays in later.items():
+            keys = pa.chunked_array(key_arrays, pa.string())
+            found = ac.filter(keys, ac.is_in(keys, value_set=grams.slice(checked)))
             hits.update(v for v in found.to_pylist() if v is not None)
         if hits:
-            column, row = min((self._candidates[h] for h in hits), key=lambda hit: (hit[1], hit[0]))
+            holding = ac.is_in(grams, value_set=pa.array(sorted(hits), pa.string()))
+            texts = ac.filter(pa.concat_arrays(self._gram_texts), holding).to_pylist()
+            row, column = min(self._texts[i] for i in texts if i is not None)
             raise LeakFound(column, row)
