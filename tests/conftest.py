@@ -18,6 +18,7 @@ import pytest
 
 from odeus_compliance.app import create_app
 from odeus_compliance.db.migrate import upgrade
+from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.settings import Settings
 from tests.support.postgres import scratch_database
 from tests.support.server import LiveServer, issue_keys, run_server
@@ -59,7 +60,9 @@ def migrated_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def live_server(migrated_settings: Settings) -> Iterator[LiveServer]:
-    """The app served by uvicorn on loopback, with one API key per role in ``.keys``."""
+    """The app served by uvicorn on loopback, with one API key per role in ``.keys``, ready (it can sign:
+    the test settings allow the demo certificate)."""
+    ensure_demo_certificate(migrated_settings.data_dir, migrated_settings.require_master_key())
     keys = issue_keys(migrated_settings)
     with run_server(create_app(migrated_settings)) as base_url:
         yield LiveServer(base_url=base_url, settings=migrated_settings, keys=keys)

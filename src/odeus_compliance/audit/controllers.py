@@ -227,6 +227,7 @@ async def audit_entries(  # noqa: PLR0917 - one parameter per query filter, as L
         QueryParameter(
             name="actor",
             max_length=128,
+            pattern=r"^[!-~]+$",  # an API key id or a system actor: printable ASCII
             required=False,
             description="The actor's API key id (or `cli`, `demo`, `system`, `anonymous`).",
         ),
