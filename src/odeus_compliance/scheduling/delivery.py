@@ -262,8 +262,8 @@ def failure_code(error: str) -> str:
     return "failed"
 
 
-def failure_notification(target: RunTarget, code: str, retry: dt.datetime | None) -> dict[str, object]:
-    """What the webhook is told of a failed run: ids, period, reason code, next try - no personal data."""
+def _run_header(target: RunTarget) -> dict[str, object]:
+    """What every notice of a run says first: the schedule, the run and its period (no personal data)."""
     period = target.period
     return {
         "schedule": target.spec.name,
@@ -276,6 +276,13 @@ def failure_notification(target: RunTarget, code: str, retry: dt.datetime | None
             "to": period.end.isoformat(),
             "timezone": period.timezone,
         },
+    }
+
+
+def failure_notification(target: RunTarget, code: str, retry: dt.datetime | None) -> dict[str, object]:
+    """What the webhook is told of a failed run: ids, period, reason code, next try - no personal data."""
+    return {
+        **_run_header(target),
         "reason": code,
         "next_retry_at": None if retry is None else retry.isoformat(),
     }
@@ -332,18 +339,8 @@ def mail_text(target: RunTarget, record: ReportRecord, public_url: str | None, *
 
 def notification(target: RunTarget, record: ReportRecord) -> dict[str, object]:
     """What the webhook is told: ids, period, hash - no personal data, no file."""
-    period = target.period
     return {
-        "schedule": target.spec.name,
-        "schedule_id": str(target.schedule.id),
-        "run_id": str(target.run.id),
-        "version": target.run.version,
-        "period": {
-            "label": period.label,
-            "from": period.start.isoformat(),
-            "to": period.end.isoformat(),
-            "timezone": period.timezone,
-        },
+        **_run_header(target),
         "report": {
             "id": record.id,
             "version": record.version,
