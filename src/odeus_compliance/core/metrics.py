@@ -10,6 +10,7 @@ fixed vocabularies (stages, outcomes, error kinds), never data.
 
 from __future__ import annotations
 
+import abc
 import math
 import re
 import threading
@@ -52,7 +53,7 @@ def _labels(names: Sequence[str], values: Sequence[str], extra: tuple[str, str] 
     return "{" + ",".join(pairs) + "}" if pairs else ""
 
 
-class _Family:
+class _Family(abc.ABC):
     """A metric family: a name, help text, label names and one series per combination of label values."""
 
     kind: str = ""
@@ -72,9 +73,9 @@ class _Family:
             raise ValueError(msg)
         return tuple(str(labels[n]) for n in self.label_names)
 
+    @abc.abstractmethod
     def samples(self) -> Iterator[str]:
-        """The family's sample lines."""
-        raise NotImplementedError
+        """The family's sample lines (each kind writes its own)."""
 
     def render(self) -> str:
         """``# HELP``, ``# TYPE`` and the samples."""
