@@ -43,6 +43,9 @@ from odeus_compliance.audit.controllers import (
 )
 from odeus_compliance.audit.denials import DenialLimiter
 from odeus_compliance.audit.recording import record_denial
+from odeus_compliance.console.auth import authenticate_session
+from odeus_compliance.console.router import console_routers
+from odeus_compliance.console.runtime import console_lifespan
 from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.health.controllers import HealthController
@@ -78,6 +81,7 @@ from odeus_compliance.security import (
     AUTH_STATE_KEY,
     OPENAPI_PATH,
     PUBLIC_OPT,
+    SESSION_AUTH_STATE_KEY,
     ApiKeyAuthenticationMiddleware,
     ApiKeyPepper,
     check_routes_declare_access,
@@ -280,8 +284,8 @@ def create_app(
         "db_session": Provide(provide_db_session),
     }
     app = Litestar(
-        route_handlers=[*ROUTE_HANDLERS, *extra_route_handlers],
-        lifespan=[database],
+        route_handlers=[*ROUTE_HANDLERS, *console_routers(), *extra_route_handlers],
+        lifespan=[database, console_lifespan(settings)],  # the console reads the database's sessions
         middleware=[
             # no path exemptions: public routes say so in their opt (see odeus_compliance.security)
             DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude_from_auth_key=PUBLIC_OPT)
@@ -295,7 +299,12 @@ def create_app(
         openapi_config=_openapi_config(),
         plugins=[ProblemDocuments()],  # errors in the OpenAPI document: the routes' problem documents
         state=State(
-            {SETTINGS_KEY: settings, SIGNING_PROBE_KEY: SigningProbe(settings), METRICS_KEY: ServiceMetrics()}
+            {
+                SETTINGS_KEY: settings,
+                SIGNING_PROBE_KEY: SigningProbe(settings),
+                METRICS_KEY: ServiceMetrics(),
+                SESSION_AUTH_STATE_KEY: authenticate_session,
+            }
         ),
         logging_config=None,
         debug=False,

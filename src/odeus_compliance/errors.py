@@ -66,6 +66,11 @@ class NotAuthenticated(AppError):
         self.headers.setdefault("WWW-Authenticate", 'Bearer realm="odeus-compliance"')
 
 
+class SignInRequired(NotAuthenticated):
+    """A console page without a live session: the browser is sent to the sign-in page (not recorded as a
+    refusal: no credential was presented)."""
+
+
 class PermissionDenied(AppError):
     """The key is valid but its role may not do this."""
 

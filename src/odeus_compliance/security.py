@@ -36,7 +36,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.routes import HTTPRoute
 
 from odeus_compliance.core.service_metrics import ServiceMetrics
-from odeus_compliance.errors import ConfigurationError, NotAuthenticated, PermissionDenied
+from odeus_compliance.errors import ConfigurationError, NotAuthenticated, PermissionDenied, SignInRequired
 from odeus_compliance.state_keys import DENIAL_RECORDER_KEY, METRICS_KEY
 
 if TYPE_CHECKING:
@@ -47,12 +47,15 @@ __all__ = [
     "AUTH_STATE_KEY",
     "PUBLIC_OPT",
     "ROLES_OPT",
+    "SESSION_AUTH_STATE_KEY",
+    "SESSION_OPT",
     "ApiKeyAuthenticationMiddleware",
     "ApiKeyIdentity",
     "ApiKeyPepper",
     "Authenticator",
     "DenialRecorder",
     "Role",
+    "SessionAuthenticator",
     "check_routes_declare_access",
     "iter_http_routes",
     "public",
@@ -60,6 +63,10 @@ __all__ = [
     "role_guard",
 ]
 
+SESSION_OPT: Final = "console_session"
+"""``opt`` key of console pages: authenticated by the session cookie (never by an API key)."""
+SESSION_AUTH_STATE_KEY: Final = "session_authenticator"
+"""``app.state`` key of the :class:`SessionAuthenticator` for console pages."""
 PUBLIC_OPT: Final = "public"
 """``opt`` key marking a route open to everyone (also skips authentication)."""
 ROLES_OPT: Final = "roles"
@@ -133,6 +140,14 @@ class Authenticator(Protocol):
         ...
 
 
+class SessionAuthenticator(Protocol):
+    """Resolves a console request's session cookie to the person's identity (``None``: no live session)."""
+
+    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKeyIdentity | None:
+        """Look the session up."""
+        ...
+
+
 def requires_role(*roles: Role | str) -> dict[str, Any]:
     """``opt`` for a route callable by ``roles`` only: ``@get(..., opt=requires_role(Role.AUDITOR))``."""
     if not roles:
@@ -178,7 +193,14 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        """401 without a valid, unrevoked key; the key is never logged or echoed."""
+        """401 without a valid, unrevoked key; the key is never logged or echoed. Console pages
+        (``opt[SESSION_OPT]``) take the session cookie instead, and only it."""
+        if connection.route_handler.opt.get(SESSION_OPT) is True:
+            sessions: SessionAuthenticator = connection.app.state[SESSION_AUTH_STATE_KEY]
+            person = await sessions(connection)
+            if person is None:
+                raise SignInRequired("Sign in to the console first.")
+            return AuthenticationResult(user=person, auth=None)
         try:
             return await self._authenticate(connection)
         except NotAuthenticated as exc:

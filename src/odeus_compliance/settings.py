@@ -26,7 +26,9 @@ from urllib.parse import urlsplit
 from odeus_compliance.errors import ConfigurationError
 
 __all__ = [
+    "CONSOLE_ROLES",
     "ENV_PREFIX",
+    "OidcSettings",
     "Secret",
     "Settings",
     "load_environment",
@@ -281,6 +283,64 @@ def _https_or_http_url(env: Mapping[str, str], name: str, default: str | None) -
     return value
 
 
+CONSOLE_ROLES: Final = frozenset({"officer", "auditor", "admin"})
+_CLAIM_NAME: Final = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OidcSettings:
+    """The company's identity provider for console sign-in (``ODEUS_COMPLIANCE_OIDC_*``)."""
+
+    issuer: str
+    """The provider's issuer URL (discovery at ``/.well-known/openid-configuration`` below it)."""
+    client_id: str
+    """This service's client id at the provider."""
+    client_secret: Secret[str]
+    """Its client secret (sent to the token endpoint only)."""
+    role_claim: str = "groups"
+    """The ID token claim that lists the person's groups."""
+    role_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Group -> console role; a person in no mapped group cannot sign in."""
+
+
+def _oidc(env: Mapping[str, str]) -> OidcSettings | None:
+    """All of issuer, client id, secret and role map, or none of them (sign-in by one-time links only)."""
+    prefix = "ODEUS_COMPLIANCE_OIDC_"
+    issuer = _https_or_http_url(env, prefix + "ISSUER", None)
+    client_id = env.get(prefix + "CLIENT_ID", "").strip()
+    secret = env.get(prefix + "CLIENT_SECRET", "").strip()
+    claim = env.get(prefix + "ROLE_CLAIM", "").strip() or "groups"
+    mapping = env.get(prefix + "ROLE_MAP", "").strip()
+    if not (issuer or client_id or secret or mapping):
+        return None
+    missing = [
+        prefix + name
+        for name, value in (("ISSUER", issuer), ("CLIENT_ID", client_id), ("CLIENT_SECRET", secret))
+        if not value
+    ]
+    if missing:
+        raise ConfigurationError(f"console sign-in by OIDC also needs {', '.join(missing)}")
+    if not _CLAIM_NAME.fullmatch(claim):
+        raise ConfigurationError(f"{prefix}ROLE_CLAIM must be a claim name")
+    role_map: dict[str, str] = {}
+    for number, entry in enumerate((e.strip() for e in mapping.split(",") if e.strip()), start=1):
+        group, _, role = entry.rpartition("=")
+        if not group.strip() or role.strip() not in CONSOLE_ROLES:
+            raise ConfigurationError(
+                f"{prefix}ROLE_MAP entry {number} must be group=role with role officer, auditor or admin"
+            )
+        role_map[group.strip()] = role.strip()
+    if not role_map:
+        raise ConfigurationError(f"{prefix}ROLE_MAP is required: group=role,... (who may use the console)")
+    return OidcSettings(
+        issuer=(issuer or "").rstrip("/"),
+        client_id=client_id,
+        client_secret=Secret(secret),
+        role_claim=claim,
+        role_map=role_map,
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Settings:
     """Everything the service reads from its environment, validated once.
@@ -422,6 +482,12 @@ class Settings:
     """After this many refusals in a window, a client's requests that fail authentication or authorisation
     are answered 429 with ``Retry-After`` until the window ends (``ODEUS_COMPLIANCE_DENIAL_LIMIT``; at
     least ``denial_records``)."""
+    oidc: OidcSettings | None = None
+    """Console sign-in through the company's identity provider; ``None``: one-time links only."""
+    console_idle_minutes: int = 30
+    """A console session ends this long after its last request (``..._CONSOLE_IDLE_MINUTES``)."""
+    console_session_hours: int = 10
+    """... and this long after sign-in in any case (``ODEUS_COMPLIANCE_CONSOLE_SESSION_HOURS``)."""
     demo: bool = False
     """Built for the ``demo`` command: secrets may be absent (the demo makes its own)."""
 
@@ -522,6 +588,13 @@ class Settings:
             denial_window_seconds=denial_window,
             denial_records=denial_records,
             denial_limit=denial_limit,
+            oidc=_oidc(env),
+            console_idle_minutes=int(
+                _positive(env, "ODEUS_COMPLIANCE_CONSOLE_IDLE_MINUTES", 30, integer=True)
+            ),
+            console_session_hours=int(
+                _positive(env, "ODEUS_COMPLIANCE_CONSOLE_SESSION_HOURS", 10, integer=True)
+            ),
             demo=demo,
             **overrides,
         )

@@ -6,6 +6,7 @@ from typing import Final
 
 __all__ = [
     "AUDIT_APPENDER_KEY",
+    "CONSOLE_KEY",
     "DENIAL_LIMITER_KEY",
     "DENIAL_RECORDER_KEY",
     "ENGINE_KEY",
@@ -37,3 +38,5 @@ SIGNING_PROBE_KEY: Final = "signing_probe"
 """The app's :class:`~odeus_compliance.health.signing.SigningProbe`: whether a report can be signed."""
 METRICS_KEY: Final = "metrics"
 """The app's :class:`~odeus_compliance.core.service_metrics.ServiceMetrics` (built by ``create_app``)."""
+CONSOLE_KEY: Final = "console"
+"""The app's :class:`~odeus_compliance.console.runtime.ConsoleRuntime`: templates, keys, sessions, OIDC."""

@@ -93,6 +93,12 @@ class Action(enum.StrEnum):
     """Authentication or authorisation refused a request (a summary: ``count`` refusals of one client)."""
     SCHEDULE_CHANGED = "schedule.changed"
     SCHEDULE_RUN = "schedule.run"
+    CONSOLE_LINK_CREATED = "console.link_created"
+    """A one-time console sign-in link was made (``console link``, ``demo --serve``)."""
+    CONSOLE_SIGN_IN = "console.sign_in"
+    """A person signed in to the console (outcome ``failure``: a sign-in was refused)."""
+    CONSOLE_SIGN_OUT = "console.sign_out"
+    """A person signed out of the console."""
 
 
 DATA_ACCESS_ACTIONS: Final = frozenset(
@@ -169,7 +175,10 @@ DETAIL_KEYS: Final = frozenset(
         "row_count",
         "run_id",
         "schedule",
+        "session_id",  # a console session's public id (ses_...)
         "sha256",
+        "sign_in",  # how a console sign-in was made: link or oidc
+        "link_id",  # a one-time sign-in link's public id (lnk_...)
         "status",
         "timezone",
         "to_seq",

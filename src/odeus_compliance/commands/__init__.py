@@ -22,6 +22,7 @@ from click.exceptions import NoArgsIsHelpError
 COMMANDS: tuple[str, ...] = (
     "apikey",
     "audit",
+    "console",
     "db",
     "demo",
     "init",

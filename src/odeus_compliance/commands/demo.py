@@ -44,7 +44,7 @@ from odeus_compliance.upstream.simulator.server import run_simulator
     "--serve",
     is_flag=True,
     help="Afterwards keep the HTTP service running on 127.0.0.1:8000 "
-    "against the simulator, and print one demo API key per role.",
+    "against the simulator, and print a one-time web-console sign-in link and a demo API key per role.",
 )
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port for --serve."
@@ -127,15 +127,27 @@ def _print_outcome(outcome: DemoOutcome, settings: Settings, seconds: float) -> 
     )
 
 
+_LINK_MINUTES = 60
+
+
 def _serve(settings: Settings, port: int) -> None:
     """Run the HTTP service against the simulator on the demo's data dir with demo keys, until Ctrl-C."""
     from odeus_compliance.apikeys.bootstrap import issue_role_keys  # noqa: PLC0415 - only --serve needs them
     from odeus_compliance.app import create_app  # noqa: PLC0415
     from odeus_compliance.commands._server import serve_app  # noqa: PLC0415
+    from odeus_compliance.console.bootstrap import issue_sign_in_links  # noqa: PLC0415
     from odeus_compliance.logging_setup import configure_logging  # noqa: PLC0415
 
     keys = run_async(issue_role_keys(settings, label="demo"))
-    click.echo(f"\nService: http://127.0.0.1:{port}  (OpenAPI at /schema/openapi.json; Ctrl-C stops)")
+    base_url = f"http://127.0.0.1:{port}"
+    people = [(f"Demo {role.title()}", role) for role in ("officer", "auditor", "admin")]
+    links = run_async(issue_sign_in_links(settings, people=people, minutes=_LINK_MINUTES, base_url=base_url))
+    click.echo(f"\nService: {base_url}  (OpenAPI at /schema/openapi.json; Ctrl-C stops)")
+    click.echo(
+        f"Web console: {base_url}/console/  one-time sign-in links (each works once, {_LINK_MINUTES} min):"
+    )
+    for (_name, role), url in zip(people, links, strict=True):
+        click.echo(f"  {role:<8} {url}")
     click.echo("Demo API keys (shown once; send as 'Authorization: Bearer KEY'):")
     for role, key in keys.items():
         click.echo(f"  {role.value:<8} {key}")

@@ -12,6 +12,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from odeus_compliance.db import console_tables as _console_tables  # noqa: F401 - registers its tables
 from odeus_compliance.db import denial_tables as _denial_tables  # noqa: F401 - registers its tables
 from odeus_compliance.db import schedule_tables as _schedule_tables  # noqa: F401 - registers its tables
 from odeus_compliance.db.engine import create_engine_from_url
