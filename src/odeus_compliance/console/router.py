@@ -17,6 +17,7 @@ from odeus_compliance.console.auth import check_csrf
 from odeus_compliance.console.error_pages import console_exception_handlers
 from odeus_compliance.console.home_page import console_home, console_not_found
 from odeus_compliance.console.officer_pages import OFFICER_PAGES
+from odeus_compliance.console.report_pages import REPORT_PAGES
 from odeus_compliance.console.routing import console_public
 from odeus_compliance.console.signin_pages import (
     oidc_callback,
@@ -37,6 +38,7 @@ CONSOLE_PAGES: Sequence[ControllerRouterHandler] = (
     oidc_callback,
     sign_out,
     *OFFICER_PAGES,
+    *REPORT_PAGES,
     *AUDITOR_PAGES,
     *ADMIN_PAGES,
     console_not_found,
