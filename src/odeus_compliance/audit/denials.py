@@ -24,7 +24,6 @@ The client is the socket's peer as the ASGI server reports it; ``serve`` does no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -48,6 +47,7 @@ from odeus_compliance.audit.denial_store import (
 from odeus_compliance.audit.denial_subject import DenialSealer, Subject, SubjectError
 from odeus_compliance.audit.recorder import AuditUnavailable, Recorder
 from odeus_compliance.audit.records import Action, Outcome
+from odeus_compliance.core.background import BackgroundTask
 from odeus_compliance.core.clock import Clock, utcnow
 from odeus_compliance.core.leases import lease_owner_id
 from odeus_compliance.errors import TooManyRequests
@@ -127,7 +127,7 @@ class DenialLimiter:
         self._owner = lease_owner_id()
         self._grace = dt.timedelta(seconds=min(rules.window_seconds, _MAX_GRACE))
         self._tick = min(max(rules.window_seconds / 4, 0.25), _MAX_TICK)
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("denial-summaries")
 
     @classmethod
     def for_settings(
@@ -165,15 +165,11 @@ class DenialLimiter:
 
     async def start(self) -> None:
         """Write the summaries of ended windows every few seconds, in the background."""
-        self._task = asyncio.create_task(self._loop(), name="denial-summaries")
+        self._background.start(self._loop())
 
     async def stop(self) -> None:
         """Stop the background task and write the summaries of every window, open ones included."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()
         try:
             for _ in range(_STOP_BATCHES):
                 if not await self.flush(everything=True):

@@ -15,7 +15,6 @@ Wiring (``app.py`` lifespan, after the appender is started)::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Coroutine
@@ -24,6 +23,7 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from odeus_compliance.audit.appender import AuditAppender
+from odeus_compliance.core.background import BackgroundTask
 from odeus_compliance.core.clock import Clock, utcnow
 from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.logging_setup import log_event
@@ -59,19 +59,15 @@ class RetentionTicker:
         self.notifier = notifier or RetentionNotifier.from_settings(settings, metrics=metrics)
         self._clock = clock
         self._failure_told: str | None = None  # the UTC day whose failure this process has told
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("retention-ticker")
 
     async def start(self) -> None:
         """Start in the background."""
-        self._task = asyncio.create_task(self._loop(), name="retention-ticker")
+        self._background.start(self._loop())
 
     async def stop(self) -> None:
         """Stop; a run in progress is cancelled (its pending receipt is finished by the next run)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()
 
     async def tick(self) -> None:
         """One look: run today's retention unless another replica did (failures are logged, not raised)."""

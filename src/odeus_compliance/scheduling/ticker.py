@@ -8,12 +8,12 @@ replica or another); a run follows its job to the end. The loop is the one place
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.audit.appender import AuditAppender
+from odeus_compliance.core.background import BackgroundTask
 from odeus_compliance.core.clock import utcnow
 from odeus_compliance.core.service_metrics import ServiceMetrics
 from odeus_compliance.logging_setup import log_event
@@ -55,20 +55,16 @@ class ScheduleTicker:
         )
         self._interval = settings.schedule_tick_seconds
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("schedule-ticker")
 
     async def start(self) -> None:
         """Start ticking in the background."""
-        self._task = asyncio.create_task(self._loop(), name="schedule-ticker")
+        self._background.start(self._loop())
 
     async def stop(self) -> None:
         """Stop ticking; a run in progress keeps its claim until the lease lapses, then another replica (or
         this one, restarted) takes it over and follows its report job."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()
 
     async def _loop(self) -> None:
         while True:
