@@ -51,16 +51,10 @@ class Refusal:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DueSummary:
-    """A claimed window whose refusals beyond the single records are not all in the log yet."""
+    """A claimed window whose refusals beyond the single records are not all in the log yet: its first
+    refusal (what the summary names) and its counters."""
 
-    tag: str
-    window_start: dt.datetime
-    window_end: dt.datetime
-    sealed: bytes
-    http_status: int
-    reason: str
-    method: str
-    route: str
+    first: Refusal
     count: int
     singles: int
     limited: int
@@ -175,7 +169,7 @@ async def claim_summary(
     row = (await conn.execute(stmt)).mappings().one_or_none()
     if row is None:
         return None
-    return DueSummary(
+    first = Refusal(
         tag=row["subject_tag"],
         window_start=row["window_start"],
         window_end=row["window_end"],
@@ -184,6 +178,9 @@ async def claim_summary(
         reason=row["reason"],
         method=row["method"],
         route=row["route"],
+    )
+    return DueSummary(
+        first=first,
         count=row["count"],
         singles=row["singles"],
         limited=row["limited"],
@@ -197,7 +194,9 @@ async def mark_summarized(conn: AsyncConnection, summary: DueSummary, *, owner: 
     await conn.execute(
         update(_T)
         .where(
-            _T.subject_tag == summary.tag, _T.window_start == summary.window_start, _T.lease_owner == owner
+            _T.subject_tag == summary.first.tag,
+            _T.window_start == summary.first.window_start,
+            _T.lease_owner == owner,
         )
         .values(
             summarized=summary.count - summary.singles,
@@ -213,7 +212,9 @@ async def release(conn: AsyncConnection, summary: DueSummary, *, owner: str) -> 
     await conn.execute(
         update(_T)
         .where(
-            _T.subject_tag == summary.tag, _T.window_start == summary.window_start, _T.lease_owner == owner
+            _T.subject_tag == summary.first.tag,
+            _T.window_start == summary.first.window_start,
+            _T.lease_owner == owner,
         )
         .values(lease_owner=None, lease_until=None)
     )

@@ -195,7 +195,7 @@ class DenialLimiter:
 
     async def _summarise(self, summary: DueSummary) -> bool:
         try:
-            subject = self._sealer.open(summary.sealed, summary.tag)
+            subject = self._sealer.open(summary.first.sealed, summary.first.tag)
         except SubjectError:
             # the counts still go into the log, without naming whom (a master key changed under the row)
             log_event(_log, logging.WARNING, "denial_subject_unreadable")
@@ -204,17 +204,17 @@ class DenialLimiter:
         try:
             await recorder.record(
                 action=Action.ACCESS_DENIED,
-                resource=summary.route,
+                resource=summary.first.route,
                 outcome=Outcome.DENIED,
                 details={
-                    "http_status": summary.http_status,
-                    "reason": summary.reason,
-                    "method": summary.method,
-                    "route": summary.route,
+                    "http_status": summary.first.http_status,
+                    "reason": summary.first.reason,
+                    "method": summary.first.method,
+                    "route": summary.first.route,
                     "count": summary.pending,
                     "rate_limited_count": summary.pending_limited,
-                    "from_time": _stamp(summary.window_start),
-                    "to_time": _stamp(summary.window_end),
+                    "from_time": _stamp(summary.first.window_start),
+                    "to_time": _stamp(summary.first.window_end),
                 },
             )
         except AuditUnavailable:
