@@ -153,13 +153,15 @@ def test_demo_serve_keeps_the_service_up_with_one_working_key_per_role_and_the_r
     try:
         assert process.stdout is not None
         keys: dict[str, str] = {}
+        links: dict[str, str] = {}
         report_id = ""
         for line in process.stdout:
             fields = line.split()
             if line.startswith("Report rpt_"):
                 report_id = fields[1].rstrip(":")
             if len(fields) == 2 and fields[0] in {"officer", "auditor", "admin"}:
-                keys[fields[0]] = fields[1]
+                found = keys if fields[1].startswith("oc_") else links
+                found[fields[0]] = fields[1]
             if len(keys) == 3:
                 break
         base = f"http://127.0.0.1:{port}"
@@ -173,6 +175,14 @@ def test_demo_serve_keeps_the_service_up_with_one_working_key_per_role_and_the_r
             assert me.status_code == 200
             assert me.json()["role"] == role
         assert httpx.get(base + "/api/v1/whoami", timeout=5).status_code == 401
+        for role, link in links.items():  # one console sign-in link per role, each good once
+            assert link.startswith(f"{base}/console/sign-in/")
+            with httpx.Client(timeout=10) as browser:
+                assert browser.get(link).status_code == 200
+                home = browser.get(f"{base}/console/")
+                assert home.status_code == 200
+                assert f">{role}</span>" in home.text
+            assert httpx.get(link, timeout=10).status_code == 403
         officer = {"Authorization": f"Bearer {keys['officer']}"}
         status = httpx.get(f"{base}/api/v1/reports/{report_id}", headers=officer, timeout=10)
         assert status.status_code == 200
@@ -191,3 +201,4 @@ def test_demo_serve_keeps_the_service_up_with_one_working_key_per_role_and_the_r
         if process.stdout is not None:
             process.stdout.close()
     assert sorted(keys) == ["admin", "auditor", "officer"]
+    assert sorted(links) == ["admin", "auditor", "officer"]
