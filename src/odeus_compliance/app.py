@@ -44,6 +44,7 @@ from odeus_compliance.audit.controllers import (
 from odeus_compliance.audit.denials import DenialLimiter
 from odeus_compliance.audit.recording import record_denial
 from odeus_compliance.console.auth import authenticate_session
+from odeus_compliance.console.error_pages import app_exception_handlers
 from odeus_compliance.console.router import console_routers
 from odeus_compliance.console.runtime import console_lifespan
 from odeus_compliance.core.service_metrics import ServiceMetrics
@@ -55,7 +56,7 @@ from odeus_compliance.logging_setup import log_event
 from odeus_compliance.monitoring.controllers import get_metrics
 from odeus_compliance.policy.controllers import get_policy, list_policies
 from odeus_compliance.problem_schema import ProblemDocuments
-from odeus_compliance.problems import exception_handlers, problem_response
+from odeus_compliance.problems import problem_response
 from odeus_compliance.reports.controllers import (
     cancel_report,
     download_report_dataset,
@@ -292,7 +293,7 @@ def create_app(
         ],
         guards=[role_guard],
         dependencies=dependencies,
-        exception_handlers=exception_handlers(),
+        exception_handlers=app_exception_handlers(),  # problem documents; pages under /console/
         # bodies: bounded in size (routes may set their own) and, where decoded, in JSON nesting
         request_max_body_size=MAX_BODY_BYTES,
         before_request=bound_json_body,

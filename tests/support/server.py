@@ -39,11 +39,11 @@ class LiveServer:
 
 
 @contextmanager
-def run_server(app: Litestar, *, startup_timeout: float = 15.0) -> Iterator[str]:
-    """Serve ``app`` on ``127.0.0.1:<free port>`` until the block ends; yields the base URL."""
+def run_server(app: Litestar, *, startup_timeout: float = 15.0, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` on ``127.0.0.1:<port>`` (0: a free one) until the block ends; yields the base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))  # the options 'serve' uses
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

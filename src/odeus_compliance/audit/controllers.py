@@ -44,6 +44,8 @@ __all__ = [
     "audit_export",
     "audit_proof",
     "audit_verify",
+    "parse_choice",
+    "parse_time",
 ]
 
 AUDITOR: Final = requires_role(Role.AUDITOR)
@@ -184,7 +186,8 @@ class ExportRequest(
     ) = None
 
 
-def _time(value: str | None, name: str, source: str = "query") -> dt.datetime | None:
+def parse_time(value: str | None, name: str, source: str = "query") -> dt.datetime | None:
+    """An RFC 3339 date-time with offset, in UTC (``None`` stays ``None``); 400 naming ``name`` otherwise."""
     if value is None:
         return None
     try:
@@ -196,7 +199,8 @@ def _time(value: str | None, name: str, source: str = "query") -> dt.datetime | 
     return parsed.astimezone(dt.UTC)
 
 
-def _choice(value: str | None, name: str, allowed: type[Action] | type[Outcome]) -> str | None:
+def parse_choice(value: str | None, name: str, allowed: type[Action] | type[Outcome]) -> str | None:
+    """``value`` if it is one of ``allowed`` (``None`` stays ``None``); 400 naming ``name`` otherwise."""
     if value is None:
         return None
     if value not in {m.value for m in allowed}:
@@ -300,11 +304,11 @@ async def audit_entries(  # noqa: PLR0917 - one parameter per query filter, as L
     identity = await appender.identity()
     filters = EntryFilter(
         actor_key_id=actor,
-        action=_choice(action, "action", Action),
+        action=parse_choice(action, "action", Action),
         resource_tag=appender.kek.filter_tag(resource) if resource is not None else None,
-        outcome=_choice(outcome, "outcome", Outcome),
-        time_from=_time(time_from, "from"),
-        time_to=_time(time_to, "to"),
+        outcome=parse_choice(outcome, "outcome", Outcome),
+        time_from=parse_time(time_from, "from"),
+        time_to=parse_time(time_to, "to"),
         after_seq=after,
     )
     entries, next_after = await service.list_entries(
@@ -509,8 +513,8 @@ async def audit_export(
     """A verification bundle of the entries in a time range (``from``/``to``, RFC 3339), with inclusion proofs
     against a fresh signed checkpoint and, given ``since_checkpoint``, a consistency proof from it. Check it
     offline with ``odeus-compliance audit verify --bundle FILE``. Recorded as ``audit.exported``."""
-    start = _time(data.start, "from", source="body")
-    end = _time(data.end, "to", source="body")
+    start = parse_time(data.start, "from", source="body")
+    end = parse_time(data.end, "to", source="body")
     assert start is not None
     assert end is not None
     bundle, _count = await actions.export_log(

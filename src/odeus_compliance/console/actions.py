@@ -3,8 +3,11 @@ sign in with a link or through the identity provider (``console.sign_in``, outco
 sign-in) and sign out (``console.sign_out``). The command line, the demo and the pages call these.
 
 A sign-in is recorded with the person as the actor (their name at the time and their role); a refused one
-with the person the link was made for when the link is known, otherwise as anonymous. Nothing is usable
-without its record: a session or link whose record cannot be written is deleted and the error propagates.
+with the person the link was made for when the link is known. A refusal that names nobody (an unknown link)
+is left to the caller (:class:`SignInRefused` ``anonymous``): anyone can send those, so the pages count them
+as bounded ``access.denied`` records like any refused request, rather than writing one record each. Nothing
+is usable without its record: a session or link whose record cannot be written is deleted and the error
+propagates.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ class SignInRefused(AppError):
     code = "sign-in-refused"
     title = "Sign-in refused"
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, *, anonymous: bool = False) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.anonymous = anonymous  # nobody named: not recorded here (the caller counts a refused request)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -156,8 +160,8 @@ async def sign_in_with_link(
     lifetime: dt.timedelta,
     now: dt.datetime,
 ) -> NewSession:
-    """Use a one-time link: a session for its person, or :class:`SignInRefused` (recorded) when the link
-    is unknown, used or expired."""
+    """Use a one-time link: a session for its person, or :class:`SignInRefused` when the link is used or
+    expired (recorded, naming the person it was for) or unknown (``anonymous``, not recorded here)."""
     use = (
         await store.use_link(session, keys=keys, token=token, now=now)
         if TOKEN_SHAPE.fullmatch(token)
@@ -165,13 +169,12 @@ async def sign_in_with_link(
     )
     if use.refusal is not None or use.link_id is None or use.person_name is None or use.role is None:
         reason = (use.refusal or store.LinkRefusal.UNKNOWN).value
-        actor = ANONYMOUS
-        if use.link_id is not None and use.person_name is not None and use.role is not None:
-            actor = _person(f"link:{use.link_id}", use.person_name, use.role)
+        detail = "This sign-in link is not valid: it was used already, has expired or is unknown."
+        if use.link_id is None or use.person_name is None or use.role is None:
+            raise SignInRefused(reason, detail, anonymous=True)
+        actor = _person(f"link:{use.link_id}", use.person_name, use.role)
         await refuse_sign_in(recorder, method="link", reason=reason, actor=actor, link_id=use.link_id)
-        raise SignInRefused(
-            reason, "This sign-in link is not valid: it was used already, has expired or is unknown."
-        )
+        raise SignInRefused(reason, detail)
     return await _start(
         recorder,
         session=session,

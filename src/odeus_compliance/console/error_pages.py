@@ -15,7 +15,7 @@ from odeus_compliance.console.web import page
 from odeus_compliance.errors import AppError, SignInRequired
 from odeus_compliance.problems import exception_handlers
 
-__all__ = ["console_exception_handlers", "sign_in_redirect"]
+__all__ = ["app_exception_handlers", "console_exception_handlers", "sign_in_redirect"]
 
 _API_HANDLERS = exception_handlers()
 
@@ -58,3 +58,17 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
 def console_exception_handlers() -> ExceptionHandlersMap:
     """Installed on the console's router: every error becomes a page."""
     return {AppError: _error_page, HTTPException: _error_page, Exception: _error_page}
+
+
+def _routing_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    path = request.url.path
+    if path == "/console" or path.startswith("/console/"):
+        return _error_page(request, exc)
+    return _API_HANDLERS[HTTPException](request, exc)
+
+
+def app_exception_handlers() -> ExceptionHandlersMap:
+    """The app's handlers: problem documents, except that an HTTP error under ``/console/`` that no console
+    route saw (Litestar's routing decides 404 and 405 before any route: ``/console/sign-in/a/b``) is a page
+    too."""
+    return {**_API_HANDLERS, HTTPException: _routing_error}

@@ -5,7 +5,7 @@ treat a person in the console exactly like an API key of the same role."""
 from __future__ import annotations
 
 import dataclasses
-import re
+import unicodedata
 from typing import Final
 
 from odeus_compliance.security import ApiKeyIdentity, Role
@@ -13,9 +13,8 @@ from odeus_compliance.security import ApiKeyIdentity, Role
 __all__ = ["MAX_NAME_LENGTH", "ConsoleIdentity", "actor_id", "clean_person_name"]
 
 MAX_NAME_LENGTH: Final = 128
-_INVISIBLE_OR_CONTROL: Final = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]"
-)
+# control, format (bidi marks and overrides, zero-width, tags), lone surrogates, private use, unassigned
+_DROPPED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,7 +34,8 @@ def actor_id(principal: str) -> str:
 def clean_person_name(raw: str) -> str | None:
     """A person's name fit for audit records and pages: control, format and bidi characters removed, white
     space collapsed, at most 128 characters; ``None`` if nothing is left."""
-    name = " ".join(_INVISIBLE_OR_CONTROL.sub("", raw).split())[:MAX_NAME_LENGTH].strip()
+    kept = "".join(c for c in raw if unicodedata.category(c) not in _DROPPED_CATEGORIES)
+    name = " ".join(kept.split())[:MAX_NAME_LENGTH].strip()
     return name or None
 
 

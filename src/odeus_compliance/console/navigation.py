@@ -32,6 +32,12 @@ SECTIONS: Final = (
     Section("/console/audit", "Audit log", (Role.AUDITOR,), "Entries, with filters and inclusion proofs"),
     Section("/console/audit/verify", "Verify the log", (Role.AUDITOR,), "Check the whole log now"),
     Section(
+        "/console/audit/checkpoint",
+        "Checkpoint and export",
+        (Role.AUDITOR,),
+        "The newest signed checkpoint and verifier key; verification bundles",
+    ),
+    Section(
         "/console/audit/retention", "Receipts and holds", (Role.AUDITOR,), "Deletion receipts, legal holds"
     ),
     Section("/console/schedules", "Schedules", (Role.ADMIN,), "Monthly reports and their runs"),

@@ -9,6 +9,7 @@ configured claim through the group -> role map, the first matching entry of the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -30,6 +31,9 @@ __all__ = ["OidcClient", "OidcFailure", "new_pending"]
 
 _MAX_ANSWER: Final = 1024 * 1024
 _TIMEOUT: Final = httpx.Timeout(10.0)
+_DEADLINE_SECONDS: Final = 15.0
+"""For a whole answer: httpx's timeout is per read, and a provider trickling bytes never trips it."""
+_MAX_GROUPS: Final = 1000
 _ALGORITHMS: Final = [
     "RS256",
     "RS384",
@@ -78,9 +82,12 @@ def _challenge(verifier: str) -> str:
 class OidcClient:
     """The provider as this service uses it; one per app (built in ``create_app``'s lifespan)."""
 
-    def __init__(self, settings: OidcSettings, *, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: OidcSettings, *, http: httpx.AsyncClient, deadline_seconds: float = _DEADLINE_SECONDS
+    ) -> None:
         self._settings = settings
         self._http = http
+        self._deadline = deadline_seconds
         self._provider: _Provider | None = None
         self._jwks: jwt.PyJWKSet | None = None
 
@@ -88,14 +95,9 @@ class OidcClient:
         if not url.startswith(("https://", "http://")):
             raise OidcFailure("provider_bad_answer")
         try:
-            async with self._http.stream(method, url, timeout=_TIMEOUT, **kwargs) as answer:
-                body = bytearray()
-                async for chunk in answer.aiter_bytes():
-                    body += chunk
-                    if len(body) > _MAX_ANSWER:
-                        raise OidcFailure("provider_answer_too_large")
-                status = answer.status_code
-        except httpx.HTTPError:
+            async with asyncio.timeout(self._deadline):
+                status, body = await self._fetch(method, url, **kwargs)
+        except (httpx.HTTPError, httpx.InvalidURL, TimeoutError):
             raise OidcFailure("provider_unreachable") from None
         if status != 200:
             raise OidcFailure("provider_refused" if 400 <= status < 500 else "provider_error")
@@ -106,6 +108,15 @@ class OidcClient:
         if not isinstance(parsed, dict):
             raise OidcFailure("provider_bad_answer")
         return parsed
+
+    async def _fetch(self, method: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
+        async with self._http.stream(method, url, timeout=_TIMEOUT, **kwargs) as answer:
+            body = bytearray()
+            async for chunk in answer.aiter_bytes():
+                body += chunk
+                if len(body) > _MAX_ANSWER:
+                    raise OidcFailure("provider_answer_too_large")
+            return answer.status_code, bytes(body)
 
     async def _discover(self) -> _Provider:
         if self._provider is None:
@@ -181,11 +192,15 @@ class OidcClient:
 
     async def _verified_claims(self, id_token: str, *, nonce: str) -> Mapping[str, Any]:
         key = await self._signing_key(id_token)
+        # only the key's own algorithm: a token naming another one (HS256 with the public key as its
+        # secret, or an EC algorithm for an RSA key, which PyJWT answers with a TypeError) is refused
+        if key.algorithm_name not in _ALGORITHMS:
+            raise OidcFailure("id_token_invalid")
         try:
             claims = jwt.decode(
                 id_token,
                 key=key.key,
-                algorithms=_ALGORITHMS,
+                algorithms=[key.algorithm_name],
                 audience=self._settings.client_id,
                 issuer=self._settings.issuer,
                 leeway=_LEEWAY_SECONDS,
@@ -193,7 +208,12 @@ class OidcClient:
             )
         except jwt.PyJWTError:
             raise OidcFailure("id_token_invalid") from None
-        if not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise OidcFailure("id_token_invalid")
+        if not secrets.compare_digest(
+            str(claims.get("nonce", "")).encode("utf-8", "surrogatepass"), nonce.encode()
+        ):
             raise OidcFailure("id_token_nonce_mismatch")
         audiences = claims.get("aud")
         if (
@@ -207,8 +227,7 @@ class OidcClient:
     def _person(self, claims: Mapping[str, Any]) -> VerifiedPerson:
         subject = str(claims["sub"])
         principal = hashlib.sha256(f"{self._settings.issuer}\n{subject}".encode()).hexdigest()[:32]
-        raw_groups = claims.get(self._settings.role_claim)
-        groups = {raw_groups} if isinstance(raw_groups, str) else set(raw_groups or ())
+        groups = _groups(claims.get(self._settings.role_claim))
         role = next((r for g, r in self._settings.role_map.items() if g in groups), None)
         if role is None:
             raise OidcFailure("no_console_role")
@@ -222,3 +241,12 @@ class OidcClient:
         )
         name = clean_person_name(raw_name) or f"oidc user {principal[:8]}"
         return VerifiedPerson(principal=f"oidc:{principal}", name=name, role=role)
+
+
+def _groups(raw: object) -> frozenset[str]:
+    """The person's groups: a string or a list of strings; anything else (an object, numbers) names none."""
+    if isinstance(raw, str):
+        return frozenset({raw})
+    if isinstance(raw, list) and len(raw) <= _MAX_GROUPS:
+        return frozenset(g for g in raw if isinstance(g, str))
+    return frozenset()

@@ -62,6 +62,7 @@ def console_routers(extra_pages: Sequence[ControllerRouterHandler] = ()) -> list
         directories=[static_dir],
         opt=console_public(),
         cache_control=CacheControlHeader(max_age=31536000, public=True),
+        exception_handlers=console_exception_handlers(),  # an unknown asset: the console's 404 page
         include_in_schema=False,
         name="console_static",
     )

@@ -10,7 +10,9 @@ from odeus_compliance.security import ALL_ROLES, SESSION_OPT, Role, public, requ
 
 __all__ = ["ANY_PERSON", "console_page", "console_public", "safe_return_path"]
 
-_RETURN_PATH: Final = re.compile(r"/console/(?:[A-Za-z0-9_-]+/?)*")
+# one way to match each path (segments end at a slash): a nested ``(x+/?)*`` backtracks exponentially
+_RETURN_PATH: Final = re.compile(r"/console/(?:[A-Za-z0-9_-]+/)*[A-Za-z0-9_-]*")
+_NOT_RETURNED_TO: Final = ("/console/sign-in", "/console/sign-out")
 
 
 def console_page(*roles: Role) -> dict[str, Any]:
@@ -28,7 +30,8 @@ ANY_PERSON: Final = ALL_ROLES
 
 
 def safe_return_path(raw: str | None) -> str:
-    """A path to come back to after sign-in: only a plain console path (no other host, no query)."""
-    if raw and len(raw) <= 200 and _RETURN_PATH.fullmatch(raw):
+    """A path to come back to after sign-in: only a plain console path (no other host, no query), and not a
+    sign-in or sign-out one (a sign-in link as ``next`` would swap the new session for another person's)."""
+    if raw and len(raw) <= 200 and _RETURN_PATH.fullmatch(raw) and not raw.startswith(_NOT_RETURNED_TO):
         return raw
     return "/console/"

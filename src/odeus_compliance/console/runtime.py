@@ -68,6 +68,12 @@ class ConsoleRuntime:
         return "__Host-odeus_console" if self.secure_cookies else "odeus_console"
 
     @property
+    def sign_in_cookie(self) -> str:
+        """The OIDC sign-in cookie's name: ``__Secure-`` prefixed over https, so no plain-http answer (or
+        script of another subdomain) can plant one and tie this browser to someone else's sign-in."""
+        return f"__Secure-{SIGN_IN_COOKIE}" if self.secure_cookies else SIGN_IN_COOKIE
+
+    @property
     def idle(self) -> dt.timedelta:
         """The idle timeout."""
         return dt.timedelta(minutes=self.settings.console_idle_minutes)

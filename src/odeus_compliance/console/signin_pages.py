@@ -14,13 +14,13 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.params import FromPath, QueryParameter
 
-from odeus_compliance.audit.recording import recorder_of
+from odeus_compliance.audit.recording import record_denial, recorder_of
 from odeus_compliance.console import actions, store
 from odeus_compliance.console.auth import session_token
 from odeus_compliance.console.navigation import home_of
 from odeus_compliance.console.oidc import OidcFailure, new_pending
 from odeus_compliance.console.routing import ANY_PERSON, console_page, console_public, safe_return_path
-from odeus_compliance.console.runtime import SIGN_IN_COOKIE, ConsoleRuntime, console_of
+from odeus_compliance.console.runtime import ConsoleRuntime, console_of
 from odeus_compliance.console.tokens import TOKEN_SHAPE, new_token
 from odeus_compliance.console.web import page
 from odeus_compliance.core.clock import utcnow
@@ -46,8 +46,14 @@ def _session_cookie(console: ConsoleRuntime, token: str | None) -> Cookie:
     )
 
 
-def _signed_in(request: Request[Any, Any, Any], new: actions.NewSession, return_to: str) -> Response[str]:
+async def _signed_in(
+    request: Request[Any, Any, Any], new: actions.NewSession, return_to: str
+) -> Response[str]:
     console = console_of(request)
+    previous = session_token(request)
+    if previous is not None:  # the browser's session before this sign-in ends (its cookie is replaced)
+        async with console.sessions() as session:
+            await actions.sign_out(recorder_of(request), session=session, keys=console.keys, token=previous)
     target = return_to if return_to != "/console/" else home_of(Role(new.row.role))
     response = page(request, "signed_in.html", title="Signed in", target=target, person=new.row.person_name)
     response.cookies.append(_session_cookie(console, new.token))
@@ -72,17 +78,22 @@ async def sign_in_page(request: Request[Any, Any, Any], next_path: _Next = None)
 async def sign_in_with_link(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
     """Use a one-time sign-in link: it works once, until it expires."""
     console = console_of(request)
-    async with console.sessions() as session:
-        await store.purge_expired(session, idle=console.idle, now=utcnow())
-        new = await actions.sign_in_with_link(
-            recorder_of(request),
-            session=session,
-            keys=console.keys,
-            token=token,
-            lifetime=console.lifetime,
-            now=utcnow(),
-        )
-    return _signed_in(request, new, "/console/")
+    try:
+        async with console.sessions() as session:
+            await store.purge_expired(session, idle=console.idle, now=utcnow())
+            new = await actions.sign_in_with_link(
+                recorder_of(request),
+                session=session,
+                keys=console.keys,
+                token=token,
+                lifetime=console.lifetime,
+                now=utcnow(),
+            )
+    except actions.SignInRefused as refusal:
+        if refusal.anonymous:
+            await record_denial(request, 403, refusal.reason)
+        raise
+    return await _signed_in(request, new, "/console/")
 
 
 @get(_OIDC_COOKIE_PATH, opt=console_public(), include_in_schema=False)
@@ -106,7 +117,7 @@ async def oidc_start(request: Request[Any, Any, Any], next_path: _Next = None) -
             session, keys=console.keys, browser_token=browser, pending=pending, now=utcnow()
         )
     cookie = Cookie(
-        key=SIGN_IN_COOKIE,
+        key=console.sign_in_cookie,
         value=browser,
         path=_OIDC_COOKIE_PATH,
         httponly=True,
@@ -129,7 +140,7 @@ async def oidc_callback(
     recorder = recorder_of(request)
     if console.oidc is None:
         raise NotFound("Sign-in with an identity provider is not configured here.")
-    browser = request.cookies.get(SIGN_IN_COOKIE)
+    browser = request.cookies.get(console.sign_in_cookie)
     pending = None
     if browser is not None and TOKEN_SHAPE.fullmatch(browser):
         async with console.sessions() as session:
@@ -137,12 +148,18 @@ async def oidc_callback(
                 session, keys=console.keys, browser_token=browser, now=utcnow()
             )
     reason = None
-    if pending is None or given_state is None or not secrets.compare_digest(pending.state, given_state):
+    # compared as bytes: compare_digest raises TypeError for a str that is not ASCII
+    if (
+        pending is None
+        or given_state is None
+        or not secrets.compare_digest(pending.state.encode(), given_state.encode("utf-8", "surrogatepass"))
+    ):
         reason = "sign_in_not_started"
     elif error is not None or code is None:
         reason = "provider_denied"
     if reason is not None or pending is None or code is None:
-        await actions.refuse_sign_in(recorder, method="oidc", reason=reason or "provider_denied")
+        # nobody is named yet, and anyone can send this: a refused request, counted and bounded
+        await record_denial(request, 403, reason or "provider_denied")
         raise actions.SignInRefused(
             reason or "provider_denied",
             "The sign-in could not be completed (it was cancelled, took too long or was not started here). "
@@ -153,7 +170,10 @@ async def oidc_callback(
             code=code, pending=pending, redirect_uri=console.base_url(request) + _CALLBACK
         )
     except OidcFailure as failure:
-        await actions.refuse_sign_in(recorder, method="oidc", reason=failure.code)
+        if failure.code == "no_console_role":  # a person the provider vouched for
+            await actions.refuse_sign_in(recorder, method="oidc", reason=failure.code)
+        else:
+            await record_denial(request, 403, failure.code)
         detail = (
             "Your account has no role in this console: ask an administrator to add you to one of its groups."
             if failure.code == "no_console_role"
@@ -169,8 +189,17 @@ async def oidc_callback(
             lifetime=console.lifetime,
             now=utcnow(),
         )
-    response = _signed_in(request, new, pending.return_to)
-    response.cookies.append(Cookie(key=SIGN_IN_COOKIE, value="", path=_OIDC_COOKIE_PATH, max_age=0))
+    response = await _signed_in(request, new, pending.return_to)
+    response.cookies.append(
+        Cookie(
+            key=console.sign_in_cookie,
+            value="",
+            path=_OIDC_COOKIE_PATH,
+            max_age=0,
+            httponly=True,
+            secure=console.secure_cookies,
+        )
+    )
     return response
 
 

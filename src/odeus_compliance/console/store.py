@@ -32,6 +32,8 @@ __all__ = [
 
 _TOUCH_EVERY: Final = dt.timedelta(minutes=1)
 PENDING_LIFETIME: Final = dt.timedelta(minutes=10)
+_EXPIRED_LINKS_KEPT: Final = dt.timedelta(days=1)
+"""An expired link stays this long, so a late click is refused as expired, naming the person it was for."""
 
 
 class LinkRefusal(enum.StrEnum):
@@ -221,7 +223,8 @@ async def find_session(
         await session.commit()
         return None
     found = _session_row(row)
-    if now - row.last_seen_at >= _TOUCH_EVERY:
+    # at most once a minute, but at least twice per idle time (or a one-minute idle time ends busy sessions)
+    if now - row.last_seen_at >= min(_TOUCH_EVERY, idle / 2):
         await session.execute(
             update(ConsoleSession).where(ConsoleSession.token_hash == digest).values(last_seen_at=now)
         )
@@ -252,9 +255,11 @@ async def end_session(session: AsyncSession, *, keys: ConsoleKeys, token: str) -
 
 
 async def purge_expired(session: AsyncSession, *, idle: dt.timedelta, now: dt.datetime) -> None:
-    """Delete what can no longer be used: expired links (used ones too, after their expiry), pending
-    sign-ins and sessions. Commits."""
-    await session.execute(delete(ConsoleSignInLink).where(ConsoleSignInLink.expires_at <= now))
+    """Delete what can no longer be used: links a day after their expiry (used ones too), pending sign-ins
+    and sessions. Commits."""
+    await session.execute(
+        delete(ConsoleSignInLink).where(ConsoleSignInLink.expires_at <= now - _EXPIRED_LINKS_KEPT)
+    )
     await session.execute(delete(ConsolePendingSignIn).where(ConsolePendingSignIn.expires_at <= now))
     await session.execute(
         delete(ConsoleSession).where(

@@ -60,8 +60,11 @@ class ConsoleKeys:
         return hmac.new(self._csrf, session_token.encode(), hashlib.sha256).hexdigest()
 
     def csrf_matches(self, session_token: str, presented: str) -> bool:
-        """Whether ``presented`` is the session's CSRF token (compared in constant time)."""
-        return hmac.compare_digest(self.csrf_token(session_token), presented)
+        """Whether ``presented`` is the session's CSRF token (compared in constant time; as bytes, since
+        ``compare_digest`` raises TypeError for a str that is not ASCII, and a form can send any text)."""
+        return hmac.compare_digest(
+            self.csrf_token(session_token).encode(), presented.encode("utf-8", "surrogatepass")
+        )
 
     def __repr__(self) -> str:
         return "ConsoleKeys('**********')"

@@ -23,6 +23,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 import hmac
@@ -47,6 +48,7 @@ from odeus_compliance.keys.note_keys import Signer
 __all__ = [
     "ORIGIN_PREFIX",
     "ROTATABLE_KINDS",
+    "EpochInfo",
     "KeyEncryptionKey",
     "KeyKind",
     "KeyRing",
@@ -55,6 +57,7 @@ __all__ = [
     "LogIdentity",
     "current_data_key",
     "data_keys",
+    "describe_epochs",
     "destroy_key",
     "ensure_key_ring",
     "list_epochs",
@@ -335,6 +338,29 @@ async def list_epochs(*, executor: Executor) -> list[tuple[str, str, int, bool]]
         )
     ).all()
     return [(k, i, e, d is not None) for k, i, e, d in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class EpochInfo:
+    """What may be shown of one key: never its material."""
+
+    key_id: str
+    kind: str
+    epoch: int
+    created_at: dt.datetime
+    destroyed_at: dt.datetime | None
+
+
+async def describe_epochs(*, executor: Executor) -> list[EpochInfo]:
+    """Every key with its dates, by kind and epoch (the console's key-epoch page)."""
+    rows = (
+        await executor.execute(
+            select(
+                KeyEpoch.key_id, KeyEpoch.kind, KeyEpoch.epoch, KeyEpoch.created_at, KeyEpoch.destroyed_at
+            ).order_by(KeyEpoch.kind, KeyEpoch.epoch)
+        )
+    ).all()
+    return [EpochInfo(k, kind, int(e), c, d) for k, kind, e, c, d in rows]
 
 
 async def epoch_count(*, executor: Executor) -> int:

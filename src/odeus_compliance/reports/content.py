@@ -199,11 +199,9 @@ def build_content(
         person_rows=persons,
         person_rows_total=(figures.people or 0) if allowed else 0,
         annex=_annex(manifest, figures, meta, persons_shown=len(persons)),
-        channel_chart=_channel_chart(figures),
-        department_chart=_department_chart(figures),
-        model_chart=share_chart("Messages by model", figures.model_messages)
-        if figures.model_messages
-        else None,
+        channel_chart=channel_chart(figures),
+        department_chart=department_chart(figures),
+        model_chart=model_chart(figures),
         dimension_labels=DIMENSION_LABELS,
     )
 
@@ -273,13 +271,18 @@ def _trend(
     return tuple(points[key] for key in sorted(points)[-13:])
 
 
-def _channel_chart(figures: ReportFigures) -> Markup | None:
+# the charts are public: the console draws the same ones from a report's stored figures
+
+
+def channel_chart(figures: ReportFigures) -> Markup | None:
+    """Messages per channel (none when the summary is hidden)."""
     if not figures.summary_publishable or not figures.messages:
         return None
     return bar_chart("Messages by channel", list(figures.messages.items()))
 
 
-def _department_chart(figures: ReportFigures) -> Markup | None:
+def department_chart(figures: ReportFigures) -> Markup | None:
+    """Messages of the largest visible departments (none with fewer than two)."""
     table = next((b for b in figures.breakdowns if b.dimension == DIMENSIONS[0]), None)
     if table is None:
         return None
@@ -292,6 +295,11 @@ def _department_chart(figures: ReportFigures) -> Markup | None:
         return None
     bars.sort(key=lambda bar: (-bar[1], bar[0]))
     return bar_chart("Messages by department", bars[:CHART_BARS])
+
+
+def model_chart(figures: ReportFigures) -> Markup | None:
+    """Each model's share of the messages (none without model figures)."""
+    return share_chart("Messages by model", figures.model_messages) if figures.model_messages else None
 
 
 # --- the data-protection annex -------------------------------------------------------------------------

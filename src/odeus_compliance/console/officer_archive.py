@@ -1,0 +1,69 @@
+"""``/console/reports``: the report archive for officers and auditors, newest first, paged like
+``GET /api/v1/reports`` (``before`` = the previous page's ``next_before``). It calls the same service
+functions and writes the same ``report.viewed`` record as the API's list. While a job on the page is queued
+or running, the table refreshes itself with htmx every 2 seconds (the same URL, only the table swapped in)
+and stops once none is."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from litestar import Request, Response, get
+from litestar.params import QueryParameter
+
+from odeus_compliance.audit.recording import record_access
+from odeus_compliance.audit.records import Action
+from odeus_compliance.console.officer_rows import archive_row
+from odeus_compliance.console.routing import console_page
+from odeus_compliance.console.web import page
+from odeus_compliance.reports import service
+from odeus_compliance.security import Role
+from odeus_compliance.state_keys import REPORT_RUNTIME
+
+__all__ = ["PAGE_SIZE", "report_archive", "report_backend"]
+
+PAGE_SIZE: Final = 50
+"""Reports per page (the API's default page size)."""
+
+
+def report_backend(request: Request[Any, Any, Any]) -> service.ReportBackend:
+    """The app's report runtime, as the API's report routes reach it (503 while it is not running)."""
+    return service.runtime_of_state(request.app.state.get(REPORT_RUNTIME))
+
+
+@get(
+    "/console/reports",
+    opt=console_page(Role.OFFICER, Role.AUDITOR),
+    include_in_schema=False,
+)
+async def report_archive(
+    request: Request[Any, Any, Any],
+    before: Annotated[str | None, QueryParameter(name="before", max_length=64, required=False)] = None,
+) -> Response[str]:
+    """The archive page, recorded as ``report.viewed`` like the API's list (for an htmx poll: only its
+    table, not recorded again: the refresh shows the same metadata to the same person every 2 s)."""
+    jobs = report_backend(request).jobs
+    records, next_before = await service.list_reports(jobs=jobs, limit=PAGE_SIZE, before=before)
+    is_htmx = request.headers.get("hx-request") == "true"
+    if not is_htmx:
+        await record_access(
+            request,
+            action=Action.REPORT_VIEWED,
+            resource="report:list",
+            details={"count": len(records), "page_size": PAGE_SIZE},
+        )
+    current = await service.current_versions(jobs=jobs, records=records)
+    listing = service.report_page(records, next_before, current)
+    rows = [archive_row(report) for report in listing.reports]
+    self_url = "/console/reports" + (f"?before={before}" if before else "")
+    return page(
+        request,
+        "officer/archive_table.html" if is_htmx else "officer/archive.html",
+        title="Reports",
+        rows=rows,
+        live=sum(1 for row in rows if row.live),
+        next_before=listing.next_before,
+        first_page=before is None,
+        self_url=self_url,
+        can_act=request.user.role is Role.OFFICER,
+    )
