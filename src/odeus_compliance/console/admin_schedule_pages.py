@@ -30,13 +30,11 @@ from odeus_compliance.console.web import page
 from odeus_compliance.core.clock import utcnow
 from odeus_compliance.db.schedule_tables import Schedule
 from odeus_compliance.errors import NotFound, ValidationFailed
-from odeus_compliance.keys.sealed_text import TextSealer
 from odeus_compliance.policy.service import list_policies
 from odeus_compliance.scheduling import service
-from odeus_compliance.scheduling.changes import change_schedule
-from odeus_compliance.scheduling.model import CatchUp, ScheduleError, ScheduleSpec
+from odeus_compliance.scheduling.changes import change_schedule_rule
+from odeus_compliance.scheduling.model import CatchUp, ScheduleError
 from odeus_compliance.scheduling.periods import Every
-from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.schemas import RunOut, ScheduleIn, ScheduleOut, run_out, schedule_out
 from odeus_compliance.security import Role
 from odeus_compliance.settings import Settings
@@ -110,40 +108,13 @@ def _choices(settings: Settings, current: str) -> dict[str, Any]:
 
 
 async def _save(
-    request: Request[Any, Any, Any],
-    session: AsyncSession,
-    settings: Settings,
-    data: ScheduleIn,
-    existing: Schedule | None,
+    request: Request[Any, Any, Any], session: AsyncSession, settings: Settings, data: ScheduleIn
 ) -> service.SavedSchedule:
-    """What ``PUT /api/v1/schedules`` does with ``data``: a changed schedule keeps its delivery."""
-    recorder = recorder_of(request)
-    delivery = None
-    if existing is not None:  # its recipients opened, to be sealed again with the changed schedule
-        stored = await service.load_spec(
-            session=session, row=existing, sealer=TextSealer(recorder.appender.kek)
-        )
-        delivery = stored.delivery.to_json()
+    """What ``PUT /api/v1/schedules`` does with ``data`` (the same flow: a changed schedule keeps its
+    delivery)."""
     try:
-        spec = ScheduleSpec.build(
-            name=data.name,
-            every=data.every,
-            day=data.day,
-            time=data.time,
-            timezone=data.timezone,
-            policy=data.policy,
-            catch_up=data.catch_up,
-            delivery=delivery,
-            enabled=data.enabled,
-        )
-        return await change_schedule(
-            recorder,
-            session=session,
-            spec=spec,
-            policy_dir=settings.policy_dir,
-            now=utcnow(),
-            allowed_recipients=settings.mail_recipients,
-            hasher=RecipientHasher(settings.require_master_key()),
+        return await change_schedule_rule(
+            recorder_of(request), session=session, rule=data, settings=settings, now=utcnow()
         )
     except ScheduleError as exc:
         raise schedule_refusal(exc) from None
@@ -203,7 +174,7 @@ async def create_schedule(
         data = schedule_input(form)
         if await service.find_schedule(session=db_session, name=data.name) is not None:
             raise ValidationFailed.at("name", "is the name of another schedule: change that one on its page")
-        saved = await _save(request, db_session, settings, data, None)
+        saved = await _save(request, db_session, settings, data)
     except ValidationFailed as exc:
         failed = ScheduleForm(values=form.values, enabled=form.enabled, errors=form_errors(exc))
         return _form_page(request, settings, failed, status=400)
@@ -269,7 +240,7 @@ async def change_schedule_page(
     row = await _schedule_or_404(db_session, schedule_id)
     form = read_form(await request.form(), name=row.name)
     try:
-        saved = await _save(request, db_session, settings, schedule_input(form), row)
+        saved = await _save(request, db_session, settings, schedule_input(form))
     except ValidationFailed as exc:  # refused before anything was written: the row is as stored
         failed = ScheduleForm(values=form.values, enabled=form.enabled, errors=form_errors(exc))
         return await _schedule_page(request, db_session, settings, row, failed, status=400)

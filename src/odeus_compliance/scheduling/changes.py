@@ -14,9 +14,11 @@ from odeus_compliance.audit.records import Action
 from odeus_compliance.keys.sealed_text import TextSealer
 from odeus_compliance.scheduling.model import ScheduleSpec
 from odeus_compliance.scheduling.recipients import RecipientHasher, check_recipients
-from odeus_compliance.scheduling.service import SavedSchedule, save_schedule
+from odeus_compliance.scheduling.schemas import ScheduleIn
+from odeus_compliance.scheduling.service import SavedSchedule, find_schedule, load_spec, save_schedule
+from odeus_compliance.settings import Settings
 
-__all__ = ["change_schedule"]
+__all__ = ["change_schedule", "change_schedule_rule"]
 
 
 async def change_schedule(
@@ -55,3 +57,43 @@ async def change_schedule(
             },
         )
     return saved
+
+
+async def change_schedule_rule(
+    recorder: Recorder,
+    *,
+    session: AsyncSession,
+    rule: ScheduleIn,
+    settings: Settings,
+    now: dt.datetime,
+    active_from: dt.datetime | None = None,
+) -> SavedSchedule:
+    """Create or change the rule of the schedule ``rule.name`` (``PUT /api/v1/schedules`` and the console's
+    schedule forms) through :func:`change_schedule`. Who receives the reports is not part of a rule: a
+    changed schedule keeps its delivery (its recipients opened, to be sealed again with the change)."""
+    existing = await find_schedule(session=session, name=rule.name)
+    delivery = None
+    if existing is not None:
+        stored = await load_spec(session=session, row=existing, sealer=TextSealer(recorder.appender.kek))
+        delivery = stored.delivery.to_json()
+    spec = ScheduleSpec.build(
+        name=rule.name,
+        every=rule.every,
+        day=rule.day,
+        time=rule.time,
+        timezone=rule.timezone,
+        policy=rule.policy,
+        catch_up=rule.catch_up,
+        delivery=delivery,
+        enabled=rule.enabled,
+    )
+    return await change_schedule(
+        recorder,
+        session=session,
+        spec=spec,
+        policy_dir=settings.policy_dir,
+        now=now,
+        allowed_recipients=settings.mail_recipients,
+        hasher=RecipientHasher(settings.require_master_key()),
+        active_from=active_from,
+    )

@@ -28,7 +28,7 @@ from odeus_compliance.errors import NotFound, PermissionDenied, ValidationFailed
 from odeus_compliance.keys.sealed_text import TextSealer
 from odeus_compliance.problem_schema import problem_responses
 from odeus_compliance.scheduling import service
-from odeus_compliance.scheduling.changes import change_schedule
+from odeus_compliance.scheduling.changes import change_schedule, change_schedule_rule
 from odeus_compliance.scheduling.model import Delivery, ScheduleError, ScheduleSpec
 from odeus_compliance.scheduling.recipients import RecipientHasher
 from odeus_compliance.scheduling.schemas import (
@@ -111,25 +111,17 @@ async def put_schedule(
             "Recipients are set by a compliance officer: PUT /api/v1/schedules/{id}/delivery."
         )
     now = utcnow()
-    existing = await service.find_schedule(session=db_session, name=data.name)
-    delivery = None
-    if existing is not None:  # a changed schedule keeps its delivery (recipients opened to be resealed)
-        delivery = (await _stored(request, db_session, existing)).delivery.to_json()
     try:
-        spec = ScheduleSpec.build(
-            name=data.name,
-            every=data.every,
-            day=data.day,
-            time=data.time,
-            timezone=data.timezone,
-            policy=data.policy,
-            catch_up=data.catch_up,
-            delivery=delivery,
-            enabled=data.enabled,
-        )
         if data.active_from is not None and data.active_from.tzinfo is None:
             raise ScheduleError("active_from needs a UTC offset")
-        saved = await _change(request, settings, db_session, spec, now=now, active_from=data.active_from)
+        saved = await change_schedule_rule(
+            recorder_of(request),
+            session=db_session,
+            rule=data,
+            settings=settings,
+            now=now,
+            active_from=data.active_from,
+        )
     except ScheduleError as exc:
         raise _invalid(exc, frozenset(ScheduleIn.__struct_encode_fields__)) from None
     return schedule_out(saved.schedule, now=now)
