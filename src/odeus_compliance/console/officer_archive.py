@@ -11,12 +11,11 @@ from typing import Annotated, Any, Final
 from litestar import Request, Response, get
 from litestar.params import QueryParameter
 
-from odeus_compliance.audit.recording import record_access
-from odeus_compliance.audit.records import Action
+from odeus_compliance.audit.recording import recorder_of
 from odeus_compliance.console.officer_rows import archive_row
 from odeus_compliance.console.routing import console_page
 from odeus_compliance.console.web import page
-from odeus_compliance.reports import service
+from odeus_compliance.reports import actions, service
 from odeus_compliance.security import Role
 from odeus_compliance.state_keys import REPORT_RUNTIME
 
@@ -43,14 +42,12 @@ async def report_archive(
     """The archive page, recorded as ``report.viewed`` like the API's list (for an htmx poll: only its
     table, not recorded again: the refresh shows the same metadata to the same person every 2 s)."""
     jobs = report_backend(request).jobs
-    records, next_before = await service.list_reports(jobs=jobs, limit=PAGE_SIZE, before=before)
     is_htmx = request.headers.get("hx-request") == "true"
-    if not is_htmx:
-        await record_access(
-            request,
-            action=Action.REPORT_VIEWED,
-            resource="report:list",
-            details={"count": len(records), "page_size": PAGE_SIZE},
+    if is_htmx:
+        records, next_before = await service.list_reports(jobs=jobs, limit=PAGE_SIZE, before=before)
+    else:
+        records, next_before = await actions.view_reports(
+            recorder_of(request), jobs=jobs, limit=PAGE_SIZE, before=before
         )
     current = await service.current_versions(jobs=jobs, records=records)
     listing = service.report_page(records, next_before, current)

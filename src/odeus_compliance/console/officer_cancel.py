@@ -9,8 +9,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
-from odeus_compliance.audit.recording import record_access, recorder_of
-from odeus_compliance.audit.records import Action
+from odeus_compliance.audit.recording import recorder_of
 from odeus_compliance.console.officer_archive import report_backend
 from odeus_compliance.console.officer_rows import archive_row
 from odeus_compliance.console.routing import console_page
@@ -29,13 +28,7 @@ async def _cancel_page(
     """The confirmation form of a job that may still be cancelled (it shows the job's status, so it is
     recorded as a view, as ``GET /api/v1/reports/{id}`` is); 404 unknown, 409 already ended."""
     jobs = report_backend(request).jobs
-    record = await service.get_report(jobs=jobs, report_id=report_id)
-    await record_access(
-        request,
-        action=Action.REPORT_VIEWED,
-        resource=f"report:{record.id}",
-        details={"report_id": record.id, "status": record.status.value},
-    )
+    record = await actions.view_report(recorder_of(request), jobs=jobs, report_id=report_id)
     service.check_cancellable(record)
     return page(
         request,

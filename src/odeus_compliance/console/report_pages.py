@@ -18,8 +18,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
-from odeus_compliance.audit.recording import record_access, record_denial, recorder_of
-from odeus_compliance.audit.records import Action
+from odeus_compliance.audit.recording import record_denial, recorder_of
 from odeus_compliance.console.report_verify_pages import (
     REPORT_VERIFY_PAGES,
     UPLOAD_FIELD,
@@ -72,14 +71,10 @@ async def _show(
     """The report's page, recorded as ``report.viewed`` as the API records a status read; the page's own
     status refreshes (htmx, every 2 s while the job runs: metadata only) are not recorded each time."""
     runtime = report_runtime(request)
-    record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
-    if request.headers.get("hx-request") != "true":
-        await record_access(
-            request,
-            action=Action.REPORT_VIEWED,
-            resource=f"report:{record.id}",
-            details={"report_id": record.id, "status": record.status.value},
-        )
+    if request.headers.get("hx-request") == "true":
+        record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
+    else:
+        record = await actions.view_report(recorder_of(request), jobs=runtime.jobs, report_id=report_id)
     current = await service.current_versions(jobs=runtime.jobs, records=[record])
     facts = report_facts(record, current=record.id in current)
     if request.headers.get("hx-request") == "true" and not facts.live:

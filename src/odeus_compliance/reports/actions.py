@@ -25,14 +25,24 @@ from odeus_compliance.reports.service import (
     Artifact,
     RequestedReport,
     check_cancellable,
+    get_report,
     is_report_id,
+    list_reports,
     open_artifact,
 )
 from odeus_compliance.reports.store import ArtifactStore
 from odeus_compliance.reports.verifier import PdfRefused, PdfVerifier
 from odeus_compliance.reports.verify import VerificationResult
 
-__all__ = ["cancel_report", "hand_out", "hand_out_bytes", "request_report", "verify_report"]
+__all__ = [
+    "cancel_report",
+    "hand_out",
+    "hand_out_bytes",
+    "request_report",
+    "verify_report",
+    "view_report",
+    "view_reports",
+]
 
 _FORMATS: Final = {PDF_FILE: "pdf", FULL_PDF_FILE: "pdf", DATASET_FILE: "csv"}
 _PERSON_FILES: Final = frozenset({FULL_PDF_FILE, DATASET_FILE})  # handing these out is a dataset download
@@ -221,3 +231,27 @@ async def verify_report(
         details["report_id"] = result.report_id
     await recorder.record(action=Action.REPORT_VERIFIED, resource=resource, details=details)
     return result
+
+
+async def view_report(recorder: Recorder, *, jobs: ReportJobs, report_id: str) -> ReportRecord:
+    """Read one report job's status and record ``report.viewed`` (metadata only; 404 for an unknown id)."""
+    record = await get_report(jobs=jobs, report_id=report_id)
+    await recorder.record(
+        action=Action.REPORT_VIEWED,
+        resource=_resource(record.id),
+        details={"report_id": record.id, "status": record.status.value},
+    )
+    return record
+
+
+async def view_reports(
+    recorder: Recorder, *, jobs: ReportJobs, limit: int, before: str | None
+) -> tuple[list[ReportRecord], str | None]:
+    """A page of the archive, newest first, and the cursor of the next; recorded as ``report.viewed``."""
+    records, next_before = await list_reports(jobs=jobs, limit=limit, before=before)
+    await recorder.record(
+        action=Action.REPORT_VIEWED,
+        resource="report:list",
+        details={"count": len(records), "page_size": limit},
+    )
+    return list(records), next_before

@@ -32,8 +32,7 @@ from litestar.openapi.spec import (
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.response import Stream
 
-from odeus_compliance.audit.recording import record_access, record_denial, recorder_of
-from odeus_compliance.audit.records import Action
+from odeus_compliance.audit.recording import record_denial, recorder_of
 from odeus_compliance.errors import PermissionDenied, ValidationFailed
 from odeus_compliance.problem_schema import ProblemOperation, problem_responses
 from odeus_compliance.reports import actions, service
@@ -225,12 +224,8 @@ async def list_reports(
     """The reports, newest first, with their status; page with ``before`` (the previous page's
     ``next_before``). Metadata only (no personal data); recorded as ``report.viewed``."""
     runtime = _runtime(request)
-    records, next_before = await service.list_reports(jobs=runtime.jobs, limit=limit, before=before)
-    await record_access(
-        request,
-        action=Action.REPORT_VIEWED,
-        resource="report:list",
-        details={"count": len(records), "page_size": limit},
+    records, next_before = await actions.view_reports(
+        recorder_of(request), jobs=runtime.jobs, limit=limit, before=before
     )
     current = await service.current_versions(jobs=runtime.jobs, records=records)
     return service.report_page(records, next_before, current)
@@ -248,13 +243,7 @@ async def get_report(request: ReportRequest, report_id: ReportId) -> ReportOut:
     (0 to 1), its period and policy, the reason if it failed, and links to its PDF and dataset once it has
     succeeded. 404 for an unknown id. Recorded as ``report.viewed``."""
     jobs = _runtime(request).jobs
-    record = await service.get_report(jobs=jobs, report_id=report_id)
-    await record_access(
-        request,
-        action=Action.REPORT_VIEWED,
-        resource=f"report:{record.id}",
-        details={"report_id": record.id, "status": record.status.value},
-    )
+    record = await actions.view_report(recorder_of(request), jobs=jobs, report_id=report_id)
     current = await service.current_versions(jobs=jobs, records=[record])
     return service.report_out(record, current=record.id in current)
 
