@@ -6,55 +6,29 @@ pages (the archive also at 320 px wide); a screenshot of each is kept in ``test-
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Final
 
 import pytest
 from playwright.async_api import Page, expect
 
-from odeus_compliance.app import create_app
 from odeus_compliance.console.bootstrap import issue_sign_in_links
-from odeus_compliance.keys.certificates import ensure_demo_certificate
-from odeus_compliance.settings import Secret, Settings
-from odeus_compliance.upstream.simulator.config import SimulatorConfig
-from odeus_compliance.upstream.simulator.server import run_simulator
+from odeus_compliance.settings import Settings
 from tests.support.axe import axe_violations, describe_violations
 from tests.support.browser import screenshot
-from tests.support.server import run_server
+from tests.support.server import LiveServer, last_month, simulator_server
 
 PURPOSE: Final = "monthly works council report"
 JOB_DEADLINE_MS: Final = 240_000
 """Only so that a broken job cannot hang the run; the job takes seconds."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Served:
-    base_url: str
-    settings: Settings
-
-
 @pytest.fixture
-def served(migrated_settings: Settings) -> Iterator[Served]:
+def served(migrated_settings: Settings) -> Iterator[LiveServer]:
     """The service pulling from the Odeus simulator, with the demo signing certificate."""
-    with run_simulator(SimulatorConfig(users=60, seed=11)) as sim:
-        settings = dataclasses.replace(
-            migrated_settings,
-            odeus_base_url=sim.base_url,
-            odeus_api_key=Secret(sim.api_key),
-            download_hosts=frozenset({sim.download_host}),
-        )
-        ensure_demo_certificate(settings.data_dir, settings.require_master_key())
-        with run_server(create_app(settings)) as base_url:
-            yield Served(base_url, settings)
-
-
-def last_month() -> str:
-    today = datetime.now(UTC).date()
-    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
+    with simulator_server(migrated_settings, users=60, seed=11) as (server, _sim):
+        yield server
 
 
 async def assert_accessible(page: Page) -> None:
@@ -63,7 +37,7 @@ async def assert_accessible(page: Page) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_an_officer_requests_a_report_and_watches_it_finish(page: Page, served: Served) -> None:
+async def test_an_officer_requests_a_report_and_watches_it_finish(page: Page, served: LiveServer) -> None:
     (link,) = await issue_sign_in_links(
         served.settings, people=[("Olga Officer", "officer")], minutes=15, base_url=served.base_url
     )

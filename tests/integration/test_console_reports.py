@@ -14,7 +14,6 @@ import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
@@ -26,18 +25,12 @@ from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod, ReportRecord
 from odeus_compliance.security import Role
 from odeus_compliance.settings import Settings
-from tests.support.server import LiveServer, issue_keys, run_server
+from tests.support.server import LiveServer, issue_keys, last_month, run_server
 
 FOREIGN_RUNNER: Final = "another-host.example:4242:abcd1234"
 ROW: Final = re.compile(r'<tr id="row-(rpt_[A-Za-z0-9_-]+)" data-status="(\w+)">')
 CSRF: Final = re.compile(r'name="csrf_token" value="([^"]+)"')
 PURPOSE: Final = "works council review of October"
-
-
-def last_month() -> str:
-    today = datetime.now(UTC).date()
-    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
 
 
 async def _make_jobs(settings: Settings) -> dict[str, ReportRecord]:

@@ -3,39 +3,25 @@ Prometheus text, and moving when a report runs against the built-in Odeus simula
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from odeus_compliance.app import create_app
-from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.security import Role
-from odeus_compliance.settings import Secret, Settings
-from odeus_compliance.upstream.simulator.config import SimulatorConfig
-from odeus_compliance.upstream.simulator.server import RunningSimulator, run_simulator
+from odeus_compliance.settings import Settings
+from odeus_compliance.upstream.simulator.server import RunningSimulator
 from tests.support.prometheus import Exposition, parse_exposition
-from tests.support.server import LiveServer, issue_keys, run_server
+from tests.support.server import LiveServer, last_month, simulator_server
 
 JOBS = "odeus_compliance_report_jobs_total"
 
 
 @pytest.fixture
 def served(migrated_settings: Settings) -> Iterator[tuple[LiveServer, RunningSimulator]]:
-    with run_simulator(SimulatorConfig(users=40, seed=3)) as sim:
-        settings = dataclasses.replace(
-            migrated_settings,
-            odeus_base_url=sim.base_url,
-            odeus_api_key=Secret(sim.api_key),
-            download_hosts=frozenset({sim.download_host}),
-        )
-        ensure_demo_certificate(settings.data_dir, settings.require_master_key())
-        keys = issue_keys(settings)
-        with run_server(create_app(settings)) as base_url:
-            yield LiveServer(base_url=base_url, settings=settings, keys=keys), sim
+    with simulator_server(migrated_settings, users=40, seed=3) as served:
+        yield served
 
 
 def scrape(client: httpx.Client, server: LiveServer, role: Role = Role.METRICS) -> Exposition:
@@ -43,12 +29,6 @@ def scrape(client: httpx.Client, server: LiveServer, role: Role = Role.METRICS) 
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return parse_exposition(response.text)
-
-
-def last_month() -> str:
-    today = datetime.now(UTC).date()
-    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
 
 
 def test_metrics_move_when_a_report_runs(served: tuple[LiveServer, RunningSimulator]) -> None:

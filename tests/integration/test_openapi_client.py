@@ -12,7 +12,6 @@ without raw HTML.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import importlib
 import io
@@ -23,7 +22,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
@@ -33,12 +31,9 @@ import pytest
 from markdown_it import MarkdownIt
 
 from odeus_compliance.app import create_app
-from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.security import ROLES_OPT, Role, iter_http_routes
-from odeus_compliance.settings import Secret, Settings
-from odeus_compliance.upstream.simulator.config import SimulatorConfig
-from odeus_compliance.upstream.simulator.server import run_simulator
-from tests.support.server import LiveServer, issue_keys, run_server
+from odeus_compliance.settings import Settings
+from tests.support.server import LiveServer, last_month, simulator_server
 
 PACKAGE: Final = "odeus_compliance_client"
 PROBLEM_REF: Final = {"$ref": "#/components/schemas/ProblemDetails"}
@@ -48,26 +43,11 @@ GENERATOR_CONFIG: Final = "content_type_overrides:\n  application/pdf: applicati
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-def _last_month() -> str:
-    today = datetime.now(UTC).date()
-    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
-
-
 @pytest.fixture
 def report_server(migrated_settings: Settings) -> Iterator[LiveServer]:
     """The service pulling from the built-in Odeus simulator, with the demo signing certificate."""
-    with run_simulator(SimulatorConfig(users=40, seed=5)) as sim:
-        settings = dataclasses.replace(
-            migrated_settings,
-            odeus_base_url=sim.base_url,
-            odeus_api_key=Secret(sim.api_key),
-            download_hosts=frozenset({sim.download_host}),
-        )
-        ensure_demo_certificate(settings.data_dir, settings.require_master_key())
-        keys = issue_keys(settings)
-        with run_server(create_app(settings)) as base_url:
-            yield LiveServer(base_url=base_url, settings=settings, keys=keys)
+    with simulator_server(migrated_settings, users=40, seed=5) as (server, _sim):
+        yield server
 
 
 def _generate(spec: dict[str, Any], folder: Path) -> ModuleType:
@@ -144,7 +124,7 @@ def test_a_generated_client_requests_polls_downloads_and_verifies(
 
         # request -> 202 with the job, typed
         body = models.ReportRequestIn(
-            purpose="works council review", month=_last_month(), timezone="Europe/Berlin", policy="default"
+            purpose="works council review", month=last_month(), timezone="Europe/Berlin", policy="default"
         )
         requested = request_report.sync_detailed(client=officer, body=body)
         assert requested.status_code == 202, requested.content

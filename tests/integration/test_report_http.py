@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -30,16 +29,13 @@ import pytest
 from odeus_compliance.app import create_app
 from odeus_compliance.db.engine import create_engine_for, session_factory
 from odeus_compliance.errors import ValidationFailed
-from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.reports import service
 from odeus_compliance.reports.jobs import ReportJobs, ReportPeriod, ReportRecord
 from odeus_compliance.reports.schemas import ReportRequestIn
 from odeus_compliance.security import ALL_ROLES, Role
-from odeus_compliance.settings import Secret, Settings
-from odeus_compliance.upstream.simulator.config import SimulatorConfig
-from odeus_compliance.upstream.simulator.server import run_simulator
+from odeus_compliance.settings import Settings
 from tests.support.audit import sql
-from tests.support.server import LiveServer, issue_keys, run_server
+from tests.support.server import LiveServer, issue_keys, last_month, run_server, simulator_server
 
 PROBLEM_MEMBERS: Final = {"type", "title", "status", "detail", "instance", "request_id"}
 MARKER: Final = "Zq7secretMarker"
@@ -55,12 +51,6 @@ _FAIL_PG: Final = [
 ]
 _HEAL_SQLITE: Final = ["DROP TRIGGER audit_fails"]
 _HEAL_PG: Final = ["DROP TRIGGER audit_fails ON audit_entries", "DROP FUNCTION audit_fails()"]
-
-
-def last_month() -> str:
-    today = datetime.now(UTC).date()
-    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -118,17 +108,8 @@ def corrupt_stored_pdf(settings: Settings, report_id: str) -> None:
 @pytest.fixture
 def report_server(migrated_settings: Settings) -> Iterator[LiveServer]:
     """The service pulling from the built-in Odeus simulator, with the demo signing certificate."""
-    with run_simulator(SimulatorConfig(users=60, seed=11)) as sim:
-        settings = dataclasses.replace(
-            migrated_settings,
-            odeus_base_url=sim.base_url,
-            odeus_api_key=Secret(sim.api_key),
-            download_hosts=frozenset({sim.download_host}),
-        )
-        ensure_demo_certificate(settings.data_dir, settings.require_master_key())
-        keys = issue_keys(settings)
-        with run_server(create_app(settings)) as base_url:
-            yield LiveServer(base_url=base_url, settings=settings, keys=keys)
+    with simulator_server(migrated_settings, users=60, seed=11) as (server, _sim):
+        yield server
 
 
 def _attachments(pdf: bytes) -> set[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ from odeus_compliance.settings import Secret, Settings
 from odeus_compliance.upstream.simulator.config import SimulatorConfig
 from odeus_compliance.upstream.simulator.server import run_simulator
 from tests.support.retention import FAR, World, run
-from tests.support.server import LiveServer, issue_keys, run_server
+from tests.support.server import LiveServer, issue_keys, last_month, run_server
 
 PURPOSE = "Prüfung der Akte Zebra7731 nach Hinweis von Erika Mustermann"
 EMAILS = ["quokka.dpo7731@example.com", "betriebsrat7731@example.com"]
@@ -55,12 +54,6 @@ SCHEDULE: dict[str, Any] = {
     "timezone": "Europe/Berlin",
     "policy": "default",
 }
-
-
-def _last_month() -> str:
-    today = dt.datetime.now(dt.UTC).date()
-    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
 
 
 async def _database_text(settings: Settings) -> str:
@@ -145,7 +138,7 @@ def test_purpose_and_recipients_are_sealed_at_rest_and_shown_to_the_right_roles(
         queued = client.post(
             "/api/v1/reports",
             json={
-                "month": _last_month(),
+                "month": last_month(),
                 "timezone": "Europe/Berlin",
                 "policy": "default",
                 "purpose": PURPOSE,

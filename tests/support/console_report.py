@@ -19,22 +19,17 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from odeus_compliance.app import create_app
 from odeus_compliance.console.bootstrap import issue_sign_in_links
-from odeus_compliance.keys.certificates import ensure_demo_certificate
 from odeus_compliance.security import Role
-from odeus_compliance.settings import Secret, Settings
-from odeus_compliance.upstream.simulator.config import SimulatorConfig
-from odeus_compliance.upstream.simulator.server import run_simulator
+from odeus_compliance.settings import Settings
 from odeus_compliance.upstream.simulator.workspace import Users
-from tests.support.server import LiveServer, issue_keys, run_server
+from tests.support.server import LiveServer, last_month, simulator_server
 
 __all__ = ["FinishedReport", "finished_report", "html_tables", "pdf_text", "sign_in", "sign_in_link"]
 
@@ -53,49 +48,31 @@ class FinishedReport:
         return f"/console/reports/{self.report['id']}"
 
 
-def _last_month() -> str:
-    today = datetime.now(UTC).date()
-    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
-
-
 @contextmanager
 def finished_report(settings: Settings) -> Iterator[FinishedReport]:
     """The server with one report of last month (``example`` policy, Europe/Berlin) that has succeeded."""
-    with run_simulator(SimulatorConfig(users=60, seed=11)) as sim:
-        settings = dataclasses.replace(
-            settings,
-            odeus_base_url=sim.base_url,
-            odeus_api_key=Secret(sim.api_key),
-            download_hosts=frozenset({sim.download_host}),
-        )
-        ensure_demo_certificate(settings.data_dir, settings.require_master_key())
-        keys = issue_keys(settings)
-        with run_server(create_app(settings)) as base_url:
-            server = LiveServer(base_url=base_url, settings=settings, keys=keys)
-            with httpx.Client(base_url=base_url, timeout=60) as client:
-                requested = client.post(
-                    "/api/v1/reports",
-                    json={
-                        "month": _last_month(),
-                        "timezone": "Europe/Berlin",
-                        "policy": "example",
-                        "purpose": "console report page test",
-                    },
-                    headers=server.auth(Role.OFFICER),
-                )
-                assert requested.status_code == 202, requested.text
-                deadline = time.monotonic() + 240  # only so that a broken job cannot hang the run
-                while True:
-                    report = client.get(
-                        requested.headers["location"], headers=server.auth(Role.OFFICER)
-                    ).json()
-                    if report["status"] in {"succeeded", "failed"}:
-                        break
-                    assert time.monotonic() < deadline, report
-                    time.sleep(0.2)
-            assert report["status"] == "succeeded", report
-            yield FinishedReport(server=server, report=report, people=sim.workspace.users)
+    with simulator_server(settings, users=60, seed=11) as (server, sim):
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+            requested = client.post(
+                "/api/v1/reports",
+                json={
+                    "month": last_month(),
+                    "timezone": "Europe/Berlin",
+                    "policy": "example",
+                    "purpose": "console report page test",
+                },
+                headers=server.auth(Role.OFFICER),
+            )
+            assert requested.status_code == 202, requested.text
+            deadline = time.monotonic() + 240  # only so that a broken job cannot hang the run
+            while True:
+                report = client.get(requested.headers["location"], headers=server.auth(Role.OFFICER)).json()
+                if report["status"] in {"succeeded", "failed"}:
+                    break
+                assert time.monotonic() < deadline, report
+                time.sleep(0.2)
+        assert report["status"] == "succeeded", report
+        yield FinishedReport(server=server, report=report, people=sim.workspace.users)
 
 
 def sign_in_link(server: LiveServer, name: str, role: str) -> str:
