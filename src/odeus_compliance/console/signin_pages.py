@@ -7,6 +7,7 @@ chain that began at another site (the identity provider), so a redirect would la
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Annotated, Any, Final
 
@@ -25,11 +26,16 @@ from odeus_compliance.console.tokens import TOKEN_SHAPE, new_token
 from odeus_compliance.console.web import page
 from odeus_compliance.core.clock import utcnow
 from odeus_compliance.errors import NotFound, ServiceUnavailable
+from odeus_compliance.logging_setup import log_event
 from odeus_compliance.security import Role
 
 __all__ = ["oidc_callback", "oidc_start", "sign_in_page", "sign_in_with_link", "sign_out"]
 
 _CALLBACK: Final = "/console/sign-in/oidc/callback"
+MAX_PENDING_SIGN_INS: Final = 10_000
+"""OIDC sign-ins that may wait for the provider's answer at once (each is kept at most ten minutes)."""
+_RETRY_AFTER_SECONDS: Final = 60
+_log = logging.getLogger(__name__)
 _OIDC_COOKIE_PATH: Final = "/console/sign-in/oidc"
 _Next = Annotated[str | None, QueryParameter(name="next", required=False, max_length=200)]
 
@@ -108,11 +114,21 @@ async def oidc_start(request: Request[Any, Any, Any], next_path: _Next = None) -
             pending, redirect_uri=console.base_url(request) + _CALLBACK
         )
     except OidcFailure as failure:
-        await actions.refuse_sign_in(recorder_of(request), method="oidc", reason=failure.code)
-        raise ServiceUnavailable("The identity provider cannot be reached; try again later.") from None
+        # an outage, not an access attempt: said in the log (no audit record per click), answered 503
+        log_event(_log, logging.WARNING, "oidc_provider_unavailable", error_code=failure.code)
+        raise ServiceUnavailable(
+            "The identity provider cannot be reached; try again later.",
+            headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+        ) from None
     browser = new_token()
     async with console.sessions() as session:
         await store.purge_expired(session, idle=console.idle, now=utcnow())
+        if await store.count_pending(session) >= MAX_PENDING_SIGN_INS:
+            # each start stores a row for ten minutes: a flood of starts must not fill the database
+            raise ServiceUnavailable(
+                "Too many sign-ins are in progress; try again in a minute.",
+                headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+            )
         await store.save_pending(
             session, keys=console.keys, browser_token=browser, pending=pending, now=utcnow()
         )

@@ -9,7 +9,7 @@ import datetime as dt
 import enum
 from typing import Final
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from odeus_compliance.console.tokens import ConsoleKeys, new_public_id, new_token
@@ -20,6 +20,7 @@ __all__ = [
     "LinkUse",
     "PendingSignIn",
     "SessionRow",
+    "count_pending",
     "create_link",
     "end_session",
     "find_session",
@@ -155,6 +156,11 @@ async def save_pending(
         )
     )
     await session.commit()
+
+
+async def count_pending(session: AsyncSession) -> int:
+    """How many OIDC sign-ins are waiting for their answer (purge the expired ones first)."""
+    return int(await session.scalar(select(func.count()).select_from(ConsolePendingSignIn)) or 0)
 
 
 async def take_pending(
