@@ -14,7 +14,7 @@ from litestar.params import QueryParameter
 from odeus_compliance.audit.recording import recorder_of
 from odeus_compliance.console.officer_rows import archive_row
 from odeus_compliance.console.routing import console_page
-from odeus_compliance.console.web import page
+from odeus_compliance.console.web import is_quiet_refresh, note_read, page
 from odeus_compliance.reports import actions, service
 from odeus_compliance.security import Role
 from odeus_compliance.state_keys import REPORT_RUNTIME
@@ -40,15 +40,18 @@ async def report_archive(
     before: Annotated[str | None, QueryParameter(name="before", max_length=64, required=False)] = None,
 ) -> Response[str]:
     """The archive page, recorded as ``report.viewed`` like the API's list (for an htmx poll: only its
-    table, not recorded again: the refresh shows the same metadata to the same person every 2 s)."""
+    table, not recorded again while the same session keeps refreshing the same page, see
+    :mod:`.recent_reads`)."""
     jobs = report_backend(request).jobs
     is_htmx = request.headers.get("hx-request") == "true"
-    if is_htmx:
+    read = f"report:list?before={before or ''}"
+    if is_quiet_refresh(request, read):
         records, next_before = await service.list_reports(jobs=jobs, limit=PAGE_SIZE, before=before)
     else:
         records, next_before = await actions.view_reports(
             recorder_of(request), jobs=jobs, limit=PAGE_SIZE, before=before
         )
+    note_read(request, read)
     current = await service.current_versions(jobs=jobs, records=records)
     listing = service.report_page(records, next_before, current)
     rows = [archive_row(report) for report in listing.reports]

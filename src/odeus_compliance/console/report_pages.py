@@ -31,7 +31,7 @@ from odeus_compliance.console.report_view import (
     stored_figures,
 )
 from odeus_compliance.console.routing import console_page
-from odeus_compliance.console.web import page
+from odeus_compliance.console.web import is_quiet_refresh, note_read, page
 from odeus_compliance.errors import PermissionDenied, ValidationFailed
 from odeus_compliance.reports import actions, service
 from odeus_compliance.reports.jobs import ReportRecord
@@ -69,12 +69,15 @@ async def _show(
     errors: Mapping[str, str] | None = None,
 ) -> Response[str]:
     """The report's page, recorded as ``report.viewed`` as the API records a status read; the page's own
-    status refreshes (htmx, every 2 s while the job runs: metadata only) are not recorded each time."""
+    status refreshes (htmx, every 2 s while the job runs: metadata only) are not recorded each time, as
+    long as the same session keeps refreshing it (:mod:`.recent_reads`: the header alone skips nothing)."""
     runtime = report_runtime(request)
-    if request.headers.get("hx-request") == "true":
+    read = f"report:{report_id}"
+    if is_quiet_refresh(request, read):
         record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
     else:
         record = await actions.view_report(recorder_of(request), jobs=runtime.jobs, report_id=report_id)
+    note_read(request, read)
     current = await service.current_versions(jobs=runtime.jobs, records=[record])
     facts = report_facts(record, current=record.id in current)
     if request.headers.get("hx-request") == "true" and not facts.live:

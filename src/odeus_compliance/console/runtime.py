@@ -15,6 +15,7 @@ from litestar.connection import ASGIConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from odeus_compliance.console.oidc import OidcClient
+from odeus_compliance.console.recent_reads import RecentReads
 from odeus_compliance.console.templating import ConsoleTemplates
 from odeus_compliance.console.tokens import ConsoleKeys
 from odeus_compliance.errors import ServiceUnavailable
@@ -37,6 +38,7 @@ class ConsoleRuntime:
     sessions: async_sessionmaker[AsyncSession]
     oidc: OidcClient | None
     http: httpx.AsyncClient | None
+    recent_reads: RecentReads
 
     @classmethod
     def build(cls, settings: Settings, *, sessions: async_sessionmaker[AsyncSession]) -> ConsoleRuntime:
@@ -50,6 +52,7 @@ class ConsoleRuntime:
             sessions=sessions,
             oidc=oidc,
             http=http,
+            recent_reads=RecentReads(),
         )
 
     async def close(self) -> None:

@@ -12,8 +12,9 @@ from litestar.connection import ASGIConnection
 from odeus_compliance.console.identity import ConsoleIdentity
 from odeus_compliance.console.navigation import sections_for
 from odeus_compliance.console.runtime import console_of
+from odeus_compliance.core.clock import utcnow
 
-__all__ = ["CONSOLE_CSP", "PAGE_HEADERS", "identity_of", "page"]
+__all__ = ["CONSOLE_CSP", "PAGE_HEADERS", "identity_of", "is_quiet_refresh", "note_read", "page"]
 
 CONSOLE_CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -63,3 +64,21 @@ def page(
         media_type=MediaType.HTML,
         headers={**PAGE_HEADERS, **(headers or {})},
     )
+
+
+def is_quiet_refresh(request: Request[Any, Any, Any], resource: str) -> bool:
+    """Whether this request is a page's htmx refresh of ``resource`` that this session read lately (then
+    it is not recorded again); a first htmx request, or one after a pause, is recorded like a page view."""
+    person = identity_of(request)
+    return (
+        person is not None
+        and request.headers.get("hx-request") == "true"
+        and console_of(request).recent_reads.is_fresh(person.session_id, resource, utcnow())
+    )
+
+
+def note_read(request: Request[Any, Any, Any], resource: str) -> None:
+    """This session has read ``resource`` now (after its record was written, or in a quiet refresh)."""
+    person = identity_of(request)
+    if person is not None:
+        console_of(request).recent_reads.mark(person.session_id, resource, utcnow())
