@@ -5,8 +5,9 @@ read and export, the CLI's ``--purpose``) checks it here, so all accept the same
 :data:`MAX_PURPOSE_LENGTH` characters, not blank, and none of the characters that could hide or disguise
 what a reader of the log sees: control characters (C0, DEL, C1, line and paragraph separators), format
 characters (bidi embeddings, overrides and isolates, zero-width characters, U+FEFF, soft hyphen) and lone
-surrogates, plus the default-ignorable and blank-looking letters (Hangul fillers, the blank Braille cell);
-and at least one letter or digit must remain visible. A refusal names the field and the rule, never the
+surrogates, plus the default-ignorable and blank-looking letters (Hangul fillers, the blank Braille cell)
+and U+FFFD (what undecodable bytes in a query string become: the text was not what the client sent); and
+at least one letter or digit must remain visible. A refusal names the field and the rule, never the
 text.
 """
 
@@ -26,6 +27,7 @@ _INVISIBLE: Final = frozenset(
     "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u2800\u3164\uffa0"
 )  # default-ignorable or blank-looking characters outside the format category (Hangul fillers, the
 # combining grapheme joiner, Mongolian variation selectors, the blank Braille pattern)
+_UNDECODABLE: Final = "\ufffd"
 
 
 def purpose_problem(value: str | None) -> str | None:
@@ -37,6 +39,8 @@ def purpose_problem(value: str | None) -> str | None:
         return f"at most {MAX_PURPOSE_LENGTH} characters"
     if any(unicodedata.category(c) in _REFUSED_CATEGORIES or c in _INVISIBLE for c in value or ""):
         return "no control, format, bidi or invisible characters"
+    if _UNDECODABLE in (value or ""):  # bytes that were not UTF-8, decoded as replacement characters
+        return "valid UTF-8 text (no U+FFFD replacement character)"
     if not any(c.isalnum() for c in text):  # blank-looking letters alone would read as no purpose
         return "at least one visible letter or digit"
     return None

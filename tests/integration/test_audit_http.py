@@ -292,3 +292,17 @@ def test_wrong_key_401_is_recorded_without_the_key(live_server: LiveServer, path
     assert record["resource"] == "/api/v1/whoami"
     assert bogus not in str(page)
     assert bogus.split("_", 2)[2][:12] not in str(page)
+
+
+def test_a_purpose_that_was_not_utf8_is_refused_not_recorded_mangled(live_server: LiveServer) -> None:
+    auditor = live_server.auth(Role.AUDITOR)
+    with httpx.Client(base_url=live_server.base_url, timeout=30) as client:
+        refused = client.get("/api/v1/audit/entries?purpose=review%FFof%20logs", headers=auditor)
+        assert refused.status_code == 400
+        assert [e["key"] for e in refused.json()["errors"]] == ["purpose"]
+        listed = client.get(
+            "/api/v1/audit/entries", params={"purpose": "check", "limit": 1000}, headers=auditor
+        ).json()["entries"]
+    records = [e["record"] for e in listed]
+    assert not [r for r in records if "\ufffd" in (r["purpose"] or "")]
+    assert [r["purpose"] for r in records if r["action"] == "audit.read"] == ["check"]

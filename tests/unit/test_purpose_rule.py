@@ -27,3 +27,10 @@ def test_visible_purposes_are_accepted(purpose: str) -> None:
 )
 def test_invisible_disguised_or_empty_purposes_are_refused(purpose: str) -> None:
     assert purpose_problem(purpose) is not None
+
+
+def test_a_purpose_with_undecodable_bytes_is_refused_not_recorded_mangled() -> None:
+    # a query string's invalid UTF-8 arrives as U+FFFD: the text is not what the client sent
+    assert purpose_problem(b"review \xff of logs".decode("utf-8", errors="replace")) == (
+        "valid UTF-8 text (no U+FFFD replacement character)"
+    )
