@@ -44,6 +44,16 @@ int64_t odeus_leak_keys(const int32_t *offsets, const uint8_t *data, const uint8
                         const int32_t *placeholder_offsets, const uint8_t *placeholder_data, int64_t placeholders,
                         uint8_t *out_data, int64_t out_capacity, int32_t *out_offsets, int64_t *values_done);
 
+/* The same keys as 64-bit hashes, for set membership within one process (leak_keys.c). */
+int64_t odeus_leak_key_hashes(const int32_t *offsets, const uint8_t *data, const uint8_t *validity,
+                              int64_t bit_offset, int64_t count, int64_t min_chars, int64_t min_digits,
+                              int skeletons, const int32_t *placeholder_offsets, const uint8_t *placeholder_data,
+                              int64_t placeholders, uint64_t seed, uint8_t *scratch, int64_t scratch_capacity,
+                              int32_t *scratch_offsets, uint64_t *out_hashes, int64_t hash_capacity,
+                              uint64_t *recent, int64_t recent_slots, int64_t *values_done);
+void odeus_text_hashes(const int32_t *offsets, const uint8_t *data, const uint8_t *validity, int64_t bit_offset,
+                       int64_t count, uint64_t seed, uint64_t *out_hashes);
+
 /* The leak scan's ASCII fold of texts (fold_texts.c). */
 int64_t odeus_fold_texts(const int32_t *offsets, const uint8_t *data, const uint8_t *validity, int64_t bit_offset,
                          int64_t count, const uint8_t *slot_lengths, const uint8_t *slot_data, int64_t slots,

@@ -68,6 +68,7 @@ _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TRUE = ("true", "True", "TRUE", "1")
 _BOOLS = ("true", "True", "TRUE", "1", "false", "False", "FALSE", "0")
 _NULL_TEXT = pa.scalar(None, pa.string())
+CACHED_VALUES = 1 << 16  # per column: results remembered across batches (repeated amounts and dates)
 _PLAIN_ID = r"^[\x21-\x7e](?:[\x00-\x7f]*[\x21-\x7e])?$"  # ASCII, printable at both ends (or one char)
 _MAP_CACHE_LIMIT = 200_000  # map keys (agents, projects, actions) per column remembered across batches
 
@@ -208,6 +209,7 @@ class BatchTransformer:
         for name in plan.dropped:
             self.counts[name] = ColumnCounts()
         self._map_cache: dict[str, dict[str, str]] = {}
+        self._value_cache: dict[str, dict[str, str | None]] = {}  # per column: a value's result, run-wide
 
     def transform(
         self, batch: pa.RecordBatch, *, row_offset: int, pool: Executor | None = None
@@ -334,7 +336,9 @@ class BatchTransformer:
             map_keys[name] = mapped.keys
             return mapped.array
         function = self._cell_function(rule, name)
-        return per_distinct(raw, function, column=name, row_offset=row_offset)
+        # the same value gives the same result in every batch, except under encryption (a fresh nonce)
+        cache = None if isinstance(rule, Encrypt) else self._value_cache.setdefault(name, {})
+        return per_distinct(raw, function, column=name, row_offset=row_offset, cache=cache)
 
     def _cell_function(self, rule: Operation, name: str) -> Callable[[str], Any]:
         tokenizer = self._tokenizer
@@ -460,14 +464,25 @@ def _blank_mask(array: pa.Array[Any]) -> pa.Array[Any]:
     return ac.fill_null(ac.match_substring_regex(array, _BLANK), True)
 
 
-def per_distinct(raw: Any, function: Callable[[str], Any], *, column: str, row_offset: int) -> Any:
-    """``function`` applied once per distinct non-empty value, spread back over the rows."""
+def per_distinct(
+    raw: Any,
+    function: Callable[[str], Any],
+    *,
+    column: str,
+    row_offset: int,
+    cache: dict[str, str | None] | None = None,
+) -> Any:
+    """``function`` applied once per distinct non-empty value, spread back over the rows; with ``cache``
+    (for a pure ``function``), once per value over all batches that share it (up to :data:`CACHED_VALUES`)."""
     encoded: Any = ac.dictionary_encode(raw)
     values = encoded.dictionary.to_pylist()
     results: list[str | None] = []
     for value in values:
         if is_empty(value):
             results.append(value)
+            continue
+        if cache is not None and value in cache:
+            results.append(cache[value])
             continue
         try:
             result = function(value)
@@ -477,6 +492,8 @@ def per_distinct(raw: Any, function: Callable[[str], Any], *, column: str, row_o
             msg = f"column {column!r}: {rule} (data row {row})"
             raise CellRejected(msg) from None
         results.append(None if result is None else str(result))
+        if cache is not None and len(cache) < CACHED_VALUES:
+            cache[value] = results[-1]
     return ac.take(pa.array(results, pa.string()), encoded.indices)
 
 

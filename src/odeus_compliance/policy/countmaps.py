@@ -19,6 +19,7 @@ quotes doubled), the others format their JSON.
 from __future__ import annotations
 
 import array
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -155,6 +156,7 @@ def _fast(
     return cast("pa.Array[Any]", result)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # keys repeat in every batch
 def _key_text(key: str, *, csv: bool) -> str:
     """An output key as it goes between its quotes: JSON-escaped as :func:`json.dumps` escapes it, and in a
     CSV cell guarded against a formula after a separator (as :func:`csv_json_cells` guards the cell: no guard

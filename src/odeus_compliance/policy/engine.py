@@ -152,6 +152,7 @@ class PolicyRun:
                 figures=tuple(c.name for c in plan.outputs if c.numeric),
                 person=person,
                 active="messages_total",
+                spool_dir=self._spool_dir,
             )
             self._sink.write_header(["dimension", "group", "people", *self._aggregator.figures])
         else:
@@ -198,7 +199,7 @@ class PolicyRun:
             )
         )
         for name in self._plan.identifying:
-            self._scanner.add_identifying(batch.column(name))
+            self._scanner.add_identifying(batch.column(name), column=name)
 
     def _keep(self, result: TransformedBatch, offset: int) -> None:
         """One transformed batch to the leak scan and on to the spool, the aggregates or the output."""
@@ -343,6 +344,8 @@ class PolicyRun:
         self._stop_workers()
         if self._spool is not None:
             self._spool.close()
+        if self._aggregator is not None:
+            self._aggregator.close()
         self._sink.abort()
 
 

@@ -37,9 +37,9 @@ Which values count (so that short or common values do not fail every run): keys 
 placeholders (``Anonymous``, ...) never count.
 
 Scale: identifying values are many, output texts few and repetitive. Each distinct output text is read
-once, in Python, and its keys are kept as Arrow text; the identifying values' keys are made in native
-passes per batch (values outside ASCII are folded first, :mod:`.fold_native`) and looked up in the output
-keys with Arrow's hash lookup.
+once, in Python; the identifying values' keys are made in native passes per batch (values outside ASCII are
+folded first, :mod:`.fold_native`; names that repeat, only the first time), and both sides are held and
+compared as 64-bit hashes (:mod:`.key_hashes`) with Arrow's hash lookup.
 
 A hit fails the run, naming the output column and the data row, never the value.
 """
@@ -56,6 +56,7 @@ import pyarrow as pa
 from odeus_compliance.native.library import native_library, string_buffers
 from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.fold_native import fold_column, other_spellings_column
+from odeus_compliance.policy.key_hashes import identifying_key_hashes, text_hashes
 from odeus_compliance.policy.text_fold import (
     OUTPUT_FOLDS,
     camel_case_split,
@@ -78,6 +79,8 @@ SUBSTRING_TEXT = 512
 _KEY_BYTES_PER_BYTE = 16  # the most room a value's keys take per byte of it, as in native/leak_keys.c
 _KEY_BYTES_GUESS = 8  # what to make room for at first (keys take about 3 to 6 times the values' bytes)
 _TEXT_KEYS_AT_ONCE = 1 << 20  # output keys gathered in Python before they move to Arrow
+_REPEATING = 0.8  # an identifying column's values repeat if a batch has fewer distinct ones than this share
+_VALUES_REMEMBERED = 1 << 18  # per column of repeating values: values whose keys are not made again
 _PLACEHOLDER_KEYS = pa.array(sorted({"".join(fold(p).split()) for p in PLACEHOLDERS} - {""}), pa.string())
 
 
@@ -115,7 +118,9 @@ def identifying_keys(values: pa.Array[Any], *, skeletons: bool = False) -> pa.Ar
     return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
 
 
-def _identifying_key_parts(values: pa.Array[Any], *, skeletons: bool) -> list[pa.Array[Any]]:
+def _identifying_key_parts(
+    values: pa.Array[Any], *, skeletons: bool, hashed: bool = False
+) -> list[pa.Array[Any]]:
     text: Any = values if values.type == pa.string() else ac.cast(values, pa.string())
     ascii_only = ac.fill_null(ac.string_is_ascii(text), True)
     extra: Any = None
@@ -124,10 +129,18 @@ def _identifying_key_parts(values: pa.Array[Any], *, skeletons: bool) -> list[pa
         outside_ascii = ac.filter(text, others)
         text = ac.replace_with_mask(text, others, fold_column(outside_ascii, keep_punctuation=True))
         extra = other_spellings_column(outside_ascii)
-    parts = _native_keys(text, skeletons=skeletons)
+    make = _native_key_hashes if hashed else _native_keys
+    parts = make(text, skeletons=skeletons)
     if extra is not None and len(extra):
-        parts += _native_keys(extra, skeletons=skeletons)
+        parts += make(extra, skeletons=skeletons)
     return parts
+
+
+def _native_key_hashes(text: pa.Array[Any], *, skeletons: bool) -> list[pa.Array[Any]]:
+    hashes = identifying_key_hashes(
+        text, min_chars=MIN_CHARS, min_digits=MIN_DIGITS, skeletons=skeletons, placeholders=_PLACEHOLDER_KEYS
+    )
+    return [hashes]
 
 
 def _native_keys(text: pa.Array[Any], *, skeletons: bool) -> list[pa.Array[Any]]:
@@ -219,21 +232,24 @@ class LeakScanner:
     Output texts repeat, so their keys are usually few and mostly known after the first batches. Each batch
     of identifying keys is therefore compared with the output keys known when it arrives (on the engine's
     worker threads, during the run), and :meth:`verify` only with those that came later. With many output
-    keys (:data:`EARLY_CHECK_LIMIT`) the comparison waits for :meth:`verify`, where it is made once. Output
-    keys are kept as Arrow text (with the text each came from), not in a Python set: substrings make them
-    many. Methods may be called from several threads at once.
+    keys (:data:`EARLY_CHECK_LIMIT`) the comparison waits for :meth:`verify`, where it is made once. Keys on
+    both sides are held as 64-bit hashes (:mod:`.key_hashes`: a collision can only raise a false alarm,
+    never hide a leak), identifying ones mostly once each; output keys with the text each came from.
+    Methods may be called from several threads at once.
     """
 
-    _identifying: list[tuple[Any, int]] = field(default_factory=list)  # (keys, output keys checked with)
-    _grams: list[Any] = field(default_factory=list)  # chunks of output keys, in the order they became known
+    _identifying: list[tuple[Any, int]] = field(default_factory=list)  # (key hashes, output keys checked)
+    _grams: list[Any] = field(default_factory=list)  # chunks of output key hashes, in the order they came
     _gram_texts: list[Any] = field(default_factory=list)  # per chunk, each key's text (in _texts), int32
     _gram_count: int = 0
     _texts: list[tuple[int, str]] = field(default_factory=list)  # (row, column) of each distinct text read
-    _early: tuple[int, Any] = (0, None)  # the output keys as Arrow text, and how many
-    _hits: set[str] = field(default_factory=set)
+    _early: tuple[int, Any] = (0, None)  # the output key hashes as one array, and how many
+    _hits: set[int] = field(default_factory=set)  # hashes of identifying keys found among output keys
     _bidi: tuple[int, str] | None = None  # the first (row, column) holding a bidi control
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seen: dict[str, set[str]] = field(default_factory=dict)
+    _repeating: dict[str, bool] = field(default_factory=dict)  # per identifying column: values repeat
+    _read_values: dict[str, set[str]] = field(default_factory=dict)  # per such column: values read
     texts_read: int = 0
     _values: int = 0
 
@@ -242,22 +258,48 @@ class LeakScanner:
         """Identifying values compared (none when the output holds no text to compare them with)."""
         return self._values if self._gram_count and self._identifying else 0
 
-    def add_identifying(self, values: pa.Array[Any]) -> None:
-        """Remember the keys of one batch's identifying input values (on a worker thread of the engine)."""
-        parts = [keys for keys in _identifying_key_parts(values, skeletons=True) if len(keys)]
+    def add_identifying(self, values: pa.Array[Any], *, column: str | None = None) -> None:
+        """Remember the keys of one batch's identifying input values (on a worker thread of the engine).
+
+        Names repeat (a batch holds far fewer distinct names than rows, and a run few more than a batch),
+        so the keys are made of each distinct value once, and for a ``column`` of repeating values once
+        per run (up to :data:`_VALUES_REMEMBERED` values; their keys are kept, and compared with every
+        output key in the end); for a ``column`` whose values turned out all but distinct (ids, e-mail
+        addresses), later batches skip looking for repeats."""
+        distinct = values
+        if column is None or self._repeating.get(column, True):
+            distinct = ac.unique(values)
+            if column is not None:
+                self._repeating[column] = len(distinct) < _REPEATING * len(values)
+        if column is not None and self._repeating[column]:
+            distinct = self._unread(column, distinct)
+        parts = [keys for keys in _identifying_key_parts(distinct, skeletons=True, hashed=True) if len(keys)]
+        keys: Any = None
+        if parts:
+            keys = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
         checked, known = self._known_grams()
-        hits: list[str] = []
-        if checked and known is not None:
-            for keys in parts:
-                found = ac.filter(keys, ac.is_in(keys, value_set=known))
-                hits += [v for v in found.to_pylist() if v is not None]
+        hits: list[int] = []
+        if keys is not None and checked and known is not None:
+            hits = [v for v in ac.filter(keys, ac.is_in(keys, value_set=known)).to_pylist() if v is not None]
         with self._lock:
             self._values += len(values) - values.null_count
-            self._identifying += [(keys, checked) for keys in parts]
+            if keys is not None:
+                self._identifying.append((keys, checked))
             self._hits.update(hits)
 
+    def _unread(self, column: str, distinct: pa.Array[Any]) -> pa.Array[Any]:
+        """The values of a column of repeating values whose keys no earlier batch gave (the values
+        themselves are compared, never hashes: a value wrongly taken for read would go unchecked)."""
+        text: Any = distinct if distinct.type == pa.string() else ac.cast(distinct, pa.string())
+        listed: list[str | None] = text.to_pylist()
+        with self._lock:
+            read = self._read_values.setdefault(column, set())
+            fresh = [value for value in listed if value is not None and value not in read]
+            read.update(fresh[: max(_VALUES_REMEMBERED - len(read), 0)])
+        return pa.array(fresh, pa.string())
+
     def _known_grams(self) -> tuple[int, Any]:
-        """The output keys known now, as Arrow text (built once per count), or none past the early limit."""
+        """The output key hashes known now (concatenated once per count), or none past the early limit."""
         with self._lock:
             count = self._gram_count
             if count > EARLY_CHECK_LIMIT:
@@ -321,7 +363,7 @@ class LeakScanner:
     def _add_grams(self, gathered: dict[str, int], first_text: int) -> None:
         if not gathered:
             return
-        grams = pa.array(list(gathered), pa.string())
+        grams = text_hashes(pa.array(list(gathered), pa.string()))
         texts = ac.add(pa.array(list(gathered.values()), pa.int32()), first_text)
         with self._lock:
             self._grams.append(grams)
@@ -343,11 +385,11 @@ class LeakScanner:
             if checked != len(grams):
                 later.setdefault(checked, []).append(keys)
         for checked, key_arrays in later.items():
-            keys = pa.chunked_array(key_arrays, pa.string())
+            keys = pa.chunked_array(key_arrays, pa.uint64())
             found = ac.filter(keys, ac.is_in(keys, value_set=grams.slice(checked)))
             hits.update(v for v in found.to_pylist() if v is not None)
         if hits:
-            holding = ac.is_in(grams, value_set=pa.array(sorted(hits), pa.string()))
+            holding = ac.is_in(grams, value_set=pa.array(sorted(hits), pa.uint64()))
             texts = ac.filter(pa.concat_arrays(self._gram_texts), holding).to_pylist()
             row, column = min(self._texts[i] for i in texts if i is not None)
             raise LeakFound(column, row)

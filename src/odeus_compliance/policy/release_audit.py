@@ -37,7 +37,15 @@ from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.disclosure import DisclosureError, Suppression
 from odeus_compliance.policy.release_combinations import MaskedCell, Window, disclosing_combination
 
-__all__ = ["Cell", "ReleasePlan", "TableRelease", "audit_release"]
+__all__ = [
+    "Cell",
+    "ReleasePlan",
+    "TableRelease",
+    "atom_table",
+    "audit_atoms",
+    "audit_release",
+    "merge_atom_tables",
+]
 
 TOTAL: Final = "total"
 # above this many cells, combinations of four are searched for too few people only, not for dominated
@@ -114,41 +122,82 @@ class _Facts:
     atoms: _Atoms
 
 
-def _statistics(figures: Sequence[str]) -> list[Any]:
-    return [([], "count_all"), *((f, "sum") for f in figures), *((f, "max") for f in figures)] + [
-        (f"{f}__n", "sum") for f in figures
-    ]
-
-
-def _facts(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) -> _Facts:
+def atom_table(
+    people: pa.Table, dimensions: Sequence[str], figures: Sequence[str], *, also: Sequence[str] = ()
+) -> pa.Table:
+    """Per atom of ``people`` (one row per distinct person; without dimensions, everyone): its dimensions,
+    ``count_all`` (people), and per figure the sum (``F_sum``) and largest (``F_max``) magnitude, the
+    people with a value (``F__n_sum``) and the smallest non-zero magnitude (``F__positive_min``); each
+    column of ``also`` summed as it is (``C_sum``). Atoms come in the order people first name them. Tables
+    of parts of the people combine with :func:`merge_atom_tables`."""
     # shares are of magnitudes: a refund of -500 in a sum of -496 dominates it as much as +500 of +496
     for figure in figures:
         index = people.schema.get_field_index(figure)
-        people = people.set_column(index, figure, ac.absolute(people.column(figure)))
-    for figure in figures:
-        people = people.append_column(
-            f"{figure}__n", ac.cast(ac.greater(people.column(figure), 0), pa.int64())
-        )
+        magnitude = ac.absolute(people.column(figure))
+        people = people.set_column(index, figure, magnitude)
+        # zeros as nulls: the minimum is then the smallest non-zero value, the count the people with one
+        positive = ac.if_else(ac.greater(magnitude, 0), magnitude, pa.scalar(None, magnitude.type))
+        people = people.append_column(f"{figure}__positive", positive)
+    statistics: list[Any] = [
+        ([], "count_all"),
+        *((f, "sum") for f in figures),
+        *((f, "max") for f in figures),
+        *((f"{f}__positive", "count") for f in figures),
+        *((f"{f}__positive", "min") for f in figures),
+        *((c, "sum") for c in also),
+    ]
+    atoms = people.group_by(list(dimensions), use_threads=False).aggregate(statistics)
+    named = {f"{f}__positive_count": f"{f}__n_sum" for f in figures}
+    return atoms.rename_columns([named.get(name, name) for name in atoms.column_names])
+
+
+def merge_atom_tables(
+    parts: Sequence[pa.Table], dimensions: Sequence[str], figures: Sequence[str], *, also: Sequence[str] = ()
+) -> pa.Table:
+    """One :func:`atom_table` of the people of all ``parts`` (each an atom table of other people), atoms in
+    the order the parts first name them."""
+    combined = pa.concat_tables(parts)
+    how: list[Any] = [
+        ("count_all", "sum"),
+        *((f"{f}_sum", "sum") for f in figures),
+        *((f"{f}_max", "max") for f in figures),
+        *((f"{f}__n_sum", "sum") for f in figures),
+        *((f"{f}__positive_min", "min") for f in figures),
+        *((f"{c}_sum", "sum") for c in also),
+    ]
+    merged = combined.group_by(list(dimensions), use_threads=False).aggregate(how)
+    original = {f"{column}_{op}": column for column, op in how}
+    return merged.rename_columns([original.get(name, name) for name in merged.column_names])
+
+
+def _facts_of_atoms(atoms: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) -> _Facts:
+    """The audit's facts from an :func:`atom_table` (without dimensions: its one row is everyone, and there
+    are no atoms to combine)."""
     sizes: dict[tuple[str, str], int] = {}
     sums: dict[tuple[str, str, str], float] = {}
     tops: dict[tuple[str, str, str], float] = {}
     contributors: dict[tuple[str, str, str], int] = {}
+    per_group: list[Any] = [
+        ("count_all", "sum"),
+        *((f"{f}_sum", "sum") for f in figures),
+        *((f"{f}_max", "max") for f in figures),
+        *((f"{f}__n_sum", "sum") for f in figures),
+    ]
     for dimension in dimensions:
-        for row in people.group_by(dimension).aggregate(_statistics(figures)).to_pylist():
+        for row in atoms.group_by(dimension, use_threads=False).aggregate(per_group).to_pylist():
             group = row[dimension]
-            sizes[(dimension, group)] = int(row["count_all"])
+            sizes[(dimension, group)] = int(row["count_all_sum"])
             for figure in figures:
-                sums[(dimension, group, figure)] = float(row[f"{figure}_sum"] or 0)
-                tops[(dimension, group, figure)] = float(row[f"{figure}_max"] or 0)
-                contributors[(dimension, group, figure)] = int(row[f"{figure}__n_sum"] or 0)
-    total_sums = {f: float(ac.sum(people.column(f)).as_py() or 0) for f in figures}
-    total_tops = {
-        f: float(ac.max(people.column(f)).as_py() or 0) if people.num_rows else 0.0 for f in figures
-    }
-    total_contributors = {f: int(ac.sum(people.column(f"{f}__n")).as_py() or 0) for f in figures}
-    atoms = _atoms(people, dimensions, figures)
+                sums[(dimension, group, figure)] = float(row[f"{figure}_sum_sum"] or 0)
+                tops[(dimension, group, figure)] = float(row[f"{figure}_max_max"] or 0)
+                contributors[(dimension, group, figure)] = int(row[f"{figure}__n_sum_sum"] or 0)
+    whole = atoms
+    people = int(ac.sum(whole.column("count_all")).as_py() or 0)
+    total_sums = {f: float(ac.sum(whole.column(f"{f}_sum")).as_py() or 0) for f in figures}
+    total_tops = {f: float(ac.max(whole.column(f"{f}_max")).as_py() or 0) if people else 0.0 for f in figures}
+    total_contributors = {f: int(ac.sum(whole.column(f"{f}__n_sum")).as_py() or 0) for f in figures}
     return _Facts(
-        people.num_rows,
+        people,
         sizes,
         sums,
         tops,
@@ -156,19 +205,11 @@ def _facts(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) 
         total_tops,
         contributors,
         total_contributors,
-        atoms,
+        _atoms(atoms.to_pylist() if dimensions else [], dimensions, figures),
     )
 
 
-def _atoms(people: pa.Table, dimensions: Sequence[str], figures: Sequence[str]) -> _Atoms:
-    rows: list[dict[str, Any]] = []
-    if dimensions:
-        for figure in figures:  # zeros as nulls: the aggregate's minimum is then the smallest non-zero value
-            column = people.column(figure)
-            positive = ac.if_else(ac.greater(column, 0), column, pa.scalar(None, column.type))
-            people = people.append_column(f"{figure}__positive", positive)
-        statistics = [*_statistics(figures), *((f"{f}__positive", "min") for f in figures)]
-        rows = people.group_by(list(dimensions)).aggregate(statistics).to_pylist()
+def _atoms(rows: list[dict[str, Any]], dimensions: Sequence[str], figures: Sequence[str]) -> _Atoms:
     masks: dict[tuple[str, str], int] = {}
     for bit, row in enumerate(rows):
         for dimension in dimensions:
@@ -387,7 +428,31 @@ def audit_release(
         msg = "the minimum group size must be at least 1 and the dominance share in (0, 1]"
         raise DisclosureError(msg)
     counted = [*figures, active] if active is not None else list(figures)
-    facts = _facts(people, dimensions, counted)
+    atoms = atom_table(people, dimensions, counted)
+    return audit_atoms(
+        atoms, dimensions=dimensions, figures=figures, k=k, dominance=dominance, linked=linked, active=active,
+        max_rounds=max_rounds,
+    )  # fmt: skip
+
+
+def audit_atoms(
+    atoms: pa.Table,
+    *,
+    dimensions: Sequence[str],
+    figures: Sequence[str],
+    k: int,
+    dominance: float,
+    linked: Mapping[str, Sequence[str]],
+    active: str | None = None,
+    max_rounds: int = 10_000,
+) -> ReleasePlan:
+    """:func:`audit_release` from the people's :func:`atom_table` (of ``figures`` and ``active``), which
+    can be built batch by batch where every row is a distinct person."""
+    if k < 1 or not 0 < dominance <= 1:
+        msg = "the minimum group size must be at least 1 and the dominance share in (0, 1]"
+        raise DisclosureError(msg)
+    counted = [*figures, active] if active is not None else list(figures)
+    facts = _facts_of_atoms(atoms, dimensions, counted)
     tables: dict[str, TableRelease] = {}
     for dimension in dimensions:
         groups = {g: n for (d, g), n in facts.sizes.items() if d == dimension}

@@ -259,4 +259,7 @@ class _Search:
 
 
 def _value(values: Sequence[float], part: _Part) -> float:
+    if len(part) == 2:  # most parts; the same float as the sum below (0 + a + b)
+        (first, first_sign), (second, second_sign) = part
+        return values[first] * first_sign + values[second] * second_sign
     return sum(values[index] * sign for index, sign in part)

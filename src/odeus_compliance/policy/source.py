@@ -79,17 +79,31 @@ class _HashingReader(io.RawIOBase):
             self._stopped = True
             self._turn.notify_all()
 
-    def readinto(self, buffer: Any) -> int:
+    def _take_turn(self) -> None:
         with self._turn:
             self._turn.wait_for(lambda: self._stopped or self._reads - self._taken <= self._ahead)
             self._reads += 1
+
+    def _hash(self, view: Any) -> None:
+        self.digest.update(view)
+        self.size += len(view)
+        self.last_byte = bytes(view[-1:])
+
+    def readinto(self, buffer: Any) -> int:
+        self._take_turn()
         count = self._raw.readinto(buffer)
         if count:
-            view = memoryview(buffer)[:count]
-            self.digest.update(view)
-            self.size += count
-            self.last_byte = bytes(view[-1:])
+            self._hash(memoryview(buffer)[:count])
         return count or 0
+
+    def read(self, size: int = -1) -> bytes:
+        """One block as the file's own bytes object (what Arrow asks for): ``RawIOBase.read`` would make a
+        buffer, read into it and copy it, for every block."""
+        self._take_turn()
+        data = self._raw.read(size)
+        if data:
+            self._hash(data)
+        return data
 
 
 def read_header(path: Path, export_type: ExportType) -> tuple[ExportSchema, int]:
