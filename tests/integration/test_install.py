@@ -113,7 +113,10 @@ def test_the_runtime_part_of_the_lock_and_the_wheel_make_a_working_install(tmp_p
         "weasyprint.HTML(string='<p>ok</p>').write_pdf()\n"
         "from odeus_compliance.native.library import native_library\n"
         "native_library()\n"
-        "tools = ('pytest', 'mypy', 'ruff', 'hypothesis', 'aiosmtpd', 'polars')\n"
+        "from odeus_compliance.console.templating import ConsoleTemplates, static_url\n"
+        "assert static_url('vendor/htmx-2.0.11.min.js') and static_url('console.css')\n"
+        "ConsoleTemplates().environment.get_template('admin/schedules.html')\n"
+        "tools = ('pytest', 'mypy', 'ruff', 'hypothesis', 'aiosmtpd', 'polars', 'playwright')\n"
         "missing = [m for m in tools if u.find_spec(m)]\n"
         "assert not missing, missing\n"
     )
