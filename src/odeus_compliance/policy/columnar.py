@@ -23,6 +23,7 @@ import pyarrow as pa
 from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.countmaps import map_count_column
 from odeus_compliance.policy.csvout import csv_cells
+from odeus_compliance.policy.disclosure import DisclosureError
 from odeus_compliance.policy.model import (
     Drop,
     Encrypt,
@@ -210,6 +211,8 @@ class BatchTransformer:
             self.counts[name] = ColumnCounts()
         self._map_cache: dict[str, dict[str, str]] = {}
         self._value_cache: dict[str, dict[str, str | None]] = {}  # per column: a value's result, run-wide
+        self._rows_with_id = 0
+        self._rows_named_without_id = 0
 
     def transform(
         self, batch: pa.RecordBatch, *, row_offset: int, pool: Executor | None = None
@@ -420,7 +423,9 @@ class BatchTransformer:
             message_prefix=b"id\x00",
         )
         tokens = ac.take(by_id, encoded.indices)
+        self._rows_with_id += rows - tokens.null_count
         if tokens.null_count == 0:
+            self._refuse_mixed_users(group)  # rows without an id may have come in an earlier batch
             return tokens
         emails, people = usable(group.email), usable(group.name)
         if emails is None and people is None:
@@ -432,10 +437,25 @@ class BatchTransformer:
         for index, email, person in zip(missing, email_values, name_values, strict=True):
             message = subject_message({group.email or "": email, group.name or "": person}, group)
             if message is not None:
+                self._rows_named_without_id += 1
                 values[index] = self._tokenizer.token(
                     prefix=subject.prefix, label=subject.value, message=message
                 )
+        self._refuse_mixed_users(group)
         return pa.array(values, pa.string())
+
+    def _refuse_mixed_users(self, group: SubjectColumns) -> None:
+        """A users export has one row per user, each with its id (or, where user-level data is off, an
+        opaque one). Rows that name a person only by e-mail or name beside rows with ids cannot be counted
+        per person: the same person would count twice (their id-derived and e-mail-derived tokens never
+        link), a group of four would pass as five and a dominant person as two. Refused, naming no one,
+        whichever batch brings the second kind."""
+        if group.anchor == "user_id" and self._rows_with_id and self._rows_named_without_id:
+            msg = (
+                f"the users export names {self._rows_named_without_id} row(s) by e-mail or name without a "
+                "user id beside rows with one: people cannot be counted, so nothing is published"
+            )
+            raise DisclosureError(msg)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
