@@ -8,7 +8,7 @@ import dataclasses
 import unicodedata
 from typing import Final
 
-from odeus_compliance.security import ApiKeyIdentity, Role
+from odeus_compliance.security import ApiKeyIdentity
 
 __all__ = ["MAX_NAME_LENGTH", "ConsoleIdentity", "actor_id", "clean_person_name"]
 
@@ -37,8 +37,3 @@ def clean_person_name(raw: str) -> str | None:
     kept = "".join(c for c in raw if unicodedata.category(c) not in _DROPPED_CATEGORIES)
     name = " ".join(kept.split())[:MAX_NAME_LENGTH].strip()
     return name or None
-
-
-def console_role(value: str) -> Role:
-    """A stored role as a :class:`Role` (only officer, auditor and admin are stored)."""
-    return Role(value)
