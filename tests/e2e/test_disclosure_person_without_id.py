@@ -82,3 +82,15 @@ def test_rows_that_all_lack_an_id_or_name_nobody_are_not_refused(tmp_path: Path)
     blank = [user_row(n, user_id="", name="", email="") for n in range(5)]
     (tmp_path / "b").mkdir()
     _report(tmp_path / "b", [*blank, *(user_row(n) for n in range(5, 40))], "default")
+
+
+@pytest.mark.parametrize(
+    "disguised", ["\u200b", "\u00a0", " \u2060 ", "Anonymous\u200b", "\uff21nonymous", "N/A"]
+)
+def test_an_id_that_names_nobody_once_canonical_counts_as_no_id(tmp_path: Path, disguised: str) -> None:
+    # invisible characters or a disguised placeholder in the id cell: the row names its person by e-mail
+    # and name only, beside rows with ids, and must be refused like an empty id (not counted as one more)
+    rows = [user_row(n, department="Sales" if n < 4 else "Engineering") for n in range(24)]
+    rows.append(user_row(0, user_id=disguised, department="Sales"))
+    with pytest.raises(DisclosureError, match="without a user id"):
+        _report(tmp_path, rows, "default")

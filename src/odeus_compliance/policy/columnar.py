@@ -47,7 +47,12 @@ from odeus_compliance.policy.operations import (
     token_label,
 )
 from odeus_compliance.policy.rows import UnknownColumnError
-from odeus_compliance.policy.subjects import SUBJECT_COLUMNS, SubjectColumns, canonical_id, subject_message
+from odeus_compliance.policy.subjects import (
+    SUBJECT_COLUMNS,
+    SubjectColumns,
+    canonical_id,
+    subject_message,
+)
 from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
 from odeus_compliance.upstream.batches import DECIMAL_TYPE
 from odeus_compliance.upstream.cells import to_datetime
@@ -69,6 +74,7 @@ _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TRUE = ("true", "True", "TRUE", "1")
 _BOOLS = ("true", "True", "TRUE", "1", "false", "False", "FALSE", "0")
 _NULL_TEXT = pa.scalar(None, pa.string())
+_PLACEHOLDER_SET = pa.array(sorted(PLACEHOLDERS), pa.string())
 CACHED_VALUES = 1 << 16  # per column: results remembered across batches (repeated amounts and dates)
 _PLAIN_ID = r"^[\x21-\x7e](?:[\x00-\x7f]*[\x21-\x7e])?$"  # ASCII, printable at both ends (or one char)
 _MAP_CACHE_LIMIT = 200_000  # map keys (agents, projects, actions) per column remembered across batches
@@ -416,13 +422,15 @@ class BatchTransformer:
         if ids is None:
             ids = pa.nulls(rows, pa.string())
         encoded = ac.dictionary_encode(ids)
+        canonical = canonical_ids(encoded.dictionary)
         by_id = self._tokenizer.tokens(
-            canonical_ids(encoded.dictionary),
-            prefix=subject.prefix,
-            label=subject.value,
-            message_prefix=b"id\x00",
+            canonical, prefix=subject.prefix, label=subject.value, message_prefix=b"id\x00"
         )
-        tokens = ac.take(by_id, encoded.indices)
+        # an id of invisible characters or a disguised placeholder ("Anonymous\u200b", full-width) names
+        # nobody once canonical (``subjects.names_someone``): the row is a row without an id
+        nobody = ac.or_(ac.equal(canonical, ""), ac.is_in(canonical, value_set=_PLACEHOLDER_SET))
+        named_ids: Any = ac.if_else(nobody, _NULL_TEXT, by_id)
+        tokens = ac.take(named_ids, encoded.indices)
         self._rows_with_id += rows - tokens.null_count
         if tokens.null_count == 0:
             self._refuse_mixed_users(group)  # rows without an id may have come in an earlier batch
@@ -477,7 +485,7 @@ def canonical_ids(values: Any) -> pa.StringArray:
 
 def _placeholder_mask(array: pa.Array[Any]) -> pa.Array[Any]:
     lowered = ac.utf8_lower(ac.utf8_trim_whitespace(array))
-    return ac.fill_null(ac.is_in(lowered, value_set=pa.array(sorted(PLACEHOLDERS), pa.string())), False)
+    return ac.fill_null(ac.is_in(lowered, value_set=_PLACEHOLDER_SET), False)
 
 
 def _blank_mask(array: pa.Array[Any]) -> pa.Array[Any]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from odeus_compliance.policy.model import TokenDomain
 from odeus_compliance.policy.text_fold import ascii_lookalike
+from odeus_compliance.upstream.anonymisation import PLACEHOLDERS
 from odeus_compliance.upstream.columns import ExportType
 
 if TYPE_CHECKING:
@@ -84,6 +85,12 @@ def _visible(value: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKC", value) if unicodedata.category(c) != "Cf")
 
 
+def names_someone(canonical: str) -> bool:
+    """Whether a canonical id, e-mail or name names anyone: not empty (blanks and invisible characters
+    alone canonicalise to nothing) and not a placeholder Odeus may write instead (``Anonymous``, ...)."""
+    return bool(canonical) and canonical not in PLACEHOLDERS
+
+
 def subject_message(row: Mapping[str, object], group: SubjectColumns) -> bytes | None:
     """The tagged, canonical input the subject token is made from, or ``None`` if the row names nobody."""
     for tag, column, canon in (
@@ -97,7 +104,7 @@ def subject_message(row: Mapping[str, object], group: SubjectColumns) -> bytes |
         if not isinstance(raw, str):  # ids, e-mails and names are text; None is an empty cell
             continue
         value = canon(raw)
-        if value:
+        if names_someone(value):
             return tag + b"\x00" + value.encode("utf-8")
     return None
 
