@@ -197,6 +197,10 @@ def test_ready_503_when_database_unreachable(tmp_path: Path) -> None:
         # authentication needs the database too: unreachable is a 503 (the key may be fine), not a 401
         some_key = {"Authorization": "Bearer oc_officer_" + "a" * 43}
         assert_problem(httpx.get(f"{base_url}/api/v1/whoami", headers=some_key), 503)
+        # ... and so is a console session: a 503 page, not a 500 or a trip to the sign-in page
+        page = httpx.get(f"{base_url}/console/reports", cookies={"odeus_console": "A" * 43}, timeout=30)
+        assert page.status_code == 503
+        assert page.headers["content-type"].startswith("text/html")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from sqlalchemy.exc import SQLAlchemyError
 
 from odeus_compliance.audit.recording import record_denial
 from odeus_compliance.console import store
@@ -20,7 +21,7 @@ from odeus_compliance.console.identity import ConsoleIdentity, actor_id
 from odeus_compliance.console.runtime import console_of
 from odeus_compliance.console.tokens import TOKEN_SHAPE
 from odeus_compliance.core.clock import utcnow
-from odeus_compliance.errors import PermissionDenied
+from odeus_compliance.errors import PermissionDenied, ServiceUnavailable
 from odeus_compliance.security import Role
 
 __all__ = ["CSRF_FIELD", "authenticate_session", "check_csrf", "session_token"]
@@ -41,10 +42,13 @@ async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any]) -
     if token is None:
         return None
     console = console_of(connection)
-    async with console.sessions() as session:
-        row = await store.find_session(
-            session, keys=console.keys, token=token, idle=console.idle, now=utcnow()
-        )
+    try:
+        async with console.sessions() as session:
+            row = await store.find_session(
+                session, keys=console.keys, token=token, idle=console.idle, now=utcnow()
+            )
+    except (SQLAlchemyError, OSError):  # as for an API key: the session may well be fine
+        raise ServiceUnavailable("Cannot check the session now: the database is not reachable.") from None
     if row is None:
         return None
     return ConsoleIdentity(
