@@ -17,17 +17,11 @@ from odeus_compliance.console.routing import console_page
 from odeus_compliance.console.web import is_quiet_refresh, note_read, page
 from odeus_compliance.reports import actions, service
 from odeus_compliance.security import Role
-from odeus_compliance.state_keys import REPORT_RUNTIME
 
-__all__ = ["PAGE_SIZE", "report_archive", "report_backend"]
+__all__ = ["PAGE_SIZE", "report_archive"]
 
 PAGE_SIZE: Final = 50
 """Reports per page (the API's default page size)."""
-
-
-def report_backend(request: Request[Any, Any, Any]) -> service.ReportBackend:
-    """The app's report runtime, as the API's report routes reach it (503 while it is not running)."""
-    return service.runtime_of_state(request.app.state.get(REPORT_RUNTIME))
 
 
 @get(
@@ -42,7 +36,7 @@ async def report_archive(
     """The archive page, recorded as ``report.viewed`` like the API's list (for an htmx poll: only its
     table, not recorded again while the same session keeps refreshing the same page, see
     :mod:`.recent_reads`)."""
-    jobs = report_backend(request).jobs
+    jobs = service.runtime_of(request).jobs
     is_htmx = request.headers.get("hx-request") == "true"
     read = f"report:list?before={before or ''}"
     if is_quiet_refresh(request, read):

@@ -10,7 +10,6 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from odeus_compliance.audit.recording import recorder_of
-from odeus_compliance.console.officer_archive import report_backend
 from odeus_compliance.console.officer_rows import archive_row
 from odeus_compliance.console.routing import console_page
 from odeus_compliance.console.web import page
@@ -27,7 +26,7 @@ async def _cancel_page(
 ) -> Response[str]:
     """The confirmation form of a job that may still be cancelled (it shows the job's status, so it is
     recorded as a view, as ``GET /api/v1/reports/{id}`` is); 404 unknown, 409 already ended."""
-    jobs = report_backend(request).jobs
+    jobs = service.runtime_of(request).jobs
     record = await actions.view_report(recorder_of(request), jobs=jobs, report_id=report_id)
     service.check_cancellable(record)
     return page(
@@ -66,7 +65,7 @@ async def submit_cancel(request: Request[Any, Any, Any], report_id: FromPath[str
         first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
         message = str(first.get("message") or exc.detail)
         return await _cancel_page(request, report_id, purpose=text, error=message, status=400)
-    runtime = report_backend(request)
+    runtime = service.runtime_of(request)
     record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
     await actions.cancel_report(
         recorder_of(request), jobs=runtime.jobs, record=record, purpose=why, stop=runtime.cancel

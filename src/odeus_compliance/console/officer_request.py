@@ -14,7 +14,6 @@ from litestar import Request, Response, get, post
 from litestar.params import QueryParameter
 
 from odeus_compliance.audit.recording import recorder_of
-from odeus_compliance.console.officer_archive import report_backend
 from odeus_compliance.console.routing import console_page
 from odeus_compliance.console.runtime import console_of
 from odeus_compliance.console.web import page
@@ -205,7 +204,7 @@ async def submit_request(request: Request[Any, Any, Any]) -> Response[str]:
     wanted, errors = check_form(entered, console_of(request).settings)
     if wanted is None:
         return _form_page(request, entered, errors, status=400)
-    runtime = report_backend(request)
+    runtime = service.runtime_of(request)
     await actions.request_report(
         recorder_of(request), jobs=runtime.jobs, wanted=wanted, requested_by=request.user.key_id
     )

@@ -22,7 +22,6 @@ from odeus_compliance.audit.recording import record_denial, recorder_of
 from odeus_compliance.console.report_verify_pages import (
     REPORT_VERIFY_PAGES,
     UPLOAD_FIELD,
-    report_runtime,
 )
 from odeus_compliance.console.report_view import (
     BREAKDOWN_COLUMNS,
@@ -71,7 +70,7 @@ async def _show(
     """The report's page, recorded as ``report.viewed`` as the API records a status read; the page's own
     status refreshes (htmx, every 2 s while the job runs: metadata only) are not recorded each time, as
     long as the same session keeps refreshing it (:mod:`.recent_reads`: the header alone skips nothing)."""
-    runtime = report_runtime(request)
+    runtime = service.runtime_of(request)
     read = f"report:{report_id}"
     if is_quiet_refresh(request, read):
         record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
@@ -137,7 +136,7 @@ async def download_report_file(
         return await _show(
             request, report_id, status=400, chosen=choice, errors={"purpose": _message(invalid)}
         )
-    runtime = report_runtime(request)
+    runtime = service.runtime_of(request)
     record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
     artifact = await actions.hand_out(
         recorder_of(request), store=runtime.store, record=record, name=name, purpose=why

@@ -22,12 +22,11 @@ from odeus_compliance.reports import actions, service
 from odeus_compliance.reports.verifier import verifier_of_state
 from odeus_compliance.reports.verify import VerificationResult
 from odeus_compliance.security import Role
-from odeus_compliance.state_keys import REPORT_RUNTIME, REPORT_VERIFIER
+from odeus_compliance.state_keys import REPORT_VERIFIER
 
 __all__ = [
     "REPORT_VERIFY_PAGES",
     "UPLOAD_FIELD",
-    "report_runtime",
     "verify_stored_report",
     "verify_upload_form",
     "verify_uploaded_pdf",
@@ -37,11 +36,6 @@ UPLOAD_FIELD: Final = "pdf"
 _READ_BYTES: Final = 1 << 16
 _FORM_OVERHEAD: Final = 64 * 1024
 """Room for the multipart framing and the CSRF field around a PDF of the largest size verified."""
-
-
-def report_runtime(request: Request[Any, Any, Any]) -> service.ReportBackend:
-    """The app's report runtime (503 while it is not running), as the API's controllers get it."""
-    return service.runtime_of_state(request.app.state.get(REPORT_RUNTIME))
 
 
 def _result_page(
@@ -67,7 +61,7 @@ def _result_page(
 async def verify_stored_report(request: Request[Any, Any, Any], report_id: FromPath[str]) -> Response[str]:
     """Verify the report's stored figures-only PDF as a reader would verify a downloaded copy; the file
     goes nowhere but to the verifier. 409 while the report has not succeeded."""
-    runtime = report_runtime(request)
+    runtime = service.runtime_of(request)
     record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
     verifier = verifier_of_state(request.app.state.get(REPORT_VERIFIER))
     artifact = await service.open_artifact(store=runtime.store, record=record, name=service.PDF_FILE)

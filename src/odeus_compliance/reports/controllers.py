@@ -46,7 +46,7 @@ from odeus_compliance.reports.schemas import (
 from odeus_compliance.reports.verifier import verifier_of_state
 from odeus_compliance.security import ALL_ROLES, ApiKeyIdentity, Role, requires_role
 from odeus_compliance.settings import Settings
-from odeus_compliance.state_keys import REPORT_RUNTIME, REPORT_VERIFIER
+from odeus_compliance.state_keys import REPORT_VERIFIER
 
 __all__ = [
     "cancel_report",
@@ -87,10 +87,6 @@ _DOWNLOAD_WHY: Final = {
 }
 
 
-def _runtime(request: ReportRequest) -> service.ReportBackend:
-    return service.runtime_of_state(request.app.state.get(REPORT_RUNTIME))
-
-
 @post(
     "/api/v1/reports",
     operation_id="requestReport",
@@ -123,7 +119,7 @@ async def request_report(
     is a period that has not ended yet, unless ``"partial": true`` asks for a report of the data so far (its
     cover then says "Partial period: data up to ...")."""
     wanted = service.parse_request(data, settings=settings)
-    runtime = _runtime(request)
+    runtime = service.runtime_of(request)
     record = await actions.request_report(
         recorder_of(request), jobs=runtime.jobs, wanted=wanted, requested_by=request.user.key_id
     )
@@ -187,7 +183,7 @@ async def cancel_report(
     404 for an unknown id."""
     given = data.purpose if data is not None and data.purpose is not None else purpose
     why = service.check_purpose(given, required_for="cancel a report", source="body")
-    runtime = _runtime(request)
+    runtime = service.runtime_of(request)
     record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
     cancelled = await actions.cancel_report(
         recorder_of(request), jobs=runtime.jobs, record=record, purpose=why, stop=runtime.cancel
@@ -223,7 +219,7 @@ async def list_reports(
 ) -> ReportPage:
     """The reports, newest first, with their status; page with ``before`` (the previous page's
     ``next_before``). Metadata only (no personal data); recorded as ``report.viewed``."""
-    runtime = _runtime(request)
+    runtime = service.runtime_of(request)
     records, next_before = await actions.view_reports(
         recorder_of(request), jobs=runtime.jobs, limit=limit, before=before
     )
@@ -242,7 +238,7 @@ async def get_report(request: ReportRequest, report_id: ReportId) -> ReportOut:
     """One report job: status (``queued``, ``running``, ``succeeded``, ``failed``), stage and progress
     (0 to 1), its period and policy, the reason if it failed, and links to its PDF and dataset once it has
     succeeded. 404 for an unknown id. Recorded as ``report.viewed``."""
-    jobs = _runtime(request).jobs
+    jobs = service.runtime_of(request).jobs
     record = await actions.view_report(recorder_of(request), jobs=jobs, report_id=report_id)
     current = await service.current_versions(jobs=jobs, records=[record])
     return service.report_out(record, current=record.id in current)
@@ -318,7 +314,7 @@ async def download_report_dataset(
 
 async def _hand_out(request: ReportRequest, report_id: str, purpose: str, *, name: str, doing: str) -> Stream:
     why = service.check_purpose(purpose, required_for=doing)
-    runtime = _runtime(request)
+    runtime = service.runtime_of(request)
     record = await service.get_report(jobs=runtime.jobs, report_id=report_id)
     artifact = await actions.hand_out(
         recorder_of(request), store=runtime.store, record=record, name=name, purpose=why

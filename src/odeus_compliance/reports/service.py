@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
+from litestar.connection import ASGIConnection
+
 from odeus_compliance import purpose as purpose_rule
 from odeus_compliance.core.periods import zone
 from odeus_compliance.errors import AppError, Conflict, NotFound, ServiceUnavailable, ValidationFailed
@@ -33,6 +35,7 @@ from odeus_compliance.reports.schemas import (
 from odeus_compliance.reports.store import ArtifactCorrupt, ArtifactMissing, ArtifactShredded, ArtifactStore
 from odeus_compliance.reports.verify import VerificationResult
 from odeus_compliance.settings import Settings
+from odeus_compliance.state_keys import REPORT_RUNTIME
 
 __all__ = [
     "DATASET_FILE",
@@ -58,6 +61,7 @@ __all__ = [
     "report_out",
     "report_page",
     "resolve_request",
+    "runtime_of",
     "runtime_of_state",
     "verification_json",
 ]
@@ -177,6 +181,11 @@ def runtime_of_state(runtime: object) -> ReportBackend:
     if not isinstance(runtime, ReportBackend):
         raise ServiceUnavailable("The report service is not running.")
     return runtime
+
+
+def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> ReportBackend:
+    """The report runtime of the app serving ``connection`` (API routes and console pages alike)."""
+    return runtime_of_state(connection.app.state.get(REPORT_RUNTIME))
 
 
 def check_purpose(value: str | None, *, required_for: str, source: str = "query") -> str:
