@@ -53,9 +53,9 @@ __all__ = [
     "ApiKeyIdentity",
     "ApiKeyPepper",
     "Authenticator",
+    "ConsoleSessionResolver",
     "DenialRecorder",
     "Role",
-    "SessionAuthenticator",
     "check_routes_declare_access",
     "iter_http_routes",
     "public",
@@ -66,7 +66,7 @@ __all__ = [
 SESSION_OPT: Final = "console_session"
 """``opt`` key of console pages: authenticated by the session cookie (never by an API key)."""
 SESSION_AUTH_STATE_KEY: Final = "session_authenticator"
-"""``app.state`` key of the :class:`SessionAuthenticator` for console pages."""
+"""``app.state`` key of the :class:`ConsoleSessionResolver` for console pages."""
 PUBLIC_OPT: Final = "public"
 """``opt`` key marking a route open to everyone (also skips authentication)."""
 ROLES_OPT: Final = "roles"
@@ -140,7 +140,7 @@ class Authenticator(Protocol):
         ...
 
 
-class SessionAuthenticator(Protocol):
+class ConsoleSessionResolver(Protocol):
     """Resolves a console request's session cookie to the person's identity (``None``: no live session)."""
 
     async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKeyIdentity | None:
@@ -196,7 +196,7 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         """401 without a valid, unrevoked key; the key is never logged or echoed. Console pages
         (``opt[SESSION_OPT]``) take the session cookie instead, and only it."""
         if connection.route_handler.opt.get(SESSION_OPT) is True:
-            sessions: SessionAuthenticator = connection.app.state[SESSION_AUTH_STATE_KEY]
+            sessions: ConsoleSessionResolver = connection.app.state[SESSION_AUTH_STATE_KEY]
             person = await sessions(connection)
             if person is None:
                 raise SignInRequired("Sign in to the console first.")

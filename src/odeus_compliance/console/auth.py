@@ -1,6 +1,6 @@
 """Who is signed in, and whether a form really comes from their console.
 
-:func:`authenticate_session` is the app's :class:`~odeus_compliance.security.SessionAuthenticator`: it reads
+:func:`authenticate_session` is the app's :class:`~odeus_compliance.security.ConsoleSessionResolver`: it reads
 the session cookie of a console page and gives the person's identity (the role guard then checks the
 page's roles as for an API key). :func:`check_csrf` runs before every console route: a state-changing
 request must carry the session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``), or it is
