@@ -332,6 +332,12 @@ def _oidc(env: Mapping[str, str]) -> OidcSettings | None:
         role_map[group.strip()] = role.strip()
     if not role_map:
         raise ConfigurationError(f"{prefix}ROLE_MAP is required: group=role,... (who may use the console)")
+    if not _https_or_http_url(env, "ODEUS_COMPLIANCE_PUBLIC_URL", None):
+        # the redirect URI sent to the provider must not come from a request's Host header
+        raise ConfigurationError(
+            "console sign-in by OIDC also needs ODEUS_COMPLIANCE_PUBLIC_URL (the redirect URI registered "
+            "at the identity provider is <public URL>/console/sign-in/oidc/callback)"
+        )
     return OidcSettings(
         issuer=(issuer or "").rstrip("/"),
         client_id=client_id,

@@ -19,6 +19,7 @@ _OIDC = {
     "ODEUS_COMPLIANCE_OIDC_CLIENT_ID": "odeus-compliance",
     "ODEUS_COMPLIANCE_OIDC_CLIENT_SECRET": "s3cret-value",
     "ODEUS_COMPLIANCE_OIDC_ROLE_MAP": "compliance=officer, audit = auditor,it-admins=admin",
+    "ODEUS_COMPLIANCE_PUBLIC_URL": "https://compliance.example",
 }
 
 
@@ -89,3 +90,9 @@ def test_console_variables_are_known_settings(tmp_path: Path) -> None:
             "did you mean ODEUS_COMPLIANCE_OIDC_ROLE_CLAIM?"
         )
     ]
+
+
+def test_oidc_needs_the_public_url_for_its_redirect_uri(tmp_path: Path) -> None:
+    env = {k: v for k, v in _OIDC.items() if k != "ODEUS_COMPLIANCE_PUBLIC_URL"}
+    with pytest.raises(ConfigurationError, match="ODEUS_COMPLIANCE_PUBLIC_URL"):
+        _settings(tmp_path, **env)
