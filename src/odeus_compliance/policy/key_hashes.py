@@ -20,11 +20,11 @@ import pyarrow as pa
 from odeus_compliance.native.library import native_library, string_buffers
 from odeus_compliance.policy import arrow_compute as ac
 
-__all__ = ["SEED", "identifying_key_hashes", "text_hashes"]
+__all__ = ["KEY_BYTES_PER_BYTE", "SEED", "identifying_key_hashes", "text_hashes"]
 
 SEED = int.from_bytes(os.urandom(8), sys.byteorder)
 """The hashes' seed, one per process (hashes are never kept beyond it)."""
-_KEY_BYTES_PER_BYTE = 16  # as in native/leak_keys.c: the most room one value's keys take per byte of it
+KEY_BYTES_PER_BYTE = 16  # as in native/leak_keys.c: the most room one value's keys take per byte of it
 _HASHES_PER_VALUE_GUESS = 8  # what to make room for at first (about 3 to 5 keys per value)
 _RECENT_SLOTS = 1 << 14  # hashes remembered to give each at most once per call (most repeats are names')
 
@@ -49,12 +49,12 @@ def identifying_key_hashes(
     if not count:
         return pa.array([], pa.uint64())
     longest = max(int(ac.max(ac.binary_length(text)).as_py() or 0), 1)
-    scratch_capacity = _KEY_BYTES_PER_BYTE * longest + 16
+    scratch_capacity = KEY_BYTES_PER_BYTE * longest + 16
     scratch = pa.allocate_buffer(scratch_capacity)
     scratch_offsets = pa.allocate_buffer(4 * (scratch_capacity // max(min_chars, 1) + 2))
     cells = string_buffers(text)
     kept = string_buffers(placeholders)
-    most_per_value = _KEY_BYTES_PER_BYTE * longest // max(min_chars, 1) + 1
+    most_per_value = KEY_BYTES_PER_BYTE * longest // max(min_chars, 1) + 1
     parts: list[pa.Array[Any]] = []
     done = 0
     done_buffer = pa.allocate_buffer(8)

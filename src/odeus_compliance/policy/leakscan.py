@@ -56,7 +56,7 @@ import pyarrow as pa
 from odeus_compliance.native.library import native_library, string_buffers
 from odeus_compliance.policy import arrow_compute as ac
 from odeus_compliance.policy.fold_native import fold_column, other_spellings_column
-from odeus_compliance.policy.key_hashes import identifying_key_hashes, text_hashes
+from odeus_compliance.policy.key_hashes import KEY_BYTES_PER_BYTE, identifying_key_hashes, text_hashes
 from odeus_compliance.policy.text_fold import (
     OUTPUT_FOLDS,
     camel_case_split,
@@ -76,7 +76,6 @@ MIN_SURNAME = 5  # as in native/leak_keys.c
 MIN_SUBSTRING = 6
 MAX_SUBSTRING = 64
 SUBSTRING_TEXT = 512
-_KEY_BYTES_PER_BYTE = 16  # the most room a value's keys take per byte of it, as in native/leak_keys.c
 _KEY_BYTES_GUESS = 8  # what to make room for at first (keys take about 3 to 6 times the values' bytes)
 _TEXT_KEYS_AT_ONCE = 1 << 20  # output keys gathered in Python before they move to Arrow
 _REPEATING = 0.8  # an identifying column's values repeat if a batch has fewer distinct ones than this share
@@ -151,7 +150,7 @@ def _native_keys(text: pa.Array[Any], *, skeletons: bool) -> list[pa.Array[Any]]
         keys, read = _native_keys_of(rest, skeletons=skeletons, bytes_per_byte=_KEY_BYTES_GUESS)
         if not read and len(rest):  # the next value alone needs more: room for its worst case
             keys, read = _native_keys_of(
-                rest.slice(0, 1), skeletons=skeletons, bytes_per_byte=_KEY_BYTES_PER_BYTE
+                rest.slice(0, 1), skeletons=skeletons, bytes_per_byte=KEY_BYTES_PER_BYTE
             )
         parts.append(keys)
         done += read
@@ -179,7 +178,7 @@ def _native_keys_of(text: Any, *, skeletons: bool, bytes_per_byte: int) -> tuple
         out_data.address, capacity, out_offsets.address, done.address,
     )  # fmt: skip
     read = int.from_bytes(done.to_pybytes(), sys.byteorder)
-    if count and not read and bytes_per_byte >= _KEY_BYTES_PER_BYTE:
+    if count and not read and bytes_per_byte >= KEY_BYTES_PER_BYTE:
         msg = "leak scan: an identifying value is too long to read"  # 2 GiB of room: about 130 MB
         raise ValueError(msg)
     used = int.from_bytes(out_offsets.slice(4 * keys, 4).to_pybytes(), sys.byteorder)
